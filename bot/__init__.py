@@ -1,0 +1,3 @@
+"""clerk: the clerk of a recurring group (distribution ``clerkbot``, command ``clerk``)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,326 @@
+"""The ``clerk`` command: parse, call one function, format. Heavy libraries load lazily."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from bot.errors import ClerkError, UsageError
+
+if TYPE_CHECKING:
+    from bot.executor import Executor
+    from bot.model import Config
+    from bot.store import Store
+
+
+@dataclass
+class Ctx:
+    folder: Path
+    state: str | None
+
+    def config(self) -> Config:
+        from bot import config
+
+        return config.load(self.folder)
+
+    def store(self, config: Config) -> Store:
+        from bot.store import Store
+
+        store = Store(self.state or config.settings.state)
+        store.migrate()
+        return store
+
+    def executor(self, config: Config) -> Executor:
+        from bot import transports
+        from bot.executor import Executor
+
+        s = config.settings
+        return Executor(config, self.store(config), transports.load(s.transport,
+                                                                     s.transport_options))
+
+
+def _now(value: str | None, config: Config | None = None) -> datetime:
+    from bot import timeutil
+
+    if value is None:
+        return timeutil.utcnow()
+    tz = timeutil.zone(config.groups[0].zone) if config and config.groups else None
+    try:
+        return timeutil.parse_instant(value, tz)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _group(config: Config, group: str | None) -> str | None:
+    if group is not None and group not in {g.id for g in config.groups}:
+        known = ", ".join(g.id for g in config.groups)
+        raise UsageError(f"unknown group {group!r}; groups in {config.folder}: {known}")
+    return group
+
+
+def _json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+group_option = click.option("--group", "-g", "group_id", metavar="ID",
+                            help="Only this group (its id in group.toml).")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print JSON (a stable contract; see README).")
+now_option = click.option("--now", metavar="ISO-8601",
+                          help="Act as if it were this time (default: the real clock).")
+
+
+class ClerkGroup(click.Group):
+    """The one place that turns a user error into a message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ClerkError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=ClerkGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "folder", envvar="CLERK_CONFIG", default="config", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Config folder (env CLERK_CONFIG).")
+@click.option("--state", envvar="CLERK_STATE", metavar="URL",
+              help="State store URL; overrides clerk.toml (env CLERK_STATE).")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="clerkbot")
+@click.pass_context
+def cli(ctx: click.Context, folder: Path, state: str | None, verbose: int) -> None:
+    """clerk: the clerk of a recurring group.
+
+    It plans every message of a group (invitations, requests for information, chasers,
+    agenda packs, reminders) from the config folder, records each in a ledger, and sends
+    what is due.
+    """
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
+    ctx.obj = Ctx(folder, state)
+
+
+@cli.command()
+@click.pass_obj
+def check(obj: Ctx) -> None:
+    """Check settings, rosters and templates; list every problem (exit 2 on any)."""
+    config = obj.config()
+    for w in config.warnings:
+        click.echo(str(w))
+    for g in config.groups:
+        click.echo(f"{g.id}: {len(g.members)} members, "
+                   f"{len({m.organisation for m in g.members})} organisations, "
+                   f"{len(g.meetings)} meetings, {len(g.rules)} rules")
+    click.echo("config OK")
+
+
+@cli.command()
+@click.option("--from", "since", metavar="DATE", help="Only messages sent on or after this.")
+@click.option("--until", metavar="DATE", help="Only messages sent before this.")
+@now_option
+@group_option
+@json_option
+@click.pass_obj
+def plan(obj: Ctx, since: str | None, until: str | None, now: str | None,
+         group_id: str | None, as_json: bool) -> None:
+    """Every message clerk will send: when, what, to whom, why, and its state."""
+    from bot import report
+
+    config = obj.config()
+    rows = report.plan_rows(config, obj.store(config), _now(now, config),
+                            since=_now(since, config) if since else None,
+                            until=_now(until, config) if until else None,
+                            group=_group(config, group_id))
+    if as_json:
+        _json(rows)
+        return
+    batches: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        batches.setdefault((r["send_at"], r["group"], r["meeting"], r["rule"], r["revision"],
+                            r["state"]), []).append(r)
+    for (send_at, g, m, rule, _rev, state), items in batches.items():
+        who = items[0]["recipients"][0] if len(items) == 1 else f"{len(items)} recipients"
+        click.echo(f"{send_at[:16]}  {state:<12} {items[0]['kind']:<11} {g}/{m}  {who}")
+        click.echo(f"{'':18}{items[0]['subject']}")
+        click.echo(f"{'':18}rule {rule}: {items[0]['reason']}")
+    click.echo(f"{len(rows)} message(s)")
+
+
+@cli.command()
+@now_option
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing.")
+@json_option
+@click.pass_obj
+def tick(obj: Ctx, now: str | None, dry_run: bool, as_json: bool) -> None:
+    """One reconcile pass: plan, record, send what is due, print a summary."""
+    config = obj.config()
+    result = obj.executor(config).tick(_now(now, config), dry_run=dry_run)
+    if as_json:
+        _json(result.as_dict())
+    else:
+        verb = "would send" if dry_run else "sent"
+        click.echo(f"{result.now}: {verb} {len(result.sent)}, retry {len(result.retry)}, "
+                   f"failed {len(result.failed)}, skipped_late {len(result.skipped_late)}, "
+                   f"recorded {result.recorded}, updated {result.updated}, "
+                   f"withdrawn {result.withdrawn}, recovered {result.recovered}")
+        for key in result.skipped_late:
+            click.echo(f"  skipped_late {key}")
+        for line in result.errors:
+            click.echo(f"  failed {line}")
+    if result.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.pass_obj
+def run(obj: Ctx) -> None:
+    """Run the worker: a tick at start-up, then one every `interval` seconds."""
+    from bot.worker import Worker
+
+    config = obj.config()  # refuses to start on a config with problems
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    Worker(obj.executor(config), obj.folder).run()
+
+
+@cli.command()
+@now_option
+@group_option
+@json_option
+@click.pass_obj
+def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> None:
+    """Next meetings, what is due next, counts by state, failures."""
+    from bot import report
+
+    config = obj.config()
+    data = report.status(config, obj.store(config), _now(now, config),
+                         _group(config, group_id))
+    if as_json:
+        _json(data)
+        return
+    click.echo("Next meetings:")
+    for m in data["meetings"]:
+        click.echo(f"  {m['start'][:16]}  {m['group']}/{m['meeting']}  {m['title']}")
+    click.echo("Due next:")
+    for n in data["next"]:
+        click.echo(f"  {n['send_at'][:16]}  {n['state']:<10} {n['kind']:<11} "
+                   f"{n['group']}/{n['meeting']}  {n['messages']} message(s)")
+    click.echo("Messages by state: " + (", ".join(f"{k} {v}" for k, v in
+                                                  data["counts"].items()) or "none"))
+    if data["failures"]:
+        click.echo("Failures:")
+        for f in data["failures"]:
+            click.echo(f"  {f['state']} {f['key']}: {f['error']}")
+
+
+@cli.command()
+@click.argument("key", required=False)
+@group_option
+@click.option("--state", "state", metavar="STATE", help="Only rows in this state.")
+@json_option
+@click.pass_obj
+def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None,
+        as_json: bool) -> None:
+    """The ledger: what went to whom, when and why (KEY: one row and its history)."""
+    from bot import report
+
+    config = obj.config()
+    rows = report.log_rows(obj.store(config), group=_group(config, group_id), state=state,
+                           key=key)
+    if key and not rows:
+        raise UsageError(f"no ledger row with key {key!r}; `clerk log` lists them")
+    if as_json:
+        _json(rows)
+        return
+    for r in rows:
+        when = (r["sent_at"] or r["send_at"])[:16]
+        click.echo(f"{when}  {r['state']:<12} {r['kind']:<11} {r['recipient']:<36} "
+                   f"{r['subject']}")
+        if key:
+            click.echo(f"  key {r['key']}\n  reason {r['reason']}\n  message-id "
+                       f"{r['message_id']}")
+            for h in r["history"]:
+                click.echo(f"  {h['at'][:19]}  {h['state']:<12} {h['detail']}")
+
+
+@cli.command()
+@click.argument("key")
+@now_option
+@click.pass_obj
+def preview(obj: Ctx, key: str, now: str | None) -> None:
+    """Show the rendered message KEY (headers and parts) without sending it."""
+    from email.policy import SMTP
+
+    from bot import planner
+    from bot.render.email import build
+
+    config = obj.config()
+    store = obj.store(config)
+    at = _now(now, config)
+    desired = planner.plan(config, store.snapshot(), at).by_key().get(key)
+    if desired is None:
+        row = store.row(key)
+        why = f"it is in the ledger as {row.state}" if row else "no such key"
+        raise UsageError(f"{key!r} is not in the current plan ({why}); "
+                         "`clerk plan --json` lists the keys")
+    message = build(config.group(desired.group), desired, at)
+    click.echo(message.as_bytes(policy=SMTP.clone(linesep="\n")).decode(errors="replace"))
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+def init(folder: Path) -> None:
+    """Create FOLDER: a commented starting config for a new group, from the example."""
+    from bot.scaffold import init_group
+
+    init_group(folder)
+    click.echo(f"created {folder}: edit group.toml and roster.csv, then run `clerk check`")
+
+
+@cli.command()
+@click.option("--from", "since", metavar="DATE", help="Start here (default: now or go-live).")
+@click.option("--until", metavar="DATE", help="End here (default: a year after the start).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the simulated mail to this Maildir (default: a scratch folder).")
+@json_option
+@click.pass_obj
+def simulate(obj: Ctx, since: str | None, until: str | None, out: Path | None,
+             as_json: bool) -> None:
+    """Run a scratch copy of the config and state through simulated time."""
+    from bot.simulate import simulate as run_simulation
+
+    config = obj.config()
+    start = _now(since, config) if since else max(
+        [_now(None)] + [g.go_live for g in config.groups])
+    end = _now(until, config) if until else start + timedelta(days=365)
+    timeline, outbox = run_simulation(obj.folder, obj.state or config.settings.state, start,
+                                      end, out)
+    if as_json:
+        _json(timeline)
+        return
+    for e in timeline:
+        who = e["recipients"][0] if len(e["recipients"]) == 1 else \
+            f"{len(e['recipients'])} recipients"
+        click.echo(f"{e['at'][:16]}  {e['state']:<12} {e['kind']:<11} "
+                   f"{e['group']}/{e['meeting']}  {who}: {e['subject']}")
+    total = Counter(e["state"] for e in timeline for _ in e["recipients"])
+    counts = ", ".join(f"{k} {v}" for k, v in total.items())
+    click.echo(f"{sum(total.values())} message(s) ({counts}); mail in {outbox}")
+
+
+def main() -> None:
+    """Entry point of the ``clerk`` command."""
+    cli(prog_name="clerk")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""One exception hierarchy for clerk.
+
+User errors carry a list of :class:`Problem` values and an exit code; the CLI has a single
+funnel (:func:`bot.cli.main`) that prints them. Anything else is a bug and shows a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the user's input, and where it is."""
+
+    where: str  # a file path, or a command argument
+    message: str
+    line: int | None = None
+    key: str | None = None
+    hint: str | None = None
+    warning: bool = False
+
+    def __str__(self) -> str:
+        place = self.where
+        if self.line is not None:
+            place += f":{self.line}"
+        if self.key:
+            place += f": {self.key}"
+        text = f"{place}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return ("warning: " if self.warning else "") + text
+
+
+class ClerkError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+    def __str__(self) -> str:
+        lines = [self.message, *(f"  {p}" for p in self.problems)]
+        return "\n".join(lines)
+
+
+class ConfigError(ClerkError):
+    """The configuration (settings, rosters, templates) has problems; nothing is sent."""
+
+    exit_code = 2
+
+
+class UsageError(ClerkError):
+    """A command was given something that does not exist (a group, a key, a date)."""
+
+    exit_code = 2
+
+
+class TransportError(Exception):
+    """A transport could not deliver a message.
+
+    ``retryable`` says whether a later attempt may succeed (a 4xx reply, a timeout, a full
+    disk) or not (a 5xx reply for that recipient). Transports raise; they never return False.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable

@@ -1,0 +1,247 @@
+"""The executor: one reconcile pass (``tick``) — plan, record, claim what is due, send, record.
+
+The in-doubt window is one message: a row is committed as ``sending`` before its message is
+handed to the transport and as ``sent`` right after. A row found in ``sending`` at the start of
+a tick (a crash) is looked up where the transport can tell, and sent again only if it is not
+found — so a crash costs at most one duplicate (RFC 1047: exactly-once is impossible).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot import planner
+from bot.errors import TransportError
+from bot.model import Config, Desired
+from bot.planner import Plan
+from bot.render import email as render_email
+from bot.store import Store, ledger
+from bot.transports.base import Transport
+
+log = logging.getLogger("clerk")
+
+
+@dataclass
+class TickResult:
+    """What one tick did; ``clerk tick --json`` prints it (a documented contract)."""
+
+    now: str
+    dry_run: bool = False
+    replanned: bool = False
+    recorded: int = 0
+    updated: int = 0
+    withdrawn: int = 0
+    recovered: int = 0
+    sent: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped_late: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stopped: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row_values(d: Desired, now: datetime, state: str) -> dict[str, Any]:
+    return {
+        "key": d.key, "group_id": d.group, "meeting_id": d.meeting, "rule_id": d.rule,
+        "kind": d.kind, "recipient": d.recipient.email, "recipient_name": d.recipient.name,
+        "revision": d.revision, "state": state, "send_at": d.send_at, "latest_at": d.latest,
+        "subject": d.subject, "reason": d.reason, "attempts": 0, "created_at": now,
+        "updated_at": now,
+    }
+
+
+def backoff(key: str, attempts: int, base: int, cap: int) -> timedelta:
+    """Capped exponential back-off with a jitter that is the same for the same key and try."""
+    seconds = min(cap, base * 2 ** max(0, attempts - 1))
+    jitter = int(hashlib.sha256(f"{key}/{attempts}".encode()).hexdigest()[:4], 16) / 0xFFFF
+    return timedelta(seconds=seconds * (0.9 + 0.2 * jitter))
+
+
+class Executor:
+    """Holds the config, the store and the transport; ``tick(now)`` does one pass.
+
+    It keeps the last plan and re-plans only when the config or the planner's facts change
+    or when the plan's ``valid_until`` has passed, so an idle tick is a few index lookups.
+    """
+
+    def __init__(self, config: Config, store: Store, transport: Transport,
+                 stop: threading.Event | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.transport = transport
+        self.stop = stop or threading.Event()
+        self._plan: Plan | None = None
+        self._by_key: dict[str, Desired] = {}
+        self._stamp: tuple[str, int] | None = None
+
+    def use_config(self, config: Config) -> None:
+        self.config = config
+        self._plan = None
+
+    # --- planning ------------------------------------------------------------------------
+
+    def current_plan(self, now: datetime) -> tuple[Plan, tuple[int, int, int] | None]:
+        """The plan for ``now``, recorded in the ledger, and the counts of what recording it
+        changed (None when the plan in hand was still valid)."""
+        stamp = (self.config.fingerprint, self.store.facts_version())
+        plan = self._plan
+        if (plan is not None and stamp == self._stamp
+                and (plan.valid_until is None or now < plan.valid_until)):
+            return plan, None
+        plan = planner.plan(self.config, self.store.snapshot(), now)
+        counts = self.record(plan, now)
+        self._plan, self._by_key = plan, plan.by_key()
+        self._stamp = (self.config.fingerprint, self.store.facts_version())
+        return plan, counts
+
+    def record(self, plan: Plan, now: datetime) -> tuple[int, int, int]:
+        """Write the plan into the ledger: insert new rows, update unsent ones, withdraw
+        rows no longer wanted. Returns (recorded, updated, withdrawn)."""
+        recorded = updated = withdrawn = 0
+        with self.store.atomic() as conn:
+            for r in plan.revisions:
+                self.store.record_revision(conn, r.group, r.meeting, r.revision, r.replaces, now)
+            active = self.store.active_rows(conn)
+            existing = set(conn.execute(sa.select(ledger.c.key)).scalars()) if plan.messages \
+                else set()
+            new = [_row_values(d, now, d.initial) for d in plan.messages
+                   if d.key not in existing]
+            self.store.insert_rows(conn, new)
+            recorded = len(new)
+            for n in new:
+                log.info("planned %s %s for %s at %s", n["state"], n["kind"], n["recipient"],
+                         n["send_at"].isoformat())
+            wanted = plan.by_key()
+            for key, row in active.items():
+                d = wanted.get(key)
+                if d is None:
+                    if row.state != "withdrawn":
+                        self.store.update_row(conn, key, now, "no longer in the plan",
+                                              state="withdrawn")
+                        withdrawn += 1
+                    continue
+                values: dict[str, Any] = {}
+                if row.state == "withdrawn":
+                    values["state"] = d.initial
+                if (row.send_at, row.latest_at, row.subject, row.reason,
+                        row.recipient_name) != d.digest_fields():
+                    values.update(send_at=d.send_at, latest_at=d.latest, subject=d.subject,
+                                  reason=d.reason, recipient_name=d.recipient.name)
+                if values:
+                    self.store.update_row(conn, key, now, "plan changed", **values)
+                    updated += 1
+        return recorded, updated, withdrawn
+
+    # --- sending -------------------------------------------------------------------------
+
+    def recover(self, now: datetime, result: TickResult) -> None:
+        """Settle rows a crash left in ``sending``: sent if the transport has them."""
+        for row in self.store.in_doubt():
+            found = self.transport.lookup(row.message_id) if row.message_id else None
+            with self.store.atomic() as conn:
+                if found:
+                    self.store.update_row(conn, row.key, now, "found after a crash",
+                                          state="sent", sent_at=row.updated_at)
+                else:
+                    self.store.update_row(conn, row.key, now, "in doubt after a crash; "
+                                          "sending again", state="retry", next_attempt_at=now)
+            result.recovered += 1
+            log.warning("recovered %s after a crash: %s", row.key,
+                        "already delivered" if found else "sending again")
+
+    def tick(self, now: datetime, *, dry_run: bool = False) -> TickResult:
+        result = TickResult(now=now.isoformat(), dry_run=dry_run)
+        if dry_run:
+            return self._dry_run(now, result)
+        self.recover(now, result)
+        _, counts = self.current_plan(now)
+        if counts is not None:
+            result.replanned = True
+            result.recorded, result.updated, result.withdrawn = counts
+        pause = self.config.settings.pause
+        try:
+            for row in self.store.due_keys(now):
+                if self.stop.is_set():
+                    result.stopped = True
+                    break
+                if row.latest_at < now:
+                    with self.store.atomic() as conn:
+                        self.store.update_row(conn, row.key, now, "its window had passed",
+                                              state="skipped_late")
+                    result.skipped_late.append(row.key)
+                    log.warning("skipped_late %s: latest was %s", row.key, row.latest_at)
+                    continue
+                if self._send_one(row.key, now, result) and pause:
+                    time.sleep(pause)
+        finally:
+            self.transport.close()
+        return result
+
+    def _send_one(self, key: str, now: datetime, result: TickResult) -> bool:
+        desired = self._by_key.get(key)
+        if desired is None:
+            return False  # not in the plan any more; the next record() withdraws it
+        group = self.config.group(desired.group)
+        mid = render_email.message_id(key, group.organiser)
+        try:
+            message = render_email.build(group, desired, now)
+        except Exception as exc:  # a template that fails at send time: that row only
+            self._fail(key, now, f"cannot render: {exc}", result)
+            return False
+        if not self.store.claim(key, now):
+            return False
+        with self.store.atomic() as conn:
+            self.store.update_row(conn, key, now, message_id=mid,
+                                  transport=self.transport.name)
+        try:
+            self.transport.send(message)
+        except TransportError as exc:
+            if exc.retryable:
+                row = self.store.row(key)
+                s = self.config.settings
+                wait = backoff(key, row.attempts, s.retry_base, s.retry_cap)
+                with self.store.atomic() as conn:
+                    self.store.update_row(conn, key, now, str(exc), state="retry",
+                                          next_attempt_at=now + wait, last_error=str(exc))
+                result.retry.append(key)
+                log.warning("retry %s in %ss: %s", key, int(wait.total_seconds()), exc)
+            else:
+                self._fail(key, now, str(exc), result)
+            return True
+        with self.store.atomic() as conn:
+            self.store.update_row(conn, key, now, "", state="sent", sent_at=now)
+        result.sent.append(key)
+        log.info("sent %s %s to %s via %s", desired.kind, desired.meeting,
+                 desired.recipient.email, self.transport.describe())
+        return True
+
+    def _fail(self, key: str, now: datetime, error: str, result: TickResult) -> None:
+        with self.store.atomic() as conn:
+            self.store.update_row(conn, key, now, error, state="failed", last_error=error)
+        result.failed.append(key)
+        result.errors.append(f"{key}: {error}")
+        log.error("failed %s: %s", key, error)
+
+    def _dry_run(self, now: datetime, result: TickResult) -> TickResult:
+        """What a tick would do at ``now``, writing nothing."""
+        state = self.store.snapshot()
+        plan = planner.plan(self.config, state, now)
+        for d in plan.messages:
+            current = state.keys.get(d.key)
+            if current is None:
+                result.recorded += 1
+            if current in (None, "planned", "retry") and d.initial == "planned" \
+                    and d.send_at <= now:
+                (result.sent if now <= d.latest else result.skipped_late).append(d.key)
+        return result

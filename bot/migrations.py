@@ -1,0 +1,44 @@
+"""Named schema migrations, applied in order and recorded in the ``migrations`` table.
+
+Add a migration by appending a function to ``MIGRATIONS``; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot import store as s
+
+if TYPE_CHECKING:
+    from bot.store import Store
+
+
+def _initial(conn: Connection) -> None:
+    for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions):
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("0001_initial", _initial),
+]
+
+
+def apply(store: Store) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied."""
+    applied: list[str] = []
+    with store.atomic() as conn:
+        s.migrations_table.create(conn, checkfirst=True)
+        done = set(conn.execute(sa.select(s.migrations_table.c.name)).scalars())
+        for name, step in MIGRATIONS:
+            if name in done:
+                continue
+            step(conn)
+            conn.execute(s.migrations_table.insert().values(name=name,
+                                                            applied_at=datetime.now(UTC)))
+            applied.append(name)
+    return applied

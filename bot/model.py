@@ -1,0 +1,169 @@
+"""Domain values: groups, members, meetings, rules and the messages clerk wants to send.
+
+Plain frozen dataclasses, no I/O. Times are aware datetimes; local wall times are computed
+in the group's zone and stored as instants in UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.errors import Problem
+
+KINDS = ("invitation", "request", "chaser", "pack", "minutes_due")
+ROLES = ("member", "lead", "chair")
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    email: str  # always lower case: the stable id of a member
+
+    @property
+    def address(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+@dataclass(frozen=True)
+class Member(Person):
+    organisation: str = ""
+    role: str = "member"
+    line: int = 0  # line in the roster file, for messages about this member
+
+
+@dataclass(frozen=True)
+class Meeting:
+    id: str
+    title: str
+    start: datetime  # aware, in the group's zone
+    duration: timedelta
+    location: str
+    link: str
+    description: str
+    items: tuple[str, ...]
+    cancelled: bool = False
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.duration
+
+
+@dataclass(frozen=True)
+class Offset:
+    """A time relative to a meeting's start: "-28d", "+10d", "-2w", "-90m", "-3h".
+
+    Day and week offsets move the calendar date and then take the rule's time of day;
+    hour and minute offsets are exact.
+    """
+
+    text: str
+    amount: int
+    unit: str  # "m", "h", "d" or "w"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    kind: str
+    send: Offset
+    at: tuple[int, int] = (9, 0)  # local time of day for day/week offsets
+    latest: Offset | None = None
+    deadline: Offset | None = None
+    to: str = "members"  # members | leads | admin | chair
+    chases: str | None = None  # for kind chaser: the request rule it chases
+    questions: tuple[str, ...] = ()
+    template: str = ""  # defaults to the kind
+    approve: bool = False  # rows wait in "held" until `clerk approve`
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    name: str
+    zone: str
+    go_live: datetime
+    organiser: Person
+    admin: Person
+    website: str
+    joining_instructions: str
+    members: tuple[Member, ...]
+    meetings: tuple[Meeting, ...]
+    rules: tuple[Rule, ...]
+    folder: Path
+    standing_items: tuple[str, ...] = ()
+
+    @property
+    def chair(self) -> Member | None:
+        return next((m for m in self.members if m.role == "chair"), None)
+
+    def leads(self) -> list[Member]:
+        """One member per organisation: its marked lead, else its first member listed."""
+        chosen: dict[str, Member] = {}
+        for m in self.members:
+            current = chosen.get(m.organisation)
+            if current is None or (m.role == "lead" and current.role != "lead"):
+                chosen[m.organisation] = m
+        return list(chosen.values())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Install-wide settings (``clerk.toml`` in the config folder)."""
+
+    state: str = "sqlite:///state/clerk.sqlite"
+    transport: str = "outbox"
+    transport_options: dict[str, Any] = field(default_factory=dict)
+    interval: int = 60  # seconds between the worker's ticks
+    pause: float = 0.0  # seconds between two messages (rate limit)
+    retry_base: int = 60  # seconds before the first retry; doubles each time
+    retry_cap: int = 3600
+
+
+@dataclass(frozen=True)
+class Config:
+    folder: Path
+    settings: Settings
+    groups: tuple[Group, ...]
+    fingerprint: str  # changes whenever any file clerk read changes
+    warnings: tuple[Problem, ...] = ()
+
+    def group(self, group_id: str) -> Group:
+        for g in self.groups:
+            if g.id == group_id:
+                return g
+        raise KeyError(group_id)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One revision of a meeting's invite: SEQUENCE = rev (RFC 5546 3.2.2)."""
+
+    rev: int
+    digest: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A message the planner wants sent: one recipient, one idempotency key."""
+
+    key: str
+    group: str
+    meeting: str
+    rule: str
+    kind: str
+    recipient: Person
+    send_at: datetime  # UTC
+    latest: datetime  # UTC; after this it is recorded skipped_late, not sent
+    subject: str
+    reason: str
+    template: str
+    context: dict[str, Any]
+    revision: int | None = None
+    initial: str = "planned"  # planned | held | skipped_late
+
+    def digest_fields(self) -> tuple[Any, ...]:
+        return (self.send_at, self.latest, self.subject, self.reason, self.recipient.name)

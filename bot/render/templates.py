@@ -1,0 +1,107 @@
+"""jinja2 templates: the defaults shipped with clerk, overridable per group.
+
+A message template ``NAME`` is three files: ``NAME.subject.j2`` (one line), ``NAME.txt.j2``
+(the plain-text part) and ``NAME.html.j2`` (the HTML part, autoescaped). A group overrides any
+of them by putting a file of the same name in its ``templates/`` folder. Undefined variables
+are errors (StrictUndefined), never silent blanks.
+"""
+
+from __future__ import annotations
+
+import traceback
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bot.errors import Problem
+from bot.model import Config, Group
+
+PARTS = ("subject", "txt", "html")
+
+
+def default_folder() -> Path:
+    """The shipped templates: inside the wheel, or ``templates/`` of a source checkout."""
+    here = Path(__file__).resolve().parent.parent
+    packaged = here / "_templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+def _longdate(value: datetime) -> str:
+    return f"{value:%A} {value.day} {value:%B %Y}"
+
+
+def _hm(value: datetime) -> str:
+    return f"{value:%H:%M}"
+
+
+@lru_cache(maxsize=512)
+def environment(group_folder: Path | None) -> jinja2.Environment:
+    search = [str(default_folder())]
+    if group_folder is not None and (group_folder / "templates").is_dir():
+        search.insert(0, str(group_folder / "templates"))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+                                            default_for_string=False),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["longdate"] = _longdate
+    env.filters["hm"] = _hm
+    return env
+
+
+def render(group: Group, template: str, part: str, context: dict[str, Any]) -> str:
+    text = environment(group.folder).get_template(f"{template}.{part}.j2").render(context)
+    return " ".join(text.split()) if part == "subject" else text
+
+
+def _where(exc: Exception, name: str, env: jinja2.Environment) -> tuple[str, int | None]:
+    """The template file and line an exception was raised from."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return exc.filename or name, exc.lineno
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            return frame.filename, frame.lineno
+    source = env.loader.get_source(env, name)[1] if env.loader else None  # type: ignore[union-attr]
+    return source or name, None
+
+
+def check_templates(config: Config) -> list[Problem]:
+    """Render every template each group uses against an example context."""
+    from bot.planner import example_context
+
+    problems: list[Problem] = []
+    for group in config.groups:
+        env = environment(group.folder)
+        for rule in group.rules:
+            context = example_context(group, rule)
+            for part in PARTS:
+                name = f"{rule.template}.{part}.j2"
+                try:
+                    env.get_template(name).render(context)
+                except jinja2.TemplateNotFound:
+                    problems.append(Problem(
+                        str(group.folder / "group.toml"), f"template {name} not found",
+                        key=f"rule {rule.id}",
+                        hint=f"add {group.folder / 'templates' / name} or fix `template`"))
+                except Exception as exc:  # any error a template raises is the user's to fix
+                    where, line = _where(exc, name, env)
+                    message = exc.message if isinstance(exc, jinja2.TemplateError) else \
+                        f"{type(exc).__name__}: {exc}"
+                    problems.append(Problem(where, f"template error: {message}", line=line,
+                                            key=f"rule {rule.id}", hint=_hint(exc)))
+    return problems
+
+
+def _hint(exc: Exception) -> str:
+    if isinstance(exc, jinja2.UndefinedError):
+        return "see README 'Templates' for the variables each message has"
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return "check the {{ }} and {% %} tags around this line"
+    return "fix the template"

@@ -1,0 +1,294 @@
+"""The state store: the ledger and the facts clerk writes. No business rules live here.
+
+SQLAlchemy Core; SQLite in WAL mode by default, any SQLAlchemy URL (PostgreSQL) by setting.
+Every write happens inside :meth:`Store.atomic`. Ledger rows are never deleted: the ledger
+is the audit log. Instants are stored as naive UTC and returned aware.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bot.model import Revision
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+migrations_table = sa.Table(
+    "migrations", metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# States: planned → sending → sent | retry | failed | parked; skipped_late; held; withdrawn
+# (no longer desired before it went: a member removed, a revision superseded).
+ledger = sa.Table(
+    "ledger", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(500), nullable=False, unique=True),
+    sa.Column("group_id", sa.String(100), nullable=False),
+    sa.Column("meeting_id", sa.String(100), nullable=False),
+    sa.Column("rule_id", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("recipient_name", sa.String(300), nullable=False, default=""),
+    sa.Column("revision", sa.Integer, nullable=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("send_at", UTCDateTime, nullable=False),
+    sa.Column("latest_at", UTCDateTime, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False, default=""),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("message_id", sa.String(300), nullable=True),
+    sa.Column("transport", sa.String(30), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Index("ix_ledger_state_send", "state", "send_at"),
+    sa.Index("ix_ledger_group_meeting", "group_id", "meeting_id", "rule_id"),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(500), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+
+invite_revisions = sa.Table(
+    "invite_revisions", metadata,
+    sa.Column("group_id", sa.String(100), primary_key=True),
+    sa.Column("meeting_id", sa.String(100), primary_key=True),
+    sa.Column("rev", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("fields", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+submissions = sa.Table(
+    "submissions", metadata,
+    sa.Column("group_id", sa.String(100), primary_key=True),
+    sa.Column("meeting_id", sa.String(100), primary_key=True),
+    sa.Column("rule_id", sa.String(100), primary_key=True),
+    sa.Column("organisation", sa.String(300), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),  # submitted | nil
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.Text, nullable=False, default=""),
+)
+
+ACTIVE = ("planned", "held", "retry", "withdrawn")  # rows the planner may still change
+DELIVERED = ("sending", "sent")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = sa.create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @contextmanager
+    def atomic(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def migrate(self) -> list[str]:
+        from bot.migrations import apply
+
+        return apply(self)
+
+    # --- facts the planner reads -------------------------------------------------------
+
+    def facts_version(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.name == "facts")).scalar()
+        return int(value or 0)
+
+    def bump_facts(self, conn: Connection) -> None:
+        """Record that a fact the planner reads has changed (forces a re-plan)."""
+        updated = conn.execute(meta.update().where(meta.c.name == "facts").values(
+            value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.Text))).rowcount
+        if not updated:
+            conn.execute(meta.insert().values(name="facts", value="1"))
+
+    def snapshot(self) -> Any:
+        from bot.planner import State
+
+        with self.engine.connect() as conn:
+            keys: dict[str, str] = {}
+            recorded: set[tuple[str, str, str]] = set()
+            delivered: set[tuple[str, str, int]] = set()
+            rows = conn.execute(sa.select(ledger.c.key, ledger.c.state, ledger.c.group_id,
+                                          ledger.c.meeting_id, ledger.c.rule_id,
+                                          ledger.c.revision))
+            for key, state, g, m, r, rev in rows:
+                keys[key] = state
+                recorded.add((g, m, r))
+                if rev is not None and state in DELIVERED:
+                    delivered.add((g, m, rev))
+            revisions: dict[tuple[str, str], Revision] = {}
+            created: dict[tuple[str, str, int], datetime] = {}
+            for row in conn.execute(sa.select(invite_revisions).order_by(
+                    invite_revisions.c.rev)):
+                revisions[(row.group_id, row.meeting_id)] = Revision(
+                    row.rev, row.digest, json.loads(row.fields))
+                created[(row.group_id, row.meeting_id, row.rev)] = row.created_at
+            submitted = frozenset(
+                (r.group_id, r.meeting_id, r.rule_id, r.organisation)
+                for r in conn.execute(sa.select(submissions)))
+        return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
+                     delivered=frozenset(delivered), submitted=submitted,
+                     revision_created=created)
+
+    def record_revision(self, conn: Connection, group: str, meeting: str, revision: Revision,
+                        replaces: bool, now: datetime) -> None:
+        values = {"digest": revision.digest, "fields": json.dumps(revision.fields,
+                                                                  sort_keys=True)}
+        where = sa.and_(invite_revisions.c.group_id == group,
+                        invite_revisions.c.meeting_id == meeting,
+                        invite_revisions.c.rev == revision.rev)
+        if replaces:
+            conn.execute(invite_revisions.update().where(where).values(**values))
+        else:
+            conn.execute(invite_revisions.insert().values(
+                group_id=group, meeting_id=meeting, rev=revision.rev, created_at=now, **values))
+        self.bump_facts(conn)
+
+    def mark_submitted(self, group: str, meeting: str, rule: str, organisation: str,
+                       status: str, now: datetime, source: str = "") -> None:
+        with self.atomic() as conn:
+            conn.execute(submissions.delete().where(
+                (submissions.c.group_id == group) & (submissions.c.meeting_id == meeting)
+                & (submissions.c.rule_id == rule)
+                & (submissions.c.organisation == organisation)))
+            conn.execute(submissions.insert().values(
+                group_id=group, meeting_id=meeting, rule_id=rule, organisation=organisation,
+                status=status, at=now, source=source))
+            self.bump_facts(conn)
+
+    # --- the ledger --------------------------------------------------------------------
+
+    def active_rows(self, conn: Connection) -> dict[str, Any]:
+        cols = [ledger.c.key, ledger.c.state, ledger.c.send_at, ledger.c.latest_at,
+                ledger.c.subject, ledger.c.reason, ledger.c.recipient_name]
+        rows = conn.execute(sa.select(*cols).where(ledger.c.state.in_(ACTIVE)))
+        return {r.key: r for r in rows}
+
+    def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(ledger.insert(), list(rows))
+            conn.execute(events.insert(), [
+                {"key": r["key"], "at": r["created_at"], "state": r["state"],
+                 "detail": r["reason"]} for r in rows])
+
+    def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
+                   **values: Any) -> None:
+        conn.execute(ledger.update().where(ledger.c.key == key).values(updated_at=now,
+                                                                        **values))
+        if "state" in values:
+            conn.execute(events.insert().values(key=key, at=now, state=values["state"],
+                                                detail=detail))
+
+    def due_keys(self, now: datetime, limit: int = 1000) -> list[Any]:
+        """Rows whose send time has come, oldest first (an index range scan)."""
+        with self.engine.connect() as conn:
+            q = sa.select(ledger.c.key, ledger.c.state, ledger.c.latest_at,
+                          ledger.c.next_attempt_at, ledger.c.attempts).where(
+                ledger.c.state.in_(("planned", "retry")), ledger.c.send_at <= now,
+            ).order_by(ledger.c.send_at, ledger.c.key).limit(limit)
+            return [r for r in conn.execute(q)
+                    if r.state != "retry" or r.next_attempt_at is None
+                    or r.next_attempt_at <= now]
+
+    def claim(self, key: str, now: datetime) -> bool:
+        """Move one row to ``sending``; False when another worker got it first."""
+        with self.atomic() as conn:
+            got = conn.execute(ledger.update().where(
+                ledger.c.key == key, ledger.c.state.in_(("planned", "retry"))).values(
+                state="sending", updated_at=now, attempts=ledger.c.attempts + 1)).rowcount
+            if got:
+                conn.execute(events.insert().values(key=key, at=now, state="sending",
+                                                    detail=""))
+            return bool(got)
+
+    def in_doubt(self) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(ledger).where(ledger.c.state == "sending")))
+
+    def row(self, key: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(ledger).where(ledger.c.key == key)).first()
+
+    def rows(self, *, group: str | None = None, states: Sequence[str] | None = None,
+             since: datetime | None = None, until: datetime | None = None) -> list[Any]:
+        q = sa.select(ledger)
+        if group:
+            q = q.where(ledger.c.group_id == group)
+        if states:
+            q = q.where(ledger.c.state.in_(states))
+        if since:
+            q = q.where(ledger.c.send_at >= since)
+        if until:
+            q = q.where(ledger.c.send_at < until)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q.order_by(ledger.c.send_at, ledger.c.key)))
+
+    def history(self, key: str) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(events).where(events.c.key == key)
+                                     .order_by(events.c.id)))
+
+    def counts(self, group: str | None = None) -> dict[str, int]:
+        q = sa.select(ledger.c.state, sa.func.count()).group_by(ledger.c.state)
+        if group:
+            q = q.where(ledger.c.group_id == group)
+        with self.engine.connect() as conn:
+            return {state: n for state, n in conn.execute(q)}
+
+    def dispose(self) -> None:
+        self.engine.dispose()

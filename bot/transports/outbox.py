@@ -1,0 +1,55 @@
+"""The outbox transport: a Maildir any mail client opens (the embedded default).
+
+Each message is written to ``tmp/``, flushed to disk, then renamed into ``new/`` (the Maildir
+delivery protocol), so a reader never sees half a message and a crash leaves either nothing or
+the whole message. The file name is derived from the Message-ID, so :meth:`lookup` of a
+message left in doubt by a crash is one ``stat``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+from typing import Any
+
+from bot.errors import TransportError
+from bot.transports.base import Transport
+
+
+class OutboxTransport(Transport):
+    name = "outbox"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self.path = Path(options.get("path", "outbox"))
+
+    def describe(self) -> str:
+        return f"outbox {self.path}"
+
+    def _name(self, message_id: str) -> str:
+        return hashlib.sha256(message_id.encode()).hexdigest()[:32] + ".clerk"
+
+    def send(self, message: EmailMessage) -> None:
+        name = self._name(str(message["Message-ID"]))
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            tmp = self.path / "tmp" / name
+            with open(tmp, "wb") as f:
+                f.write(message.as_bytes(policy=SMTP))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / "new" / name)
+        except OSError as exc:
+            # a full or read-only disk may clear; the ledger retries with back-off
+            raise TransportError(f"cannot write to {self.path}: {exc}", retryable=True) from exc
+
+    def lookup(self, message_id: str) -> bool | None:
+        name = self._name(message_id)
+        if (self.path / "new" / name).exists():
+            return True
+        cur = self.path / "cur"
+        return cur.is_dir() and any(p.name.startswith(name) for p in cur.iterdir())

@@ -1,0 +1,87 @@
+"""Shared fixtures: a scratch copy of the example config, a store, an executor, the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bot import config as config_mod
+from bot.executor import Executor
+from bot.store import Store
+from bot.transports.memory import MemoryTransport
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config" / "example"
+
+# tests run in a non-UTC zone too: nothing may depend on the machine's zone
+os.environ.setdefault("TZ", "America/New_York")
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A config folder holding a copy of the example group."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    shutil.copytree(EXAMPLE, folder / "example")
+    return folder
+
+
+@pytest.fixture
+def group_dir(config_dir: Path) -> Path:
+    return config_dir / "example"
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in a config file, failing loudly if ``old`` is absent."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    s.migrate()
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def make_executor(config_dir: Path, store: Store) -> Callable[[], Executor]:
+    """Build an executor on the current config files and a shared memory transport."""
+    transport = MemoryTransport()
+
+    def make() -> Executor:
+        return Executor(config_mod.load(config_dir), store, transport)
+
+    return make
+
+
+@pytest.fixture
+def clerk(config_dir: Path, tmp_path: Path) -> Callable[..., Result]:
+    """Invoke the CLI in-process with the scratch config and state."""
+    from bot.cli import cli
+
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(cli, ["--config", str(config_dir), "--state",
+                                   f"sqlite:///{tmp_path / 'state.sqlite'}", *args],
+                             catch_exceptions=False)
+
+    return invoke
+
+
+def run_clerk(*args: str, cwd: Path, timeout: float = 60,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``clerk`` as a real subprocess (for exit codes, signals and crashes)."""
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
