@@ -492,6 +492,26 @@ def _rules(r: _Reader, raw: Any) -> list[Rule]:
     return out
 
 
+def _timing_warnings(group: Group) -> list[Problem]:
+    """Rules that can never send in time: their send time falls after their latest time."""
+    from bot.planner import latest_time
+
+    reader = _Reader(group.folder / GROUP_FILE,
+                     (group.folder / GROUP_FILE).read_text(encoding="utf-8"))
+    for i, rule in enumerate(group.rules):
+        late = []
+        for m in group.meetings:
+            send = timeutil.apply_offset(m.start, rule.send, rule.at)
+            if send > latest_time(group, m, rule, send):
+                late.append(m.id)
+        if late:
+            reader.problem(f"rule[{i}].send", f"rule {rule.id!r} would send after its latest "
+                           f"time (deadline or meeting) for {', '.join(late)}; those messages "
+                           "are recorded skipped_late", table="rule", index=i, name="send",
+                           hint="send earlier, or set `latest`", warning=True)
+    return reader.problems
+
+
 def group_folders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if (p / GROUP_FILE).is_file())
 
@@ -546,6 +566,8 @@ def load(folder: Path) -> Config:
         from bot.render.templates import check_templates
 
         problems += check_templates(config)
+        for group in groups:
+            problems += _timing_warnings(group)
     errors = [p for p in problems if not p.warning]
     if errors:
         raise ConfigError(f"{len(errors)} problem(s) in {folder}; nothing was sent", problems)

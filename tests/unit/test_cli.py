@@ -1,0 +1,146 @@
+"""The command line: the --json contracts, and each command doing what README says."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import Result
+
+from bot.cli import cli
+from tests.conftest import ROOT, edit
+
+PLAN_KEYS = {"key", "kind", "group", "meeting", "rule", "revision", "send_at", "latest",
+             "recipients", "subject", "reason", "state"}
+STATES = {"scheduled", "due", "held", "sent", "failed", "skipped_late", "retry", "sending",
+          "parked"}
+
+
+def test_plan_json_is_the_documented_contract(clerk: Callable[..., Result]):
+    result = clerk("plan", "--json", "--now", "2026-11-26T12:00:00+00:00")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert len(rows) == 4 * (21 + 16 + 16 + 21 + 1)
+    for row in rows:
+        assert set(row) == PLAN_KEYS
+        assert row["state"] in STATES
+        assert datetime.fromisoformat(row["send_at"]).utcoffset() is not None
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$", row["send_at"])
+        assert all("@" in r for r in row["recipients"])
+    assert {r["state"] for r in rows} == {"scheduled"}
+    first = rows[0]
+    assert first["kind"] == "invitation" and first["send_at"] == "2026-12-01T09:00:00+00:00"
+
+
+def test_plan_shows_states_after_a_tick(clerk: Callable[..., Result]):
+    assert clerk("tick", "--now", "2026-12-01T10:00:00+00:00").exit_code == 0
+    rows = json.loads(clerk("plan", "--json", "--now", "2026-12-01T10:00:00+00:00").output)
+    states = {r["state"] for r in rows}
+    assert states == {"sent", "scheduled"}
+    window = json.loads(clerk("plan", "--json", "--from", "2027-01-01", "--until",
+                              "2027-02-01").output)
+    assert window and all("2027-01" in r["send_at"] for r in window)
+
+
+def test_tick_json_and_idempotence(clerk: Callable[..., Result]):
+    first = json.loads(clerk("tick", "--json", "--now", "2026-12-01T10:00:00Z").output)
+    assert set(first) >= {"now", "sent", "retry", "failed", "skipped_late", "recorded"}
+    assert len(first["sent"]) == 21
+    second = json.loads(clerk("tick", "--json", "--now", "2026-12-01T10:00:00Z").output)
+    assert second["sent"] == [] and second["recorded"] == 0
+
+
+def test_tick_dry_run_sends_and_records_nothing(clerk: Callable[..., Result],
+                                                tmp_path: Path):
+    out = json.loads(clerk("tick", "--dry-run", "--json", "--now",
+                           "2026-12-01T10:00:00Z").output)
+    assert out["dry_run"] is True and len(out["sent"]) == 21
+    assert json.loads(clerk("log", "--json").output) == []
+
+
+def test_status_and_log(clerk: Callable[..., Result]):
+    clerk("tick", "--now", "2026-12-01T10:00:00Z")
+    status = json.loads(clerk("status", "--json", "--now", "2026-12-01T10:00:00Z").output)
+    assert [m["meeting"] for m in status["meetings"]] == ["2027-q1", "2027-q2", "2027-q3"]
+    assert status["counts"]["sent"] == 21
+    assert status["next"][0]["kind"] == "request"
+    assert status["failures"] == []
+    log = json.loads(clerk("log", "--json", "--state", "sent").output)
+    assert len(log) == 21 and {r["kind"] for r in log} == {"invitation"}
+    one = json.loads(clerk("log", "--json", log[0]["key"]).output)[0]
+    assert [h["state"] for h in one["history"]] == ["planned", "sending", "sent"]
+    text = clerk("status", "--now", "2026-12-01T10:00:00Z").output
+    assert "Next meetings" in text and "2027-q1" in text
+
+
+def test_preview_renders_without_sending(clerk: Callable[..., Result]):
+    key = "qa-leads/2027-q1/invitation/tina.jameson@brighton-hove.example/r0"
+    result = clerk("preview", key, "--now", "2026-11-26T12:00:00Z")
+    assert result.exit_code == 0, result.output
+    assert "To: Tina Jameson <tina.jameson@brighton-hove.example>" in result.output
+    assert 'Content-Type: text/calendar; charset="utf-8"; method="REQUEST"' in result.output
+    assert json.loads(clerk("log", "--json").output) == []
+
+
+def test_init_creates_a_group_that_checks(tmp_path: Path, clerk: Callable[..., Result],
+                                          config_dir: Path):
+    result = clerk("init", str(config_dir / "board-2027"))
+    assert result.exit_code == 0, result.output
+    text = (config_dir / "board-2027" / "group.toml").read_text()
+    assert 'id = "board-2027"' in text and text.startswith("#")
+    check = clerk("check")
+    assert check.exit_code == 0, check.output
+    assert "board-2027: 21 members" in check.output
+    again = clerk("init", str(config_dir / "board-2027"))
+    assert again.exit_code == 2 and "not empty" in again.output
+
+
+def test_simulate_shows_a_year_without_touching_the_real_state(
+        clerk: Callable[..., Result], tmp_path: Path):
+    out = tmp_path / "sim"
+    result = clerk("simulate", "--from", "2026-11-30", "--until", "2027-12-31", "--out",
+                   str(out), "--json")
+    assert result.exit_code == 0, result.output
+    timeline = json.loads(result.output)
+    assert sum(len(e["recipients"]) for e in timeline) == 4 * 75
+    assert {e["state"] for e in timeline} == {"sent"}
+    assert timeline[0]["kind"] == "invitation" and timeline[0]["at"].startswith("2026-12-01")
+    assert len(list((out / "new").iterdir())) == 4 * 75
+    assert json.loads(clerk("log", "--json").output) == []  # the real ledger is untouched
+
+
+def test_check_reports_a_chaser_after_its_deadline_as_a_warning(
+        clerk: Callable[..., Result], group_dir: Path):
+    edit(group_dir / "group.toml", 'send = "-14d"', 'send = "-5d"')
+    result = clerk("check")
+    assert result.exit_code == 0
+    assert "warning" in result.output and "rule[2]" in result.output
+
+
+def _commands() -> list[tuple[str, click.Command]]:
+    out: list[tuple[str, click.Command]] = [("clerk", cli)]
+    assert isinstance(cli, click.Group)
+    out += [(f"clerk {name}", cmd) for name, cmd in sorted(cli.commands.items())]
+    return out
+
+
+@pytest.mark.parametrize("name,command", _commands(), ids=lambda v: str(v))
+def test_every_command_and_option_is_documented_in_readme(name: str, command: click.Command):
+    readme = (ROOT / "README.md").read_text()
+    heading = f"### `{name}`"
+    assert heading in readme, f"README has no section {heading}"
+    section = readme.split(heading, 1)[1].split("\n### ", 1)[0]
+    with click.Context(command, info_name=name) as ctx:
+        help_text = command.get_help(ctx)
+    for param in command.params:
+        for opt in getattr(param, "opts", []):
+            if opt.startswith("-"):
+                assert opt in section, f"{name}: {opt} is not in README"
+    first_line = (command.help or "").strip().splitlines()[0]
+    assert first_line in section, f"{name}: its help line is not in README"
+    assert help_text

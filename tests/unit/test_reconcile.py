@@ -1,0 +1,230 @@
+"""The reconcile loop: planning, recording and sending, with time passed in."""
+
+from __future__ import annotations
+
+import email
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.executor import Executor
+from bot.store import Store
+from bot.transports.memory import MemoryTransport
+from tests.conftest import edit
+
+GO_LIVE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+MEMBERS, ORGS = 21, 16  # the example roster
+PER_MEETING = MEMBERS + ORGS + ORGS + MEMBERS + 1  # invite, request, chaser, pack, minutes
+
+
+def sent_messages(ex: Executor) -> list[email.message.EmailMessage]:
+    assert isinstance(ex.transport, MemoryTransport)
+    return ex.transport.sent
+
+
+def keys_sent(ex: Executor) -> list[str]:
+    return [str(m["X-Clerk-Key"]) for m in sent_messages(ex)]
+
+
+def test_a_second_tick_at_the_same_now_sends_nothing(make_executor: Callable[[], Executor]):
+    ex = make_executor()
+    first = ex.tick(GO_LIVE)
+    assert len(first.sent) == MEMBERS
+    assert all("/2027-q1/invitation/" in k for k in first.sent)
+    again = make_executor().tick(GO_LIVE)  # a new process: nothing cached
+    assert again.sent == [] and again.recorded == 0
+    assert len(sent_messages(ex)) == MEMBERS
+
+
+def test_nothing_is_sent_before_go_live(make_executor: Callable[[], Executor]):
+    ex = make_executor()
+    result = ex.tick(GO_LIVE - timedelta(days=1))
+    assert result.sent == []
+    assert result.recorded == 4 * PER_MEETING
+
+
+@pytest.mark.slow
+def test_a_simulated_year_sends_every_planned_message_once(
+        make_executor: Callable[[], Executor], group_dir: Path, store: Store):
+    ex = make_executor()
+    roster = {line.split(",")[1] for line in
+              (group_dir / "roster.csv").read_text().splitlines()[1:]}
+    allowed = roster | {"kim.osei@network.example"}
+    now = GO_LIVE - timedelta(hours=1)
+    end = datetime(2027, 12, 31, tzinfo=UTC)
+    while now < end:
+        for hour in (8, 10, 16):  # three ticks a day, as a worker that sleeps at night
+            ex.tick(now.replace(hour=hour))
+        now += timedelta(days=1)
+    keys = keys_sent(ex)
+    assert len(keys) == len(set(keys)) == 4 * PER_MEETING
+    for message in sent_messages(ex):
+        assert str(message["To"]).split("<")[-1].rstrip(">") in allowed
+    rows = store.rows()
+    assert Counter(r.state for r in rows) == {"sent": 4 * PER_MEETING}
+    for r in rows:
+        assert r.send_at <= r.sent_at <= r.latest_at, r.key
+    kinds = Counter(r.kind for r in rows)
+    assert kinds == {"invitation": 4 * MEMBERS, "request": 4 * ORGS, "chaser": 4 * ORGS,
+                     "pack": 4 * MEMBERS, "minutes_due": 4}
+
+
+def test_downtime_records_late_messages_as_skipped_not_sent(
+        make_executor: Callable[[], Executor], store: Store):
+    ex = make_executor()
+    ex.tick(GO_LIVE)  # q1 invitations go
+    after_q1 = datetime(2027, 1, 20, 12, tzinfo=UTC)  # the worker was down five weeks
+    result = make_executor().tick(after_q1)
+    late = {k.split("/")[2] for k in result.skipped_late}
+    assert late == {"rfi", "rfi-chaser", "pack"}
+    assert all("/2027-q1/" in k for k in result.skipped_late)
+    assert len(result.skipped_late) == ORGS + ORGS + MEMBERS
+    # q2's invitations were due on 15 January and may still go: their window is open
+    assert {k.split("/")[1] for k in result.sent} == {"2027-q2"}
+    assert {r.state for r in store.rows() if "/2027-q1/pack/" in r.key} == {"skipped_late"}
+    assert not any("/2027-q1/pack/" in k for k in keys_sent(ex))
+
+
+def test_go_live_later_than_a_meetings_messages_drops_them(
+        make_executor: Callable[[], Executor], group_dir: Path, store: Store):
+    edit(group_dir / "group.toml", "go_live = 2026-12-01", "go_live = 2027-02-01")
+    ex = make_executor()
+    ex.tick(datetime(2027, 2, 1, 12, tzinfo=UTC))
+    assert not any("/2027-q1/" in r.key for r in store.rows())
+    assert all(r.send_at >= datetime(2027, 2, 1, tzinfo=UTC) for r in store.rows())
+
+
+def test_moving_a_sent_meeting_sends_one_update_to_each_member(
+        make_executor: Callable[[], Executor], group_dir: Path):
+    ex = make_executor()
+    ex.tick(GO_LIVE)
+    edit(group_dir / "group.toml", 'id = "2027-q1"\nstart = 2027-01-14T14:00:00',
+         'id = "2027-q1"\nstart = 2027-01-14T14:00:00\nduration = "3h"')
+    update = make_executor().tick(GO_LIVE + timedelta(hours=1))
+    assert len(update.sent) == MEMBERS
+    assert all(k.endswith("/r1") for k in update.sent)
+    ics = [p for p in sent_messages(ex)[-1].walk() if p.get_content_type() == "text/calendar"]
+    body = ics[0].get_content()
+    assert "SEQUENCE:1" in body and "DTEND;TZID=Europe/London:20270114T170000" in body
+    assert "UID:qa-leads.2027-q1@network.example" in body
+    # the same again sends nothing more
+    assert make_executor().tick(GO_LIVE + timedelta(hours=2)).sent == []
+
+
+def test_edits_before_sending_change_the_plan_not_the_sent(
+        make_executor: Callable[[], Executor], group_dir: Path, store: Store):
+    ex = make_executor()
+    ex.tick(GO_LIVE)
+    before = {r.key: r.send_at for r in store.rows()}
+    # move q2 (nothing sent yet) and change the pack rule's offset
+    edit(group_dir / "group.toml", "start = 2027-04-15T14:00:00", "start = 2027-04-22T14:00:00")
+    edit(group_dir / "group.toml", 'send = "-7d"', 'send = "-5d"')
+    result = make_executor().tick(GO_LIVE + timedelta(hours=1))
+    assert result.sent == [] and result.recorded == 0
+    rows = {r.key: r for r in store.rows()}
+    q2_invite = next(k for k in rows if "/2027-q2/invitation/" in k)
+    assert q2_invite.endswith("/r0")  # never sent, so no new revision: same key
+    assert rows[q2_invite].send_at == before[q2_invite] + timedelta(days=7)
+    q1_pack = next(k for k in rows if "/2027-q1/pack/" in k)
+    assert rows[q1_pack].send_at == before[q1_pack] + timedelta(days=2)
+    assert Counter(r.state for r in rows.values())["sent"] == MEMBERS
+
+
+def test_a_member_added_gets_the_invites_alone(
+        make_executor: Callable[[], Executor], group_dir: Path, store: Store):
+    ex = make_executor()
+    ex.tick(GO_LIVE)
+    with (group_dir / "roster.csv").open("a") as f:
+        f.write("Nia Newton,nia.newton@kent.example,Kent,member\n")
+    result = make_executor().tick(GO_LIVE + timedelta(hours=1))
+    assert result.sent == ["qa-leads/2027-q1/invitation/nia.newton@kent.example/r0"]
+    assert len(sent_messages(ex)) == MEMBERS + 1
+    future = [r for r in store.rows() if r.recipient == "nia.newton@kent.example"]
+    assert {r.meeting_id for r in future if r.kind == "invitation"} == {
+        "2027-q1", "2027-q2", "2027-q3", "2027-q4"}
+
+
+def test_a_member_removed_gets_nothing_more(
+        make_executor: Callable[[], Executor], group_dir: Path, store: Store):
+    ex = make_executor()
+    ex.tick(GO_LIVE)
+    gone = "linde.weber@surrey.example"
+    path = group_dir / "roster.csv"
+    path.write_text("".join(line for line in path.read_text().splitlines(True)
+                            if gone not in line))
+    make_executor().tick(GO_LIVE + timedelta(hours=1))
+    states = Counter(r.state for r in store.rows() if r.recipient == gone)
+    # the q1 invite went; 3 invites, 4 packs, 4 requests and 4 chasers are withdrawn
+    assert states == {"sent": 1, "withdrawn": 3 + 4 + 4 + 4}
+    # Surrey's other member becomes its lead for requests
+    assert "qa-leads/2027-q2/rfi/patricia.denham@surrey.example" in {
+        r.key for r in store.rows(states=["planned"])}
+    ex2 = make_executor()
+    ex2.tick(datetime(2027, 12, 31, tzinfo=UTC))
+    assert sum(gone in str(m["To"]) for m in sent_messages(ex2)) == 1
+
+
+def test_chasers_go_only_to_organisations_that_have_not_replied(
+        make_executor: Callable[[], Executor], store: Store):
+    ex = make_executor()
+    ex.tick(datetime(2026, 12, 17, 10, tzinfo=UTC))  # requests out
+    store.mark_submitted("qa-leads", "2027-q1", "rfi", "Kent", "submitted",
+                         datetime(2026, 12, 20, tzinfo=UTC))
+    store.mark_submitted("qa-leads", "2027-q1", "rfi", "Slough", "nil",
+                         datetime(2026, 12, 21, tzinfo=UTC))
+    result = make_executor().tick(datetime(2026, 12, 31, 10, tzinfo=UTC))
+    chased = [k for k in result.sent if "/rfi-chaser/" in k]
+    assert len(chased) == ORGS - 2
+    assert not any("kent" in k or "slough" in k for k in chased)
+
+
+def test_a_transport_error_retries_then_fails_only_that_row(
+        make_executor: Callable[[], Executor], store: Store):
+    from bot.errors import TransportError
+
+    ex = make_executor()
+    assert isinstance(ex.transport, MemoryTransport)
+    ex.transport.fail["tina.jameson@brighton-hove.example"] = TransportError(
+        "451 try later", retryable=True)
+    ex.transport.fail["gavin.swales@kent.example"] = TransportError(
+        "550 no such user", retryable=False)
+    result = ex.tick(GO_LIVE)
+    assert len(result.sent) == MEMBERS - 2
+    assert [k.split("/")[3] for k in result.retry] == ["tina.jameson@brighton-hove.example"]
+    assert [k.split("/")[3] for k in result.failed] == ["gavin.swales@kent.example"]
+    row = store.row(result.retry[0])
+    assert row.state == "retry" and row.next_attempt_at > GO_LIVE
+    assert ex.tick(GO_LIVE + timedelta(seconds=10)).sent == []  # not before its time
+    del ex.transport.fail["tina.jameson@brighton-hove.example"]
+    later = ex.tick(GO_LIVE + timedelta(minutes=5))
+    assert later.sent == result.retry
+    assert store.row(result.failed[0]).state == "failed"
+
+
+def test_dry_run_changes_nothing(make_executor: Callable[[], Executor], store: Store):
+    ex = make_executor()
+    result = ex.tick(GO_LIVE, dry_run=True)
+    assert len(result.sent) == MEMBERS and result.recorded == 4 * PER_MEETING
+    assert store.rows() == [] and sent_messages(ex) == []
+
+
+def test_invitation_is_an_imip_request(make_executor: Callable[[], Executor]):
+    ex = make_executor()
+    ex.tick(GO_LIVE)
+    msg = sent_messages(ex)[0]
+    assert msg.get_content_type() == "multipart/mixed"
+    alternative = msg.get_payload()[0]
+    assert [p.get_content_type() for p in alternative.get_payload()] == [
+        "text/plain", "text/html", "text/calendar"]
+    calendar = alternative.get_payload()[2]
+    assert calendar.get_param("method") == "REQUEST"
+    assert "METHOD:REQUEST" in calendar.get_content()
+    attachment = msg.get_payload()[1]
+    assert attachment.get_content_type() == "application/ics"
+    assert attachment.get_filename() == "invite.ics"
+    to = str(msg["To"]).split("<")[-1].rstrip(">")
+    assert f"mailto:{to}" in calendar.get_content().replace("\r\n ", "")
+    assert msg["Message-ID"].startswith("<clerk.")
