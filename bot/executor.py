@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -160,7 +160,13 @@ class Executor:
             log.warning("recovered %s after a crash: %s", row.key,
                         "already delivered" if found else "sending again")
 
+    @property
+    def plan(self) -> Plan | None:
+        """The plan in hand (None before the first tick)."""
+        return self._plan
+
     def tick(self, now: datetime, *, dry_run: bool = False) -> TickResult:
+        now = now.astimezone(UTC)
         result = TickResult(now=now.isoformat(), dry_run=dry_run)
         if dry_run:
             return self._dry_run(now, result)
@@ -199,11 +205,8 @@ class Executor:
         except Exception as exc:  # a template that fails at send time: that row only
             self._fail(key, now, f"cannot render: {exc}", result)
             return False
-        if not self.store.claim(key, now):
+        if not self.store.claim(key, now, mid, self.transport.name):
             return False
-        with self.store.atomic() as conn:
-            self.store.update_row(conn, key, now, message_id=mid,
-                                  transport=self.transport.name)
         try:
             self.transport.send(message)
         except TransportError as exc:

@@ -7,7 +7,7 @@ in the group's zone and stored as instants in UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,8 @@ class Meeting:
 
     @property
     def end(self) -> datetime:
-        return self.start + self.duration
+        # an exact duration: zoned arithmetic would follow the wall clock over a DST change
+        return (self.start.astimezone(UTC) + self.duration).astimezone(self.start.tzinfo)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections import OrderedDict
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,7 @@ def _next_instant(store: Store, now: datetime, valid_until: datetime | None) -> 
             ledger.c.state == "planned", ledger.c.send_at > now)).scalar()
         retry = conn.execute(sa.select(sa.func.min(ledger.c.next_attempt_at)).where(
             ledger.c.state == "retry")).scalar()
-    candidates = [t.replace(tzinfo=now.tzinfo) if t.tzinfo is None else t
-                  for t in (send, retry) if t is not None]
+    candidates = [t for t in (send, retry) if t is not None]
     if valid_until is not None:
         candidates.append(valid_until)
     later = [t for t in candidates if t > now]
@@ -40,6 +39,8 @@ def _next_instant(store: Store, now: datetime, valid_until: datetime | None) -> 
 
 def simulate(folder: Path, state_url: str, start: datetime, until: datetime,
              out: Path | None) -> tuple[list[dict[str, Any]], Path]:
+    # UTC arithmetic: adding the interval to a zoned time would follow the wall clock
+    start, until = start.astimezone(UTC), until.astimezone(UTC)
     scratch = Path(tempfile.mkdtemp(prefix="clerk-simulate-"))
     shutil.copytree(folder, scratch / "config")
     db = scratch / "state.sqlite"
@@ -50,7 +51,7 @@ def simulate(folder: Path, state_url: str, start: datetime, until: datetime,
     store = Store(f"sqlite:///{db}")
     store.migrate()
     out = out or scratch / "outbox"
-    executor = Executor(config, store, OutboxTransport({"path": str(out)}))
+    executor = Executor(config, store, OutboxTransport({"path": str(out), "fsync": False}))
     interval = timedelta(seconds=config.settings.interval)
     timeline: OrderedDict[tuple[str, ...], dict[str, Any]] = OrderedDict()
     now: datetime | None = start
@@ -66,7 +67,7 @@ def simulate(folder: Path, state_url: str, start: datetime, until: datetime,
                 "rule": row.rule_id, "kind": row.kind, "state": state,
                 "subject": row.subject, "recipients": []})
             entry["recipients"].append(row.recipient)
-        plan = executor._plan
+        plan = executor.plan
         nxt = _next_instant(store, now, plan.valid_until if plan else None)
         if nxt is None:
             break

@@ -245,12 +245,13 @@ class Store:
                     if r.state != "retry" or r.next_attempt_at is None
                     or r.next_attempt_at <= now]
 
-    def claim(self, key: str, now: datetime) -> bool:
+    def claim(self, key: str, now: datetime, message_id: str, transport: str) -> bool:
         """Move one row to ``sending``; False when another worker got it first."""
         with self.atomic() as conn:
             got = conn.execute(ledger.update().where(
                 ledger.c.key == key, ledger.c.state.in_(("planned", "retry"))).values(
-                state="sending", updated_at=now, attempts=ledger.c.attempts + 1)).rowcount
+                state="sending", updated_at=now, attempts=ledger.c.attempts + 1,
+                message_id=message_id, transport=transport)).rowcount
             if got:
                 conn.execute(events.insert().values(key=key, at=now, state="sending",
                                                     detail=""))

@@ -85,7 +85,8 @@ def apply_offset(start: datetime, offset: Offset, at: tuple[int, int]) -> dateti
         local = local.astimezone(UTC).astimezone(tz)
         return local.astimezone(UTC)
     minutes = offset.amount * (60 if offset.unit == "h" else 1)
-    return (start + timedelta(minutes=minutes)).astimezone(UTC)
+    # in UTC: adding to a zoned datetime would follow the wall clock across a clock change
+    return start.astimezone(UTC) + timedelta(minutes=minutes)
 
 
 def parse_instant(text: str, tz: ZoneInfo | None = None) -> datetime:

@@ -32,6 +32,7 @@ import calendar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from icalendar import (
@@ -183,6 +184,13 @@ def _onset_year(first_year: int) -> int:
 
 
 def compact_vtimezone(zone: str, years: Iterable[int]) -> Timezone:
+    """See :func:`_compact_vtimezone`; cached, because deriving the rules scans zoneinfo
+    (the result is shared: do not modify it)."""
+    return _compact_vtimezone(zone, tuple(sorted(set(years))))
+
+
+@lru_cache(maxsize=256)
+def _compact_vtimezone(zone: str, years: tuple[int, ...]) -> Timezone:
     """An RRULE-style VTIMEZONE (TZID = ``zone``) valid for every year in ``years``.
 
     Exactly one STANDARD and one DAYLIGHT observance with yearly RRULEs, or a
