@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -274,6 +275,37 @@ def preview(obj: Ctx, key: str, now: str | None) -> None:
                          "`clerk plan --json` lists the keys")
     message = build(config.group(desired.group), desired, at)
     click.echo(message.as_bytes(policy=SMTP.clone(linesep="\n")).decode(errors="replace"))
+
+
+def _move(obj: Ctx, keys: tuple[str, ...], from_states: tuple[str, ...], to_state: str,
+          verb: str, done: str) -> None:
+    from bot import timeutil
+
+    config = obj.config()
+    moved = obj.store(config).set_state(keys, from_states, to_state, timeutil.utcnow(),
+                                        f"{done} by {os.environ.get('USER', 'the admin')}")
+    if not moved:
+        raise UsageError(f"nothing to {verb}: no row in state "
+                         f"{' or '.join(from_states)} matches {', '.join(keys)}; "
+                         "`clerk plan` shows the keys and states")
+    for key in moved:
+        click.echo(f"{done} {key}")
+
+
+@cli.command()
+@click.argument("keys", nargs=-1, required=True)
+@click.pass_obj
+def approve(obj: Ctx, keys: tuple[str, ...]) -> None:
+    """Release held messages (KEY, or a key prefix ending in "/") to be sent when due."""
+    _move(obj, keys, ("held",), "planned", "approve", "approved")
+
+
+@cli.command()
+@click.argument("keys", nargs=-1, required=True)
+@click.pass_obj
+def hold(obj: Ctx, keys: tuple[str, ...]) -> None:
+    """Hold messages not yet sent (KEY, or a key prefix ending in "/") until approved."""
+    _move(obj, keys, ("planned", "retry"), "held", "hold", "held")
 
 
 @cli.command()

@@ -257,6 +257,22 @@ class Store:
                                                     detail=""))
             return bool(got)
 
+    def set_state(self, keys: Sequence[str], from_states: Sequence[str], to_state: str,
+                  now: datetime, detail: str) -> list[str]:
+        """Move the rows whose key is in ``keys`` (or starts with an entry ending in "/")
+        from one of ``from_states`` to ``to_state``; return the keys moved."""
+        moved: list[str] = []
+        with self.atomic() as conn:
+            for key in keys:
+                match = ledger.c.key.startswith(key, autoescape=True) if key.endswith("/") \
+                    else ledger.c.key == key
+                rows = conn.execute(sa.select(ledger.c.key).where(
+                    match, ledger.c.state.in_(from_states))).scalars().all()
+                for k in rows:
+                    self.update_row(conn, k, now, detail, state=to_state)
+                moved += rows
+        return moved
+
     def in_doubt(self) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(ledger).where(ledger.c.state == "sending")))

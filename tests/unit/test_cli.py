@@ -144,3 +144,24 @@ def test_every_command_and_option_is_documented_in_readme(name: str, command: cl
     first_line = (command.help or "").strip().splitlines()[0]
     assert first_line in section, f"{name}: its help line is not in README"
     assert help_text
+
+
+def test_held_messages_wait_for_approval(clerk: Callable[..., Result], group_dir: Path):
+    edit(group_dir / "group.toml", 'kind = "pack"\nsend = "-7d"',
+         'kind = "pack"\nsend = "-7d"\napprove = true')
+    pack_day = "2027-01-07T10:00:00Z"
+    clerk("tick", "--now", pack_day)
+    rows = json.loads(clerk("plan", "--json", "--now", pack_day).output)
+    packs = [r for r in rows if r["kind"] == "pack" and r["meeting"] == "2027-q1"]
+    assert {r["state"] for r in packs} == {"held"} and len(packs) == 21
+    tick = json.loads(clerk("tick", "--json", "--now", pack_day).output)
+    assert not any("/pack/" in k for k in tick["sent"])
+    approved = clerk("approve", "qa-leads/2027-q1/pack/")
+    assert approved.exit_code == 0 and approved.output.count("approved ") == 21
+    tick = json.loads(clerk("tick", "--json", "--now", pack_day).output)
+    assert len([k for k in tick["sent"] if "/pack/" in k]) == 21
+    # hold works on any message not yet sent, and says so when nothing matches
+    held = clerk("hold", "qa-leads/2027-q2/invitation/")
+    assert held.exit_code == 0 and held.output.count("held ") == 21
+    nothing = clerk("hold", "qa-leads/2027-q1/pack/")
+    assert nothing.exit_code == 2 and "nothing to hold" in nothing.output
