@@ -165,7 +165,8 @@ def plan(obj: Ctx, since: str | None, until: str | None, now: str | None,
 def tick(obj: Ctx, now: str | None, dry_run: bool, as_json: bool) -> None:
     """One reconcile pass: plan, record, send what is due, print a summary."""
     config = obj.config()
-    result = obj.executor(config).tick(_now(now, config), dry_run=dry_run)
+    at = _now(now, config)
+    result = obj.executor(config).tick(at, dry_run=dry_run)
     if as_json:
         _json(result.as_dict())
     else:

@@ -118,6 +118,10 @@ def _duration(v: Any) -> timedelta:
     return timeutil.parse_duration(_str(v))
 
 
+def _settle(v: Any) -> timedelta:
+    return timedelta(0) if _str(v).strip() in ("0", "0m", "0h") else _duration(v)
+
+
 def _offset(v: Any) -> Any:
     return timeutil.parse_offset(_str(v))
 
@@ -151,6 +155,8 @@ GROUP_OPTIONS = {
     "website": Option("", _str, "the group's website, sent with the minutes"),
     "joining_instructions": Option("", _str, "how to join the website"),
     "standing_items": Option((), _strings, "agenda items of every meeting"),
+    "settle": Option(timedelta(minutes=10), _settle,
+                     "updates and cancellations wait this long after the last edit"),
 }
 PERSON_OPTIONS = {
     "name": Option(REQUIRED, _str, "display name"),
@@ -419,7 +425,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         admin=Person(admin["name"], admin["email"]),
         website=g["website"], joining_instructions=g["joining_instructions"],
         members=tuple(roster), meetings=tuple(meetings), rules=tuple(rules), folder=folder,
-        standing_items=g["standing_items"],
+        standing_items=g["standing_items"], settle=g["settle"],
     )
 
 
@@ -562,12 +568,13 @@ def load(folder: Path) -> Config:
         digest.update(str(f).encode() + b"\0" + f.read_bytes())
     config = Config(folder=folder, settings=settings, groups=tuple(groups),
                     fingerprint=digest.hexdigest())
-    if not any(not p.warning for p in problems):
-        from bot.render.templates import check_templates
+    # templates are checked for every group that could be built, so one run lists
+    # template problems beside roster and settings problems
+    from bot.render.templates import check_templates
 
-        problems += check_templates(config)
-        for group in groups:
-            problems += _timing_warnings(group)
+    problems += check_templates(config)
+    for group in groups:
+        problems += _timing_warnings(group)
     errors = [p for p in problems if not p.warning]
     if errors:
         raise ConfigError(f"{len(errors)} problem(s) in {folder}; nothing was sent", problems)

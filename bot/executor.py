@@ -55,7 +55,8 @@ def _row_values(d: Desired, now: datetime, state: str) -> dict[str, Any]:
     return {
         "key": d.key, "group_id": d.group, "meeting_id": d.meeting, "rule_id": d.rule,
         "kind": d.kind, "recipient": d.recipient.email, "recipient_name": d.recipient.name,
-        "revision": d.revision, "state": state, "send_at": d.send_at, "latest_at": d.latest,
+        "revision": d.revision, "sequence": d.sequence, "state": state, "send_at": d.send_at,
+        "latest_at": d.latest,
         "subject": d.subject, "reason": d.reason, "attempts": 0, "created_at": now,
         "updated_at": now,
     }
@@ -111,7 +112,8 @@ class Executor:
         recorded = updated = withdrawn = 0
         with self.store.atomic() as conn:
             for r in plan.revisions:
-                self.store.record_revision(conn, r.group, r.meeting, r.revision, r.replaces, now)
+                self.store.record_revision(conn, r.group, r.meeting, r.revision, r.replaces,
+                                           r.restart, now)
             active = self.store.active_rows(conn)
             existing = set(conn.execute(sa.select(ledger.c.key)).scalars()) if plan.messages \
                 else set()

@@ -95,6 +95,7 @@ class Group:
     rules: tuple[Rule, ...]
     folder: Path
     standing_items: tuple[str, ...] = ()
+    settle: timedelta = timedelta(minutes=10)  # updates wait this long after the last edit
 
     @property
     def chair(self) -> Member | None:
@@ -163,7 +164,8 @@ class Desired:
     reason: str
     template: str
     context: dict[str, Any]
-    revision: int | None = None
+    revision: int | None = None  # invitations: the content revision
+    sequence: int | None = None  # invitations and cancellations: the iCalendar SEQUENCE
     initial: str = "planned"  # planned | held | skipped_late
 
     def digest_fields(self) -> tuple[Any, ...]:

@@ -12,13 +12,13 @@ instant passes or when config or state change, and otherwise only claims due row
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import timeutil
+from bot import invites, timeutil
+from bot.invites import CANCEL, REQUEST, Held, InviteSpec, NewRevision
 from bot.model import Config, Desired, Group, Meeting, Member, Offset, Person, Revision, Rule
 from bot.render.templates import render
 
@@ -32,18 +32,12 @@ class State:
 
     keys: Mapping[str, str] = field(default_factory=dict)  # ledger key -> ledger state
     rules_recorded: frozenset[tuple[str, str, str]] = frozenset()  # (group, meeting, rule)
-    revisions: Mapping[tuple[str, str], Revision] = field(default_factory=dict)  # latest
+    revisions: Mapping[tuple[str, str], tuple[Revision, ...]] = field(default_factory=dict)
     delivered: frozenset[tuple[str, str, int]] = frozenset()  # (group, meeting, rev) sent
     submitted: frozenset[tuple[str, str, str, str]] = frozenset()  # (g, m, rule, org)
     revision_created: Mapping[tuple[str, str, int], datetime] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class NewRevision:
-    group: str
-    meeting: str
-    revision: Revision
-    replaces: bool  # True: the same rev number, never sent, gets new content
+    held: Mapping[tuple[str, str], Mapping[str, Held]] = field(default_factory=dict)
+    first_planned: Mapping[tuple[str, str, str, int], datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,34 +50,13 @@ class Plan:
         return {m.key: m for m in self.messages}
 
 
-def message_key(group: str, meeting: str, rule: str, email: str, rev: int | None) -> str:
+def message_key(group: str, meeting: str, rule: str, email: str, sequence: int | None,
+                method: str = REQUEST) -> str:
+    """The idempotency key; invitations add r<SEQUENCE> (a REQUEST) or c<SEQUENCE> (a CANCEL)."""
     key = f"{group}/{meeting}/{rule}/{email}"
-    return key if rev is None else f"{key}/r{rev}"
-
-
-def invite_fields(meeting: Meeting) -> dict[str, str]:
-    return {
-        "start": meeting.start.astimezone(UTC).isoformat(),
-        "duration": timeutil.format_duration(meeting.duration),
-        "location": meeting.location,
-        "link": meeting.link,
-        "title": meeting.title,
-        "description": meeting.description,
-    }
-
-
-MATERIAL = ("start", "duration", "location", "link", "title")  # RFC 5546 3.2.2: bump SEQUENCE
-
-
-def invite_digest(fields: Mapping[str, str]) -> str:
-    text = "\0".join(f"{k}={fields[k]}" for k in MATERIAL)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def describe_change(old: Mapping[str, str], new: Mapping[str, str]) -> str:
-    changes = [f"{k} {old.get(k) or '-'} → {new[k] or '-'}" for k in MATERIAL
-               if old.get(k) != new[k]]
-    return ", ".join(changes)
+    if sequence is None:
+        return key
+    return f"{key}/{'c' if method == CANCEL else 'r'}{sequence}"
 
 
 def person(p: Person) -> dict[str, str]:
@@ -186,42 +159,15 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
     horizon: list[datetime] = []
     for group in config.groups:
         for meeting in group.meetings:
-            if meeting.cancelled:
-                continue  # cancellation notices are the invite issue's CANCEL
             for rule in group.rules:
+                if meeting.cancelled and rule.kind != "invitation":
+                    continue  # a cancelled meeting gets only its CANCELs
                 messages += _plan_rule(group, meeting, rule, state, now, revisions, horizon)
     return Plan(tuple(messages), tuple(revisions), min(horizon) if horizon else None)
 
 
-def _revision(group: Group, meeting: Meeting, state: State, now: datetime,
-              out: list[NewRevision]) -> tuple[int, datetime, str]:
-    """The invite revision members should hold now, and why; records any new one in ``out``."""
-    fields = invite_fields(meeting)
-    digest = invite_digest(fields)
-    current = state.revisions.get((group.id, meeting.id))
-    if current is None:
-        out.append(NewRevision(group.id, meeting.id, Revision(0, digest, fields), False))
-        return 0, now, "invitation rev 0"
-    created = state.revision_created.get((group.id, meeting.id, current.rev), now)
-    if current.digest == digest:
-        if current.fields != fields and (group.id, meeting.id, current.rev) not in state.delivered:
-            out.append(NewRevision(group.id, meeting.id, Revision(current.rev, digest, fields),
-                                   True))
-        return current.rev, created, _rev_reason(current.rev)
-    if (group.id, meeting.id, current.rev) in state.delivered:
-        rev = current.rev + 1
-        out.append(NewRevision(group.id, meeting.id, Revision(rev, digest, fields), False))
-        return rev, now, f"update rev {rev}: {describe_change(current.fields, fields)}"
-    out.append(NewRevision(group.id, meeting.id, Revision(current.rev, digest, fields), True))
-    return current.rev, created, _rev_reason(current.rev)
-
-
-def _rev_reason(rev: int) -> str:
-    return "invitation rev 0" if rev == 0 else f"update rev {rev}"
-
-
 def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: datetime,
-               revisions: list[NewRevision], horizon: list[datetime]) -> Iterable[Desired]:
+               revisions: list[NewRevision], horizon: list[datetime]) -> list[Desired]:
     send_at = timeutil.apply_offset(meeting.start, rule.send, rule.at)
     latest = latest_time(group, meeting, rule, send_at)
     go_live = group.go_live.astimezone(UTC)
@@ -230,47 +176,75 @@ def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: da
     # a message whose time fell before go-live goes on go-live day, at the rule's time
     if send_at < go_live:
         send_at = timeutil.apply_offset(group.go_live, SAME_DAY, rule.at)
-    rev: int | None = None
-    reason = _reason(group, rule)
+    if latest > now:
+        horizon.append(latest)
     if rule.kind == "invitation":
-        if latest > now:
-            rev, created, why = _revision(group, meeting, state, now, revisions)
-            reason = f"{why} to every member (rule {rule.id} {rule.send.text})"
-            send_at = max(send_at, created)
+        specs = _invitations(group, meeting, rule, state, now, send_at, latest, revisions)
+    else:
+        specs = [InviteSpec(p, "", -1, -1, send_at, _reason(group, rule), "")
+                 for p in _recipients(group, meeting, rule, state)]
+    initial = "held" if rule.approve else "planned"
+    if latest <= now:
+        # its window has passed: keep what is recorded; report the rule once if it never was
+        if (group.id, meeting.id, rule.id) in state.rules_recorded:
+            specs = [s for s in specs if _key(group, meeting, rule, s) in state.keys]
         else:
-            current = state.revisions.get((group.id, meeting.id))
-            rev = current.rev if current else 0
+            initial = MISSED
+            specs = [replace(s, reason=f"{s.reason} (its window had passed when first "
+                             "planned)") for s in specs]
+    shared = shared_context(group, meeting, rule)
+    return [_desired(group, meeting, rule, s, shared, latest, initial) for s in specs]
+
+
+def _key(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec) -> str:
+    seq = spec.sequence if spec.method else None
+    return message_key(group.id, meeting.id, rule.id, spec.recipient.email, seq, spec.method)
+
+
+def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
+             shared: dict[str, Any], latest: datetime, initial: str) -> Desired:
+    p = spec.recipient
+    context = dict(shared, recipient=member(p) if isinstance(p, Member) else
+                   dict(person(p), organisation="", role=""))
+    kind, template = rule.kind, rule.template
+    if spec.method:
+        context["revision"], context["change"] = spec.sequence, spec.change
+    if spec.method == CANCEL:
+        kind, template = "cancellation", "cancellation"
+    return Desired(
+        key=_key(group, meeting, rule, spec), group=group.id, meeting=meeting.id,
+        rule=rule.id, kind=kind, recipient=p, send_at=spec.send_at, latest=latest,
+        subject=render(group, template, "subject", context), reason=spec.reason,
+        template=template, context=context, revision=spec.revision if spec.method else None,
+        sequence=spec.sequence if spec.method else None, initial=initial,
+    )
+
+
+def _recipients(group: Group, meeting: Meeting, rule: Rule, state: State) -> list[Person]:
     recipients = audience(group, rule)
     if rule.kind == "chaser":
         done = {org for (g, m, r, org) in state.submitted
                 if (g, m, r) == (group.id, meeting.id, rule.chases)}
         recipients = [p for p in recipients if getattr(p, "organisation", None) not in done]
-    initial = "held" if rule.approve else "planned"
-    if latest <= now:
-        if (group.id, meeting.id, rule.id) in state.rules_recorded:
-            keys = state.keys
-            recipients = [p for p in recipients
-                          if message_key(group.id, meeting.id, rule.id, p.email, rev) in keys]
-        else:
-            initial, reason = MISSED, f"{reason} (its window had passed when first planned)"
+    return recipients
+
+
+def _invitations(group: Group, meeting: Meeting, rule: Rule, state: State, now: datetime,
+                 send_at: datetime, latest: datetime,
+                 revisions: list[NewRevision]) -> list[InviteSpec]:
+    held = state.held.get((group.id, meeting.id), {})
+    if latest > now:
+        rev, made, change = invites.current_revision(
+            group, meeting, state.revisions.get((group.id, meeting.id), ()),
+            state.revision_created, state.delivered, now, revisions)
     else:
-        horizon.append(latest)
-    shared = shared_context(group, meeting, rule)
-    shared["revision"] = rev
-    if rev:
-        shared["change"] = reason
-    out = []
-    for p in recipients:
-        context = dict(shared, recipient=member(p) if isinstance(p, Member) else
-                       dict(person(p), organisation="", role="admin"))
-        out.append(Desired(
-            key=message_key(group.id, meeting.id, rule.id, p.email, rev), group=group.id,
-            meeting=meeting.id, rule=rule.id, kind=rule.kind, recipient=p, send_at=send_at,
-            latest=latest, subject=render(group, rule.template, "subject", context),
-            reason=reason, template=rule.template, context=context, revision=rev,
-            initial=initial,
-        ))
-    return out
+        history = state.revisions.get((group.id, meeting.id))
+        rev, made, change = (history[-1].rev, now, "") if history else (0, now, "")
+    specs = invites.invitation_specs(
+        group, meeting, held=held, rev=rev, rev_made=made, change=change, send_at=send_at,
+        settle=group.settle, first_planned=state.first_planned, now=now)
+    suffix = f" (rule {rule.id} {rule.send.text})"
+    return [replace(s, reason=s.reason + suffix) if s.method == REQUEST else s for s in specs]
 
 
 def _reason(group: Group, rule: Rule) -> str:

@@ -60,7 +60,7 @@ def plan_rows(config: Config, store: Store, now: datetime, *, since: datetime | 
             continue
         rows.append({
             "key": r.key, "kind": r.kind, "group": r.group_id, "meeting": r.meeting_id,
-            "rule": r.rule_id, "revision": r.revision,
+            "rule": r.rule_id, "revision": r.revision, "sequence": r.sequence,
             "send_at": _iso(r.send_at, zones.get(r.group_id)),
             "latest": _iso(r.latest_at, zones.get(r.group_id)), "recipients": [r.recipient],
             "subject": r.subject, "reason": r.reason, "state": r.state,
@@ -72,7 +72,7 @@ def plan_rows(config: Config, store: Store, now: datetime, *, since: datetime | 
 def _desired_row(d: Desired, state: str, zone: Any) -> dict[str, Any]:
     return {
         "key": d.key, "kind": d.kind, "group": d.group, "meeting": d.meeting, "rule": d.rule,
-        "revision": d.revision, "send_at": _iso(d.send_at, zone),
+        "revision": d.revision, "sequence": d.sequence, "send_at": _iso(d.send_at, zone),
         "latest": _iso(d.latest, zone), "recipients": [d.recipient.email],
         "subject": d.subject, "reason": d.reason, "state": state,
     }
@@ -116,7 +116,8 @@ def log_rows(store: Store, *, group: str | None = None, state: str | None = None
             continue
         item = {
             "key": r.key, "kind": r.kind, "group": r.group_id, "meeting": r.meeting_id,
-            "rule": r.rule_id, "revision": r.revision, "recipient": r.recipient,
+            "rule": r.rule_id, "revision": r.revision, "sequence": r.sequence,
+            "recipient": r.recipient,
             "state": r.state, "send_at": _iso(r.send_at), "sent_at": _iso(r.sent_at),
             "subject": r.subject, "reason": r.reason, "message_id": r.message_id,
             "transport": r.transport, "attempts": r.attempts, "last_error": r.last_error,

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bot.invites import Held
 from bot.model import Revision
 
 
@@ -62,6 +63,7 @@ ledger = sa.Table(
     sa.Column("recipient", sa.String(320), nullable=False),
     sa.Column("recipient_name", sa.String(300), nullable=False, default=""),
     sa.Column("revision", sa.Integer, nullable=True),
+    sa.Column("sequence", sa.Integer, nullable=True),
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("send_at", UTCDateTime, nullable=False),
     sa.Column("latest_at", UTCDateTime, nullable=False),
@@ -163,36 +165,50 @@ class Store:
             keys: dict[str, str] = {}
             recorded: set[tuple[str, str, str]] = set()
             delivered: set[tuple[str, str, int]] = set()
-            rows = conn.execute(sa.select(ledger.c.key, ledger.c.state, ledger.c.group_id,
-                                          ledger.c.meeting_id, ledger.c.rule_id,
-                                          ledger.c.revision))
-            for key, state, g, m, r, rev in rows:
+            held: dict[tuple[str, str], dict[str, Held]] = {}
+            first: dict[tuple[str, str, str, int], datetime] = {}
+            rows = conn.execute(sa.select(
+                ledger.c.key, ledger.c.state, ledger.c.group_id, ledger.c.meeting_id,
+                ledger.c.rule_id, ledger.c.revision, ledger.c.sequence, ledger.c.kind,
+                ledger.c.recipient, ledger.c.recipient_name, ledger.c.created_at))
+            for key, state, g, m, r, rev, seq, kind, email, name, planned_at in rows:
                 keys[key] = state
                 recorded.add((g, m, r))
-                if rev is not None and state in DELIVERED:
-                    delivered.add((g, m, rev))
-            revisions: dict[tuple[str, str], Revision] = {}
+                if seq is None:
+                    continue
+                first[(g, m, email, seq)] = planned_at
+                if state in DELIVERED:
+                    if kind == "invitation":
+                        delivered.add((g, m, rev))
+                    mine = held.setdefault((g, m), {})
+                    if email not in mine or mine[email].sequence < seq:
+                        method = "CANCEL" if kind == "cancellation" else "REQUEST"
+                        mine[email] = Held(seq, method, rev, name)
+            revisions: dict[tuple[str, str], tuple[Revision, ...]] = {}
             created: dict[tuple[str, str, int], datetime] = {}
             for row in conn.execute(sa.select(invite_revisions).order_by(
                     invite_revisions.c.rev)):
-                revisions[(row.group_id, row.meeting_id)] = Revision(
-                    row.rev, row.digest, json.loads(row.fields))
+                revisions[(row.group_id, row.meeting_id)] = (
+                    *revisions.get((row.group_id, row.meeting_id), ()),
+                    Revision(row.rev, row.digest, json.loads(row.fields)))
                 created[(row.group_id, row.meeting_id, row.rev)] = row.created_at
             submitted = frozenset(
                 (r.group_id, r.meeting_id, r.rule_id, r.organisation)
                 for r in conn.execute(sa.select(submissions)))
         return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
                      delivered=frozenset(delivered), submitted=submitted,
-                     revision_created=created)
+                     revision_created=created, held=held, first_planned=first)
 
     def record_revision(self, conn: Connection, group: str, meeting: str, revision: Revision,
-                        replaces: bool, now: datetime) -> None:
-        values = {"digest": revision.digest, "fields": json.dumps(revision.fields,
+                        replaces: bool, restart: bool, now: datetime) -> None:
+        values: dict[str, Any] = {"digest": revision.digest, "fields": json.dumps(revision.fields,
                                                                   sort_keys=True)}
         where = sa.and_(invite_revisions.c.group_id == group,
                         invite_revisions.c.meeting_id == meeting,
                         invite_revisions.c.rev == revision.rev)
         if replaces:
+            if restart:  # an update edited again: its settle window starts over
+                values["created_at"] = now
             conn.execute(invite_revisions.update().where(where).values(**values))
         else:
             conn.execute(invite_revisions.insert().values(

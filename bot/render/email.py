@@ -48,9 +48,10 @@ def build(group: Group, desired: Desired, now: datetime) -> EmailMessage:
     msg["X-Clerk-Key"] = desired.key
     msg.set_content(render(group, desired.template, "txt", ctx))
     msg.add_alternative(render(group, desired.template, "html", ctx), subtype="html")
-    if desired.kind == "invitation":
+    if desired.kind in ("invitation", "cancellation"):
         ics = invite_ics(group, desired, now)
-        msg.add_alternative(ics.decode(), subtype="calendar", params={"method": "REQUEST"})
+        method = "CANCEL" if desired.kind == "cancellation" else "REQUEST"
+        msg.add_alternative(ics.decode(), subtype="calendar", params={"method": method})
         msg.make_mixed()  # the alternative moves inside; the .ics attachment goes beside it
         msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
     return msg
@@ -62,8 +63,9 @@ def invite_ics(group: Group, desired: Desired, now: datetime) -> bytes:
     m = desired.context["meeting"]
     recipient = desired.recipient
     return invite_calendar(
-        method="REQUEST", uid=invite_uid(group, desired.meeting),
-        sequence=desired.revision or 0, dtstamp=now, start=m["start"], end=m["end"],
+        method="CANCEL" if desired.kind == "cancellation" else "REQUEST",
+        uid=invite_uid(group, desired.meeting), sequence=desired.sequence or 0, dtstamp=now,
+        start=m["start"], end=m["end"],
         zone=group.zone, summary=m["title"], location=m["location"] or None,
         description=m["description"] or None, url=m["link"] or None,
         organiser_name=group.organiser.name, organiser_email=group.organiser.email,

@@ -79,10 +79,12 @@ def check_templates(config: Config) -> list[Problem]:
     problems: list[Problem] = []
     for group in config.groups:
         env = environment(group.folder)
-        for rule in group.rules:
+        uses = [(rule, rule.template) for rule in group.rules]
+        uses += [(rule, "cancellation") for rule in group.rules if rule.kind == "invitation"]
+        for rule, template in uses:
             context = example_context(group, rule)
             for part in PARTS:
-                name = f"{rule.template}.{part}.j2"
+                name = f"{template}.{part}.j2"
                 try:
                     env.get_template(name).render(context)
                 except jinja2.TemplateNotFound:

@@ -15,7 +15,8 @@ from click.testing import Result
 from bot.cli import cli
 from tests.conftest import ROOT, edit
 
-PLAN_KEYS = {"key", "kind", "group", "meeting", "rule", "revision", "send_at", "latest",
+PLAN_KEYS = {"key", "kind", "group", "meeting", "rule", "revision", "sequence", "send_at",
+             "latest",
              "recipients", "subject", "reason", "state"}
 STATES = {"scheduled", "due", "held", "sent", "failed", "skipped_late", "retry", "sending",
           "parked"}
