@@ -534,10 +534,14 @@ def files_read(folder: Path) -> list[Path]:
 
 def stat_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """Cheap change detection for the worker: names, sizes and mtimes of the config files."""
-    try:
-        return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files_read(folder))
-    except OSError:
-        return ()
+    signature = []
+    for p in files_read(folder):
+        try:
+            st = p.stat()
+        except OSError:
+            continue  # removed since it was listed: the next look sees the change
+        signature.append((str(p), st.st_size, st.st_mtime_ns))
+    return tuple(signature)
 
 
 def load(folder: Path) -> Config:

@@ -12,18 +12,17 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import sqlalchemy as sa
 
 from bot import planner
 from bot.errors import TransportError
 from bot.model import Config, Desired
 from bot.planner import Plan
 from bot.render import email as render_email
-from bot.store import Store, ledger
+from bot.store import Store
 from bot.transports.base import Transport
 
 log = logging.getLogger("clerk")
@@ -100,30 +99,32 @@ class Executor:
         if (plan is not None and stamp == self._stamp
                 and (plan.valid_until is None or now < plan.valid_until)):
             return plan, None
-        plan = planner.plan(self.config, self.store.snapshot(), now)
-        counts = self.record(plan, now)
+        state = self.store.snapshot()
+        plan = planner.plan(self.config, state, now)
+        counts = self.record(plan, now, state.keys)
         self._plan, self._by_key = plan, plan.by_key()
         self._stamp = (self.config.fingerprint, self.store.facts_version())
         return plan, counts
 
-    def record(self, plan: Plan, now: datetime) -> tuple[int, int, int]:
-        """Write the plan into the ledger: insert new rows, update unsent ones, withdraw
-        rows no longer wanted. Returns (recorded, updated, withdrawn)."""
+    def record(self, plan: Plan, now: datetime,
+               existing: Mapping[str, str]) -> tuple[int, int, int]:
+        """Write the plan into the ledger: insert new rows (``existing`` holds the keys the
+        plan was made with; a key another worker recorded meanwhile is skipped), update
+        unsent ones, withdraw rows no longer wanted. Returns (recorded, updated, withdrawn)."""
         recorded = updated = withdrawn = 0
         with self.store.atomic() as conn:
             for r in plan.revisions:
                 self.store.record_revision(conn, r.group, r.meeting, r.revision, r.replaces,
                                            r.restart, now)
+            if plan.revisions:
+                self.store.bump_facts(conn)
             active = self.store.active_rows(conn)
-            existing = set(conn.execute(sa.select(ledger.c.key)).scalars()) if plan.messages \
-                else set()
             new = [_row_values(d, now, d.initial) for d in plan.messages
                    if d.key not in existing]
             self.store.insert_rows(conn, new)
             recorded = len(new)
-            for n in new:
-                log.info("planned %s %s for %s at %s", n["state"], n["kind"], n["recipient"],
-                         n["send_at"].isoformat())
+            if new:
+                log.info("planned %d new message(s)", recorded)
             wanted = plan.by_key()
             for key, row in active.items():
                 d = wanted.get(key)

@@ -20,6 +20,7 @@ from typing import Any
 from bot import invites, timeutil
 from bot.invites import CANCEL, REQUEST, Held, InviteSpec, NewRevision
 from bot.model import Config, Desired, Group, Meeting, Member, Offset, Person, Revision, Rule
+from bot.render import templates
 from bot.render.templates import render
 
 MISSED = "skipped_late"
@@ -193,7 +194,9 @@ def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: da
             specs = [replace(s, reason=f"{s.reason} (its window had passed when first "
                              "planned)") for s in specs]
     shared = shared_context(group, meeting, rule)
-    return [_desired(group, meeting, rule, s, shared, latest, initial) for s in specs]
+    subjects: dict[tuple[str, int], str] = {}  # per (method, sequence) when no one is named
+    return [_desired(group, meeting, rule, s, shared, latest, initial, subjects)
+            for s in specs]
 
 
 def _key(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec) -> str:
@@ -202,7 +205,8 @@ def _key(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec) -> str:
 
 
 def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
-             shared: dict[str, Any], latest: datetime, initial: str) -> Desired:
+             shared: dict[str, Any], latest: datetime, initial: str,
+             subjects: dict[tuple[str, int], str]) -> Desired:
     p = spec.recipient
     context = dict(shared, recipient=member(p) if isinstance(p, Member) else
                    dict(person(p), organisation="", role=""))
@@ -214,10 +218,20 @@ def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
     return Desired(
         key=_key(group, meeting, rule, spec), group=group.id, meeting=meeting.id,
         rule=rule.id, kind=kind, recipient=p, send_at=spec.send_at, latest=latest,
-        subject=render(group, template, "subject", context), reason=spec.reason,
+        subject=_subject(group, template, context, spec, subjects), reason=spec.reason,
         template=template, context=context, revision=spec.revision if spec.method else None,
         sequence=spec.sequence if spec.method else None, initial=initial,
     )
+
+
+def _subject(group: Group, template: str, context: dict[str, Any], spec: InviteSpec,
+             cache: dict[tuple[str, int], str]) -> str:
+    if templates.uses(group, template, "subject", "recipient"):
+        return render(group, template, "subject", context)
+    batch = (spec.method, spec.sequence)
+    if batch not in cache:
+        cache[batch] = render(group, template, "subject", context)
+    return cache[batch]
 
 
 def _recipients(group: Group, meeting: Meeting, rule: Rule, state: State) -> list[Person]:

@@ -213,7 +213,6 @@ class Store:
         else:
             conn.execute(invite_revisions.insert().values(
                 group_id=group, meeting_id=meeting, rev=revision.rev, created_at=now, **values))
-        self.bump_facts(conn)
 
     def mark_submitted(self, group: str, meeting: str, rule: str, organisation: str,
                        status: str, now: datetime, source: str = "") -> None:
@@ -236,11 +235,24 @@ class Store:
         return {r.key: r for r in rows}
 
     def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert ledger rows; a key already there (another worker's) is left as it is."""
         if rows:
-            conn.execute(ledger.insert(), list(rows))
+            conn.execute(self._insert_if_absent(), list(rows))
             conn.execute(events.insert(), [
                 {"key": r["key"], "at": r["created_at"], "state": r["state"],
                  "detail": r["reason"]} for r in rows])
+
+    def _insert_if_absent(self) -> Any:
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(ledger).on_conflict_do_nothing(index_elements=["key"])
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(ledger).on_conflict_do_nothing(index_elements=["key"])
+        return ledger.insert()
 
     def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
                    **values: Any) -> None:

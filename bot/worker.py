@@ -36,9 +36,9 @@ class Worker:
         if signature == self.signature:
             return
         self.signature = signature
-        from bot.render.templates import environment
+        from bot.render.templates import clear_cache
 
-        environment.cache_clear()
+        clear_cache()
         try:
             self.executor.use_config(config_mod.load(self.folder))
             log.info("config reloaded from %s", self.folder)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 from bot.errors import Problem
 from bot.model import Config, Group
@@ -37,13 +38,21 @@ def _hm(value: datetime) -> str:
     return f"{value:%H:%M}"
 
 
+def environment(group: Group) -> jinja2.Environment:
+    """The group's templates: its own overrides first, then the defaults. Groups without
+    overrides share one environment, so the defaults are compiled once per process."""
+    overrides = group.folder / "templates"
+    return _environment(overrides if overrides.is_dir() else None)
+
+
 @lru_cache(maxsize=512)
-def environment(group_folder: Path | None) -> jinja2.Environment:
+def _environment(overrides: Path | None) -> jinja2.Environment:
     search = [str(default_folder())]
-    if group_folder is not None and (group_folder / "templates").is_dir():
-        search.insert(0, str(group_folder / "templates"))
+    if overrides is not None:
+        search.insert(0, str(overrides))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),
+        auto_reload=False,  # the worker clears this cache when the config changes
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
                                             default_for_string=False),
@@ -57,8 +66,30 @@ def environment(group_folder: Path | None) -> jinja2.Environment:
 
 
 def render(group: Group, template: str, part: str, context: dict[str, Any]) -> str:
-    text = environment(group.folder).get_template(f"{template}.{part}.j2").render(context)
+    text = environment(group).get_template(f"{template}.{part}.j2").render(context)
     return " ".join(text.split()) if part == "subject" else text
+
+
+def uses(group: Group, template: str, part: str, variable: str) -> bool:
+    """Whether a template (or anything it includes) refers to ``variable``; when it does
+    not, one rendering serves a whole batch of recipients."""
+    return _uses(environment(group), f"{template}.{part}.j2", variable)
+
+
+@lru_cache(maxsize=1024)
+def _uses(env: jinja2.Environment, name: str, variable: str) -> bool:
+    assert env.loader is not None
+    source = env.loader.get_source(env, name)[0]
+    ast = env.parse(source)
+    if variable in jinja2.meta.find_undeclared_variables(ast):
+        return True
+    return any(_uses(env, ref, variable) for ref in jinja2.meta.find_referenced_templates(ast)
+               if ref)
+
+
+def clear_cache() -> None:
+    _environment.cache_clear()
+    _uses.cache_clear()
 
 
 def _where(exc: Exception, name: str, env: jinja2.Environment) -> tuple[str, int | None]:
@@ -78,7 +109,7 @@ def check_templates(config: Config) -> list[Problem]:
 
     problems: list[Problem] = []
     for group in config.groups:
-        env = environment(group.folder)
+        env = environment(group)
         uses = [(rule, rule.template) for rule in group.rules]
         uses += [(rule, "cancellation") for rule in group.rules if rule.kind == "invitation"]
         for rule, template in uses:
