@@ -1,31 +1,34 @@
-"""The ``clerk`` command: parse, call one function, format. Heavy libraries load lazily."""
+"""The ``clerk`` command: parse, call one function, format.
+
+Everything beyond click is imported inside the command that needs it, so ``clerk --help``
+costs little more than starting Python and importing click (see bench/help_time.py).
+"""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import sys
-from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from bot.errors import ClerkError, UsageError
-
 if TYPE_CHECKING:
+    from datetime import datetime
+    from pathlib import Path
+
     from bot.executor import Executor
     from bot.model import Config
     from bot.store import Store
 
 
-@dataclass
 class Ctx:
-    folder: Path
-    state: str | None
+    """What every command shares: the config folder and the state URL override."""
+
+    def __init__(self, folder: str, state: str | None) -> None:
+        from pathlib import Path
+
+        self.folder: Path = Path(folder)
+        self.state = state
 
     def config(self) -> Config:
         from bot import config
@@ -57,17 +60,25 @@ def _now(value: str | None, config: Config | None = None) -> datetime:
     try:
         return timeutil.parse_instant(value, tz)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise _usage_error(str(exc)) from None
 
 
 def _group(config: Config, group: str | None) -> str | None:
     if group is not None and group not in {g.id for g in config.groups}:
         known = ", ".join(g.id for g in config.groups)
-        raise UsageError(f"unknown group {group!r}; groups in {config.folder}: {known}")
+        raise _usage_error(f"unknown group {group!r}; groups in {config.folder}: {known}")
     return group
 
 
+def _usage_error(message: str) -> Exception:
+    from bot.errors import UsageError
+
+    return UsageError(message)
+
+
 def _json(value: Any) -> None:
+    import json
+
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
@@ -83,6 +94,8 @@ class ClerkGroup(click.Group):
     """The one place that turns a user error into a message and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from bot.errors import ClerkError
+
         try:
             return super().invoke(ctx)
         except ClerkError as exc:
@@ -92,20 +105,22 @@ class ClerkGroup(click.Group):
 
 @click.group(cls=ClerkGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "folder", envvar="CLERK_CONFIG", default="config", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path),
+              type=click.Path(file_okay=False),
               help="Config folder (env CLERK_CONFIG).")
 @click.option("--state", envvar="CLERK_STATE", metavar="URL",
               help="State store URL; overrides clerk.toml (env CLERK_STATE).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="clerkbot")
 @click.pass_context
-def cli(ctx: click.Context, folder: Path, state: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, folder: str, state: str | None, verbose: int) -> None:
     """clerk: the clerk of a recurring group.
 
     It plans every message of a group (invitations, requests for information, chasers,
     agenda packs, reminders) from the config folder, records each in a ledger, and sends
     what is due.
     """
+    import logging
+
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     ctx.obj = Ctx(folder, state)
@@ -190,6 +205,8 @@ def run(obj: Ctx) -> None:
     from bot.worker import Worker
 
     config = obj.config()  # refuses to start on a config with problems
+    import logging
+
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     Worker(obj.executor(config), obj.folder).run()
 
@@ -239,7 +256,7 @@ def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None,
     rows = report.log_rows(obj.store(config), group=_group(config, group_id), state=state,
                            key=key)
     if key and not rows:
-        raise UsageError(f"no ledger row with key {key!r}; `clerk log` lists them")
+        raise _usage_error(f"no ledger row with key {key!r}; `clerk log` lists them")
     if as_json:
         _json(rows)
         return
@@ -272,7 +289,7 @@ def preview(obj: Ctx, key: str, now: str | None) -> None:
     if desired is None:
         row = store.row(key)
         why = f"it is in the ledger as {row.state}" if row else "no such key"
-        raise UsageError(f"{key!r} is not in the current plan ({why}); "
+        raise _usage_error(f"{key!r} is not in the current plan ({why}); "
                          "`clerk plan --json` lists the keys")
     message = build(config.group(desired.group), desired, at)
     click.echo(message.as_bytes(policy=SMTP.clone(linesep="\n")).decode(errors="replace"))
@@ -286,7 +303,7 @@ def _move(obj: Ctx, keys: tuple[str, ...], from_states: tuple[str, ...], to_stat
     moved = obj.store(config).set_state(keys, from_states, to_state, timeutil.utcnow(),
                                         f"{done} by {os.environ.get('USER', 'the admin')}")
     if not moved:
-        raise UsageError(f"nothing to {verb}: no row in state "
+        raise _usage_error(f"nothing to {verb}: no row in state "
                          f"{' or '.join(from_states)} matches {', '.join(keys)}; "
                          "`clerk plan` shows the keys and states")
     for key in moved:
@@ -310,25 +327,31 @@ def hold(obj: Ctx, keys: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("folder", type=click.Path(path_type=Path))
-def init(folder: Path) -> None:
+@click.argument("folder", type=click.Path())
+def init(folder: str) -> None:
     """Create FOLDER: a commented starting config for a new group, from the example."""
+    from pathlib import Path
+
     from bot.scaffold import init_group
 
-    init_group(folder)
+    init_group(Path(folder))
     click.echo(f"created {folder}: edit group.toml and roster.csv, then run `clerk check`")
 
 
 @cli.command()
 @click.option("--from", "since", metavar="DATE", help="Start here (default: now or go-live).")
 @click.option("--until", metavar="DATE", help="End here (default: a year after the start).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(file_okay=False),
               help="Write the simulated mail to this Maildir (default: a scratch folder).")
 @json_option
 @click.pass_obj
-def simulate(obj: Ctx, since: str | None, until: str | None, out: Path | None,
+def simulate(obj: Ctx, since: str | None, until: str | None, out: str | None,
              as_json: bool) -> None:
     """Run a scratch copy of the config and state through simulated time."""
+    from collections import Counter
+    from datetime import timedelta
+    from pathlib import Path
+
     from bot.simulate import simulate as run_simulation
 
     config = obj.config()
@@ -336,7 +359,7 @@ def simulate(obj: Ctx, since: str | None, until: str | None, out: Path | None,
         [_now(None)] + [g.go_live for g in config.groups])
     end = _now(until, config) if until else start + timedelta(days=365)
     timeline, outbox = run_simulation(obj.folder, obj.state or config.settings.state, start,
-                                      end, out)
+                                      end, Path(out) if out else None)
     if as_json:
         _json(timeline)
         return
