@@ -21,7 +21,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check bot tests bench
 	$(BIN)/mypy
-	bash tests/run.sh $(BIN)/python
+	bash tests/setup.sh
+	CLERK_TEST_PG_URL="$$(bash tests/postgres.sh)" bash tests/run.sh $(BIN)/python
 
 bench: $(STAMP)
 	$(BIN)/python bench/idle_tick.py

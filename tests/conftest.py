@@ -45,12 +45,32 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+PG_URL = os.environ.get("CLERK_TEST_PG_URL")  # set by `make test` (tests/postgres.sh)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty store: SQLite, and PostgreSQL when CLERK_TEST_PG_URL names one."""
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    elif PG_URL:
+        s = Store(PG_URL)
+        _drop_all(s)
+    else:
+        pytest.skip("CLERK_TEST_PG_URL is not set (make test sets it)")
     s.migrate()
     yield s
     s.dispose()
+
+
+def _drop_all(s: Store) -> None:
+    import sqlalchemy as sa
+
+    from bot.store import metadata
+
+    with s.atomic() as conn:
+        metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS migrations"))
 
 
 @pytest.fixture
