@@ -22,7 +22,8 @@ test: $(STAMP)
 	$(BIN)/ruff check bot tests bench
 	$(BIN)/mypy
 	bash tests/setup.sh
-	CLERK_TEST_PG_URL="$$(bash tests/postgres.sh)" bash tests/run.sh $(BIN)/python
+	bash tests/postgres.sh > $(VENV)/pg-url
+	CLERK_TEST_PG_URL="$$(cat $(VENV)/pg-url)" bash tests/run.sh $(BIN)/python
 
 bench: $(STAMP)
 	$(BIN)/python bench/idle_tick.py
