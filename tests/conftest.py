@@ -45,6 +45,15 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
+def remove_member(group_dir: Path, email: str) -> None:
+    """Take a member off the group's roster, as an admin deleting their row would."""
+    roster = group_dir / "roster.csv"
+    lines = roster.read_text(encoding="utf-8").splitlines(True)
+    kept = [line for line in lines if email not in line]
+    assert len(kept) == len(lines) - 1, f"{email} is not on the roster once"
+    roster.write_text("".join(kept), encoding="utf-8")
+
+
 PG_URL = os.environ.get("CLERK_TEST_PG_URL")  # set by `make test` (tests/postgres.sh)
 
 

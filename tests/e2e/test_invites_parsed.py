@@ -17,7 +17,7 @@ import icalendar
 
 from bot.executor import Executor
 from bot.transports.memory import MemoryTransport
-from tests.conftest import edit
+from tests.conftest import edit, remove_member
 from tests.parsers import PARSERS, CalendarPut, EventTimes, Parsed, all_times, libical_check
 
 LONDON = ZoneInfo("Europe/London")
@@ -54,9 +54,7 @@ def test_every_invite_reads_the_same_in_every_parser_and_radicale_stores_it(
     edit(toml, f'id = "2027-q2"\nstart = {DAYS[1]}T14:00:00',
          f'id = "2027-q2"\nstart = {DAYS[1]}T14:00:00\nduration = "3h"')
     edit(toml, 'id = "2027-extra"', 'id = "2027-extra"\ncancelled = true')
-    roster = group_dir / "roster.csv"
-    roster.write_text("".join(x for x in roster.read_text().splitlines(True)
-                              if "linde.weber" not in x))
+    remove_member(group_dir, "linde.weber@surrey.example")
     make_executor().tick(T0 + timedelta(hours=1))
     make_executor().tick(T0 + timedelta(hours=2))
 

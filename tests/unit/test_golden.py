@@ -16,7 +16,7 @@ import pytest
 
 from bot.executor import Executor
 from bot.transports.memory import MemoryTransport
-from tests.conftest import ROOT, edit
+from tests.conftest import ROOT, edit, remove_member
 
 GOLDEN = ROOT / "tests" / "data" / "golden"
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -62,8 +62,7 @@ def generated(make_executor: Callable[[], Executor], group_dir: Path) -> dict[st
     edit(group_dir / "group.toml", 'duration = "2h"', 'duration = "3h"')
     make_executor().tick(T0 + timedelta(hours=1))
     make_executor().tick(T0 + timedelta(hours=1, minutes=10))
-    roster = group_dir / "roster.csv"
-    roster.write_text("".join(x for x in roster.read_text().splitlines(True) if WHO not in x))
+    remove_member(group_dir, WHO)
     make_executor().tick(T0 + timedelta(hours=2))
     make_executor().tick(T0 + timedelta(hours=2, minutes=10))
     calendars = _calendars(ex)

@@ -13,7 +13,7 @@ import pytest
 from bot.executor import Executor
 from bot.store import Store
 from bot.transports.memory import MemoryTransport
-from tests.conftest import edit
+from tests.conftest import edit, remove_member
 
 GO_LIVE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MEMBERS, ORGS = 21, 16  # the example roster
@@ -153,9 +153,7 @@ def test_a_member_removed_gets_nothing_more_but_their_cancellation(
     ex = make_executor()
     ex.tick(GO_LIVE)
     gone = "linde.weber@surrey.example"
-    path = group_dir / "roster.csv"
-    path.write_text("".join(line for line in path.read_text().splitlines(True)
-                            if gone not in line))
+    remove_member(group_dir, gone)
     make_executor().tick(GO_LIVE + timedelta(hours=1))
     states = Counter(r.state for r in store.rows() if r.recipient == gone)
     # the q1 invite went and its CANCEL is planned; 3 invites, 4 packs, 4 requests and
