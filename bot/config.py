@@ -7,9 +7,9 @@ Layout of the config folder (``--config``, ``CLERK_CONFIG``, default ``./config`
     <group>/roster.csv    name,email,organisation,role
     <group>/templates/    optional overrides of the default templates
 
-Every option is declared once below (default, check, help). Loading reports *every* problem at
-once, each with its file and line (or key), and raises :class:`ConfigError`; nothing is sent
-from a config with problems.
+Every option is declared once (here, in bot/options.py and bot/meetings.py) with its default,
+check and help. Loading reports *every* problem at once, each with its file and line (or key),
+and raises :class:`ConfigError`; nothing is sent from a config with problems.
 """
 
 from __future__ import annotations
@@ -17,126 +17,44 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
-import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from dataclasses import replace
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot import timeutil
 from bot.errors import ConfigError, Problem
-from bot.model import KINDS, ROLES, Config, Group, Meeting, Member, Person, Rule, Settings
+from bot.meetings import DEFAULTS_OPTIONS, parse_meetings
+from bot.model import KINDS, ROLES, Config, Group, Member, Person, Rule, Settings
+from bot.options import (
+    _EMAIL,
+    REQUIRED,
+    Option,
+    Reader,
+    _bool,
+    _choice,
+    _date,
+    _duration,
+    _email,
+    _float,
+    _id,
+    _int,
+    _offset,
+    _str,
+    _strings,
+    _time_of_day,
+    read_toml,
+)
 
 SETTINGS_FILE = "clerk.toml"
 GROUP_FILE = "group.toml"
 ROSTER_FILE = "roster.csv"
 ROSTER_COLUMNS = ("name", "email", "organisation", "role")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option: where it lives, its default (``...`` = required), its check, its help."""
-
-    default: Any
-    convert: Callable[[Any], Any]
-    help: str
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError("must be text in quotes")
-    return v
-
-
-def _id(v: Any) -> str:
-    v = _str(v)
-    if not _ID.match(v):
-        raise ValueError(f"{v!r} is not an id: use lower-case letters, digits, '-', '_' or '.'")
-    return v
-
-
-def _email(v: Any) -> str:
-    v = _str(v).strip()
-    if not _EMAIL.match(v):
-        raise ValueError(f"{v!r} is not an email address")
-    return v.lower()
-
-
-def _int(v: Any) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise ValueError("must be a whole number, 0 or more")
-    return v
-
-
-def _float(v: Any) -> float:
-    if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
-        raise ValueError("must be a number, 0 or more")
-    return float(v)
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError("must be true or false")
-    return v
-
-
-def _strings(v: Any) -> tuple[str, ...]:
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise ValueError('must be a list of texts, like ["one", "two"]')
-    return tuple(v)
-
-
-def _date(v: Any) -> date:
-    if isinstance(v, datetime) or not isinstance(v, date):
-        raise ValueError("must be a date like 2027-01-04 (no quotes)")
-    return v
-
-
-def _local_datetime(v: Any) -> datetime:
-    if not isinstance(v, datetime) or v.tzinfo is not None:
-        raise ValueError(
-            "must be a local date and time like 2027-01-14T14:00:00 (no quotes, no offset: "
-            "it is read in the group's zone)"
-        )
-    return v
-
-
-def _time_of_day(v: Any) -> tuple[int, int]:
-    if isinstance(v, time):
-        return (v.hour, v.minute)
-    m = re.match(r"^(\d{1,2}):(\d{2})$", _str(v))
-    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        raise ValueError(f"{v!r} is not a time of day like 09:00")
-    return (int(m.group(1)), int(m.group(2)))
-
-
-def _duration(v: Any) -> timedelta:
-    return timeutil.parse_duration(_str(v))
 
 
 def _settle(v: Any) -> timedelta:
     return timedelta(0) if _str(v).strip() in ("0", "0m", "0h") else _duration(v)
 
-
-def _offset(v: Any) -> Any:
-    return timeutil.parse_offset(_str(v))
-
-
-def _choice(*allowed: str) -> Callable[[Any], str]:
-    def convert(v: Any) -> str:
-        v = _str(v)
-        if v not in allowed:
-            raise ValueError(f"{v!r} is not one of: {', '.join(allowed)}")
-        return v
-
-    return convert
-
-
-REQUIRED = ...
 
 SETTINGS_OPTIONS = {
     "state": Option(Settings.state, _str, "SQLAlchemy URL of the state store"),
@@ -162,24 +80,6 @@ PERSON_OPTIONS = {
     "name": Option(REQUIRED, _str, "display name"),
     "email": Option(REQUIRED, _email, "email address"),
 }
-DEFAULTS_OPTIONS = {
-    "title": Option("", _str, "meeting title; defaults to the group's name"),
-    "duration": Option(timedelta(hours=2), _duration, "length of a meeting, like 2h or 90m"),
-    "location": Option("", _str, "where the meeting is"),
-    "link": Option("", _str, "online meeting link"),
-    "description": Option("", _str, "text of the invitation"),
-}
-MEETING_OPTIONS = {
-    "id": Option(REQUIRED, _id, "stable id of the meeting; keep it when the date moves"),
-    "start": Option(REQUIRED, _local_datetime, "local start, like 2027-01-14T14:00:00"),
-    "title": Option(None, _str, "overrides [meetings] title"),
-    "duration": Option(None, _duration, "overrides [meetings] duration"),
-    "location": Option(None, _str, "overrides [meetings] location"),
-    "link": Option(None, _str, "overrides [meetings] link"),
-    "description": Option(None, _str, "overrides [meetings] description"),
-    "items": Option((), _strings, "agenda items of this meeting only"),
-    "cancelled": Option(False, _bool, "true: the meeting is off"),
-}
 RULE_OPTIONS = {
     "id": Option(REQUIRED, _id, "stable id of the rule"),
     "kind": Option(REQUIRED, _choice(*KINDS), "what the message is"),
@@ -202,104 +102,15 @@ DEFAULT_AUDIENCE = {
 }
 
 
-class _Reader:
-    """Collects problems for one file while its values are converted."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-        self.problems: list[Problem] = []
-
-    def line_of(self, table: str | None, index: int, key: str | None) -> int | None:
-        """Best-effort line of ``key`` in the ``index``-th ``[table]``/``[[table]]``."""
-        start, seen = 0, -1
-        if table is not None:
-            header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*(#.*)?$")
-            for n, line in enumerate(self.lines):
-                if header.match(line):
-                    seen += 1
-                    if seen == index:
-                        start = n
-                        break
-            else:
-                return None
-            if key is None:
-                return start + 1
-        pattern = re.compile(rf"^\s*{re.escape(key or '')}\s*=")
-        for n in range(start + (1 if table else 0), len(self.lines)):
-            if table is None and self.lines[n].lstrip().startswith("["):
-                break
-            if n > start and table is not None and self.lines[n].lstrip().startswith("["):
-                break
-            if pattern.match(self.lines[n]):
-                return n + 1
-        return start + 1 if table else None
-
-    def problem(
-        self, key: str, message: str, *, table: str | None = None, index: int = 0,
-        name: str | None = None, hint: str | None = None, warning: bool = False,
-    ) -> None:
-        line = self.line_of(table, index, name)
-        self.problems.append(
-            Problem(str(self.path), message, line=line, key=key, hint=hint, warning=warning)
-        )
-
-    def section(
-        self, data: Any, options: dict[str, Option], where: str, *, table: str | None = None,
-        index: int = 0,
-    ) -> dict[str, Any]:
-        """Convert one table by its declared options; unknown keys are problems too."""
-        out: dict[str, Any] = {}
-        if not isinstance(data, dict):
-            self.problem(where, "must be a table", table=table, index=index)
-            return {name: o.default for name, o in options.items() if o.default is not REQUIRED}
-        for name in data:
-            if name not in options:
-                known = ", ".join(options)
-                self.problem(f"{where}.{name}" if where else name, "unknown option",
-                             table=table, index=index, name=name, hint=f"known options: {known}")
-        for name, option in options.items():
-            key = f"{where}.{name}" if where else name
-            if name not in data:
-                if option.default is REQUIRED:
-                    self.problem(key, "is required", table=table, index=index,
-                                 hint=option.help)
-                else:
-                    out[name] = option.default
-                continue
-            try:
-                out[name] = option.convert(data[name])
-            except ValueError as exc:
-                self.problem(key, str(exc), table=table, index=index, name=name)
-        return out
-
-
-def _read_toml(path: Path, problems: list[Problem]) -> tuple[dict[str, Any], str] | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(str(path), f"cannot read: {exc}"))
-        return None
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        line = int(m.group(1)) if m else None
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        problems.append(Problem(str(path), f"not valid TOML: {message}", line=line,
-                                hint="see https://toml.io for the syntax"))
-        return None
-
-
 def load_settings(folder: Path, problems: list[Problem]) -> Settings:
     path = folder / SETTINGS_FILE
     if not path.exists():
         return Settings()
-    read = _read_toml(path, problems)
+    read = read_toml(path, problems)
     if read is None:
         return Settings()
     data, text = read
-    r = _Reader(path, text)
+    r = Reader(path, text)
     clerk = r.section(data.get("clerk", {}), SETTINGS_OPTIONS, "clerk", table="clerk")
     for name in data:
         if name not in ("clerk", "transport"):
@@ -391,12 +202,12 @@ def load_roster(path: Path, problems: list[Problem]) -> list[Member]:
 
 def load_group(folder: Path, problems: list[Problem]) -> Group | None:
     path = folder / GROUP_FILE
-    read = _read_toml(path, problems)
+    read = read_toml(path, problems)
     roster = load_roster(folder / ROSTER_FILE, problems)
     if read is None:
         return None
     data, text = read
-    r = _Reader(path, text)
+    r = Reader(path, text)
     known_tables = ("group", "organiser", "admin", "meetings", "meeting", "rule")
     for name in data:
         if name not in known_tables:
@@ -413,7 +224,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
             tz = timeutil.zone(g["zone"])
         except ValueError as exc:
             r.problem("group.zone", str(exc), table="group", name="zone")
-    meetings = _meetings(r, data.get("meeting", []), defaults, tz, g)
+    meetings = parse_meetings(r, data.get("meeting", []), defaults, tz, g)
     rules = _rules(r, data.get("rule", []))
     problems.extend(r.problems)
     if (r.problems and any(not p.warning for p in r.problems)) or tz is None:
@@ -429,43 +240,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
     )
 
 
-def _meetings(r: _Reader, raw: Any, defaults: dict[str, Any], tz: Any,
-              g: dict[str, Any]) -> list[Meeting]:
-    if not isinstance(raw, list):
-        r.problem("meeting", "must be a list of [[meeting]] tables")
-        return []
-    out: list[Meeting] = []
-    ids: set[str] = set()
-    for i, item in enumerate(raw):
-        m = r.section(item, MEETING_OPTIONS, f"meeting[{i}]", table="meeting", index=i)
-        if "id" in m:
-            if m["id"] in ids:
-                r.problem(f"meeting[{i}].id", f"{m['id']!r} is used twice", table="meeting",
-                          index=i, name="id", hint="each meeting needs its own id")
-            ids.add(m["id"])
-        if "start" not in m or "id" not in m or tz is None:
-            continue
-        try:
-            start = timeutil.localize(m["start"], tz)
-        except ValueError as exc:
-            r.problem(f"meeting[{i}].start", str(exc), table="meeting", index=i, name="start")
-            continue
-
-        def pick(name: str, m: dict[str, Any] = m) -> Any:
-            return m[name] if m.get(name) is not None else defaults.get(name)
-
-        out.append(Meeting(
-            id=m["id"], title=pick("title") or g.get("name", ""), start=start,
-            duration=pick("duration"), location=pick("location"), link=pick("link"),
-            description=pick("description"),
-            items=tuple(g.get("standing_items", ())) + tuple(m["items"]),
-            cancelled=m["cancelled"],
-        ))
-    out.sort(key=lambda mt: mt.start)
-    return out
-
-
-def _rules(r: _Reader, raw: Any) -> list[Rule]:
+def _rules(r: Reader, raw: Any) -> list[Rule]:
     if not isinstance(raw, list):
         r.problem("rule", "must be a list of [[rule]] tables")
         return []
@@ -502,7 +277,7 @@ def _timing_warnings(group: Group) -> list[Problem]:
     """Rules that can never send in time: their send time falls after their latest time."""
     from bot.planner import latest_time
 
-    reader = _Reader(group.folder / GROUP_FILE,
+    reader = Reader(group.folder / GROUP_FILE,
                      (group.folder / GROUP_FILE).read_text(encoding="utf-8"))
     for i, rule in enumerate(group.rules):
         late = []

@@ -42,6 +42,7 @@ from icalendar import (
     TimezoneDaylight,
     TimezoneStandard,
     vCalAddress,
+    vRecur,
 )
 
 PRODID = "-//clerk//clerk//EN"
@@ -261,6 +262,23 @@ def _in_zone(name: str, value: datetime, tz: tzinfo) -> datetime:
     return value.astimezone(tz)
 
 
+@dataclass(frozen=True)
+class EventSpec:
+    """One VEVENT of an iTIP message: a single meeting, a series master (``rrule``, with
+    ``exdates`` for occurrences taken out) or an override (``recurrence_id``)."""
+
+    start: datetime
+    end: datetime
+    summary: str
+    location: str | None = None
+    description: str | None = None
+    url: str | None = None
+    recurrence_id: datetime | None = None
+    rrule: str | None = None  # RFC 5545 3.3.10, e.g. "FREQ=MONTHLY;INTERVAL=3;COUNT=4"
+    exdates: Sequence[datetime] = ()
+    status: str = "CONFIRMED"
+
+
 def invite_calendar(
     *,
     method: str,
@@ -280,32 +298,81 @@ def invite_calendar(
     status: str = "CONFIRMED",
     recurrence_id: datetime | None = None,
 ) -> bytes:
-    """One VCALENDAR with METHOD, a compact VTIMEZONE and one VEVENT, as bytes.
+    """One VCALENDAR with METHOD, a compact VTIMEZONE and one VEVENT (see :func:`itip`)."""
+    event = EventSpec(start=start, end=end, summary=summary, location=location,
+                      description=description, url=url, recurrence_id=recurrence_id,
+                      status=status)
+    return itip(method=method, uid=uid, sequence=sequence, dtstamp=dtstamp, zone=zone,
+                organiser_name=organiser_name, organiser_email=organiser_email,
+                attendees=attendees, events=[event])
 
-    ``method`` is ``"REQUEST"`` or ``"CANCEL"`` (RFC 5546 sections 3.2.2,
-    3.2.5); for CANCEL the STATUS is CANCELLED and attendees carry no
-    PARTSTAT/RSVP.  Aware datetimes are converted to ``zone`` and written with
-    ``TZID=zone``; DTSTAMP is written in UTC.
+
+def itip(
+    *,
+    method: str,
+    uid: str,
+    sequence: int,
+    dtstamp: datetime,
+    zone: str,
+    organiser_name: str,
+    organiser_email: str,
+    attendees: Sequence[tuple[str, str]],
+    events: Sequence[EventSpec],
+    zone_years: Iterable[int] = (),
+) -> bytes:
+    """One VCALENDAR with METHOD, a compact VTIMEZONE and the given VEVENTs, as bytes.
+
+    ``method`` is ``"REQUEST"`` or ``"CANCEL"`` (RFC 5546 sections 3.2.2, 3.2.5); for
+    CANCEL the STATUS is CANCELLED and attendees carry no PARTSTAT/RSVP. Every VEVENT shares
+    the UID and SEQUENCE (RFC 5546 2.1.4). Aware datetimes are written with ``TZID=zone``;
+    DTSTAMP in UTC. The VTIMEZONE covers every year an event touches and ``zone_years``
+    (a series' whole span).
     """
     if method not in ("REQUEST", "CANCEL"):
         raise ValueError(f"method must be REQUEST or CANCEL, got {method!r}")
     if sequence < 0:
         raise ValueError("sequence must be >= 0")
-    if status not in ("TENTATIVE", "CONFIRMED", "CANCELLED"):  # RFC 5545 3.8.1.11
-        raise ValueError(f"invalid VEVENT status {status!r}")
+    if not events:
+        raise ValueError("an iTIP message needs at least one VEVENT")
     tz = ZoneInfo(zone)
-    local_start, local_end = _in_zone("start", start, tz), _in_zone("end", end, tz)
-    if local_end <= local_start:
-        raise ValueError("end must be after start")
-    rid = recurrence_id and _in_zone("recurrence_id", recurrence_id, tz)
-    years = [dt.year for dt in (local_start, local_end, rid) if dt is not None]
-
+    years = set(zone_years)
     cal = Calendar()
     cal.add("PRODID", PRODID)
     cal.add("VERSION", "2.0")
     cal.add("METHOD", method)
+    built = []
+    for spec in events:
+        event, touched = _event(spec, method, uid, sequence, dtstamp, tz)
+        years |= touched
+        organizer = vCalAddress(_mailto(organiser_email))
+        organizer.params["CN"] = _display_name(organiser_name)
+        event.add("ORGANIZER", organizer)
+        for name, email in attendees:
+            attendee = vCalAddress(_mailto(email))
+            attendee.params["CN"] = _display_name(name)
+            attendee.params["ROLE"] = "REQ-PARTICIPANT"
+            if method == "REQUEST":
+                attendee.params["PARTSTAT"] = "NEEDS-ACTION"
+                attendee.params["RSVP"] = "TRUE"
+            event.add("ATTENDEE", attendee)
+        built.append(event)
     cal.add_component(compact_vtimezone(zone, range(min(years), max(years) + 1)))
+    for event in built:
+        cal.add_component(event)
+    ical: bytes = cal.to_ical()  # CRLF, folded at 75 octets (RFC 5545 3.1)
+    return ical
 
+
+def _event(spec: EventSpec, method: str, uid: str, sequence: int, dtstamp: datetime,
+           tz: ZoneInfo) -> tuple[Event, set[int]]:
+    if spec.status not in ("TENTATIVE", "CONFIRMED", "CANCELLED"):  # RFC 5545 3.8.1.11
+        raise ValueError(f"invalid VEVENT status {spec.status!r}")
+    local_start, local_end = _in_zone("start", spec.start, tz), _in_zone("end", spec.end, tz)
+    if local_end <= local_start:
+        raise ValueError("end must be after start")
+    rid = spec.recurrence_id and _in_zone("recurrence_id", spec.recurrence_id, tz)
+    exdates = [_in_zone("exdate", d, tz) for d in spec.exdates]
+    years = {dt.year for dt in (local_start, local_end, rid, *exdates) if dt is not None}
     event = Event()
     event.add("UID", uid)
     event.add("DTSTAMP", _in_zone("dtstamp", dtstamp, UTC))
@@ -314,26 +381,16 @@ def invite_calendar(
     event.add("DTEND", local_end)
     if rid is not None:
         event.add("RECURRENCE-ID", rid)
-    event.add("SUMMARY", summary)
-    if location or url:
-        event.add("LOCATION", location or url)
-    if description:
-        event.add("DESCRIPTION", description)
-    if url:
-        event.add("URL", url)
-    event.add("STATUS", "CANCELLED" if method == "CANCEL" else status)
-
-    organizer = vCalAddress(_mailto(organiser_email))
-    organizer.params["CN"] = _display_name(organiser_name)
-    event.add("ORGANIZER", organizer)
-    for name, email in attendees:
-        attendee = vCalAddress(_mailto(email))
-        attendee.params["CN"] = _display_name(name)
-        attendee.params["ROLE"] = "REQ-PARTICIPANT"
-        if method == "REQUEST":
-            attendee.params["PARTSTAT"] = "NEEDS-ACTION"
-            attendee.params["RSVP"] = "TRUE"
-        event.add("ATTENDEE", attendee)
-    cal.add_component(event)
-    ical: bytes = cal.to_ical()  # CRLF, folded at 75 octets (RFC 5545 3.1)
-    return ical
+    if spec.rrule:
+        event.add("RRULE", vRecur.from_ical(spec.rrule))
+    for exdate in exdates:
+        event.add("EXDATE", exdate)
+    event.add("SUMMARY", spec.summary)
+    if spec.location or spec.url:
+        event.add("LOCATION", spec.location or spec.url)
+    if spec.description:
+        event.add("DESCRIPTION", spec.description)
+    if spec.url:
+        event.add("URL", spec.url)
+    event.add("STATUS", "CANCELLED" if method == "CANCEL" else spec.status)
+    return event, years
