@@ -24,7 +24,7 @@ from typing import Any
 
 from bot import timeutil
 from bot.errors import ConfigError, Problem
-from bot.meetings import DEFAULTS_OPTIONS, parse_meetings
+from bot.meetings import DEFAULTS_OPTIONS, parse_meetings, parse_series
 from bot.model import KINDS, ROLES, Config, Group, Member, Person, Rule, Settings
 from bot.options import (
     _EMAIL,
@@ -208,7 +208,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         return None
     data, text = read
     r = Reader(path, text)
-    known_tables = ("group", "organiser", "admin", "meetings", "meeting", "rule")
+    known_tables = ("group", "organiser", "admin", "meetings", "meeting", "series", "rule")
     for name in data:
         if name not in known_tables:
             r.problem(name, "unknown section", hint=f"sections: {', '.join(known_tables)}")
@@ -225,6 +225,10 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         except ValueError as exc:
             r.problem("group.zone", str(exc), table="group", name="zone")
     meetings = parse_meetings(r, data.get("meeting", []), defaults, tz, g)
+    series = parse_series(r, data.get("series", []), defaults, tz, g,
+                          {m.id for m in meetings})
+    meetings = sorted([*meetings, *(o for s in series for o in s.occurrences)],
+                      key=lambda m: m.start)
     rules = _rules(r, data.get("rule", []))
     problems.extend(r.problems)
     if (r.problems and any(not p.warning for p in r.problems)) or tz is None:
@@ -236,7 +240,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         admin=Person(admin["name"], admin["email"]),
         website=g["website"], joining_instructions=g["joining_instructions"],
         members=tuple(roster), meetings=tuple(meetings), rules=tuple(rules), folder=folder,
-        standing_items=g["standing_items"], settle=g["settle"],
+        standing_items=g["standing_items"], settle=g["settle"], series=tuple(series),
     )
 
 

@@ -45,11 +45,26 @@ class Meeting:
     description: str
     items: tuple[str, ...]
     cancelled: bool = False
+    series: str | None = None  # the series it is an occurrence of
+    recurrence_id: datetime | None = None  # an occurrence's original start (RFC 5545)
 
     @property
     def end(self) -> datetime:
         # an exact duration: zoned arithmetic would follow the wall clock over a DST change
         return (self.start.astimezone(UTC) + self.duration).astimezone(self.start.tzinfo)
+
+
+@dataclass(frozen=True)
+class Series:
+    """Meetings on a repeating rule with one UID. ``master`` holds the rule's times and
+    details (its ``start`` is the first occurrence); ``occurrences`` are the meetings as they
+    are, moves and cancellations applied."""
+
+    id: str
+    master: Meeting
+    repeat: str  # the RRULE value, e.g. "FREQ=MONTHLY;INTERVAL=3;COUNT=4"
+    occurrences: tuple[Meeting, ...]
+    cancelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,7 @@ class Group:
     folder: Path
     standing_items: tuple[str, ...] = ()
     settle: timedelta = timedelta(minutes=10)  # updates wait this long after the last edit
+    series: tuple[Series, ...] = ()  # their occurrences are in ``meetings`` too
 
     @property
     def chair(self) -> Member | None:

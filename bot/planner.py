@@ -19,7 +19,18 @@ from typing import Any
 
 from bot import invites, timeutil
 from bot.invites import CANCEL, REQUEST, Held, InviteSpec, NewRevision
-from bot.model import Config, Desired, Group, Meeting, Member, Offset, Person, Revision, Rule
+from bot.model import (
+    Config,
+    Desired,
+    Group,
+    Meeting,
+    Member,
+    Offset,
+    Person,
+    Revision,
+    Rule,
+    Series,
+)
 from bot.render import templates
 from bot.render.templates import render
 
@@ -70,12 +81,19 @@ def member(m: Member) -> dict[str, str]:
 
 def meeting_context(group: Group, meeting: Meeting) -> dict[str, Any]:
     tz = timeutil.zone(group.zone)
+    series = _series_of(group, meeting)
     return {
         "id": meeting.id, "title": meeting.title, "start": meeting.start.astimezone(tz),
         "end": meeting.end.astimezone(tz),
         "duration": timeutil.format_duration(meeting.duration),
         "location": meeting.location, "link": meeting.link,
         "description": meeting.description, "agenda": list(meeting.items),
+        # a series: each of its meetings as it is now (moved, cancelled)
+        "occurrences": [{"start": o.start.astimezone(tz), "end": o.end.astimezone(tz),
+                         "cancelled": o.cancelled, "moved": o.start != o.recurrence_id,
+                         "rid": o.recurrence_id.astimezone(UTC).isoformat()
+                         if o.recurrence_id else ""}
+                        for o in series.occurrences] if series else [],
     }
 
 
@@ -103,6 +121,8 @@ def shared_context(group: Group, meeting: Meeting, rule: Rule) -> dict[str, Any]
         "chair": member(chair) if chair else None,
         "revision": None,
         "change": "",
+        "scope": "",  # a series message: "", "overrides" or "occurrences"
+        "rids": [],  # ... and the original starts (UTC ISO) of the meetings it names
     }
 
 
@@ -119,6 +139,13 @@ def example_context(group: Group, rule: Rule) -> dict[str, Any]:
     return ctx
 
 
+def _series_of(group: Group, meeting: Meeting) -> Series | None:
+    """The series whose master ``meeting`` is (None for a meeting or an occurrence)."""
+    if meeting.series is None or meeting.recurrence_id is not None:
+        return None
+    return next((s for s in group.series if s.id == meeting.series), None)
+
+
 def _chased(group: Group, rule: Rule) -> Rule | None:
     if rule.kind != "chaser":
         return None
@@ -133,6 +160,9 @@ def _deadline(meeting: Meeting, rule: Rule) -> datetime | None:
 
 def latest_time(group: Group, meeting: Meeting, rule: Rule, send_at: datetime) -> datetime:
     """The last instant a message may still go: past it, it is recorded skipped_late."""
+    series = _series_of(group, meeting)
+    if series is not None:  # a series' invitations are useful until its last meeting
+        return max(o.start for o in series.occurrences).astimezone(UTC)
     if rule.latest is not None:
         return timeutil.apply_offset(meeting.start, rule.latest, rule.at)
     if rule.kind in ("request", "chaser"):
@@ -163,7 +193,14 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
             for rule in group.rules:
                 if meeting.cancelled and rule.kind != "invitation":
                     continue  # a cancelled meeting gets only its CANCELs
+                if meeting.series and rule.kind == "invitation":
+                    continue  # a series is invited as a whole, below
                 messages += _plan_rule(group, meeting, rule, state, now, revisions, horizon)
+        for series in group.series:
+            for rule in group.rules:
+                if rule.kind == "invitation":
+                    messages += _plan_rule(group, series.master, rule, state, now, revisions,
+                                           horizon)
     return Plan(tuple(messages), tuple(revisions), min(horizon) if horizon else None)
 
 
@@ -213,8 +250,10 @@ def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
     kind, template = rule.kind, rule.template
     if spec.method:
         context["revision"], context["change"] = spec.sequence, spec.change
+        context["scope"], context["rids"] = spec.scope, list(spec.rids)
     if spec.method == CANCEL:
-        kind, template = "cancellation", "cancellation"
+        kind = "occurrence_cancellation" if spec.scope else "cancellation"
+        template = "cancellation"
     return Desired(
         key=_key(group, meeting, rule, spec), group=group.id, meeting=meeting.id,
         rule=rule.id, kind=kind, recipient=p, send_at=spec.send_at, latest=latest,
@@ -247,16 +286,20 @@ def _invitations(group: Group, meeting: Meeting, rule: Rule, state: State, now: 
                  send_at: datetime, latest: datetime,
                  revisions: list[NewRevision]) -> list[InviteSpec]:
     held = state.held.get((group.id, meeting.id), {})
+    history = state.revisions.get((group.id, meeting.id), ())
+    series = _series_of(group, meeting)
     if latest > now:
-        rev, made, change = invites.current_revision(
-            group, meeting, state.revisions.get((group.id, meeting.id), ()),
-            state.revision_created, state.delivered, now, revisions)
+        fields = invites.series_fields(series) if series else invites.invite_fields(meeting)
+        current = invites.current_revision(group, meeting.id, fields, history,
+                                           state.revision_created, state.delivered, now,
+                                           revisions)
     else:
-        history = state.revisions.get((group.id, meeting.id))
-        rev, made, change = (history[-1].rev, now, "") if history else (0, now, "")
+        current = invites.Current(history[-1].rev if history else 0, now, "")
+    if series is not None and series.cancelled:
+        meeting = replace(meeting, cancelled=True)
     specs = invites.invitation_specs(
-        group, meeting, held=held, rev=rev, rev_made=made, change=change, send_at=send_at,
-        settle=group.settle, first_planned=state.first_planned, now=now)
+        group, meeting, held=held, current=current, send_at=send_at, settle=group.settle,
+        first_planned=state.first_planned, now=now)
     suffix = f" (rule {rule.id} {rule.send.text})"
     return [replace(s, reason=s.reason + suffix) if s.method == REQUEST else s for s in specs]
 

@@ -178,12 +178,13 @@ class Store:
                     continue
                 first[(g, m, email, seq)] = planned_at
                 if state in DELIVERED:
-                    if kind == "invitation":
+                    if kind != "cancellation":
                         delivered.add((g, m, rev))
                     mine = held.setdefault((g, m), {})
                     if email not in mine or mine[email].sequence < seq:
                         method = "CANCEL" if kind == "cancellation" else "REQUEST"
-                        mine[email] = Held(seq, method, rev, name)
+                        mine[email] = Held(seq, method, rev, name,
+                                           partial=kind == "occurrence_cancellation")
             revisions: dict[tuple[str, str], tuple[Revision, ...]] = {}
             created: dict[tuple[str, str, int], datetime] = {}
             for row in conn.execute(sa.select(invite_revisions).order_by(

@@ -9,13 +9,19 @@ message".
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import TYPE_CHECKING, Any
 
-from bot.model import Desired, Group, Person
+from bot.model import Desired, Group, Meeting, Person, Series
 from bot.render.templates import render
+
+if TYPE_CHECKING:
+    from bot.render.ical import EventSpec
 
 
 def message_id(key: str, organiser: Person) -> str:
@@ -48,9 +54,9 @@ def build(group: Group, desired: Desired, now: datetime) -> EmailMessage:
     msg["X-Clerk-Key"] = desired.key
     msg.set_content(render(group, desired.template, "txt", ctx))
     msg.add_alternative(render(group, desired.template, "html", ctx), subtype="html")
-    if desired.kind in ("invitation", "cancellation"):
+    if desired.kind in ("invitation", *CANCELLATIONS):
         ics = invite_ics(group, desired, now)
-        method = "CANCEL" if desired.kind == "cancellation" else "REQUEST"
+        method = "CANCEL" if desired.kind in CANCELLATIONS else "REQUEST"
         msg.add_alternative(ics.decode(), subtype="calendar", params={"method": method})
         msg.make_mixed()  # the alternative moves inside; the .ics attachment goes beside it
         msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
@@ -58,16 +64,55 @@ def build(group: Group, desired: Desired, now: datetime) -> EmailMessage:
 
 
 def invite_ics(group: Group, desired: Desired, now: datetime) -> bytes:
-    from bot.render.ical import invite_calendar
+    """The iTIP object for an invitation or cancellation, from the meeting as configured."""
+    from bot.render.ical import itip
 
-    m = desired.context["meeting"]
+    method = "CANCEL" if desired.kind in CANCELLATIONS else "REQUEST"
+    series = next((s for s in group.series if s.id == desired.meeting), None)
+    if series is None:
+        meeting = next(m for m in group.meetings if m.id == desired.meeting)
+        events, years = [_event(meeting)], []
+    else:
+        scope = desired.context.get("scope", "")
+        events = _series_events(series, scope, desired.context.get("rids", ()))
+        years = sorted({o.start.year for o in series.occurrences}
+                       | {o.recurrence_id.year for o in series.occurrences
+                          if o.recurrence_id})
     recipient = desired.recipient
-    return invite_calendar(
-        method="CANCEL" if desired.kind == "cancellation" else "REQUEST",
-        uid=invite_uid(group, desired.meeting), sequence=desired.sequence or 0, dtstamp=now,
-        start=m["start"], end=m["end"],
-        zone=group.zone, summary=m["title"], location=m["location"] or None,
-        description=m["description"] or None, url=m["link"] or None,
-        organiser_name=group.organiser.name, organiser_email=group.organiser.email,
-        attendees=[(recipient.name, recipient.email)],
-    )
+    return itip(method=method, uid=invite_uid(group, desired.meeting),
+                sequence=desired.sequence or 0, dtstamp=now, zone=group.zone,
+                organiser_name=group.organiser.name, organiser_email=group.organiser.email,
+                attendees=[(recipient.name, recipient.email)], events=events,
+                zone_years=years)
+
+
+CANCELLATIONS = ("cancellation", "occurrence_cancellation")
+
+
+def _event(m: Meeting, **extra: Any) -> EventSpec:
+    from bot.render.ical import EventSpec
+
+    return EventSpec(start=m.start, end=m.end, summary=m.title, location=m.location or None,
+                     description=m.description or None, url=m.link or None, **extra)
+
+
+def _series_events(series: Series, scope: str, rids: Sequence[str]) -> list[EventSpec]:
+    """The VEVENTs of a series message: the whole series (master with RRULE and EXDATEs, and
+    an override per moved meeting), the moved meetings alone, or the cancelled ones alone —
+    each override and cancelled meeting named by RECURRENCE-ID = its original start."""
+    master = series.master
+    by_rid = {o.recurrence_id.astimezone(UTC).isoformat(): o for o in series.occurrences
+              if o.recurrence_id is not None}
+    if scope == "occurrences":  # each at its original time, as the calendar holds it
+        return [_event(replace(o, start=rid_at), recurrence_id=rid_at)
+                for r in rids if (o := by_rid.get(r)) and (rid_at := o.recurrence_id)]
+    if scope == "overrides":
+        return [_event(by_rid[r], recurrence_id=by_rid[r].recurrence_id)
+                for r in rids if r in by_rid]
+    moved = [o for o in series.occurrences if not o.cancelled
+             and (o.start, o.duration, o.location, o.link)
+             != (o.recurrence_id, master.duration, master.location, master.link)]
+    exdates = [o.recurrence_id for o in series.occurrences
+               if o.cancelled and o.recurrence_id is not None and not series.cancelled]
+    return [_event(master, rrule=series.repeat, exdates=exdates),
+            *(_event(o, recurrence_id=o.recurrence_id) for o in moved)]

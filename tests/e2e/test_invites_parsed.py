@@ -82,3 +82,57 @@ def test_every_invite_reads_the_same_in_every_parser_and_radicale_stores_it(
         assert radicale_put(data) in (201, 204), (uid, method, seq)
         calendar_part = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
         assert calendar_part.get_param("method") == method
+
+
+def test_every_series_message_reads_the_same_in_every_parser(
+        make_executor: Callable[[], Executor], group_dir: Path, radicale_put: CalendarPut):
+    """A series over the spring change: the whole series, one meeting moved across it, one
+    cancelled, and a newcomer's copy with both (master + EXDATE + override)."""
+    toml = group_dir / "group.toml"
+    with toml.open("a") as f:
+        f.write('\n[[series]]\nid = "clinic"\nstart = 2027-02-25T14:00:00\n'
+                'repeat = "FREQ=WEEKLY;INTERVAL=2;COUNT=6"\n')
+    edit(toml, 'send = "-90d"', 'send = "-365d"')
+    ex = make_executor()
+    ex.tick(T0)
+    with toml.open("a") as f:
+        f.write("\n[[series.occurrence]]\ndate = 2027-03-25\nstart = 2027-03-29T14:00:00\n")
+    make_executor().tick(T0 + timedelta(hours=1))
+    make_executor().tick(T0 + timedelta(hours=2))
+    with toml.open("a") as f:
+        f.write("\n[[series.occurrence]]\ndate = 2027-04-22\ncancelled = true\n")
+    make_executor().tick(T0 + timedelta(hours=3))
+    make_executor().tick(T0 + timedelta(hours=4))
+    with (group_dir / "roster.csv").open("a") as f:
+        f.write("Nia Newton,nia.newton@kent.example,Kent,member\n")
+    make_executor().tick(T0 + timedelta(hours=5))
+
+    def at(day: str) -> datetime:
+        return datetime.fromisoformat(f"{day}T14:00:00").replace(tzinfo=LONDON).astimezone(UTC)
+
+    uid = "qa-leads.clinic@network.example"
+    two = timedelta(hours=2)
+    shapes: dict[str, Parsed] = {
+        "whole": Parsed("REQUEST", {None: EventTimes(uid, 0, at("2027-02-25"),
+                                                     at("2027-02-25") + two)}),
+        "moved": Parsed("REQUEST", {at("2027-03-25"): EventTimes(
+            uid, 1, at("2027-03-29"), at("2027-03-29") + two)}),
+        "cancelled": Parsed("CANCEL", {at("2027-04-22"): EventTimes(
+            uid, 2, at("2027-04-22"), at("2027-04-22") + two)}),
+        "newcomer": Parsed("REQUEST", {
+            None: EventTimes(uid, 2, at("2027-02-25"), at("2027-02-25") + two),
+            at("2027-03-25"): EventTimes(uid, 2, at("2027-03-29"), at("2027-03-29") + two)}),
+    }
+    seen: dict[str, bytes] = {}
+    for msg, data in _calendar_parts(ex):
+        if uid.encode() not in data.replace(b"\r\n ", b"").replace(b"\n ", b""):
+            continue
+        key = str(msg["X-Clerk-Key"])
+        shape = ("newcomer" if "nia.newton" in key else
+                 {"r0": "whole", "r1": "moved", "c2": "cancelled"}[key.rsplit("/", 1)[1]])
+        seen.setdefault(shape, data)
+    assert set(seen) == set(shapes)
+    for shape, data in seen.items():
+        assert all_times(data) == dict.fromkeys(PARSERS, shapes[shape]), shape
+        assert libical_check(data) == [], shape
+        assert radicale_put(data) in (201, 204), shape

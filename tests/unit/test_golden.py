@@ -45,32 +45,42 @@ def explain(name: str, golden: str, now: str) -> str:
     return "\n".join(out)
 
 
-def _calendars(ex: Executor) -> dict[str, str]:
+def _calendars(ex: Executor, meeting: str) -> dict[str, str]:
     assert isinstance(ex.transport, MemoryTransport)
     out = {}
     for msg in ex.transport.sent:
-        if WHO in str(msg["To"]):
+        key = str(msg["X-Clerk-Key"])
+        if WHO in str(msg["To"]) and f"/{meeting}/" in key:
             part = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
-            out[str(msg["X-Clerk-Key"]).rsplit("/", 1)[1]] = part.get_content()
+            out[key.rsplit("/", 1)[1]] = part.get_content()
     return out
 
 
 @pytest.fixture
 def generated(make_executor: Callable[[], Executor], group_dir: Path) -> dict[str, str]:
+    toml = group_dir / "group.toml"
+    with toml.open("a") as f:
+        f.write('\n[[series]]\nid = "clinic"\nstart = 2027-02-25T14:00:00\n'
+                'repeat = "FREQ=WEEKLY;INTERVAL=2;COUNT=6"\n')
+    edit(toml, 'send = "-90d"', 'send = "-365d"')
     ex = make_executor()
     ex.tick(T0)
-    edit(group_dir / "group.toml", 'duration = "2h"', 'duration = "3h"')
-    make_executor().tick(T0 + timedelta(hours=1))
-    make_executor().tick(T0 + timedelta(hours=1, minutes=10))
-    remove_member(group_dir, WHO)
-    make_executor().tick(T0 + timedelta(hours=2))
-    make_executor().tick(T0 + timedelta(hours=2, minutes=10))
-    calendars = _calendars(ex)
+    with toml.open("a") as f:  # one meeting of the series moved over the spring change
+        f.write("\n[[series.occurrence]]\ndate = 2027-03-25\nstart = 2027-03-29T14:00:00\n")
+    for hour in (1, 2, 3):
+        if hour == 2:
+            edit(toml, 'duration = "2h"', 'duration = "3h"')
+        if hour == 3:
+            remove_member(group_dir, WHO)
+        make_executor().tick(T0 + timedelta(hours=hour))
+        make_executor().tick(T0 + timedelta(hours=hour, minutes=10))
+    calendars = _calendars(ex, "2027-q1")
+    series = _calendars(ex, "clinic")
     return {"request.ics": calendars["r0"], "update.ics": calendars["r1"],
-            "cancel.ics": calendars["c2"]}
+            "cancel.ics": calendars["c2"], "override.ics": series["r1"]}
 
 
-@pytest.mark.parametrize("name", ["request.ics", "update.ics", "cancel.ics"])
+@pytest.mark.parametrize("name", ["request.ics", "update.ics", "cancel.ics", "override.ics"])
 def test_invites_match_the_golden_files(generated: dict[str, str], name: str,
                                         request: pytest.FixtureRequest):
     if "postgresql" in request.node.callspec.id:
