@@ -75,6 +75,7 @@ GROUP_OPTIONS = {
     "standing_items": Option((), _strings, "agenda items of every meeting"),
     "settle": Option(timedelta(minutes=10), _settle,
                      "updates and cancellations wait this long after the last edit"),
+    "wording_updates": Option(False, _bool, "true: a reworded description sends an update"),
 }
 PERSON_OPTIONS = {
     "name": Option(REQUIRED, _str, "display name"),
@@ -241,6 +242,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         website=g["website"], joining_instructions=g["joining_instructions"],
         members=tuple(roster), meetings=tuple(meetings), rules=tuple(rules), folder=folder,
         standing_items=g["standing_items"], settle=g["settle"], series=tuple(series),
+        wording_updates=g["wording_updates"],
     )
 
 
@@ -295,6 +297,23 @@ def _timing_warnings(group: Group) -> list[Problem]:
                            "are recorded skipped_late", table="rule", index=i, name="send",
                            hint="send earlier, or set `latest`", warning=True)
     return reader.problems
+
+
+def _zone_problems(group: Group) -> list[Problem]:
+    """Invitations carry a compact VTIMEZONE (bot/render/ical.py); a zone whose rules change
+    within the years of the meetings cannot be written so, and would send a wrong time."""
+    if not group.meetings or not any(r.kind == "invitation" for r in group.rules):
+        return []
+    from bot.render.ical import compact_vtimezone
+
+    years = {m.start.year for m in group.meetings} | {m.end.year for m in group.meetings}
+    try:
+        compact_vtimezone(group.zone, range(min(years), max(years) + 1))
+    except ValueError as exc:
+        return [Problem(str(group.folder / GROUP_FILE), f"invitations cannot carry this zone "
+                        f"for {min(years)}–{max(years)}: {exc}", key="group.zone",
+                        hint="split the meetings by year, or use a zone with stable rules")]
+    return []
 
 
 def group_folders(folder: Path) -> list[Path]:
@@ -358,6 +377,7 @@ def load(folder: Path) -> Config:
     problems += check_templates(config)
     for group in groups:
         problems += _timing_warnings(group)
+        problems += _zone_problems(group)
     errors = [p for p in problems if not p.warning]
     if errors:
         raise ConfigError(f"{len(errors)} problem(s) in {folder}; nothing was sent", problems)

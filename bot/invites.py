@@ -103,8 +103,11 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def invite_digest(fields: Mapping[str, str]) -> str:
-    text = "\0".join(f"{k}={v}" for k, v in sorted(fields.items()) if k not in WORDING)
+def invite_digest(fields: Mapping[str, str], wording: bool = False) -> str:
+    """What decides a new revision: the material fields, and the wording when the group
+    asks for updates on wording changes too."""
+    ignored = ("change",) if wording else WORDING
+    text = "\0".join(f"{k}={v}" for k, v in sorted(fields.items()) if k not in ignored)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -119,6 +122,8 @@ def describe_change(old: Mapping[str, str], new: Mapping[str, str]) -> str:
     keys = [k for k in (*MATERIAL, "repeat") if k in new]
     changes = [f"{k} {show(k, old.get(k))} → {show(k, new[k])}" for k in keys
                if old.get(k) != new[k]]
+    if old.get("description") != new.get("description") and not changes:
+        changes.append("description reworded")
     before, after = _exceptions(old), _exceptions(new)
     for rid in sorted(set(before) | set(after)):
         if before.get(rid) == after.get(rid):
@@ -176,7 +181,8 @@ def current_revision(group: Group, unit: str, fields: dict[str, str],
     ``history`` is its revisions so far, oldest first. A new or edited revision is appended
     to ``out`` for the executor to record.
     """
-    current = _current(group, unit, fields, history, created, delivered, now, out)
+    current = _current(group, unit, fields, history, created, delivered, now, out,
+                       group.wording_updates)
     previous = next((h.fields for h in history if h.rev == current.rev - 1), None)
     if "repeat" in fields and previous is not None:
         return replace(current, scope=series_scope(previous, fields))
@@ -186,8 +192,8 @@ def current_revision(group: Group, unit: str, fields: dict[str, str],
 def _current(group: Group, unit: str, fields: dict[str, str], history: Sequence[Revision],
              created: Mapping[tuple[str, str, int], datetime],
              delivered: frozenset[tuple[str, str, int]], now: datetime,
-             out: list[NewRevision]) -> Current:
-    digest = invite_digest(fields)
+             out: list[NewRevision], wording: bool) -> Current:
+    digest = invite_digest(fields, wording)
     if not history:
         out.append(NewRevision(group.id, unit, Revision(0, digest, fields), False))
         return Current(0, now, "")

@@ -112,6 +112,7 @@ class Group:
     standing_items: tuple[str, ...] = ()
     settle: timedelta = timedelta(minutes=10)  # updates wait this long after the last edit
     series: tuple[Series, ...] = ()  # their occurrences are in ``meetings`` too
+    wording_updates: bool = False  # a reworded description also sends an update
 
     @property
     def chair(self) -> Member | None:

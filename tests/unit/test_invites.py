@@ -164,3 +164,29 @@ def test_plan_shows_each_update_with_its_reason(clerk, group_dir: Path):
 
 def _list(value: object) -> list[object]:
     return value if isinstance(value, list) else [value]
+
+
+def test_a_group_may_ask_for_updates_on_wording_changes(
+        make_executor: Callable[[], Executor], group_dir: Path):
+    edit(group_dir / "group.toml", 'zone = "Europe/London"',
+         'zone = "Europe/London"\nwording_updates = true')
+    make_executor().tick(T0)
+    edit(group_dir / "group.toml", 'description = "Quarterly meeting of the QA Leads Network."',
+         'description = "The quarterly meeting."')
+    make_executor().tick(T0 + timedelta(hours=2))
+    sent = tick(make_executor, T0 + timedelta(hours=2) + SETTLE)
+    assert len(sent) == MEMBERS and all(k.endswith("/r1") for k in sent)
+    rows = make_executor().store.rows(states=["sent"])
+    assert {r.reason for r in rows if r.sequence == 1} == {
+        "update rev 1: description reworded (rule invitation -90d)"}
+
+
+def test_a_zone_invitations_cannot_carry_is_refused_by_check(clerk, group_dir: Path):
+    # Mexico City stopped daylight saving in 2022: a compact zone cannot span 2022-2023
+    edit(group_dir / "group.toml", 'zone = "Europe/London"', 'zone = "America/Mexico_City"')
+    edit(group_dir / "group.toml", "go_live = 2026-12-01", "go_live = 2021-12-01")
+    edit(group_dir / "group.toml", "start = 2027-01-14T14:00:00", "start = 2022-05-12T14:00:00")
+    result = clerk("check")
+    assert result.exit_code == 2
+    assert "group.zone" in result.output and "invitations cannot carry this zone" in \
+        result.output
