@@ -23,7 +23,9 @@ test: $(STAMP)
 	$(BIN)/mypy
 	bash tests/setup.sh
 	bash tests/postgres.sh > $(VENV)/pg-url
-	CLERK_TEST_PG_URL="$$(cat $(VENV)/pg-url)" bash tests/run.sh $(BIN)/python
+	bash tests/mailservers.sh > $(VENV)/mail.json
+	CLERK_TEST_PG_URL="$$(cat $(VENV)/pg-url)" CLERK_TEST_MAIL=$(VENV)/mail.json \
+	  bash tests/run.sh $(BIN)/python
 
 bench: $(STAMP)
 	$(BIN)/python bench/idle_tick.py
