@@ -296,12 +296,13 @@ def preview(obj: Ctx, key: str, now: str | None) -> None:
 
 
 def _move(obj: Ctx, keys: tuple[str, ...], from_states: tuple[str, ...], to_state: str,
-          verb: str, done: str) -> None:
+          verb: str, done: str, **values: Any) -> None:
     from bot import timeutil
 
     config = obj.config()
     moved = obj.store(config).set_state(keys, from_states, to_state, timeutil.utcnow(),
-                                        f"{done} by {os.environ.get('USER', 'the admin')}")
+                                        f"{done} by {os.environ.get('USER', 'the admin')}",
+                                        **values)
     if not moved:
         raise _usage_error(f"nothing to {verb}: no row in state "
                          f"{' or '.join(from_states)} matches {', '.join(keys)}; "
@@ -324,6 +325,17 @@ def approve(obj: Ctx, keys: tuple[str, ...]) -> None:
 def hold(obj: Ctx, keys: tuple[str, ...]) -> None:
     """Hold messages not yet sent (KEY, or a key prefix ending in "/") until approved."""
     _move(obj, keys, ("planned", "retry"), "held", "hold", "held")
+
+
+@cli.command()
+@click.argument("keys", nargs=-1, required=True)
+@click.pass_obj
+def retry(obj: Ctx, keys: tuple[str, ...]) -> None:
+    """Send failed or parked messages again (KEY, or a key prefix ending in "/")."""
+    from bot import timeutil
+
+    _move(obj, keys, ("failed", "parked"), "retry", "retry", "queued again",
+          next_attempt_at=timeutil.utcnow(), first_failed_at=None, notified_at=None)
 
 
 @cli.command()

@@ -63,6 +63,8 @@ SETTINGS_OPTIONS = {
     "pause": Option(Settings.pause, _float, "seconds to wait between two messages"),
     "retry_base": Option(Settings.retry_base, _int, "seconds before the first retry"),
     "retry_cap": Option(Settings.retry_cap, _int, "longest wait between retries, seconds"),
+    "park_after": Option(Settings.park_after, _duration,
+                         "a message failing this long is parked and the admin told"),
 }
 
 GROUP_OPTIONS = {
@@ -116,16 +118,36 @@ def load_settings(folder: Path, problems: list[Problem]) -> Settings:
     for name in data:
         if name not in ("clerk", "transport"):
             r.problem(name, "unknown section", hint="sections: [clerk], [transport]")
-    transport = data.get("transport", {})
-    if not isinstance(transport, dict):
-        r.problem("transport", "must be a table")
-        transport = {}
+    transport = _transport_options(r, clerk["transport"], data.get("transport", {}))
     problems.extend(r.problems)
     return Settings(
-        state=clerk["state"], transport=clerk["transport"], transport_options=dict(transport),
+        state=clerk["state"], transport=clerk["transport"], transport_options=transport,
         interval=max(1, clerk["interval"]), pause=clerk["pause"],
         retry_base=clerk["retry_base"], retry_cap=clerk["retry_cap"],
+        park_after=clerk["park_after"],
     )
+
+
+def _transport_options(r: Reader, name: str, raw: Any) -> dict[str, Any]:
+    """``[transport]`` checked against the chosen transport's own declarations."""
+    from bot import transports
+    from bot.credentials import forbidden
+
+    declared = transports.options(name)
+    if declared is None:
+        known = ", ".join(sorted(transports.REGISTRY))
+        r.problem("clerk.transport", f"unknown transport {name!r}", table="clerk",
+                  name="transport", hint=f"choose one of: {known}")
+        return {}
+    if not isinstance(raw, dict):
+        r.problem("transport", "must be a table", table="transport")
+        return {}
+    bad = forbidden("transport", raw)
+    for key, hint in bad:
+        r.problem(key, "a credential in a config file", table="transport",
+                  name=key.split(".")[1], hint=hint)
+    clean = {k: v for k, v in raw.items() if f"transport.{k}" not in dict(bad)}
+    return r.section(clean, declared, "transport", table="transport")
 
 
 def load_roster(path: Path, problems: list[Problem]) -> list[Member]:

@@ -41,6 +41,7 @@ class TickResult:
     recovered: int = 0
     sent: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)
+    parked: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped_late: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -214,27 +215,44 @@ class Executor:
             self.transport.send(message)
         except TransportError as exc:
             if exc.retryable:
-                row = self.store.row(key)
-                s = self.config.settings
-                wait = backoff(key, row.attempts, s.retry_base, s.retry_cap)
-                with self.store.atomic() as conn:
-                    self.store.update_row(conn, key, now, str(exc), state="retry",
-                                          next_attempt_at=now + wait, last_error=str(exc))
-                result.retry.append(key)
-                log.warning("retry %s in %ss: %s", key, int(wait.total_seconds()), exc)
+                self._retry(key, now, str(exc), result)
             else:
                 self._fail(key, now, str(exc), result)
             return True
         with self.store.atomic() as conn:
             self.store.update_row(conn, key, now, "", state="sent", sent_at=now)
+            if desired.kind == "notice":  # the admin now knows about these
+                self.store.mark_notified(conn, desired.context.get("undelivered_keys", []),
+                                         now)
         result.sent.append(key)
         log.info("sent %s %s to %s via %s", desired.kind, desired.meeting,
                  desired.recipient.email, self.transport.describe())
         return True
 
+    def _retry(self, key: str, now: datetime, error: str, result: TickResult) -> None:
+        """A failure that may clear: try again after a back-off, or park the message once it
+        has failed for longer than ``park_after`` (the admin is told in a digest)."""
+        row = self.store.row(key)
+        s = self.config.settings
+        first = row.first_failed_at or now
+        with self.store.atomic() as conn:
+            if now - first >= s.park_after:
+                self.store.update_row(conn, key, now, error, state="parked", last_error=error,
+                                      first_failed_at=first)
+                self.store.bump_facts(conn)
+                result.parked.append(key)
+                log.error("parked %s after failing since %s: %s", key, first.isoformat(), error)
+                return
+            wait = backoff(key, row.attempts, s.retry_base, s.retry_cap)
+            self.store.update_row(conn, key, now, error, state="retry", last_error=error,
+                                  next_attempt_at=now + wait, first_failed_at=first)
+        result.retry.append(key)
+        log.warning("retry %s in %ss: %s", key, int(wait.total_seconds()), error)
+
     def _fail(self, key: str, now: datetime, error: str, result: TickResult) -> None:
         with self.store.atomic() as conn:
             self.store.update_row(conn, key, now, error, state="failed", last_error=error)
+            self.store.bump_facts(conn)
         result.failed.append(key)
         result.errors.append(f"{key}: {error}")
         log.error("failed %s: %s", key, error)

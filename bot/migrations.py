@@ -19,12 +19,23 @@ if TYPE_CHECKING:
 
 
 def _initial(conn: Connection) -> None:
+    # a new store gets today's tables; later migrations then find nothing to add
     for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions):
         table.create(conn, checkfirst=True)
 
 
+def _delivery_failures(conn: Connection) -> None:
+    """When a row first failed (it is parked after ``park_after``) and when the admin was
+    told about it."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
+    for name in ("first_failed_at", "notified_at"):
+        if name not in columns:
+            conn.execute(sa.text(f"ALTER TABLE ledger ADD COLUMN {name} TIMESTAMP"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
+    ("0002_delivery_failures", _delivery_failures),
 ]
 
 

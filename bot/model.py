@@ -139,6 +139,7 @@ class Settings:
     pause: float = 0.0  # seconds between two messages (rate limit)
     retry_base: int = 60  # seconds before the first retry; doubles each time
     retry_cap: int = 3600
+    park_after: timedelta = timedelta(hours=24)  # failing this long: parked, admin told
 
 
 @dataclass(frozen=True)

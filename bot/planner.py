@@ -12,6 +12,7 @@ instant passes or when config or state change, and otherwise only claims due row
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,18 @@ SAME_DAY = Offset("0d", 0, "d")
 
 
 @dataclass(frozen=True)
+class Undelivered:
+    """A message that failed or was parked, not yet reported to the admin."""
+
+    key: str
+    recipient: str
+    subject: str
+    state: str
+    error: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class State:
     """The facts the planner reads, as a snapshot taken by the store."""
 
@@ -50,6 +63,7 @@ class State:
     revision_created: Mapping[tuple[str, str, int], datetime] = field(default_factory=dict)
     held: Mapping[tuple[str, str], Mapping[str, Held]] = field(default_factory=dict)
     first_planned: Mapping[tuple[str, str, str, int], datetime] = field(default_factory=dict)
+    undelivered: Mapping[str, tuple[Undelivered, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,13 +121,17 @@ def rule_context(group: Group, meeting: Meeting, rule: Rule) -> dict[str, Any]:
     }
 
 
+def shared_context_group(group: Group) -> dict[str, Any]:
+    return {"id": group.id, "name": group.name, "website": group.website,
+            "joining_instructions": group.joining_instructions, "zone": group.zone,
+            "members": len(group.members),
+            "organisations": len({m.organisation for m in group.members})}
+
+
 def shared_context(group: Group, meeting: Meeting, rule: Rule) -> dict[str, Any]:
     chair = group.chair
     return {
-        "group": {"id": group.id, "name": group.name, "website": group.website,
-                  "joining_instructions": group.joining_instructions, "zone": group.zone,
-                  "members": len(group.members),
-                  "organisations": len({m.organisation for m in group.members})},
+        "group": shared_context_group(group),
         "meeting": meeting_context(group, meeting),
         "rule": rule_context(group, meeting, rule),
         "organiser": person(group.organiser),
@@ -201,6 +219,8 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
                 if rule.kind == "invitation":
                     messages += _plan_rule(group, series.master, rule, state, now, revisions,
                                            horizon)
+        if state.undelivered.get(group.id):
+            messages.append(_undelivered_notice(group, state.undelivered[group.id]))
     return Plan(tuple(messages), tuple(revisions), min(horizon) if horizon else None)
 
 
@@ -302,6 +322,32 @@ def _invitations(group: Group, meeting: Meeting, rule: Rule, state: State, now: 
         first_planned=state.first_planned, now=now)
     suffix = f" (rule {rule.id} {rule.send.text})"
     return [replace(s, reason=s.reason + suffix) if s.method == REQUEST else s for s in specs]
+
+
+NOTICE = "notice"
+
+
+def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:
+    """One digest to the admin of the messages that failed or were parked since the last
+    one; its key names exactly those messages, so a later failure makes a new digest."""
+    keys = [r.key for r in rows]
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+    at = max(r.at for r in rows)
+    context = {
+        "group": shared_context_group(group), "organiser": person(group.organiser),
+        "admin": person(group.admin), "recipient": dict(person(group.admin), organisation="",
+                                                        role="admin"),
+        "undelivered": [{"key": r.key, "recipient": r.recipient, "subject": r.subject,
+                         "state": r.state, "error": r.error} for r in rows],
+        "undelivered_keys": keys,
+    }
+    return Desired(
+        key=f"{group.id}/-/undelivered/{group.admin.email}/{digest}", group=group.id,
+        meeting="-", rule="undelivered", kind=NOTICE, recipient=group.admin, send_at=at,
+        latest=at + timedelta(days=7),
+        subject=render(group, "undelivered", "subject", context),
+        reason=f"{len(rows)} message(s) could not be delivered", template="undelivered",
+        context=context)
 
 
 def _reason(group: Group, rule: Rule) -> str:

@@ -77,6 +77,8 @@ ledger = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("first_failed_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
+    sa.Column("notified_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
     sa.Index("ix_ledger_state_send", "state", "send_at"),
     sa.Index("ix_ledger_group_meeting", "group_id", "meeting_id", "rule_id"),
 )
@@ -159,7 +161,7 @@ class Store:
             conn.execute(meta.insert().values(name="facts", value="1"))
 
     def snapshot(self) -> Any:
-        from bot.planner import State
+        from bot.planner import State, Undelivered
 
         with self.engine.connect() as conn:
             keys: dict[str, str] = {}
@@ -196,9 +198,13 @@ class Store:
             submitted = frozenset(
                 (r.group_id, r.meeting_id, r.rule_id, r.organisation)
                 for r in conn.execute(sa.select(submissions)))
+        undelivered = {g: tuple(Undelivered(r.key, r.recipient, r.subject, r.state,
+                                            r.last_error or "", r.updated_at) for r in rows)
+                       for g, rows in self.undelivered().items()}
         return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
                      delivered=frozenset(delivered), submitted=submitted,
-                     revision_created=created, held=held, first_planned=first)
+                     revision_created=created, held=held, first_planned=first,
+                     undelivered=undelivered)
 
     def record_revision(self, conn: Connection, group: str, meeting: str, revision: Revision,
                         replaces: bool, restart: bool, now: datetime) -> None:
@@ -287,7 +293,7 @@ class Store:
             return bool(got)
 
     def set_state(self, keys: Sequence[str], from_states: Sequence[str], to_state: str,
-                  now: datetime, detail: str) -> list[str]:
+                  now: datetime, detail: str, **values: Any) -> list[str]:
         """Move the rows whose key is in ``keys`` (or starts with an entry ending in "/")
         from one of ``from_states`` to ``to_state``; return the keys moved."""
         moved: list[str] = []
@@ -298,9 +304,26 @@ class Store:
                 rows = conn.execute(sa.select(ledger.c.key).where(
                     match, ledger.c.state.in_(from_states))).scalars().all()
                 for k in rows:
-                    self.update_row(conn, k, now, detail, state=to_state)
+                    self.update_row(conn, k, now, detail, state=to_state, **values)
                 moved += rows
         return moved
+
+    def mark_notified(self, conn: Connection, keys: Sequence[str], now: datetime) -> None:
+        if keys:
+            conn.execute(ledger.update().where(ledger.c.key.in_(list(keys)))
+                         .values(notified_at=now))
+            self.bump_facts(conn)
+
+    def undelivered(self) -> dict[str, list[Any]]:
+        """Per group, the failed and parked messages the admin has not been told about."""
+        q = sa.select(ledger).where(ledger.c.state.in_(("failed", "parked")),
+                                    ledger.c.notified_at.is_(None), ledger.c.kind != "notice"
+                                    ).order_by(ledger.c.updated_at, ledger.c.key)
+        out: dict[str, list[Any]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(q):
+                out.setdefault(row.group_id, []).append(row)
+        return out
 
     def in_doubt(self) -> list[Any]:
         with self.engine.connect() as conn:

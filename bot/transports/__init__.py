@@ -11,7 +11,18 @@ from bot.transports.base import Transport
 REGISTRY = {
     "outbox": "bot.transports.outbox:OutboxTransport",
     "memory": "bot.transports.memory:MemoryTransport",
+    "smtp": "bot.transports.smtp:SmtpTransport",
 }
+
+
+def options(name: str) -> dict[str, Any] | None:
+    """The option declarations of transport ``name`` (its module's OPTIONS), None if the
+    name is unknown. Imports only that transport's module."""
+    if name not in REGISTRY:
+        return None
+    module = importlib.import_module(REGISTRY[name].partition(":")[0])
+    declared: dict[str, Any] = getattr(module, "OPTIONS", {})
+    return declared
 
 
 def load(name: str, options: dict[str, Any]) -> Transport:

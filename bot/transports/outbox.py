@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import TransportError
+from bot.options import Option, _bool, _str
 from bot.transports.base import Transport
+
+OPTIONS = {
+    "path": Option("outbox", _str, "the Maildir folder (relative: under the working folder)"),
+    "fsync": Option(True, _bool, "flush each message to disk before it counts as sent"),
+}
 
 
 class OutboxTransport(Transport):

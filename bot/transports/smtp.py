@@ -1,0 +1,154 @@
+"""The smtp transport: any mail system, over SMTP with implicit TLS, STARTTLS or (on loopback
+only) plain text.
+
+One connection serves a tick's whole batch. Each message has exactly one recipient, so the
+server's answer is that recipient's outcome. Replies are classified as RFC 5321 intends (and
+as Mailman does): 4xx, 552 (storage exceeded), timeouts and dropped connections may clear and
+are retried by the ledger with back-off; any other 5xx fails that recipient alone. A connection
+dropped after DATA loses the server's "250": the message may have gone (RFC 1047), so it is
+retried and may arrive twice — once at most per loss. When a Sent folder is configured, each
+message is also appended there, and a message left in doubt by a crash is looked up there by
+Message-ID before it is sent again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import getaddresses
+from typing import Any
+
+from bot.credentials import secret
+from bot.errors import TransportError
+from bot.options import Option, _bool, _choice, _float, _int, _str
+from bot.transports.base import Transport
+
+log = logging.getLogger("clerk")
+
+OPTIONS = {
+    "host": Option("localhost", _str, "the SMTP server"),
+    "port": Option(0, _int, "its port; 0: 465 for tls, 587 for starttls, 25 for none"),
+    "security": Option("starttls", _choice("starttls", "tls", "none"),
+                       "starttls, tls (implicit, port 465) or none (loopback only)"),
+    "verify": Option(True, _bool, "verify the server's certificate (keep it on)"),
+    "cafile": Option("", _str, "a CA bundle for a private certificate authority"),
+    "timeout": Option(30.0, _float, "seconds to wait for the server"),
+    "username_env": Option("CLERK_SMTP_USERNAME", _str, "variable holding the user name"),
+    "username_file": Option("", _str, "file holding the user name"),
+    "password_env": Option("CLERK_SMTP_PASSWORD", _str, "variable holding the password"),
+    "password_file": Option("", _str, "file holding the password"),
+    "envelope_from": Option("", _str, "MAIL FROM; default: the From address (bounces go "
+                            "there, where clerk reads them)"),
+}
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def retryable(code: int) -> bool:
+    """RFC 5321 4.2.1: 4yz is transient; 552 (storage) is treated as transient too."""
+    return 400 <= code < 500 or code == 552
+
+
+class SmtpTransport(Transport):
+    name = "smtp"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self.host = options.get("host", "localhost")
+        self.security = options.get("security", "starttls")
+        default_port = {"tls": 465, "starttls": 587, "none": 25}[self.security]
+        self.port = int(options.get("port") or default_port)
+        self.timeout = float(options.get("timeout", 30.0))
+        if self.security == "none" and self.host not in LOOPBACK:
+            raise TransportError(f"refusing plain SMTP to {self.host}: use starttls or tls "
+                                 "(plain text is allowed on loopback only)", retryable=False)
+        self._conn: smtplib.SMTP | None = None
+
+    def describe(self) -> str:
+        return f"smtp {self.host}:{self.port} ({self.security})"
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"<SmtpTransport {self.describe()}>"
+
+    def _context(self) -> ssl.SSLContext:
+        cafile = self.options.get("cafile") or None
+        context = ssl.create_default_context(cafile=cafile)
+        if not self.options.get("verify", True):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        conn: smtplib.SMTP
+        if self.security == "tls":
+            conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                    context=self._context())
+        else:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.security == "starttls":
+                conn.starttls(context=self._context())
+        user, password = secret(self.options, "username"), secret(self.options, "password")
+        if user and password:
+            conn.login(user, password)
+        return conn
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def send(self, message: EmailMessage) -> None:
+        recipients = [addr for _, addr in getaddresses(message.get_all("To", []))]
+        sender = self.options.get("envelope_from") or \
+            getaddresses(message.get_all("From", []))[0][1]
+        try:
+            self._connection().send_message(message, from_addr=sender, to_addrs=recipients)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            raise TransportError(_say(code, text), retryable=retryable(code)) from exc
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+            if exc.smtp_code == 421:
+                self._drop()
+            raise TransportError(_say(exc.smtp_code, exc.smtp_error),
+                                 retryable=retryable(exc.smtp_code)) from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            self._drop()  # the admin must fix the credentials; the ledger retries meanwhile
+            raise TransportError(f"authentication failed: {_say(exc.smtp_code, exc.smtp_error)}"
+                                 "; check the username and password variables",
+                                 retryable=True) from exc
+        except smtplib.SMTPResponseException as exc:
+            self._drop()
+            raise TransportError(_say(exc.smtp_code, exc.smtp_error),
+                                 retryable=retryable(exc.smtp_code) or exc.smtp_code == 421
+                                 ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            self._drop()
+            raise TransportError(f"the certificate of {self.host} is not trusted: "
+                                 f"{exc.verify_message}; set cafile for a private CA",
+                                 retryable=True) from exc
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            self._drop()  # dropped, refused or timed out: it may have gone; retry
+            raise TransportError(f"connection to {self.host}:{self.port} failed: "
+                                 f"{exc or type(exc).__name__}", retryable=True) from exc
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+
+
+def _say(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {' '.join(text.split())}"
