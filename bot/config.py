@@ -65,6 +65,10 @@ SETTINGS_OPTIONS = {
     "retry_cap": Option(Settings.retry_cap, _int, "longest wait between retries, seconds"),
     "park_after": Option(Settings.park_after, _duration,
                          "a message failing this long is parked and the admin told"),
+    "mailbox": Option("", _choice("", "imap"), "where replies are read: imap (or empty)"),
+    "papers": Option(Settings.papers, _str, "folder for the papers members send"),
+    "max_attachment": Option(Settings.max_attachment, _int,
+                             "largest attachment kept, in bytes"),
 }
 
 GROUP_OPTIONS = {
@@ -116,38 +120,43 @@ def load_settings(folder: Path, problems: list[Problem]) -> Settings:
     r = Reader(path, text)
     clerk = r.section(data.get("clerk", {}), SETTINGS_OPTIONS, "clerk", table="clerk")
     for name in data:
-        if name not in ("clerk", "transport"):
-            r.problem(name, "unknown section", hint="sections: [clerk], [transport]")
+        if name not in ("clerk", "transport", "mailbox"):
+            r.problem(name, "unknown section", hint="sections: [clerk], [transport], [mailbox]")
     transport = _transport_options(r, clerk["transport"], data.get("transport", {}))
+    mailbox = _transport_options(r, clerk["mailbox"], data.get("mailbox", {}), "mailbox") \
+        if clerk.get("mailbox") else {}
     problems.extend(r.problems)
     return Settings(
         state=clerk["state"], transport=clerk["transport"], transport_options=transport,
         interval=max(1, clerk["interval"]), pause=clerk["pause"],
         retry_base=clerk["retry_base"], retry_cap=clerk["retry_cap"],
-        park_after=clerk["park_after"],
+        park_after=clerk["park_after"], mailbox=clerk["mailbox"], mailbox_options=mailbox,
+        papers=clerk["papers"], max_attachment=clerk["max_attachment"],
     )
 
 
-def _transport_options(r: Reader, name: str, raw: Any) -> dict[str, Any]:
-    """``[transport]`` checked against the chosen transport's own declarations."""
+def _transport_options(r: Reader, name: str, raw: Any,
+                       section: str = "transport") -> dict[str, Any]:
+    """``[transport]`` (or ``[mailbox]``) checked against the chosen one's declarations."""
     from bot import transports
     from bot.credentials import forbidden
 
-    declared = transports.options(name)
+    registry = transports.REGISTRY if section == "transport" else transports.MAILBOXES
+    declared = transports.options(name, registry)
     if declared is None:
-        known = ", ".join(sorted(transports.REGISTRY))
-        r.problem("clerk.transport", f"unknown transport {name!r}", table="clerk",
-                  name="transport", hint=f"choose one of: {known}")
+        known = ", ".join(sorted(registry))
+        r.problem(f"clerk.{section}", f"unknown {section} {name!r}", table="clerk",
+                  name=section, hint=f"choose one of: {known}")
         return {}
     if not isinstance(raw, dict):
-        r.problem("transport", "must be a table", table="transport")
+        r.problem(section, "must be a table", table=section)
         return {}
-    bad = forbidden("transport", raw)
+    bad = forbidden(section, raw)
     for key, hint in bad:
-        r.problem(key, "a credential in a config file", table="transport",
+        r.problem(key, "a credential in a config file", table=section,
                   name=key.split(".")[1], hint=hint)
-    clean = {k: v for k, v in raw.items() if f"transport.{k}" not in dict(bad)}
-    return r.section(clean, declared, "transport", table="transport")
+    clean = {k: v for k, v in raw.items() if f"{section}.{k}" not in dict(bad)}
+    return r.section(clean, declared, section, table=section)
 
 
 def load_roster(path: Path, problems: list[Problem]) -> list[Member]:

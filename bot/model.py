@@ -140,6 +140,10 @@ class Settings:
     retry_base: int = 60  # seconds before the first retry; doubles each time
     retry_cap: int = 3600
     park_after: timedelta = timedelta(hours=24)  # failing this long: parked, admin told
+    mailbox: str = ""  # where replies are read ("imap"); empty: clerk does not listen
+    mailbox_options: dict[str, Any] = field(default_factory=dict)
+    papers: str = "papers"  # where attachments of answers are saved
+    max_attachment: int = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)

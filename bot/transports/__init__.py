@@ -15,14 +15,27 @@ REGISTRY = {
 }
 
 
-def options(name: str) -> dict[str, Any] | None:
-    """The option declarations of transport ``name`` (its module's OPTIONS), None if the
-    name is unknown. Imports only that transport's module."""
-    if name not in REGISTRY:
+MAILBOXES = {
+    "imap": "bot.transports.imap:ImapMailbox",
+}
+
+
+def options(name: str, registry: dict[str, str] = REGISTRY) -> dict[str, Any] | None:
+    """The option declarations of transport (or mailbox) ``name`` — its module's OPTIONS —
+    or None if the name is unknown. Imports only that module."""
+    if name not in registry:
         return None
-    module = importlib.import_module(REGISTRY[name].partition(":")[0])
+    module = importlib.import_module(registry[name].partition(":")[0])
     declared: dict[str, Any] = getattr(module, "OPTIONS", {})
     return declared
+
+
+def load_mailbox(name: str, options: dict[str, Any]) -> Any:
+    """The mailbox clerk reads replies from (``[clerk] mailbox``), or None."""
+    if not name:
+        return None
+    module, _, cls = MAILBOXES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)(options)
 
 
 def load(name: str, options: dict[str, Any]) -> Transport:

@@ -1,0 +1,140 @@
+"""The imap mailbox: the organiser's inbox, read by clerk.
+
+clerk reads each new message in the inbox, hands it to bot/replies.py and bot/inbox.py, then
+moves it to a processed folder (``clerk/processed``) or, when it could not use it, to
+``clerk/unprocessed`` for the admin to look at. Mail is never deleted. The same mailbox can
+keep a copy of what clerk sends in a Sent folder, and find a message there by Message-ID
+after a crash (so it is not sent twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+from bot.credentials import secret
+from bot.errors import TransportError
+from bot.options import Option, _bool, _choice, _float, _int, _str
+
+log = logging.getLogger("clerk")
+
+OPTIONS = {
+    "host": Option("localhost", _str, "the IMAP server"),
+    "port": Option(0, _int, "its port; 0: 993 for tls, 143 for starttls and none"),
+    "security": Option("tls", _choice("tls", "starttls", "none"),
+                       "tls (implicit, port 993), starttls or none (loopback only)"),
+    "verify": Option(True, _bool, "verify the server's certificate (keep it on)"),
+    "cafile": Option("", _str, "a CA bundle for a private certificate authority"),
+    "timeout": Option(30.0, _float, "seconds to wait for the server"),
+    "username_env": Option("CLERK_IMAP_USERNAME", _str, "variable holding the user name"),
+    "username_file": Option("", _str, "file holding the user name"),
+    "password_env": Option("CLERK_IMAP_PASSWORD", _str, "variable holding the password"),
+    "password_file": Option("", _str, "file holding the password"),
+    "inbox": Option("INBOX", _str, "the folder clerk reads"),
+    "processed": Option("clerk/processed", _str, "where handled messages go"),
+    "unprocessed": Option("clerk/unprocessed", _str, "where messages clerk cannot use go"),
+    "sent": Option("", _str, "keep a copy of each message sent here (e.g. Sent); empty: no copy"),
+    "batch": Option(200, _int, "at most this many messages read per tick"),
+}
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+DONE = "$ClerkDone"  # the keyword on a message clerk has filed, where MOVE is missing
+
+
+class ImapMailbox:
+    """A connection to the organiser's mailbox, opened per tick and closed after it."""
+
+    name = "imap"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        self.host = options.get("host", "localhost")
+        self.security = options.get("security", "tls")
+        self.port = int(options.get("port") or (993 if self.security == "tls" else 143))
+        if self.security == "none" and self.host not in LOOPBACK:
+            raise TransportError(f"refusing plain IMAP to {self.host}: use tls or starttls "
+                                 "(plain text is allowed on loopback only)", retryable=False)
+        self._client: Any = None
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"<ImapMailbox {self.host}:{self.port} ({self.security})>"
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.options.get("cafile") or None)
+        if not self.options.get("verify", True):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def client(self) -> Any:
+        if self._client is None:
+            import imapclient
+
+            try:
+                client = imapclient.IMAPClient(
+                    self.host, port=self.port, ssl=self.security == "tls",
+                    ssl_context=self._context() if self.security == "tls" else None,
+                    timeout=float(self.options.get("timeout", 30.0)))
+                if self.security == "starttls":
+                    client.starttls(self._context())
+                client.login(secret(self.options, "username") or "",
+                             secret(self.options, "password") or "")
+            except (OSError, imapclient.exceptions.IMAPClientError) as exc:
+                raise TransportError(f"cannot open the mailbox {self.host}:{self.port}: "
+                                     f"{exc}", retryable=True) from exc
+            self._client = client
+        return self._client
+
+    def _folder(self, name: str) -> str:
+        client = self.client()
+        if not client.folder_exists(name):
+            client.create_folder(name)
+            log.info("created mailbox folder %s", name)
+        return name
+
+    def messages(self) -> Iterator[tuple[int, bytes]]:
+        """(uid, raw message) for what is in the inbox now, oldest first."""
+        client = self.client()
+        client.select_folder(self.options.get("inbox", "INBOX"))
+        found = client.search(["UNKEYWORD", DONE])
+        uids = sorted(found)[: int(self.options.get("batch", 200))]
+        for uid in uids:
+            data = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {})
+            raw = data.get(b"BODY[]")
+            if raw is not None:
+                yield uid, raw
+
+    def file(self, uid: int, handled: bool) -> None:
+        """Move a message out of the inbox: to the processed or the unprocessed folder."""
+        folder = str(self.options.get("processed" if handled else "unprocessed") or "")
+        client = self.client()
+        target = self._folder(folder or ("clerk/processed" if handled else "clerk/unprocessed"))
+        client.select_folder(self.options.get("inbox", "INBOX"))
+        if client.has_capability("MOVE"):
+            client.move([uid], target)
+        else:  # no MOVE: copy, and mark the original so it is not read again (never delete)
+            client.copy([uid], target)
+            client.add_flags([uid], [DONE.encode()])
+
+    def keep_sent(self, raw: bytes) -> None:
+        folder = self.options.get("sent")
+        if folder:
+            self.client().append(self._folder(folder), raw, flags=[b"\\Seen"])
+
+    def find_sent(self, message_id: str) -> bool | None:
+        """Whether the Sent folder holds ``message_id`` (None: no Sent folder kept)."""
+        folder = self.options.get("sent")
+        if not folder:
+            return None
+        client = self.client()
+        client.select_folder(self._folder(folder), readonly=True)
+        return bool(client.search(["HEADER", "Message-ID", message_id]))
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.logout()
+            except Exception:  # closing a broken connection: nothing left to do
+                log.debug("mailbox logout failed", exc_info=True)
