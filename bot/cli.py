@@ -47,8 +47,9 @@ class Ctx:
         from bot.executor import Executor
 
         s = config.settings
-        return Executor(config, self.store(config), transports.load(s.transport,
-                                                                     s.transport_options))
+        return Executor(config, self.store(config),
+                        transports.load(s.transport, s.transport_options),
+                        mailbox=transports.load_mailbox(s.mailbox, s.mailbox_options))
 
 
 def _now(value: str | None, config: Config | None = None) -> datetime:
@@ -228,13 +229,25 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
         return
     click.echo("Next meetings:")
     for m in data["meetings"]:
-        click.echo(f"  {m['start'][:16]}  {m['group']}/{m['meeting']}  {m['title']}")
+        r = m["rsvp"]
+        click.echo(f"  {m['start'][:16]}  {m['group']}/{m['meeting']}  {m['title']}: "
+                   f"{len(r['accepted'])} accepted, {len(r['tentative'])} tentative, "
+                   f"{len(r['declined'])} apologies, {len(r['no_answer'])} no answer")
+        for a in m["apologies"]:
+            click.echo(f"      apologies: {a['name']}" + (f" ({a['reason']})"
+                                                          if a["reason"] else ""))
     click.echo("Due next:")
     for n in data["next"]:
         click.echo(f"  {n['send_at'][:16]}  {n['state']:<10} {n['kind']:<11} "
                    f"{n['group']}/{n['meeting']}  {n['messages']} message(s)")
     click.echo("Messages by state: " + (", ".join(f"{k} {v}" for k, v in
                                                   data["counts"].items()) or "none"))
+    for b in data["bouncing"]:
+        click.echo(f"Bouncing: {b} (fix it in the roster)")
+    if data["unprocessed"]:
+        click.echo(f"Unprocessed mail ({len(data['unprocessed'])}), in clerk/unprocessed:")
+        for u in data["unprocessed"][-10:]:
+            click.echo(f"  {u['at'][:16]}  {u['sender']}: {u['reason']}")
     if data["failures"]:
         click.echo("Failures:")
         for f in data["failures"]:

@@ -22,6 +22,7 @@ from bot.errors import TransportError
 from bot.model import Config, Desired
 from bot.planner import Plan
 from bot.render import email as render_email
+from bot.replies import make_token
 from bot.store import Store
 from bot.transports.base import Transport
 
@@ -46,6 +47,8 @@ class TickResult:
     skipped_late: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stopped: bool = False
+    read: int = 0  # messages read from the mailbox
+    unprocessed: list[str] = field(default_factory=list)  # why each unusable one was
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,14 +80,17 @@ class Executor:
     """
 
     def __init__(self, config: Config, store: Store, transport: Transport,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, mailbox: Any = None) -> None:
         self.config = config
         self.store = store
         self.transport = transport
+        self.mailbox = mailbox  # where replies are read (bot/transports/imap.py), or None
+        transport.mailbox = mailbox  # a Sent copy, and the look-up after a crash
         self.stop = stop or threading.Event()
         self._plan: Plan | None = None
         self._by_key: dict[str, Desired] = {}
         self._stamp: tuple[str, int] | None = None
+        self._token_secret: bytes | None = None
 
     def use_config(self, config: Config) -> None:
         self.config = config
@@ -175,6 +181,7 @@ class Executor:
         if dry_run:
             return self._dry_run(now, result)
         self.recover(now, result)
+        self.read_mailbox(now, result)  # answers first: they may stop a chaser due now
         _, counts = self.current_plan(now)
         if counts is not None:
             result.replanned = True
@@ -196,7 +203,33 @@ class Executor:
                     time.sleep(pause)
         finally:
             self.transport.close()
+            if self.mailbox is not None:
+                self.mailbox.close()  # a Sent copy may have opened it again
         return result
+
+    def read_mailbox(self, now: datetime, result: TickResult) -> None:
+        """Turn each message in the mailbox into facts, then file it (never delete it)."""
+        if self.mailbox is None:
+            return
+        from bot import replies
+        from bot.inbox import Inbox
+
+        inbox = Inbox(self.config, self.store)
+        limit = self.config.settings.max_attachment
+        try:
+            for uid, raw in self.mailbox.messages():
+                if self.stop.is_set():
+                    break
+                outcome = inbox.apply(replies.read(raw, max_attachment=limit), now)
+                self.mailbox.file(uid, outcome.handled)
+                result.read += 1
+                if not outcome.handled:
+                    result.unprocessed.append(outcome.detail)
+        except TransportError as exc:  # the mailbox is down: read it next tick
+            log.warning("mailbox: %s", exc)
+            result.errors.append(f"mailbox: {exc}")
+        finally:
+            self.mailbox.close()
 
     def _send_one(self, key: str, now: datetime, result: TickResult) -> bool:
         desired = self._by_key.get(key)
@@ -204,8 +237,10 @@ class Executor:
             return False  # not in the plan any more; the next record() withdraws it
         group = self.config.group(desired.group)
         mid = render_email.message_id(key, group.organiser)
+        token = make_token(self._secret(), key) if desired.kind in ("request", "chaser") \
+            else None
         try:
-            message = render_email.build(group, desired, now)
+            message = render_email.build(group, desired, now, token)
         except Exception as exc:  # a template that fails at send time: that row only
             self._fail(key, now, f"cannot render: {exc}", result)
             return False
@@ -228,6 +263,11 @@ class Executor:
         log.info("sent %s %s to %s via %s", desired.kind, desired.meeting,
                  desired.recipient.email, self.transport.describe())
         return True
+
+    def _secret(self) -> bytes:
+        if self._token_secret is None:
+            self._token_secret = self.store.secret()
+        return self._token_secret
 
     def _retry(self, key: str, now: datetime, error: str, result: TickResult) -> None:
         """A failure that may clear: try again after a back-off, or park the message once it

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 def _initial(conn: Connection) -> None:
     # a new store gets today's tables; later migrations then find nothing to add
-    for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions):
+    for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions, s.rsvps,
+                  s.bounces, s.inbox):
         table.create(conn, checkfirst=True)
 
 
@@ -33,9 +34,19 @@ def _delivery_failures(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE ledger ADD COLUMN {name} TIMESTAMP"))
 
 
+def _listening(conn: Connection) -> None:
+    """What the mailbox tells clerk: RSVPs, bounces, and a log of every message read."""
+    for table in (s.rsvps, s.bounces, s.inbox):
+        table.create(conn, checkfirst=True)
+    indexes = {i["name"] for i in sa.inspect(conn).get_indexes("ledger")}
+    if "ix_ledger_message_id" not in indexes:
+        conn.execute(sa.text("CREATE INDEX ix_ledger_message_id ON ledger (message_id)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
+    ("0003_listening", _listening),
 ]
 
 

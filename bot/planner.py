@@ -64,6 +64,9 @@ class State:
     held: Mapping[tuple[str, str], Mapping[str, Held]] = field(default_factory=dict)
     first_planned: Mapping[tuple[str, str, str, int], datetime] = field(default_factory=dict)
     undelivered: Mapping[str, tuple[Undelivered, ...]] = field(default_factory=dict)
+    # (group, meeting or series, original start or "") -> email -> (PARTSTAT, comment)
+    rsvps: Mapping[tuple[str, str, str], Mapping[str, tuple[str, str]]] = field(
+        default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,30 @@ def member(m: Member) -> dict[str, str]:
     return {"name": m.name, "email": m.email, "organisation": m.organisation, "role": m.role}
 
 
-def meeting_context(group: Group, meeting: Meeting) -> dict[str, Any]:
+BUCKETS = {"ACCEPTED": "accepted", "TENTATIVE": "tentative", "DECLINED": "declined"}
+
+
+def rsvp_summary(group: Group, meeting: Meeting, state: State) -> dict[str, list[dict[str, str]]]:
+    """Who has accepted, is tentative, sent apologies (with their reason), or not answered —
+    from the members' iMIP replies. A reply to one meeting of a series overrides one to the
+    whole series."""
+    unit = meeting.series or meeting.id
+    answers = dict(state.rsvps.get((group.id, unit, ""), {}))
+    if meeting.recurrence_id is not None:
+        rid = meeting.recurrence_id.astimezone(UTC).isoformat()
+        answers.update(state.rsvps.get((group.id, unit, rid), {}))
+    out: dict[str, list[dict[str, str]]] = {
+        "accepted": [], "tentative": [], "declined": [], "no_answer": []}
+    for m in group.members:
+        partstat, comment = answers.get(m.email, ("NEEDS-ACTION", ""))
+        out[BUCKETS.get(partstat, "no_answer")].append(
+            {"name": m.name, "email": m.email, "organisation": m.organisation,
+             "comment": comment})
+    return out
+
+
+def meeting_context(group: Group, meeting: Meeting,
+                    state: State | None = None) -> dict[str, Any]:
     tz = timeutil.zone(group.zone)
     series = _series_of(group, meeting)
     return {
@@ -102,6 +128,7 @@ def meeting_context(group: Group, meeting: Meeting) -> dict[str, Any]:
         "duration": timeutil.format_duration(meeting.duration),
         "location": meeting.location, "link": meeting.link,
         "description": meeting.description, "agenda": list(meeting.items),
+        "rsvp": rsvp_summary(group, meeting, state or State()),
         # a series: each of its meetings as it is now (moved, cancelled)
         "occurrences": [{"start": o.start.astimezone(tz), "end": o.end.astimezone(tz),
                          "cancelled": o.cancelled, "moved": o.start != o.recurrence_id,
@@ -128,11 +155,12 @@ def shared_context_group(group: Group) -> dict[str, Any]:
             "organisations": len({m.organisation for m in group.members})}
 
 
-def shared_context(group: Group, meeting: Meeting, rule: Rule) -> dict[str, Any]:
+def shared_context(group: Group, meeting: Meeting, rule: Rule,
+                   state: State | None = None) -> dict[str, Any]:
     chair = group.chair
     return {
         "group": shared_context_group(group),
-        "meeting": meeting_context(group, meeting),
+        "meeting": meeting_context(group, meeting, state),
         "rule": rule_context(group, meeting, rule),
         "organiser": person(group.organiser),
         "admin": person(group.admin),
@@ -250,7 +278,7 @@ def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: da
             initial = MISSED
             specs = [replace(s, reason=f"{s.reason} (its window had passed when first "
                              "planned)") for s in specs]
-    shared = shared_context(group, meeting, rule)
+    shared = shared_context(group, meeting, rule, state)
     subjects: dict[tuple[str, int], str] = {}  # per (method, sequence) when no one is named
     return [_desired(group, meeting, rule, s, shared, latest, initial, subjects)
             for s in specs]

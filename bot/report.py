@@ -82,11 +82,18 @@ def status(config: Config, store: Store, now: datetime,
            group: str | None = None) -> dict[str, Any]:
     groups = [g for g in config.groups if group is None or g.id == group]
     meetings = []
+    state = store.snapshot()
     for g in groups:
         tz = planner.timeutil.zone(g.zone)
         upcoming = [m for m in g.meetings if m.end > now and not m.cancelled][:3]
-        meetings += [{"group": g.id, "meeting": m.id, "title": m.title,
-                      "start": _iso(m.start, tz), "end": _iso(m.end, tz)} for m in upcoming]
+        for m in upcoming:
+            rsvp = planner.rsvp_summary(g, m, state)
+            meetings.append({
+                "group": g.id, "meeting": m.id, "title": m.title, "start": _iso(m.start, tz),
+                "end": _iso(m.end, tz),
+                "rsvp": {k: [p["email"] for p in v] for k, v in rsvp.items()},
+                "apologies": [{"email": p["email"], "name": p["name"], "reason": p["comment"]}
+                              for p in rsvp["declined"]]})
     rows = plan_rows(config, store, now, group=group)
     upcoming_rows = [r for r in rows if r["state"] in ("scheduled", "due", "retry", "held")]
     next_rows: list[dict[str, Any]] = []
@@ -99,10 +106,14 @@ def status(config: Config, store: Store, now: datetime,
     failures = [{"key": r.key, "recipient": r.recipient, "error": r.last_error,
                  "attempts": r.attempts, "state": r.state}
                 for r in store.rows(group=group, states=("failed", "parked", "retry"))]
+    inbox = store.inbox_log(handled=False)
     return {
         "now": now.isoformat(), "meetings": meetings, "next": next_rows,
         "counts": dict(sorted(Counter(r["state"] for r in rows).items())),
         "ledger": store.counts(group), "failures": failures,
+        "bouncing": sorted({b.email for b in store.bouncing() if b.permanent}),
+        "unprocessed": [{"at": _iso(i.at), "sender": i.sender, "subject": i.subject,
+                         "reason": i.detail} for i in inbox],
     }
 
 

@@ -113,6 +113,41 @@ submissions = sa.Table(
     sa.Column("source", sa.Text, nullable=False, default=""),
 )
 
+rsvps = sa.Table(
+    "rsvps", metadata,
+    sa.Column("group_id", sa.String(100), primary_key=True),
+    sa.Column("unit", sa.String(100), primary_key=True),  # a meeting, or a series
+    sa.Column("rid", sa.String(40), primary_key=True),  # a series' meeting, or ""
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("partstat", sa.String(20), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+bounces = sa.Table(
+    "bounces", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("diagnostic", sa.Text, nullable=False, default=""),
+    sa.Column("permanent", sa.Boolean, nullable=False),
+    sa.Column("message_id", sa.String(300), nullable=True),
+)
+
+inbox = sa.Table(  # every message clerk read, and what it made of it
+    "inbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(300), nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("sender", sa.String(320), nullable=False, default=""),
+    sa.Column("subject", sa.Text, nullable=False, default=""),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("handled", sa.Boolean, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+
 ACTIVE = ("planned", "held", "retry", "withdrawn")  # rows the planner may still change
 DELIVERED = ("sending", "sent")
 
@@ -198,13 +233,17 @@ class Store:
             submitted = frozenset(
                 (r.group_id, r.meeting_id, r.rule_id, r.organisation)
                 for r in conn.execute(sa.select(submissions)))
+            answers: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = {}
+            for r in conn.execute(sa.select(rsvps)):
+                answers.setdefault((r.group_id, r.unit, r.rid), {})[r.email] = (r.partstat,
+                                                                             r.comment)
         undelivered = {g: tuple(Undelivered(r.key, r.recipient, r.subject, r.state,
                                             r.last_error or "", r.updated_at) for r in rows)
                        for g, rows in self.undelivered().items()}
         return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
                      delivered=frozenset(delivered), submitted=submitted,
                      revision_created=created, held=held, first_planned=first,
-                     undelivered=undelivered)
+                     undelivered=undelivered, rsvps=answers)
 
     def record_revision(self, conn: Connection, group: str, meeting: str, revision: Revision,
                         replaces: bool, restart: bool, now: datetime) -> None:
@@ -324,6 +363,90 @@ class Store:
             for row in conn.execute(q):
                 out.setdefault(row.group_id, []).append(row)
         return out
+
+    # --- what the mailbox tells ---------------------------------------------------------
+
+    def secret(self) -> bytes:
+        """The key of the reference tokens in subjects (made once, kept in the store)."""
+        with self.atomic() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.name == "token_secret")
+                                 ).scalar()
+            if value is None:
+                import secrets
+
+                value = secrets.token_hex(32)
+                conn.execute(meta.insert().values(name="token_secret", value=value))
+        return bytes.fromhex(value)
+
+    def snapshot_held(self, group: str, unit: str) -> dict[str, int]:
+        """The last SEQUENCE sent to each person for a meeting or series."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(ledger.c.recipient, sa.func.max(ledger.c.sequence))
+                                .where(ledger.c.group_id == group, ledger.c.meeting_id == unit,
+                                       ledger.c.sequence.is_not(None),
+                                       ledger.c.state.in_(DELIVERED))
+                                .group_by(ledger.c.recipient))
+            return {email: seq for email, seq in rows}
+
+    def by_message_ids(self, ids: Sequence[str]) -> Any:
+        """The ledger row of the first of ``ids`` clerk sent, or None."""
+        if not ids:
+            return None
+        with self.engine.connect() as conn:
+            rows = {r.message_id: r for r in conn.execute(
+                sa.select(ledger).where(ledger.c.message_id.in_(list(ids))))}
+        return next((rows[i] for i in ids if i in rows), None)
+
+    def sent_to(self, email: str, kinds: Sequence[str]) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(ledger).where(
+                ledger.c.recipient == email, ledger.c.kind.in_(list(kinds)),
+                ledger.c.state == "sent")))
+
+    def record_rsvp(self, group: str, unit: str, rid: str, email: str, partstat: str,
+                    comment: str, sequence: int, now: datetime) -> None:
+        where = ((rsvps.c.group_id == group) & (rsvps.c.unit == unit) & (rsvps.c.rid == rid)
+                 & (rsvps.c.email == email))
+        with self.atomic() as conn:
+            conn.execute(rsvps.delete().where(where))
+            conn.execute(rsvps.insert().values(group_id=group, unit=unit, rid=rid, email=email,
+                                               partstat=partstat, comment=comment,
+                                               sequence=sequence, at=now))
+            self.bump_facts(conn)
+
+    def record_bounce(self, email: str, status: str, diagnostic: str, permanent: bool,
+                      message_id: str | None, now: datetime) -> Any:
+        """Flag ``email`` as bouncing; a permanent bounce of a message clerk sent marks that
+        message failed, so the admin hears of it in the next digest. Returns its row."""
+        row = self.by_message_ids([message_id]) if message_id else None
+        with self.atomic() as conn:
+            conn.execute(bounces.insert().values(email=email, at=now, status=status,
+                                                 diagnostic=diagnostic, permanent=permanent,
+                                                 message_id=message_id))
+            if row is not None and permanent and row.state in ("sent", "sending"):
+                self.update_row(conn, row.key, now, f"bounced: {status} {diagnostic}",
+                                state="failed", last_error=f"bounced: {status} {diagnostic}",
+                                notified_at=None)
+            self.bump_facts(conn)
+        return row
+
+    def log_inbox(self, message_id: str | None, sender: str, subject: str, kind: str,
+                  handled: bool, detail: str, now: datetime) -> None:
+        with self.atomic() as conn:
+            conn.execute(inbox.insert().values(message_id=message_id, at=now, sender=sender,
+                                               subject=subject[:500], kind=kind,
+                                               handled=handled, detail=detail))
+
+    def inbox_log(self, handled: bool | None = None) -> list[Any]:
+        q = sa.select(inbox).order_by(inbox.c.id)
+        if handled is not None:
+            q = q.where(inbox.c.handled == handled)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
+
+    def bouncing(self) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(bounces).order_by(bounces.c.id)))
 
     def in_doubt(self) -> list[Any]:
         with self.engine.connect() as conn:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.model import Desired, Group, Meeting, Person, Series
 from bot.render.templates import render
+from bot.replies import tag_subject
 
 if TYPE_CHECKING:
     from bot.render.ical import EventSpec
@@ -42,12 +43,15 @@ def _address(p: Person) -> Address:
     return Address(display_name=name, username=local, domain=domain)
 
 
-def build(group: Group, desired: Desired, now: datetime) -> EmailMessage:
+def build(group: Group, desired: Desired, now: datetime,
+          token: str | None = None) -> EmailMessage:
+    """The message for ``desired``; ``token`` (requests, chasers) tags the subject so an
+    answer is matched even when its client drops In-Reply-To."""
     ctx = desired.context
     msg = EmailMessage()
     msg["From"] = _address(group.organiser)
     msg["To"] = _address(desired.recipient)
-    msg["Subject"] = desired.subject
+    msg["Subject"] = tag_subject(desired.subject, token) if token else desired.subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id(desired.key, group.organiser)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders stay quiet

@@ -20,6 +20,7 @@ class Transport:
     """Base class of every transport; subclasses override :meth:`send`."""
 
     name = "base"
+    mailbox: Any = None  # the organiser's mailbox, when clerk reads one (a Sent copy)
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options

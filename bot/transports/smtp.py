@@ -111,6 +111,8 @@ class SmtpTransport(Transport):
             getaddresses(message.get_all("From", []))[0][1]
         try:
             self._connection().send_message(message, from_addr=sender, to_addrs=recipients)
+            if self.mailbox is not None:
+                _keep_sent_copy(self.mailbox, message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise TransportError(_say(code, text), retryable=retryable(code)) from exc
@@ -139,6 +141,10 @@ class SmtpTransport(Transport):
             raise TransportError(f"connection to {self.host}:{self.port} failed: "
                                  f"{exc or type(exc).__name__}", retryable=True) from exc
 
+    def lookup(self, message_id: str) -> bool | None:
+        """Whether the mailbox's Sent folder holds it (None when no copy is kept)."""
+        return self.mailbox.find_sent(message_id) if self.mailbox is not None else None
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -146,6 +152,15 @@ class SmtpTransport(Transport):
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+
+
+def _keep_sent_copy(mailbox: Any, message: EmailMessage) -> None:
+    from email.policy import SMTP
+
+    try:
+        mailbox.keep_sent(message.as_bytes(policy=SMTP))
+    except Exception as exc:  # the message went; a missing copy is not worth a resend
+        log.warning("could not keep a copy in the Sent folder: %s", exc)
 
 
 def _say(code: int, text: bytes | str) -> str:

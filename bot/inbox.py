@@ -1,0 +1,151 @@
+"""What clerk does with each message in its mailbox, once bot/replies.py has read it.
+
+- An RSVP (iMIP REPLY) becomes that member's answer for the meeting, or for one meeting of a
+  series; a reply older than the SEQUENCE last sent to that person is ignored (RFC 5546 2.1.5).
+- An answer to a request for information or its chaser — found by In-Reply-To/References,
+  or by the ``[#token]`` in its subject (an HMAC of the ledger key, so it cannot be guessed) —
+  becomes a submission for the sender's organisation: "nil return" counts; attachments are
+  saved to the meeting's papers folder under safe names. Chasers stop for that organisation.
+- A bounce flags the address and fails the message it returns, so the admin hears of it.
+- An auto-reply is filed and never taken as an answer.
+- Anything else goes to the unprocessed folder for the admin, with the reason logged.
+
+Every message clerk reads is logged in the ``inbox`` table, handled or not.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.model import Config, Group, Member
+from bot.render.email import invite_uid
+from bot.replies import Answer, Incoming, check_token
+from bot.store import Store
+
+log = logging.getLogger("clerk")
+ANSWERED = ("request", "chaser")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    handled: bool  # False: it goes to the unprocessed folder
+    detail: str
+
+
+class Inbox:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.uids: dict[str, tuple[Group, str]] = {}
+        for group in config.groups:
+            units = [m.id for m in group.meetings if not m.series] + [s.id for s in group.series]
+            for unit in units:
+                self.uids[invite_uid(group, unit)] = (group, unit)
+
+    def apply(self, incoming: Incoming, now: datetime) -> Outcome:
+        outcome = self._apply(incoming, now)
+        self.store.log_inbox(incoming.message_id, incoming.sender, incoming.subject,
+                             incoming.kind, outcome.handled, outcome.detail, now)
+        log.info("inbox: %s from %s: %s", incoming.kind, incoming.sender or "?",
+                 outcome.detail)
+        return outcome
+
+    def _apply(self, incoming: Incoming, now: datetime) -> Outcome:
+        if incoming.kind == "rsvp":
+            return self._rsvps(incoming, now)
+        if incoming.kind == "bounce" and incoming.bounce is not None:
+            b = incoming.bounce
+            for email in b.recipients:
+                self.store.record_bounce(email, b.status, b.diagnostic, b.permanent,
+                                         b.original_message_id, now)
+            state = "bouncing" if b.permanent else "delayed"
+            return Outcome(True, f"{', '.join(b.recipients)} {state} ({b.status})")
+        if incoming.kind == "auto_reply":
+            return Outcome(True, f"automatic reply ({incoming.reason}); not an answer")
+        if incoming.kind == "answer" and incoming.answer is not None:
+            return self._answer(incoming, incoming.answer, now)
+        return Outcome(False, incoming.reason or "not something clerk can use")
+
+    def _rsvps(self, incoming: Incoming, now: datetime) -> Outcome:
+        done: list[str] = []
+        for r in incoming.rsvps:
+            found = self.uids.get(r.uid)
+            if found is None:
+                return Outcome(False, f"a reply for an unknown meeting (UID {r.uid})")
+            group, unit = found
+            member = _member(group, r.attendee)
+            if member is None:
+                return Outcome(False, f"{r.attendee} answered but is not on the roster of "
+                                      f"{group.id}")
+            last = self.store.snapshot_held(group.id, unit).get(member.email)
+            if last is not None and r.sequence < last:
+                done.append(f"ignored an old reply (SEQUENCE {r.sequence} < {last})")
+                continue
+            self.store.record_rsvp(group.id, unit, r.recurrence_id or "", member.email,
+                                   r.partstat, r.comment, r.sequence, now)
+            done.append(f"{member.email} {r.partstat.lower()} {unit}"
+                        + (f" ({r.comment})" if r.comment else ""))
+        return Outcome(True, "; ".join(done))
+
+    def _answer(self, incoming: Incoming, answer: Answer, now: datetime) -> Outcome:
+        row = self._answered_row(incoming)
+        if row is None:
+            return Outcome(False, "an answer to nothing clerk sent (no reference, no token)")
+        group = self.config.group(row.group_id)
+        member = _member(group, incoming.sender)
+        if member is None:
+            return Outcome(False, f"{incoming.sender} is not on the roster of {group.id}")
+        rule = next((r for r in group.rules if r.id == row.rule_id), None)
+        request = rule.chases if rule is not None and rule.kind == "chaser" else row.rule_id
+        nil = answer.command == "NIL" and not answer.attachments
+        saved = self._save_papers(group.id, row.meeting_id, member, answer)
+        self.store.mark_submitted(group.id, row.meeting_id, request or row.rule_id,
+                                  member.organisation, "nil" if nil else "submitted", now,
+                                  source=f"{incoming.sender} {incoming.message_id or ''}")
+        what = "a nil return" if nil else f"a submission ({len(saved)} paper(s))"
+        skipped = [a.filename for a in answer.attachments if a.data is None]
+        note = f"; too large, not kept: {', '.join(skipped)}" if skipped else ""
+        return Outcome(True, f"{what} from {member.organisation} for {row.meeting_id}{note}")
+
+    def _answered_row(self, incoming: Incoming) -> Any:
+        """The request or chaser this answers: by reference, else by its subject's token."""
+        ids = [i for i in (incoming.in_reply_to, *incoming.references) if i]
+        row = self.store.by_message_ids(ids)
+        if row is not None and row.kind in ANSWERED:
+            return row
+        if incoming.token:
+            secret = self.store.secret()
+            for candidate in self.store.sent_to(incoming.sender, ANSWERED):
+                if check_token(secret, candidate.key, incoming.token):
+                    return candidate
+        return None
+
+    def _save_papers(self, group: str, meeting: str, member: Member,
+                     answer: Answer) -> list[Path]:
+        folder = Path(self.config.settings.papers) / group / meeting
+        saved: list[Path] = []
+        for a in answer.attachments:
+            if a.data is None:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = f"{_slug(member.organisation)}--{a.filename}"
+            path, n = folder / stem, 1
+            while path.exists():  # never overwrite an earlier paper
+                n += 1
+                path = folder / f"{_slug(member.organisation)}--{n}--{a.filename}"
+            path.write_bytes(a.data)
+            saved.append(path)
+        return saved
+
+
+def _member(group: Group, email: str) -> Member | None:
+    return next((m for m in group.members if m.email == email.lower()), None)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "member"
