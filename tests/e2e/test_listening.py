@@ -3,6 +3,7 @@ and clerk's next tick reads the organiser's inbox over IMAP and gets each answer
 
 from __future__ import annotations
 
+import smtplib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -17,7 +18,14 @@ from bot import report, transports
 from bot.executor import Executor
 from bot.render import email as render_email
 from bot.store import Store
-from tests.mail import MailServers, imap_fetch, smtp_send, wait_for, wait_queue_empty
+from tests.mail import (
+    MailServers,
+    imap_fetch,
+    servers,
+    smtp_send,
+    wait_for,
+    wait_queue_empty,
+)
 
 pytestmark = pytest.mark.slow
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -225,3 +233,54 @@ def _rsvps(store: Store) -> list[object]:
 def edit_duration(group_dir: Path) -> None:
     toml = group_dir / "group.toml"
     toml.write_text(toml.read_text().replace('duration = "2h"', 'duration = "3h"', 1))
+
+
+def test_a_message_in_doubt_is_found_in_the_sent_folder_not_sent_again(
+        clerk_executor: Callable[[], Executor], store: Store):
+    ex = clerk_executor()
+    assert len(ex.tick(T0).sent) == MEMBERS
+    key = "qa-leads/2027-q1/invitation/tina.jameson@brighton-hove.example/r0"
+    with store.atomic() as conn:  # as if clerk died between the server's 250 and the commit
+        store.update_row(conn, key, T0, "", state="sending")
+    result = clerk_executor().tick(T0 + timedelta(minutes=1))
+    assert result.recovered == 1 and result.sent == []
+    assert store.row(key).state == "sent"
+    assert len(wait_for("members", MEMBERS)) == MEMBERS  # no second copy
+    # and one that never left is sent again
+    with store.atomic() as conn:
+        store.update_row(conn, key, T0, "", state="sending",
+                         message_id="<clerk.never-sent@network.example>")
+    result = clerk_executor().tick(T0 + timedelta(minutes=2))
+    assert result.recovered == 1 and result.sent == [key]
+
+
+def test_hostile_mail_is_filed_with_a_reason_and_the_rest_still_counts(
+        clerk_executor: Callable[[], Executor], store: Store):
+    clerk_executor().tick(T0)
+    invites = wait_for("members", MEMBERS)
+    broken = reply(invite_for(invites, "joanne.beale@bracknell.example"),
+                   "joanne.beale@bracknell.example", "ACCEPTED")
+    part = broken.get_payload()[1]
+    part.set_content("BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nBEGIN:VEVENT\r\nUID:x\r\n",
+                     subtype="calendar", params={"method": "REPLY"})
+    smtp_send(broken, "joanne.beale@bracknell.example", [ORGANISER])
+    big = answer(None, "gavin.swales@kent.example", "Attached",
+                 subject="Re: papers", attachment=("big.bin", b"x" * 200_000))
+    smtp_send(big, "gavin.swales@kent.example", [ORGANISER])
+    named = answer(None, "tina.jameson@brighton-hove.example", "Hello").as_bytes().replace(
+        b"From: tina.jameson@brighton-hove.example",  # a line break hidden in the name
+        b"From: =?utf-8?q?Tina=0AX-Evil:_1?= <tina.jameson@brighton-hove.example>")
+    with smtplib.SMTP(servers().host, servers().smtp_port) as smtp:
+        smtp.sendmail("tina.jameson@brighton-hove.example", [ORGANISER], named)
+    fine = reply(invite_for(invites, "laura.mallory@west-sussex.example"),
+                 "laura.mallory@west-sussex.example", "ACCEPTED")
+    smtp_send(fine, "laura.mallory@west-sussex.example", [ORGANISER])
+    wait_queue_empty()
+    wait_for("clerk", 4)
+    result = clerk_executor().tick(T0 + timedelta(minutes=5))
+    assert result.read == 4
+    assert len(result.unprocessed) == 3 and any("calendar" in u for u in result.unprocessed)
+    assert {r.email for r in _rsvps(store)} == {"laura.mallory@west-sussex.example"}
+    assert len(imap_fetch("clerk", "clerk/unprocessed")) == 3
+    log = store.inbox_log()
+    assert all("\n" not in row.sender + row.subject for row in log)
