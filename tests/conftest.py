@@ -54,6 +54,22 @@ def remove_member(group_dir: Path, email: str) -> None:
     roster.write_text("".join(kept), encoding="utf-8")
 
 
+def add_series(group_dir: Path) -> Path:
+    """Add a fortnightly series over the spring clock change, invited at go-live."""
+    toml = group_dir / "group.toml"
+    with toml.open("a") as f:
+        f.write('\n[[series]]\nid = "clinic"\nstart = 2027-02-25T14:00:00\n'
+                'repeat = "FREQ=WEEKLY;INTERVAL=2;COUNT=6"\n')
+    edit(toml, 'send = "-90d"', 'send = "-365d"')
+    return toml
+
+
+def move_series_meeting(toml: Path) -> None:
+    """Move the series' 25 March meeting to 29 March: across the spring change."""
+    with toml.open("a") as f:
+        f.write("\n[[series.occurrence]]\ndate = 2027-03-25\nstart = 2027-03-29T14:00:00\n")
+
+
 PG_URL = os.environ.get("CLERK_TEST_PG_URL")  # set by `make test` (tests/postgres.sh)
 
 

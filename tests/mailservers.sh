@@ -36,19 +36,9 @@ virtual_regexp=/etc/postfix/clerk-test-virtual.regexp
 organiser_map=/etc/postfix/clerk-test-organisers
 
 log=/dev/null                               # becomes $state/setup.log once $state exists
-fail() {
-  echo "tests/mailservers.sh: $*" >&2
-  if [ -s "$log" ]; then tail -n 40 "$log" >&2; fi
-  exit 1
-}
-
-# Run a command quietly with a time limit and no stdin, so that nothing can hang CI.  Its output
-# goes to a file, never to our stdout/stderr, so a daemon it starts cannot hold a pipe open.
-quiet() {
-  local limit="$1"
-  shift
-  timeout --kill-after=5 "$limit" "$@" </dev/null >>"$log" 2>&1
-}
+me=tests/mailservers.sh
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Does 127.0.0.1:$1 greet with a first line starting "$2"?
 greets() {
@@ -90,21 +80,11 @@ log="$state/setup.log"
 : >"$log"
 
 # --- Debian packages -----------------------------------------------------------------------
-missing=()
-for pkg in postfix dovecot-imapd; do
-  status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
-  [ "$status" = "installed" ] || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  printf '%s\n' 'postfix postfix/main_mailer_type select Local only' \
-    'postfix postfix/mailname string localhost' \
-    | timeout 60 debconf-set-selections >>"$log" 2>&1 || fail "debconf-set-selections failed"
-  apt_opts=(-q -o Dpkg::Lock::Timeout=120 -o Dpkg::Use-Pty=0)
-  quiet 600 apt-get "${apt_opts[@]}" update || fail "apt-get update failed"
-  quiet 900 apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" \
-    || fail "apt-get install ${missing[*]} failed"
-fi
+# Postfix asks questions when it is installed: answer them first
+printf '%s\n' 'postfix postfix/main_mailer_type select Local only' \
+  'postfix postfix/mailname string localhost' \
+  | timeout 60 debconf-set-selections >>"$log" 2>&1 || fail "debconf-set-selections failed"
+apt_install postfix dovecot-imapd
 command -v postfix >/dev/null || fail "postfix is still missing"
 command -v dovecot >/dev/null || fail "dovecot is still missing"
 

@@ -5,14 +5,11 @@
 set -euo pipefail
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-fail() { echo "tests/postgres.sh: $*" >&2; tail -n 40 "$log" >&2; exit 1; }
+me=tests/postgres.sh
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  timeout 300 apt-get update -q </dev/null >>"$log" 2>&1 || fail "apt-get update failed"
-  timeout 600 apt-get install -y -q --no-install-recommends postgresql </dev/null >>"$log" 2>&1 \
-    || fail "installing postgresql failed"
-fi
+apt_install postgresql
 version="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
 if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "$version main"; then
   pg_createcluster "$version" main </dev/null >>"$log" 2>&1 || fail "pg_createcluster failed"

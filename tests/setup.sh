@@ -10,19 +10,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 js="$here/js"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-
-fail() {
-  echo "tests/setup.sh: $*" >&2
-  if [ -s "$log" ]; then tail -n 40 "$log" >&2; fi
-  exit 1
-}
-
-# Run a command quietly with a time limit and no stdin, so that nothing can hang CI.
-quiet() {
-  local limit="$1"
-  shift
-  timeout --kill-after=10 "$limit" "$@" </dev/null >>"$log" 2>&1
-}
+me=tests/setup.sh
+# shellcheck source=tests/lib.sh
+. "$here/lib.sh"
 
 # --- Debian packages ---------------------------------------------------------------------
 # gir1.2-ical-3.0 (pulls libical3) gives ICalGLib-3.0; python3-gi is Debian's, for
@@ -33,20 +23,7 @@ wanted=(python3 python3-gi gir1.2-ical-3.0)
 command -v node >/dev/null 2>&1 || wanted+=(nodejs)
 command -v npm >/dev/null 2>&1 || wanted+=(npm)
 
-missing=()
-for pkg in "${wanted[@]}"; do
-  status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
-  [ "$status" = "installed" ] || missing+=("$pkg")
-done
-
-if [ "${#missing[@]}" -gt 0 ]; then
-  [ "$(id -u)" -eq 0 ] || fail "needs root to install: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt_opts=(-q -o Dpkg::Lock::Timeout=120 -o Dpkg::Use-Pty=0)
-  quiet 600 apt-get "${apt_opts[@]}" update || fail "apt-get update failed"
-  quiet 900 apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}" \
-    || fail "apt-get install ${missing[*]} failed"
-fi
+apt_install "${wanted[@]}"
 
 /usr/bin/python3 -c '
 import gi

@@ -10,35 +10,26 @@ after a crash (so it is not sent twice).
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Iterator
 from typing import Any
 
 from bot.credentials import secret
 from bot.errors import TransportError
-from bot.options import Option, _bool, _choice, _float, _int, _str
+from bot.options import Option, _int, _str
+from bot.transports.net import connection_options, endpoint, tls_context
 
 log = logging.getLogger("clerk")
 
 OPTIONS = {
-    "host": Option("localhost", _str, "the IMAP server"),
-    "port": Option(0, _int, "its port; 0: 993 for tls, 143 for starttls and none"),
-    "security": Option("tls", _choice("tls", "starttls", "none"),
-                       "tls (implicit, port 993), starttls or none (loopback only)"),
-    "verify": Option(True, _bool, "verify the server's certificate (keep it on)"),
-    "cafile": Option("", _str, "a CA bundle for a private certificate authority"),
-    "timeout": Option(30.0, _float, "seconds to wait for the server"),
-    "username_env": Option("CLERK_IMAP_USERNAME", _str, "variable holding the user name"),
-    "username_file": Option("", _str, "file holding the user name"),
-    "password_env": Option("CLERK_IMAP_PASSWORD", _str, "variable holding the password"),
-    "password_file": Option("", _str, "file holding the password"),
+    **connection_options("IMAP", "CLERK_IMAP", ("tls", "starttls", "none"),
+                         "993 for tls, 143 for starttls and none"),
     "inbox": Option("INBOX", _str, "the folder clerk reads"),
     "processed": Option("clerk/processed", _str, "where handled messages go"),
     "unprocessed": Option("clerk/unprocessed", _str, "where messages clerk cannot use go"),
     "sent": Option("", _str, "keep a copy of each message sent here (e.g. Sent); empty: no copy"),
     "batch": Option(200, _int, "at most this many messages read per tick"),
 }
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
+PORTS = {"tls": 993, "starttls": 143, "none": 143}
 DONE = "$ClerkDone"  # the keyword on a message clerk has filed, where MOVE is missing
 
 
@@ -49,23 +40,11 @@ class ImapMailbox:
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
-        self.host = options.get("host", "localhost")
-        self.security = options.get("security", "tls")
-        self.port = int(options.get("port") or (993 if self.security == "tls" else 143))
-        if self.security == "none" and self.host not in LOOPBACK:
-            raise TransportError(f"refusing plain IMAP to {self.host}: use tls or starttls "
-                                 "(plain text is allowed on loopback only)", retryable=False)
+        self.host, self.port, self.security = endpoint(options, "IMAP", "tls", PORTS)
         self._client: Any = None
 
     def __repr__(self) -> str:  # never shows credentials
         return f"<ImapMailbox {self.host}:{self.port} ({self.security})>"
-
-    def _context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.options.get("cafile") or None)
-        if not self.options.get("verify", True):
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
 
     def client(self) -> Any:
         if self._client is None:
@@ -74,10 +53,10 @@ class ImapMailbox:
             try:
                 client = imapclient.IMAPClient(
                     self.host, port=self.port, ssl=self.security == "tls",
-                    ssl_context=self._context() if self.security == "tls" else None,
+                    ssl_context=tls_context(self.options) if self.security == "tls" else None,
                     timeout=float(self.options.get("timeout", 30.0)))
                 if self.security == "starttls":
-                    client.starttls(self._context())
+                    client.starttls(tls_context(self.options))
                 client.login(secret(self.options, "username") or "",
                              secret(self.options, "password") or "")
             except (OSError, imapclient.exceptions.IMAPClientError) as exc:

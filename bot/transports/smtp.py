@@ -23,27 +23,19 @@ from typing import Any
 
 from bot.credentials import secret
 from bot.errors import TransportError
-from bot.options import Option, _bool, _choice, _float, _int, _str
+from bot.options import Option, _str
 from bot.transports.base import Transport
+from bot.transports.net import connection_options, endpoint, tls_context
 
 log = logging.getLogger("clerk")
 
 OPTIONS = {
-    "host": Option("localhost", _str, "the SMTP server"),
-    "port": Option(0, _int, "its port; 0: 465 for tls, 587 for starttls, 25 for none"),
-    "security": Option("starttls", _choice("starttls", "tls", "none"),
-                       "starttls, tls (implicit, port 465) or none (loopback only)"),
-    "verify": Option(True, _bool, "verify the server's certificate (keep it on)"),
-    "cafile": Option("", _str, "a CA bundle for a private certificate authority"),
-    "timeout": Option(30.0, _float, "seconds to wait for the server"),
-    "username_env": Option("CLERK_SMTP_USERNAME", _str, "variable holding the user name"),
-    "username_file": Option("", _str, "file holding the user name"),
-    "password_env": Option("CLERK_SMTP_PASSWORD", _str, "variable holding the password"),
-    "password_file": Option("", _str, "file holding the password"),
+    **connection_options("SMTP", "CLERK_SMTP", ("starttls", "tls", "none"),
+                         "465 for tls, 587 for starttls, 25 for none"),
     "envelope_from": Option("", _str, "MAIL FROM; default: the From address (bounces go "
                             "there, where clerk reads them)"),
 }
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
+PORTS = {"tls": 465, "starttls": 587, "none": 25}
 
 
 def retryable(code: int) -> bool:
@@ -56,14 +48,8 @@ class SmtpTransport(Transport):
 
     def __init__(self, options: dict[str, Any]) -> None:
         super().__init__(options)
-        self.host = options.get("host", "localhost")
-        self.security = options.get("security", "starttls")
-        default_port = {"tls": 465, "starttls": 587, "none": 25}[self.security]
-        self.port = int(options.get("port") or default_port)
+        self.host, self.port, self.security = endpoint(options, "SMTP", "starttls", PORTS)
         self.timeout = float(options.get("timeout", 30.0))
-        if self.security == "none" and self.host not in LOOPBACK:
-            raise TransportError(f"refusing plain SMTP to {self.host}: use starttls or tls "
-                                 "(plain text is allowed on loopback only)", retryable=False)
         self._conn: smtplib.SMTP | None = None
 
     def describe(self) -> str:
@@ -72,23 +58,15 @@ class SmtpTransport(Transport):
     def __repr__(self) -> str:  # never shows credentials
         return f"<SmtpTransport {self.describe()}>"
 
-    def _context(self) -> ssl.SSLContext:
-        cafile = self.options.get("cafile") or None
-        context = ssl.create_default_context(cafile=cafile)
-        if not self.options.get("verify", True):
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
     def _connect(self) -> smtplib.SMTP:
         conn: smtplib.SMTP
         if self.security == "tls":
             conn = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                    context=self._context())
+                                    context=tls_context(self.options))
         else:
             conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             if self.security == "starttls":
-                conn.starttls(context=self._context())
+                conn.starttls(context=tls_context(self.options))
         user, password = secret(self.options, "username"), secret(self.options, "password")
         if user and password:
             conn.login(user, password)

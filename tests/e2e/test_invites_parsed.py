@@ -17,7 +17,7 @@ import icalendar
 
 from bot.executor import Executor
 from bot.transports.memory import MemoryTransport
-from tests.conftest import edit, remove_member
+from tests.conftest import add_series, edit, move_series_meeting, remove_member
 from tests.parsers import PARSERS, CalendarPut, EventTimes, Parsed, all_times, libical_check
 
 LONDON = ZoneInfo("Europe/London")
@@ -88,15 +88,10 @@ def test_every_series_message_reads_the_same_in_every_parser(
         make_executor: Callable[[], Executor], group_dir: Path, radicale_put: CalendarPut):
     """A series over the spring change: the whole series, one meeting moved across it, one
     cancelled, and a newcomer's copy with both (master + EXDATE + override)."""
-    toml = group_dir / "group.toml"
-    with toml.open("a") as f:
-        f.write('\n[[series]]\nid = "clinic"\nstart = 2027-02-25T14:00:00\n'
-                'repeat = "FREQ=WEEKLY;INTERVAL=2;COUNT=6"\n')
-    edit(toml, 'send = "-90d"', 'send = "-365d"')
+    toml = add_series(group_dir)
     ex = make_executor()
     ex.tick(T0)
-    with toml.open("a") as f:
-        f.write("\n[[series.occurrence]]\ndate = 2027-03-25\nstart = 2027-03-29T14:00:00\n")
+    move_series_meeting(toml)
     make_executor().tick(T0 + timedelta(hours=1))
     make_executor().tick(T0 + timedelta(hours=2))
     with toml.open("a") as f:

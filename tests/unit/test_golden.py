@@ -16,7 +16,7 @@ import pytest
 
 from bot.executor import Executor
 from bot.transports.memory import MemoryTransport
-from tests.conftest import ROOT, edit, remove_member
+from tests.conftest import ROOT, add_series, edit, move_series_meeting, remove_member
 
 GOLDEN = ROOT / "tests" / "data" / "golden"
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -58,15 +58,10 @@ def _calendars(ex: Executor, meeting: str) -> dict[str, str]:
 
 @pytest.fixture
 def generated(make_executor: Callable[[], Executor], group_dir: Path) -> dict[str, str]:
-    toml = group_dir / "group.toml"
-    with toml.open("a") as f:
-        f.write('\n[[series]]\nid = "clinic"\nstart = 2027-02-25T14:00:00\n'
-                'repeat = "FREQ=WEEKLY;INTERVAL=2;COUNT=6"\n')
-    edit(toml, 'send = "-90d"', 'send = "-365d"')
+    toml = add_series(group_dir)
     ex = make_executor()
     ex.tick(T0)
-    with toml.open("a") as f:  # one meeting of the series moved over the spring change
-        f.write("\n[[series.occurrence]]\ndate = 2027-03-25\nstart = 2027-03-29T14:00:00\n")
+    move_series_meeting(toml)
     for hour in (1, 2, 3):
         if hour == 2:
             edit(toml, 'duration = "2h"', 'duration = "3h"')

@@ -1,0 +1,34 @@
+# shellcheck shell=bash disable=SC2154  # $me and $log are set by the sourcing script
+# Shared by the scripts that install and start what the tests need (setup.sh, mailservers.sh,
+# postgres.sh). Source it after setting $me (the script's name) and $log (a file for the output
+# of every command: nothing goes to the caller's stdout or stderr, so no daemon can hold CI's
+# pipe open).
+
+fail() {
+  echo "$me: $*" >&2
+  if [ -s "$log" ]; then tail -n 40 "$log" >&2; fi
+  exit 1
+}
+
+# Run a command quietly with a time limit and no stdin, so that nothing can hang CI.
+quiet() {
+  local limit="$1"
+  shift
+  timeout --kill-after=10 "$limit" "$@" </dev/null >>"$log" 2>&1
+}
+
+# Install the Debian packages among "$@" that are missing (apt-get update only then).
+apt_install() {
+  local missing=() pkg status
+  for pkg in "$@"; do
+    status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
+    [ "$status" = "installed" ] || missing+=("$pkg")
+  done
+  [ "${#missing[@]}" -gt 0 ] || return 0
+  [ "$(id -u)" -eq 0 ] || fail "needs root to install: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  local opts=(-q -o Dpkg::Lock::Timeout=120 -o Dpkg::Use-Pty=0)
+  quiet 600 apt-get "${opts[@]}" update || fail "apt-get update failed"
+  quiet 900 apt-get "${opts[@]}" install -y --no-install-recommends "${missing[@]}" \
+    || fail "apt-get install ${missing[*]} failed"
+}
