@@ -43,6 +43,7 @@ class Answer:
     argument: str = ""  # UPDATE, AGENDA; the text of an INVALID NEW DATE
     reason: str = ""  # why the command is INVALID
     attachments: tuple[Attachment, ...] = ()
+    ref: int | None = None  # "DONE #12": the action it names, when a chaser lists several
 
 
 
@@ -141,6 +142,16 @@ def _command(first: str, rest: str) -> dict[str, Any]:
     if (match := _COMMAND.match(first)) is None:
         return {"command": "NIL"} if re.search(r"\bnil\b", first, re.I) else {}
     word, argument = " ".join(match.group(1).upper().split()), match.group(2).strip()
+    found: dict[str, Any] = {}
+    if (ref := _REF.match(argument)) is not None:  # "DONE #12", "NEW DATE #12 2027-05-01"
+        found["ref"], argument = int(ref.group(1)), argument[ref.end():].strip()
+    return found | _verb(word, argument, rest)
+
+
+_REF = re.compile(r"#(\d{1,9})\b[\s:;,.]*")
+
+
+def _verb(word: str, argument: str, rest: str) -> dict[str, Any]:
     if word == "DONE":
         return {"command": "DONE"}
     if word == "NEW DATE":

@@ -340,6 +340,124 @@ def hold(obj: Ctx, keys: tuple[str, ...]) -> None:
     _move(obj, keys, ("planned", "retry"), "held", "hold", "held")
 
 
+@cli.group("actions")
+def actions_cli() -> None:
+    """The action log: list, add, and mark actions done, re-dated, updated or dropped."""
+
+
+def _action_row(a: Any) -> dict[str, Any]:
+    return {"id": a.id, "ref": a.ref, "group": a.group, "meeting": a.meeting,
+            "topic": a.topic, "text": a.text, "owners": list(a.owners),
+            "due": a.due.isoformat(), "status": a.status,
+            "completed": a.completed.isoformat() if a.completed else None}
+
+
+@actions_cli.command("list")
+@group_option
+@click.option("--status", type=click.Choice(["open", "done", "dropped", "all"]),
+              default="open", show_default=True, help="Which actions.")
+@json_option
+@click.pass_obj
+def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> None:
+    """The actions, open first by due date."""
+    config = obj.config()
+    found = [a for a in obj.store(config).actions(_group(config, group_id))
+             if status == "all" or a.status == status]
+    found.sort(key=lambda a: (a.status != "open", a.due, a.id))
+    if as_json:
+        _json([_action_row(a) for a in found])
+        return
+    for a in found:
+        owners = "all members" if "*" in a.owners else ", ".join(a.owners)
+        click.echo(f"{a.ref:>5} {a.status:<7} due {a.due}  {a.group}  {owners}")
+        click.echo(f"{'':6}{a.topic + ': ' if a.topic else ''}{a.text}")
+    click.echo(f"{len(found)} action(s)")
+
+
+@actions_cli.command("add")
+@click.option("--group", "-g", "group_id", metavar="ID", required=True, help="The group.")
+@click.option("--owner", "owners", metavar="EMAIL", multiple=True, required=True,
+              help="A member who owes it (repeat for several; `all` for every member).")
+@click.option("--due", metavar="DATE", help="Due date (default: [actions] due before the "
+                                            "next meeting, else four weeks).")
+@click.option("--meeting", metavar="ID", default="", help="The meeting that made it.")
+@click.option("--topic", default="", help="Its topic, as in the minutes' table.")
+@click.argument("text")
+@click.pass_obj
+def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | None,
+                meeting: str, topic: str, text: str) -> None:
+    """Record an action."""
+    from datetime import date
+
+    from bot import actions, timeutil
+
+    config = obj.config()
+    group = config.group(_group(config, group_id) or group_id)
+    now = timeutil.utcnow()
+    try:
+        when = date.fromisoformat(due) if due else actions.default_due(group, now)
+    except ValueError:
+        raise _usage_error(f"{due!r} is not a date; write it like 2027-05-01") from None
+    if meeting and meeting not in {m.id for m in group.meetings}:
+        raise _usage_error(f"no meeting {meeting!r} in {group.id}")
+    values = {"group_id": group.id, "meeting_id": meeting, "topic": topic, "text": text,
+              "owners": actions.owners_of(group, owners),
+              "due": actions.check_due(when, now, group)}
+    new_id = obj.store(config).add_action(values, os.environ.get("USER", "admin"), "cli", now)
+    click.echo(f"added #{new_id}, due {when}")
+
+
+def _change(obj: Ctx, action_id: int, command: str, **kw: Any) -> None:
+    from bot import actions, timeutil
+
+    config = obj.config()
+    store = obj.store(config)
+    action = actions.find(store, action_id)
+    click.echo(actions.apply(store, config.group(action.group), action, command,
+                             who=os.environ.get("USER", "admin"), via="cli",
+                             now=timeutil.utcnow(), **kw))
+
+
+@actions_cli.command("done")
+@click.argument("action_id", metavar="ID", type=int)
+@click.pass_obj
+def actions_done(obj: Ctx, action_id: int) -> None:
+    """Mark action ID done (its chasers stop at once)."""
+    _change(obj, action_id, "DONE")
+
+
+@actions_cli.command("update")
+@click.argument("action_id", metavar="ID", type=int)
+@click.argument("text")
+@click.pass_obj
+def actions_update(obj: Ctx, action_id: int, text: str) -> None:
+    """Add a note on how action ID is going."""
+    _change(obj, action_id, "UPDATE", text=text)
+
+
+@actions_cli.command("new-date")
+@click.argument("action_id", metavar="ID", type=int)
+@click.argument("due", metavar="DATE")
+@click.pass_obj
+def actions_new_date(obj: Ctx, action_id: int, due: str) -> None:
+    """Give action ID a new due date."""
+    from datetime import date
+
+    try:
+        when = date.fromisoformat(due)
+    except ValueError:
+        raise _usage_error(f"{due!r} is not a date; write it like 2027-05-01") from None
+    _change(obj, action_id, "NEW DATE", new_date=when)
+
+
+@actions_cli.command("drop")
+@click.argument("action_id", metavar="ID", type=int)
+@click.pass_obj
+def actions_drop(obj: Ctx, action_id: int) -> None:
+    """Drop action ID (no longer needed; its chasers stop)."""
+    _change(obj, action_id, "DROP")
+
+
 @cli.command()
 @click.argument("keys", nargs=-1, required=True)
 @click.pass_obj

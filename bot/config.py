@@ -25,7 +25,7 @@ from typing import Any
 from bot import timeutil
 from bot.errors import ConfigError, Problem
 from bot.meetings import DEFAULTS_OPTIONS, parse_meetings, parse_series
-from bot.model import KINDS, ROLES, Config, Group, Member, Person, Rule, Settings
+from bot.model import KINDS, ROLES, ChaseLadder, Config, Group, Member, Person, Rule, Settings
 from bot.options import (
     _EMAIL,
     REQUIRED,
@@ -34,6 +34,7 @@ from bot.options import (
     _bool,
     _choice,
     _date,
+    _days,
     _duration,
     _email,
     _float,
@@ -99,6 +100,15 @@ RULE_OPTIONS = {
     "questions": Option((), _strings, "requests: the questions asked"),
     "template": Option("", _str, "template name; defaults to the kind"),
     "approve": Option(False, _bool, "true: hold each message until `clerk approve`"),
+}
+ACTIONS_OPTIONS = {
+    "first": Option(timedelta(days=7), _days, "first chaser, this long after an action is "
+                    "recorded"),
+    "before_due": Option(timedelta(days=3), _days, "a chaser this long before the due date"),
+    "overdue_every": Option(timedelta(days=7), _days, "then one this often while overdue"),
+    "copy_chair_after": Option(3, _int, "from this chaser on, the chair is copied"),
+    "due": Option(None, _offset, "default due date, from the next meeting's start (-7d)"),
+    "at": Option((9, 0), _time_of_day, "time of day chasers go"),
 }
 DEFAULT_AUDIENCE = {
     "invitation": "members",
@@ -240,7 +250,8 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         return None
     data, text = read
     r = Reader(path, text)
-    known_tables = ("group", "organiser", "admin", "meetings", "meeting", "series", "rule")
+    known_tables = ("group", "organiser", "admin", "meetings", "meeting", "series", "rule",
+                    "actions")
     for name in data:
         if name not in known_tables:
             r.problem(name, "unknown section", hint=f"sections: {', '.join(known_tables)}")
@@ -262,6 +273,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
     meetings = sorted([*meetings, *(o for s in series for o in s.occurrences)],
                       key=lambda m: m.start)
     rules = _rules(r, data.get("rule", []))
+    ladder = r.section(data.get("actions", {}), ACTIONS_OPTIONS, "actions", table="actions")
     problems.extend(r.problems)
     if (r.problems and any(not p.warning for p in r.problems)) or tz is None:
         return None
@@ -273,7 +285,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         website=g["website"], joining_instructions=g["joining_instructions"],
         members=tuple(roster), meetings=tuple(meetings), rules=tuple(rules), folder=folder,
         standing_items=g["standing_items"], settle=g["settle"], series=tuple(series),
-        wording_updates=g["wording_updates"],
+        wording_updates=g["wording_updates"], ladder=ChaseLadder(**ladder),
     )
 
 

@@ -27,6 +27,7 @@ from bot.store import Store
 from bot.transports.base import Transport
 
 log = logging.getLogger("clerk")
+ANSWERABLE = ("request", "chaser", "action_chaser")  # their subjects carry a [#token]
 
 
 @dataclass
@@ -237,8 +238,7 @@ class Executor:
             return False  # not in the plan any more; the next record() withdraws it
         group = self.config.group(desired.group)
         mid = render_email.message_id(key, group.organiser)
-        token = make_token(self._secret(), key) if desired.kind in ("request", "chaser") \
-            else None
+        token = make_token(self._secret(), key) if desired.kind in ANSWERABLE else None
         try:
             message = render_email.build(group, desired, now, token)
         except Exception as exc:  # a template that fails at send time: that row only

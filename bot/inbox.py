@@ -22,13 +22,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot import actions
+from bot.errors import UsageError
 from bot.model import Config, Group, Member
 from bot.render.email import invite_uid
 from bot.replies import Answer, Incoming, check_token
 from bot.store import Store
 
 log = logging.getLogger("clerk")
-ANSWERED = ("request", "chaser")
+ANSWERED = ("request", "chaser", "action_chaser")
+ACTION_COMMANDS = ("DONE", "NEW DATE", "UPDATE")
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ class Inbox:
         if row is None:
             return Outcome(False, "an answer to nothing clerk sent (no reference, no token)")
         group = self.config.group(row.group_id)
+        if row.kind == "action_chaser":
+            return self._action_reply(incoming, answer, row, group, now)
         member = _member(group, incoming.sender)
         if member is None:
             return Outcome(False, f"{incoming.sender} is not on the roster of {group.id}")
@@ -111,6 +116,36 @@ class Inbox:
         skipped = [a.filename for a in answer.attachments if a.data is None]
         note = f"; too large, not kept: {', '.join(skipped)}" if skipped else ""
         return Outcome(True, f"{what} from {member.organisation} for {row.meeting_id}{note}")
+
+    def _action_reply(self, incoming: Incoming, answer: Answer, row: Any, group: Group,
+                      now: datetime) -> Outcome:
+        """DONE / NEW DATE / UPDATE from the owner the chaser went to (or the admin), and only
+        with the chaser's [#token]: a Message-ID alone can be guessed, an HMAC cannot."""
+        if not incoming.token or not check_token(self.store.secret(), row.key,
+                                                 incoming.token):
+            return Outcome(False, "an answer to an action chaser without its [#token] in the "
+                                  "subject: not applied")
+        sender, admin = incoming.sender, group.admin.email
+        if sender not in (row.recipient, admin):
+            return Outcome(False, f"{sender} answered the chaser sent to {row.recipient}; only "
+                                  "the owner or the admin may: not applied")
+        if answer.command not in ACTION_COMMANDS:
+            why = answer.reason or "no DONE, NEW DATE or UPDATE on the first line"
+            return Outcome(False, f"{why}: not applied")
+        mine = [a for a in self.store.actions(group.id) if a.status == "open"
+                and (row.recipient in a.owners or actions.ALL in a.owners)]
+        chosen = [a for a in mine if a.id == answer.ref] if answer.ref is not None else mine
+        if len(chosen) != 1:
+            listed = " ".join(a.ref for a in mine) or "none open"
+            return Outcome(False, f"say which action ({listed}), e.g. \"DONE #12\": "
+                                  "not applied")
+        try:
+            result = actions.apply(self.store, group, chosen[0], str(answer.command),
+                                   who=sender, via=f"reply {incoming.message_id or ''}",
+                                   now=now, new_date=answer.date, text=answer.argument)
+        except UsageError as exc:  # a NEW DATE in the past
+            return Outcome(False, f"{exc.message}: not applied")
+        return Outcome(True, result)
 
     def _answered_row(self, incoming: Incoming) -> Any:
         """The request or chaser this answers: by reference, else by its subject's token."""

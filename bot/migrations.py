@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def _initial(conn: Connection) -> None:
     # a new store gets today's tables; later migrations then find nothing to add
     for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions, s.rsvps,
-                  s.bounces, s.inbox):
+                  s.bounces, s.inbox, s.actions, s.action_history):
         table.create(conn, checkfirst=True)
 
 
@@ -43,10 +43,17 @@ def _listening(conn: Connection) -> None:
         conn.execute(sa.text("CREATE INDEX ix_ledger_message_id ON ledger (message_id)"))
 
 
+def _actions(conn: Connection) -> None:
+    """The action log: what each meeting asked of whom, and every change to it."""
+    for table in (s.actions, s.action_history):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
     ("0003_listening", _listening),
+    ("0004_actions", _actions),
 ]
 
 

@@ -7,7 +7,7 @@ in the group's zone and stored as instants in UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,38 @@ class Series:
 
 
 @dataclass(frozen=True)
+class Action:
+    """One action from a meeting: who owes what by when. Kept in the state store."""
+
+    id: int
+    group: str
+    meeting: str  # the meeting that made it ("" if none)
+    topic: str
+    text: str
+    owners: tuple[str, ...]  # member emails; ("*",) = all members
+    due: date
+    status: str  # open | done | dropped
+    completed: date | None
+    created: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"#{self.id}"
+
+
+@dataclass(frozen=True)
+class ChaseLadder:
+    """How owners are chased (``[actions]`` in group.toml)."""
+
+    first: timedelta = timedelta(days=7)  # after the action is recorded
+    before_due: timedelta = timedelta(days=3)
+    overdue_every: timedelta = timedelta(days=7)
+    copy_chair_after: int = 3  # from this chaser on, the chair is copied
+    due: Offset | None = None  # default due date, from the next meeting's start
+    at: tuple[int, int] = (9, 0)
+
+
+@dataclass(frozen=True)
 class Offset:
     """A time relative to a meeting's start: "-28d", "+10d", "-2w", "-90m", "-3h".
 
@@ -113,6 +145,7 @@ class Group:
     settle: timedelta = timedelta(minutes=10)  # updates wait this long after the last edit
     series: tuple[Series, ...] = ()  # their occurrences are in ``meetings`` too
     wording_updates: bool = False  # a reworded description also sends an update
+    ladder: ChaseLadder = field(default_factory=ChaseLadder)
 
     @property
     def chair(self) -> Member | None:
@@ -189,6 +222,7 @@ class Desired:
     revision: int | None = None  # invitations: the content revision
     sequence: int | None = None  # invitations and cancellations: the iCalendar SEQUENCE
     initial: str = "planned"  # planned | held | skipped_late
+    cc: tuple[Person, ...] = ()  # copied (the chair, on a late chaser)
 
     def digest_fields(self) -> tuple[Any, ...]:
         return (self.send_at, self.latest, self.subject, self.reason, self.recipient.name)

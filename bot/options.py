@@ -99,6 +99,14 @@ def _duration(v: Any) -> timedelta:
     return timeutil.parse_duration(_str(v))
 
 
+def _days(v: Any) -> timedelta:
+    """A whole number of days or weeks: "7d", "2w"."""
+    offset = timeutil.parse_offset(_str(v))
+    if offset.unit not in "dw" or offset.amount <= 0:
+        raise ValueError(f"{v!r} is not a number of days; write it like 7d or 2w")
+    return timedelta(days=offset.amount * (7 if offset.unit == "w" else 1))
+
+
 def _offset(v: Any) -> Any:
     return timeutil.parse_offset(_str(v))
 

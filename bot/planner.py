@@ -18,9 +18,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import invites, timeutil
+from bot import actions, invites, timeutil
 from bot.invites import CANCEL, REQUEST, Held, InviteSpec, NewRevision
 from bot.model import (
+    Action,
     Config,
     Desired,
     Group,
@@ -67,6 +68,7 @@ class State:
     # (group, meeting or series, original start or "") -> email -> (PARTSTAT, comment)
     rsvps: Mapping[tuple[str, str, str], Mapping[str, tuple[str, str]]] = field(
         default_factory=dict)
+    actions: tuple[Action, ...] = ()  # the open ones
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,23 @@ def _series_of(group: Group, meeting: Meeting) -> Series | None:
     return next((s for s in group.series if s.id == meeting.series), None)
 
 
+def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
+    """Example contexts of the templates no rule names: the action chaser, the digest of
+    undelivered messages."""
+    now = group.go_live
+    sample = Action(id=1, group=group.id, meeting="", topic="Example", text="An example action",
+                    owners=(group.members[0].email,) if group.members else ("*",),
+                    due=now.date() + timedelta(days=30), status="open", completed=None,
+                    created=now)
+    owner = group.members[0] if group.members else Member(name="A Member",
+                                                          email="member@example.org")
+    digest = actions.Digest(owner, now.date(), (sample,), 1, now, now)
+    chaser = [d for d in _action_chasers_for(group, [digest], now)]
+    notice = _undelivered_notice(group, (Undelivered("k", owner.email, "A subject", "failed",
+                                                     "550 no such user", now),))
+    return [(d.template, d.context) for d in (*chaser, notice)]
+
+
 def _chased(group: Group, rule: Rule) -> Rule | None:
     if rule.kind != "chaser":
         return None
@@ -249,6 +268,7 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
                                            horizon)
         if state.undelivered.get(group.id):
             messages.append(_undelivered_notice(group, state.undelivered[group.id]))
+        messages += _action_chasers(group, state, now, horizon)
     return Plan(tuple(messages), tuple(revisions), min(horizon) if horizon else None)
 
 
@@ -353,6 +373,37 @@ def _invitations(group: Group, meeting: Meeting, rule: Rule, state: State, now: 
 
 
 NOTICE = "notice"
+ACTION_CHASER = "action_chaser"
+
+
+def _action_chasers(group: Group, state: State, now: datetime,
+                    horizon: list[datetime]) -> list[Desired]:
+    """One digest per owner per chase day (bot/actions.py)."""
+    found, upcoming = actions.digests(group, state.actions, now, state.keys)
+    if upcoming is not None:
+        horizon.append(upcoming)
+    return _action_chasers_for(group, found, now)
+
+
+def _action_chasers_for(group: Group, found: list[actions.Digest],
+                        now: datetime) -> list[Desired]:
+    today = now.astimezone(timeutil.zone(group.zone)).date()
+    chair = group.chair
+    out = []
+    for d in found:
+        ctx: dict[str, Any] = {
+            "group": shared_context_group(group), "organiser": person(group.organiser),
+            "admin": person(group.admin), "chair": member(chair) if chair else None,
+            "recipient": member(d.owner), **actions.context(group, d, today)}
+        cc = (chair,) if ctx["copy_chair"] and chair and chair.email != d.owner.email else ()
+        out.append(Desired(
+            key=actions.digest_key(group, d.owner.email, d.day), group=group.id, meeting="-",
+            rule="actions", kind=ACTION_CHASER, recipient=d.owner, send_at=d.send_at,
+            latest=d.latest, subject=render(group, "action_chaser", "subject", ctx),
+            reason=f"action chaser {d.number}: {len(d.actions)} open action(s)"
+                   + (", chair copied" if cc else ""),
+            template="action_chaser", context=ctx, cc=cc))
+    return out
 
 
 def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot.invites import Held
-from bot.model import Revision
+from bot.model import Action, Revision
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -148,6 +148,31 @@ inbox = sa.Table(  # every message clerk read, and what it made of it
     sa.Column("detail", sa.Text, nullable=False, default=""),
 )
 
+actions = sa.Table(
+    "actions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(100), nullable=False, index=True),
+    sa.Column("meeting_id", sa.String(100), nullable=False, default=""),
+    sa.Column("topic", sa.Text, nullable=False, default=""),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("owners", sa.Text, nullable=False),  # JSON list of emails, or ["*"]
+    sa.Column("due", sa.Date, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),  # open | done | dropped
+    sa.Column("completed", sa.Date, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.Text, nullable=False, default=""),
+)
+
+action_history = sa.Table(
+    "action_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("action_id", sa.Integer, nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("who", sa.String(320), nullable=False),
+    sa.Column("what", sa.Text, nullable=False),
+    sa.Column("via", sa.Text, nullable=False, default=""),
+)
+
 ACTIVE = ("planned", "held", "retry", "withdrawn")  # rows the planner may still change
 DELIVERED = ("sending", "sent")
 
@@ -243,7 +268,8 @@ class Store:
         return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
                      delivered=frozenset(delivered), submitted=submitted,
                      revision_created=created, held=held, first_planned=first,
-                     undelivered=undelivered, rsvps=answers)
+                     undelivered=undelivered, rsvps=answers,
+                     actions=tuple(a for a in self.actions() if a.status == "open"))
 
     def record_revision(self, conn: Connection, group: str, meeting: str, revision: Revision,
                         replaces: bool, restart: bool, now: datetime) -> None:
@@ -447,6 +473,44 @@ class Store:
     def bouncing(self) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(bounces).order_by(bounces.c.id)))
+
+    # --- the action log -----------------------------------------------------------------
+
+    def add_action(self, values: dict[str, Any], who: str, via: str, now: datetime) -> int:
+        with self.atomic() as conn:
+            inserted = conn.execute(actions.insert().values(
+                **{**values, "owners": json.dumps(list(values["owners"]))}, status="open",
+                created_at=now)).inserted_primary_key
+            assert inserted is not None
+            new_id = inserted[0]
+            conn.execute(action_history.insert().values(action_id=new_id, at=now, who=who,
+                                                        what="added", via=via))
+            self.bump_facts(conn)
+        return int(new_id)
+
+    def change_action(self, action_id: int, what: str, who: str, via: str, now: datetime,
+                      **values: Any) -> None:
+        with self.atomic() as conn:
+            if values:
+                conn.execute(actions.update().where(actions.c.id == action_id).values(**values))
+            conn.execute(action_history.insert().values(action_id=action_id, at=now, who=who,
+                                                        what=what, via=via))
+            self.bump_facts(conn)
+
+    def actions(self, group: str | None = None) -> list[Action]:
+        q = sa.select(actions).order_by(actions.c.id)
+        if group:
+            q = q.where(actions.c.group_id == group)
+        with self.engine.connect() as conn:
+            return [Action(id=r.id, group=r.group_id, meeting=r.meeting_id, topic=r.topic,
+                           text=r.text, owners=tuple(json.loads(r.owners)), due=r.due,
+                           status=r.status, completed=r.completed, created=r.created_at)
+                    for r in conn.execute(q)]
+
+    def action_history(self, action_id: int) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(action_history).where(
+                action_history.c.action_id == action_id).order_by(action_history.c.id)))
 
     def in_doubt(self) -> list[Any]:
         with self.engine.connect() as conn:

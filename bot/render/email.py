@@ -51,6 +51,8 @@ def build(group: Group, desired: Desired, now: datetime,
     msg = EmailMessage()
     msg["From"] = _address(group.organiser)
     msg["To"] = _address(desired.recipient)
+    if desired.cc:
+        msg["Cc"] = [_address(p) for p in desired.cc]
     msg["Subject"] = tag_subject(desired.subject, token) if token else desired.subject
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id(desired.key, group.organiser)

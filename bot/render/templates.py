@@ -105,15 +105,16 @@ def _where(exc: Exception, name: str, env: jinja2.Environment) -> tuple[str, int
 
 def check_templates(config: Config) -> list[Problem]:
     """Render every template each group uses against an example context."""
-    from bot.planner import example_context
+    from bot.planner import example_context, other_examples
 
     problems: list[Problem] = []
     for group in config.groups:
         env = environment(group)
-        uses = [(rule, rule.template) for rule in group.rules]
-        uses += [(rule, "cancellation") for rule in group.rules if rule.kind == "invitation"]
-        for rule, template in uses:
-            context = example_context(group, rule)
+        uses = [(rule.id, rule.template, example_context(group, rule)) for rule in group.rules]
+        uses += [(rule.id, "cancellation", example_context(group, rule))
+                 for rule in group.rules if rule.kind == "invitation"]
+        uses += [(template, template, context) for template, context in other_examples(group)]
+        for rule_id, template, context in uses:
             for part in PARTS:
                 name = f"{template}.{part}.j2"
                 try:
@@ -121,14 +122,14 @@ def check_templates(config: Config) -> list[Problem]:
                 except jinja2.TemplateNotFound:
                     problems.append(Problem(
                         str(group.folder / "group.toml"), f"template {name} not found",
-                        key=f"rule {rule.id}",
+                        key=f"rule {rule_id}",
                         hint=f"add {group.folder / 'templates' / name} or fix `template`"))
                 except Exception as exc:  # any error a template raises is the user's to fix
                     where, line = _where(exc, name, env)
                     message = exc.message if isinstance(exc, jinja2.TemplateError) else \
                         f"{type(exc).__name__}: {exc}"
                     problems.append(Problem(where, f"template error: {message}", line=line,
-                                            key=f"rule {rule.id}", hint=_hint(exc)))
+                                            key=f"rule {rule_id}", hint=_hint(exc)))
     return problems
 
 

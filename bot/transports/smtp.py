@@ -84,7 +84,8 @@ class SmtpTransport(Transport):
                 conn.close()
 
     def send(self, message: EmailMessage) -> None:
-        recipients = [addr for _, addr in getaddresses(message.get_all("To", []))]
+        recipients = [addr for _, addr in getaddresses(message.get_all("To", [])
+                                                       + message.get_all("Cc", []))]
         sender = self.options.get("envelope_from") or \
             getaddresses(message.get_all("From", []))[0][1]
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -284,3 +284,45 @@ def test_hostile_mail_is_filed_with_a_reason_and_the_rest_still_counts(
     assert len(imap_fetch("clerk", "clerk/unprocessed")) == 3
     log = store.inbox_log()
     assert all("\n" not in row.sender + row.subject for row in log)
+
+
+def test_done_from_the_owner_closes_an_action_and_a_spoofed_done_does_not(
+        clerk_executor: Callable[[], Executor], store: Store):
+    aman, gavin = "aman.sekhon-gill@bucks.example", "gavin.swales@kent.example"
+    ids = [store.add_action({"group_id": "qa-leads", "meeting_id": "2027-q1", "topic": t,
+                             "text": t, "owners": (who,), "due": date(2026, 12, 10)},
+                            "test", "test", T0)
+           for t, who in (("LADO audit tool", aman), ("LADO tools", gavin))]
+    clerk_executor().tick(T0)
+    chase_day = datetime(2026, 12, 7, 10, tzinfo=UTC)  # three days before it is due
+    sent = clerk_executor().tick(chase_day).sent
+    assert {k.split("/")[3] for k in sent if "/-/actions/" in k} == {aman, gavin}
+    mail = wait_for("members", MEMBERS + 2)
+    chaser = next(m for m in mail if str(m["X-Original-To"]) == aman
+                  and "action" in str(m["Subject"]))
+    assert "[#" in str(chaser["Subject"])
+    # gavin replies DONE to aman's chaser (forwarded to him): token fine, sender wrong
+    smtp_send(answer(chaser, gavin, "DONE"), gavin, [ORGANISER])
+    # someone forges aman's address and the reference, without the token
+    forged = answer(chaser, aman, "DONE", subject="Re: your actions")
+    smtp_send(forged, aman, [ORGANISER])
+    wait_queue_empty()
+    wait_for("clerk", 2)
+    result = clerk_executor().tick(chase_day + timedelta(minutes=10))
+    assert len(result.unprocessed) == 2
+    assert any("only the owner or the admin" in u for u in result.unprocessed)
+    assert any("without its [#token]" in u for u in result.unprocessed)
+    assert {a.status for a in store.actions()} == {"open"}
+    # aman's own DONE closes his action, and his chasers stop
+    smtp_send(answer(chaser, aman, "DONE, shared on the website"), aman, [ORGANISER])
+    wait_queue_empty()
+    wait_for("clerk", 1)
+    result = clerk_executor().tick(chase_day + timedelta(minutes=20))
+    assert result.unprocessed == []
+    status = {a.id: a.status for a in store.actions()}
+    assert status == {ids[0]: "done", ids[1]: "open"}
+    history = [h.what for h in store.action_history(ids[0])]
+    assert history == ["added", "DONE"]
+    later = clerk_executor().tick(datetime(2026, 12, 17, 10, tzinfo=UTC)).sent
+    assert not any(aman in k for k in later if "/-/actions/" in k)
+    assert any(gavin in k for k in later if "/-/actions/" in k)

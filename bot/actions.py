@@ -1,0 +1,167 @@
+"""The action log: chasing owners politely, then firmly, until each action is done.
+
+Each open action has a ladder of chase days (``[actions]`` in group.toml): ``first`` after it
+was recorded, ``before_due`` before its due date, then every ``overdue_every`` while it is
+overdue; from the ``copy_chair_after``-th chaser on, the chair is copied. On a chase day the
+owner gets one digest of *all* their open actions in the group, so nobody gets two chasers on
+one day. Done or dropped stops it at once: the digest is planned from the open actions only.
+Actions owned by all members ride along in every digest but set no chase day of their own.
+
+Owners answer by replying to a chaser: ``DONE``, ``NEW DATE 2027-05-01`` or ``UPDATE <text>``
+(``#12`` names the action when the digest lists several) — accepted only from the action's
+owner or the admin, and only when the subject's ``[#token]`` verifies (bot/inbox.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot import timeutil
+from bot.errors import UsageError
+from bot.model import Action, Group, Member
+
+if TYPE_CHECKING:
+    from bot.store import Store
+
+ALL = "*"
+
+
+def chase_days(action: Action, group: Group, until: date) -> list[date]:
+    """The ladder's days for ``action``, up to ``until``, oldest first."""
+    ladder = group.ladder
+    tz = timeutil.zone(group.zone)
+    days = {action.created.astimezone(tz).date() + ladder.first,
+            action.due - ladder.before_due}
+    overdue = action.due + ladder.overdue_every
+    while overdue <= until:
+        days.add(overdue)
+        overdue += ladder.overdue_every
+    return sorted(d for d in days if d <= until)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One owner's chaser for one day."""
+
+    owner: Member
+    day: date
+    actions: tuple[Action, ...]  # all their open actions in the group
+    number: int  # how many chase days (this one included) their oldest chased action had
+    send_at: datetime
+    latest: datetime
+
+
+def digests(group: Group, open_actions: Iterable[Action], now: datetime,
+            recorded: Iterable[str]) -> tuple[list[Digest], datetime | None]:
+    """The digests due around ``now`` (yesterday, today, tomorrow, and any already in the
+    ledger), and when the next one falls (the plan's horizon)."""
+    tz = timeutil.zone(group.zone)
+    today = now.astimezone(tz).date()
+    mine = [a for a in open_actions if a.group == group.id]
+    by_owner: dict[str, list[Action]] = {}
+    for a in mine:
+        for owner in a.owners:
+            if owner != ALL:
+                by_owner.setdefault(owner, []).append(a)
+    shared = [a for a in mine if ALL in a.owners]
+    seen = set(recorded)
+    out: list[Digest] = []
+    upcoming: list[datetime] = []
+    ladder = group.ladder
+    for member in group.members:
+        own = by_owner.get(member.email, [])
+        days: dict[date, int] = {}
+        for a in own:
+            ladder_days = chase_days(a, group, today + timedelta(days=400))
+            for n, d in enumerate(ladder_days, 1):
+                days[d] = max(days.get(d, 0), n)
+        for day, number in sorted(days.items()):
+            send_at = datetime.combine(day, time(*ladder.at), tzinfo=tz).astimezone(UTC)
+            latest = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+            key = digest_key(group, member.email, day)
+            if abs((day - today).days) <= 1 or key in seen:
+                out.append(Digest(member, day, tuple(own + shared), number, send_at,
+                                  latest.astimezone(UTC)))
+            elif send_at > now:
+                upcoming.append(send_at)
+    return out, min(upcoming) if upcoming else None
+
+
+def digest_key(group: Group, email: str, day: date) -> str:
+    return f"{group.id}/-/actions/{email}/{day.isoformat()}"
+
+
+def context(group: Group, digest: Digest, today: date) -> dict[str, Any]:
+    return {
+        "actions": [{"ref": a.ref, "id": a.id, "topic": a.topic, "text": a.text,
+                     "due": a.due, "overdue": a.due < today, "meeting": a.meeting,
+                     "all_members": ALL in a.owners} for a in digest.actions],
+        "chaser_number": digest.number,
+        "copy_chair": digest.number >= group.ladder.copy_chair_after,
+    }
+
+
+# --- what the admin (CLI) and the owners (replies) do ------------------------------------
+
+
+def owners_of(group: Group, owners: Iterable[str]) -> tuple[str, ...]:
+    """Validate owners (emails of members, or "all"); UsageError naming the unknown ones."""
+    given = [o.strip().lower() for o in owners if o.strip()]
+    if not given:
+        raise UsageError("an action needs an owner: --owner EMAIL (or --owner all)")
+    if any(o in ("all", ALL) for o in given):
+        return (ALL,)
+    emails = {m.email for m in group.members}
+    unknown = [o for o in given if o not in emails]
+    if unknown:
+        raise UsageError(f"not on the roster of {group.id}: {', '.join(unknown)}; add them to "
+                         "roster.csv first, or check the spelling")
+    return tuple(given)
+
+
+def default_due(group: Group, now: datetime) -> date:
+    """A set time before the next meeting (``[actions] due``), else four weeks from now."""
+    ladder = group.ladder
+    upcoming = [m for m in group.meetings if m.start > now and not m.cancelled]
+    if ladder.due is not None and upcoming:
+        when = timeutil.apply_offset(upcoming[0].start, ladder.due, ladder.at)
+        return when.astimezone(timeutil.zone(group.zone)).date()
+    return (now + timedelta(days=28)).astimezone(timeutil.zone(group.zone)).date()
+
+
+def check_due(due: date, now: datetime, group: Group) -> date:
+    if due < now.astimezone(timeutil.zone(group.zone)).date():
+        raise UsageError(f"{due} is in the past; give a date from today on")
+    return due
+
+
+def find(store: Store, action_id: int) -> Action:
+    found = next((a for a in store.actions() if a.id == action_id), None)
+    if found is None:
+        raise UsageError(f"no action #{action_id}; `clerk actions list` shows them")
+    return found
+
+
+def apply(store: Store, group: Group, action: Action, command: str, *, who: str, via: str,
+          now: datetime, new_date: date | None = None, text: str = "") -> str:
+    """DONE, NEW DATE, UPDATE or DROP on an action; returns what was done."""
+    today = now.astimezone(timeutil.zone(group.zone)).date()
+    if action.status != "open" and command != "UPDATE":
+        return f"{action.ref} is already {action.status}"
+    if command == "DONE":
+        store.change_action(action.id, "DONE", who, via, now, status="done", completed=today)
+        return f"{action.ref} done"
+    if command == "DROP":
+        store.change_action(action.id, "dropped", who, via, now, status="dropped")
+        return f"{action.ref} dropped"
+    if command == "NEW DATE" and new_date is not None:
+        check_due(new_date, now, group)
+        store.change_action(action.id, f"NEW DATE {new_date}", who, via, now, due=new_date)
+        return f"{action.ref} now due {new_date}"
+    if command == "UPDATE" and text:
+        store.change_action(action.id, f"UPDATE {text}", who, via, now)
+        return f"{action.ref} updated"
+    raise UsageError(f"cannot {command} {action.ref}")

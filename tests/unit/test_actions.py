@@ -1,0 +1,135 @@
+"""The action log: the chasing ladder, one digest per person per day, the chair copied after K,
+stopping at once on DONE; and the `clerk actions` commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import Result
+
+from bot.executor import Executor
+from bot.store import Store
+from bot.transports.memory import MemoryTransport
+
+T0 = datetime(2027, 1, 15, 12, tzinfo=UTC)  # the day after the first meeting
+KIM = "kim.osei@network.example"
+AMAN = "aman.sekhon-gill@bucks.example"
+DANIELLE = "danielle.mckee@wokingham.example"
+CHAIR = "sophie.barton@hampshire-iow.example"
+
+
+def add(store: Store, text: str, owners: tuple[str, ...], due: date,
+        at: datetime = T0) -> int:
+    return store.add_action({"group_id": "qa-leads", "meeting_id": "2027-q1", "topic": "LADO",
+                             "text": text, "owners": owners, "due": due}, "test", "test", at)
+
+
+def chasers(ex: Executor) -> list[tuple[date, str, str | None]]:
+    """(day, to, cc) of every action chaser sent."""
+    assert isinstance(ex.transport, MemoryTransport)
+    out = []
+    for m in ex.transport.sent:
+        if "/-/actions/" in str(m["X-Clerk-Key"]):
+            day = date.fromisoformat(str(m["X-Clerk-Key"]).rsplit("/", 1)[1])
+            to = str(m["To"]).split("<")[-1].rstrip(">")
+            cc = str(m["Cc"]).split("<")[-1].rstrip(">") if m["Cc"] else None
+            out.append((day, to, cc))
+    return out
+
+
+def run_days(ex: Executor, start: datetime, days: int) -> None:
+    for n in range(days):
+        for hour in (8, 10, 15):
+            ex.tick((start + timedelta(days=n)).replace(hour=hour))
+
+
+def test_the_ladder_is_followed_and_the_chair_copied_after_three(
+        make_executor: Callable[[], Executor], store: Store):
+    add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
+    ex = make_executor()
+    run_days(ex, T0, 50)
+    got = [(d, to, cc) for d, to, cc in chasers(ex) if to == AMAN]
+    assert [d for d, _, _ in got] == [
+        date(2027, 1, 22),  # first: a week after it was recorded
+        date(2027, 2, 9),  # three days before it is due
+        date(2027, 2, 19), date(2027, 2, 26), date(2027, 3, 5)]  # weekly while overdue
+    assert [cc for _, _, cc in got] == [None, None, CHAIR, CHAIR, CHAIR]
+    rows = [r for r in store.rows() if r.kind == "action_chaser"]
+    assert all(r.send_at <= r.sent_at <= r.latest_at for r in rows if r.state == "sent")
+
+
+def test_one_digest_per_person_per_day_with_all_their_actions(
+        make_executor: Callable[[], Executor], store: Store):
+    add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
+    add(store, "Ask the LADO workers", (AMAN, DANIELLE), date(2027, 2, 12))
+    add(store, "Share your LADO tools", ("*",), date(2027, 2, 12))
+    ex = make_executor()
+    run_days(ex, T0, 30)
+    days = [(d, to) for d, to, _ in chasers(ex)]
+    assert len(days) == len(set(days))  # never two on one day
+    assert (date(2027, 1, 22), AMAN) in days and (date(2027, 1, 22), DANIELLE) in days
+    assert isinstance(ex.transport, MemoryTransport)
+    aman = next(m for m in ex.transport.sent if AMAN in str(m["To"])
+                and "/-/actions/" in str(m["X-Clerk-Key"]))
+    text = aman.get_body(("plain",)).get_content()
+    assert "#1" in text and "#2" in text and "#3" in text and "for all members" in text
+    assert "DONE #id" in text
+
+
+def test_done_stops_the_chasing_at_once(make_executor: Callable[[], Executor],
+                                        store: Store, clerk: Callable[..., Result]):
+    if not store.url.startswith("sqlite"):
+        pytest.skip("the CLI here uses the SQLite store")
+    action = add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
+    ex = make_executor()
+    run_days(ex, T0, 10)
+    assert len(chasers(ex)) == 1
+    assert clerk("actions", "done", str(action)).output.strip() == f"#{action} done"
+    run_days(ex, T0 + timedelta(days=10), 60)
+    assert len(chasers(ex)) == 1
+    (row,) = json.loads(clerk("actions", "list", "--status", "done", "--json").output)
+    assert row["status"] == "done" and row["completed"]
+
+
+def test_actions_commands(clerk: Callable[..., Result], group_dir: Path):
+    future = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    added = clerk("actions", "add", "--group", "qa-leads", "--owner", AMAN, "--due", future,
+                  "--meeting", "2027-q1", "--topic", "LADO", "Share the LADO audit tool")
+    assert added.exit_code == 0, added.output
+    assert added.output.startswith("added #1")
+    clerk("actions", "add", "-g", "qa-leads", "--owner", "all", "Share your tools")
+    rows = json.loads(clerk("actions", "list", "--json").output)
+    # by due date: #2 took the default, four weeks (no [actions] due is set)
+    assert [(r["ref"], r["owners"], r["status"]) for r in rows] == [
+        ("#2", ["*"], "open"), ("#1", [AMAN], "open")]
+    london = ZoneInfo("Europe/London")
+    assert rows[0]["due"] == (datetime.now(london) + timedelta(days=28)).date().isoformat()
+    later = (datetime.now(UTC) + timedelta(days=60)).date().isoformat()
+    assert clerk("actions", "new-date", "1", later).output.strip() == f"#1 now due {later}"
+    assert clerk("actions", "update", "1", "waiting for sign-off").exit_code == 0
+    assert clerk("actions", "drop", "2").output.strip() == "#2 dropped"
+    text = clerk("actions", "list", "--status", "all").output
+    assert "dropped" in text and "Share the LADO audit tool" in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--owner", "nobody@nowhere.example", "x"], "not on the roster of qa-leads"),
+    (["--owner", AMAN, "--due", "2020-01-01", "x"], "is in the past"),
+    (["--owner", AMAN, "--due", "soon", "x"], "is not a date"),
+    (["--owner", AMAN, "--meeting", "2031-q9", "x"], "no meeting '2031-q9'"),
+])
+def test_bad_actions_are_refused_and_nothing_is_recorded(
+        clerk: Callable[..., Result], args: list[str], message: str):
+    result = clerk("actions", "add", "--group", "qa-leads", *args)
+    assert result.exit_code == 2 and message in result.output
+    assert json.loads(clerk("actions", "list", "--status", "all", "--json").output) == []
+
+
+def test_an_unknown_action_is_a_clear_error(clerk: Callable[..., Result]):
+    result = clerk("actions", "done", "99")
+    assert result.exit_code == 2 and "no action #99" in result.output
