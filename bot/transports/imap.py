@@ -55,10 +55,14 @@ class ImapMailbox:
                     self.host, port=self.port, ssl=self.security == "tls",
                     ssl_context=tls_context(self.options) if self.security == "tls" else None,
                     timeout=float(self.options.get("timeout", 30.0)))
-                if self.security == "starttls":
-                    client.starttls(tls_context(self.options))
-                client.login(secret(self.options, "username") or "",
-                             secret(self.options, "password") or "")
+                try:
+                    if self.security == "starttls":
+                        client.starttls(tls_context(self.options))
+                    client.login(secret(self.options, "username") or "",
+                                 secret(self.options, "password") or "")
+                except BaseException:
+                    client.shutdown()  # no half-open connection left behind
+                    raise
             except (OSError, imapclient.exceptions.IMAPClientError) as exc:
                 raise TransportError(f"cannot open the mailbox {self.host}:{self.port}: "
                                      f"{exc}", retryable=True) from exc

@@ -51,6 +51,7 @@ class SmtpTransport(Transport):
         self.host, self.port, self.security = endpoint(options, "SMTP", "starttls", PORTS)
         self.timeout = float(options.get("timeout", 30.0))
         self._conn: smtplib.SMTP | None = None
+        self._unreachable: str | None = None  # why the server could not be reached
 
     def describe(self) -> str:
         return f"smtp {self.host}:{self.port} ({self.security})"
@@ -65,17 +66,41 @@ class SmtpTransport(Transport):
                                     context=tls_context(self.options))
         else:
             conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
             if self.security == "starttls":
                 conn.starttls(context=tls_context(self.options))
-        user, password = secret(self.options, "username"), secret(self.options, "password")
-        if user and password:
-            conn.login(user, password)
+            user, password = secret(self.options, "username"), secret(self.options, "password")
+            if user and password:
+                conn.login(user, password)
+        except BaseException:
+            conn.close()  # a refused STARTTLS or login: no half-open connection left behind
+            raise
         return conn
 
     def _connection(self) -> smtplib.SMTP:
+        if self._unreachable is not None:  # once per batch: not one timeout per message
+            raise TransportError(self._unreachable, retryable=True)
         if self._conn is None:
-            self._conn = self._connect()
+            try:
+                self._conn = self._connect()
+            except OSError as exc:  # smtplib's errors are OSErrors too
+                # every message of the batch would fail the same way (and a wrong password
+                # tried 20 times can lock the account): the ledger retries them all later
+                self._unreachable = self._why(exc)
+                raise TransportError(self._unreachable, retryable=True) from exc
         return self._conn
+
+    def _why(self, exc: OSError) -> str:
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            return (f"authentication failed: {_say(exc.smtp_code, exc.smtp_error)}; check the "
+                    "username and password variables")
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return (f"the certificate of {self.host} is not trusted: {exc.verify_message}; "
+                    "set cafile for a private CA")
+        if isinstance(exc, smtplib.SMTPResponseException):
+            return f"{self.host}:{self.port} refused the session: " \
+                   f"{_say(exc.smtp_code, exc.smtp_error)}"
+        return f"cannot reach {self.host}:{self.port}: {exc or type(exc).__name__}"
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -100,21 +125,10 @@ class SmtpTransport(Transport):
                 self._drop()
             raise TransportError(_say(exc.smtp_code, exc.smtp_error),
                                  retryable=retryable(exc.smtp_code)) from exc
-        except smtplib.SMTPAuthenticationError as exc:
-            self._drop()  # the admin must fix the credentials; the ledger retries meanwhile
-            raise TransportError(f"authentication failed: {_say(exc.smtp_code, exc.smtp_error)}"
-                                 "; check the username and password variables",
-                                 retryable=True) from exc
         except smtplib.SMTPResponseException as exc:
             self._drop()
             raise TransportError(_say(exc.smtp_code, exc.smtp_error),
-                                 retryable=retryable(exc.smtp_code) or exc.smtp_code == 421
-                                 ) from exc
-        except ssl.SSLCertVerificationError as exc:
-            self._drop()
-            raise TransportError(f"the certificate of {self.host} is not trusted: "
-                                 f"{exc.verify_message}; set cafile for a private CA",
-                                 retryable=True) from exc
+                                 retryable=retryable(exc.smtp_code)) from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             self._drop()  # dropped, refused or timed out: it may have gone; retry
             raise TransportError(f"connection to {self.host}:{self.port} failed: "
@@ -125,6 +139,7 @@ class SmtpTransport(Transport):
         return self.mailbox.find_sent(message_id) if self.mailbox is not None else None
 
     def close(self) -> None:
+        self._unreachable = None
         conn, self._conn = self._conn, None
         if conn is not None:
             try:

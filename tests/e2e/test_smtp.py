@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -178,3 +179,39 @@ def test_clerk_retry_sends_parked_messages_again(
     assert result.output.count("queued again") == MEMBERS  # type: ignore[attr-defined]
     sent = ex.tick(T0 + timedelta(minutes=31)).sent
     assert len([k for k in sent if "/invitation/" in k]) == MEMBERS
+
+
+def test_a_552_is_retried_not_failed(smtp_executor: Callable[..., Executor],
+                                     fault_smtp: FaultSMTP, store: Store):
+    fault_smtp.reject_rcpt("gavin.swales@kent.example", code=552,
+                           text="5.2.2 mailbox full")
+    result = smtp_executor().tick(T0)
+    (retry,) = result.retry
+    assert "gavin.swales" in retry and result.failed == []
+    assert "552" in store.row(retry).last_error
+
+
+def test_a_server_that_never_answers_times_out_and_is_retried(
+        config_dir: Path, store: Store):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(50)
+        smtp_config(config_dir, "127.0.0.1", silent.getsockname()[1])
+        edit_timeout(config_dir, 0.5)
+        config = config_mod.load(config_dir)
+        s = config.settings
+        ex = Executor(config, store, transports.load(s.transport, s.transport_options))
+        started = time.monotonic()
+        result = ex.tick(T0)
+        elapsed = time.monotonic() - started
+    assert result.sent == [] and len(result.retry) == MEMBERS
+    assert "timed out" in store.row(result.retry[0]).last_error
+    # the batch waited for one time-out, not one per message
+    assert elapsed < 5 * 0.5
+
+
+def edit_timeout(config_dir: Path, seconds: float) -> None:
+    path = config_dir / "clerk.toml"
+    path.write_text(path.read_text().replace("timeout = 5", f"timeout = {seconds}"))
