@@ -121,8 +121,9 @@ def test_credentials_from_a_secret_file_and_a_wrong_password_is_retried(
     result = ex.tick(T0)
     assert result.sent == [] and len(result.retry) == 21
     assert "authentication failed" in store.row(result.retry[0]).last_error
-    # one attempt for the batch: a wrong password tried per message can lock the account
-    assert sink.logins == [("clerk", "wrong")]
+    # one login for the batch, not one per message (a wrong password tried 21 times can lock
+    # the account); smtplib's login() tries the PLAIN and LOGIN mechanisms in turn
+    assert set(sink.logins) == {("clerk", "wrong")} and len(sink.logins) <= 2
 
 
 def test_a_password_in_the_config_file_is_refused(clerk: Callable[..., Result],
