@@ -71,7 +71,10 @@ def digests(group: Group, open_actions: Iterable[Action], now: datetime,
     out: list[Digest] = []
     upcoming: list[datetime] = []
     ladder = group.ladder
-    for member in group.members:
+    people = [*group.members]
+    if group.admin.email not in {m.email for m in people}:  # the admin owns actions too
+        people.append(Member(name=group.admin.name, email=group.admin.email, role="admin"))
+    for member in people:
         own = by_owner.get(member.email, [])
         days: dict[date, int] = {}
         for a in own:
@@ -114,7 +117,7 @@ def owners_of(group: Group, owners: Iterable[str]) -> tuple[str, ...]:
         raise UsageError("an action needs an owner: --owner EMAIL (or --owner all)")
     if any(o in ("all", ALL) for o in given):
         return (ALL,)
-    emails = {m.email for m in group.members}
+    emails = {m.email for m in group.members} | {group.admin.email}
     unknown = [o for o in given if o not in emails]
     if unknown:
         raise UsageError(f"not on the roster of {group.id}: {', '.join(unknown)}; add them to "

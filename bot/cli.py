@@ -458,6 +458,77 @@ def actions_drop(obj: Ctx, action_id: int) -> None:
     _change(obj, action_id, "DROP")
 
 
+@cli.group("minutes")
+def minutes_cli() -> None:
+    """Minutes: import their actions and nudges."""
+
+
+@minutes_cli.command("import")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--meeting", "meeting", metavar="ID", required=True,
+              help="The meeting the minutes are of.")
+@group_option
+@click.option("--yes", is_flag=True, help="Do not ask: import what matched, report the rest.")
+@json_option
+@click.pass_obj
+def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes: bool,
+                   as_json: bool) -> None:
+    """Import the actions and "remind the group in N-M months" nudges of minutes FILE
+    (.docx, .md or .txt); names are matched to the roster and every doubt reported."""
+    from pathlib import Path
+
+    from bot import actions, minutes, timeutil
+
+    config = obj.config()
+    group = _meeting_group(config, meeting, group_id)
+    store = obj.store(config)
+    now = timeutil.utcnow()
+    items = minutes.read(Path(path))
+
+    def choose(item: minutes.Item, found: minutes.Match) -> minutes.Match:
+        if yes or as_json:
+            return found
+        options = found.candidates or list(group.members)
+        click.echo(f"line {item.line}: who is {item.owner_text!r}? ({item.text})")
+        for n, p in enumerate(options, 1):
+            click.echo(f"  {n}. {p.name} <{p.email}>")
+        pick = click.prompt("number (0 to skip)", type=click.IntRange(0, len(options)),
+                            default=0)
+        return minutes.Match((options[pick - 1].email,), f"{item.owner_text!r} → "
+                             f"{options[pick - 1].name} (chosen)") if pick else found
+
+    plan = minutes.plan_import(group, meeting, items, due=actions.default_due(group, now),
+                               seen=store.sources(), choose=choose)
+    ids = store.import_minutes(plan.actions, plan.nudges, os.environ.get("USER", "admin"),
+                               f"minutes {Path(path).name}", now)
+    unresolved: list[dict[str, Any]] = [
+        {"line": i.line, "owner": i.owner_text, "text": i.text,
+         "candidates": [p.email for p in m.candidates]} for i, m in plan.unresolved]
+    if as_json:
+        _json({"actions": ids, "nudges": len(plan.nudges), "already": plan.already,
+               "notes": plan.notes, "unresolved": unresolved})
+        return
+    click.echo(f"imported {len(ids)} action(s) and {len(plan.nudges)} nudge(s) for "
+               f"{group.id}/{meeting}" + (f"; {plan.already} already imported"
+                                         if plan.already else ""))
+    for note in plan.notes:
+        click.echo(f"  matched {note}")
+    for u in unresolved:
+        who = f" (could be {', '.join(u['candidates'])})" if u["candidates"] else ""
+        click.echo(f"  NOT imported, line {u['line']}: who is {u['owner']!r}?{who} — add it "
+                   "with `clerk actions add`")
+
+
+def _meeting_group(config: Config, meeting: str, group_id: str | None) -> Any:
+    groups = [g for g in config.groups if (group_id is None or g.id == group_id)
+              and meeting in {m.id for m in g.meetings}]
+    if len(groups) != 1:
+        where = f"group {group_id}" if group_id else "any group"
+        raise _usage_error(f"meeting {meeting!r} is not in {where}" if not groups else
+                           f"meeting {meeting!r} is in several groups; add --group")
+    return groups[0]
+
+
 @cli.command()
 @click.argument("keys", nargs=-1, required=True)
 @click.pass_obj

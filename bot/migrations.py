@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def _initial(conn: Connection) -> None:
     # a new store gets today's tables; later migrations then find nothing to add
     for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions, s.rsvps,
-                  s.bounces, s.inbox, s.actions, s.action_history):
+                  s.bounces, s.inbox, s.actions, s.action_history, s.nudges):
         table.create(conn, checkfirst=True)
 
 
@@ -49,11 +49,17 @@ def _actions(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _nudges(conn: Connection) -> None:
+    """Long-horizon nudges: subjects the group asked to come back to within a window."""
+    s.nudges.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
     ("0003_listening", _listening),
     ("0004_actions", _actions),
+    ("0005_nudges", _nudges),
 ]
 
 

@@ -1,0 +1,150 @@
+"""Importing minutes: the seed's nine actions and its nudge, lenient names that are reported,
+the .docx, Markdown and text forms, and bad input that imports nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from tests.conftest import EXAMPLE, ROOT, edit
+
+SEED = ROOT.parent / "shared" / "seed" / "qa-leads-minutes-2023-06-15.txt"
+SEED_GROUP = ROOT / "tests" / "data" / "seed-group"
+KIM = "kimesha.osbourne@hampshire.example"
+
+
+@pytest.fixture
+def seed_group(config_dir: Path) -> Path:
+    """The seed's group: its roster, its admin, and the meeting of the minutes."""
+    shutil.rmtree(config_dir / "example")
+    folder = config_dir / "seslip"
+    shutil.copytree(EXAMPLE, folder)
+    shutil.copy(SEED_GROUP / "roster.csv", folder / "roster.csv")
+    toml = folder / "group.toml"
+    edit(toml, 'id = "qa-leads"', 'id = "seslip-qa"')
+    edit(toml, 'name = "Kim Osei"\nemail = "kim.osei@network.example"',
+         f'name = "Kimesha Osbourne"\nemail = "{KIM}"')
+    edit(toml, "go_live = 2026-12-01", "go_live = 2023-06-01")
+    with toml.open("a") as f:
+        f.write('\n[[meeting]]\nid = "2023-06"\nstart = 2023-06-15T14:00:00\n'
+                'duration = "3h"\n')
+    return folder
+
+
+def imported(clerk: Callable[..., Result], path: Path, *extra: str) -> dict[str, object]:
+    result = clerk("minutes", "import", str(path), "--meeting", "2023-06", "--json", *extra)
+    assert result.exit_code == 0, result.output
+    out: dict[str, object] = json.loads(result.output)
+    return out
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="the seed minutes are in ../shared")
+def test_the_seed_minutes_yield_nine_actions_and_a_nudge(
+        clerk: Callable[..., Result], seed_group: Path, store_path: Path):
+    out = imported(clerk, SEED)
+    assert len(out["actions"]) == 9 and out["nudges"] == 1  # type: ignore[arg-type]
+    assert out["unresolved"] == []
+    # "Kim" for "Kimesha": matched, and said so
+    assert any("'Kim Osbourne' → Kimesha Osbourne" in n for n in out["notes"])  # type: ignore
+    rows = json.loads(clerk("actions", "list", "--status", "all", "--json").output)
+    owners = sorted({o for r in rows for o in r["owners"]})
+    assert owners == sorted(["*", KIM, "aman.sekhon-gill@bucks.example",
+                             "danielle.mckenzie@wokingham.example",
+                             "tina.james@brighton-hove.example"])
+    done = {r["topic"]: r["completed"] for r in rows if r["status"] == "done"}
+    assert done == {"Meeting invites": "2023-06-22", "Meeting length": "2023-06-22",
+                    "Agenda Setting": "2023-06-23", "Terms of Reference": "2023-06-23"}
+    assert {r["topic"] for r in rows if r["owners"] == ["*"]} == {"LADO Audit Tool"}
+    from bot.store import Store
+
+    store = Store(f"sqlite:///{store_path}")
+    (nudge,) = store.nudges()
+    assert "triangulate feedback" in nudge.text and nudge.meeting_id == "2023-06"
+    assert (str(nudge.window_start), str(nudge.window_end)) == ("2023-12-15", "2024-03-15")
+    store.dispose()
+    again = imported(clerk, SEED)  # the same minutes twice: nothing new
+    assert again["actions"] == [] and again["nudges"] == 0 and again["already"] == 10
+
+
+def test_markdown_with_action_lines_and_lenient_names(
+        clerk: Callable[..., Result], seed_group: Path, tmp_path: Path):
+    minutes = tmp_path / "minutes.md"
+    minutes.write_text(
+        "# QA Leads, 15 June 2023\n\n"
+        "Action: Aman Sekhon–Gill will share the LADO audit tool.\n"  # an en dash
+        "Action: Danielle Mackenzie will ask the LADO workers.\n"  # a letter out of place
+        "Action: Nobody Known will do something.\n", encoding="utf-8")
+    out = imported(clerk, minutes, "--yes")
+    assert len(out["actions"]) == 2  # type: ignore[arg-type]
+    assert any("'Danielle Mackenzie' → Danielle McKenzie" in n
+               for n in out["notes"])  # type: ignore[union-attr]
+    (unknown,) = out["unresolved"]  # type: ignore[misc]
+    assert unknown["owner"] == "Nobody Known" and unknown["line"] == 5
+    text = clerk("minutes", "import", str(minutes), "--meeting", "2023-06", "--yes").output
+    assert "2 already imported" in text and "NOT imported, line 5" in text
+
+
+def test_a_markdown_table(clerk: Callable[..., Result], seed_group: Path, tmp_path: Path):
+    minutes = tmp_path / "minutes.md"
+    minutes.write_text(
+        "| Topic | Action | Date completed |\n|---|---|---|\n"
+        "| Website | Kim Osbourne will circulate the website link | |\n"
+        "| Invites | Kim Osbourne will review the invites | 22/06/2023 |\n", encoding="utf-8")
+    out = imported(clerk, minutes)
+    assert len(out["actions"]) == 2  # type: ignore[arg-type]
+    rows = json.loads(clerk("actions", "list", "--status", "all", "--json").output)
+    assert {(r["topic"], r["status"]) for r in rows} == {("Website", "open"),
+                                                         ("Invites", "done")}
+
+
+def test_a_word_document(clerk: Callable[..., Result], seed_group: Path, tmp_path: Path):
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("Action: Tina James will circulate the questionnaire.")
+    table = document.add_table(rows=2, cols=3)
+    for cell, text in zip(table.rows[0].cells, ("Topic", "Action", "Date completed"),
+                          strict=True):
+        cell.text = text
+    for cell, text in zip(table.rows[1].cells,
+                          ("Direct payments", "Tina James will circulate the questionnaire",
+                           ""), strict=True):
+        cell.text = text
+    path = tmp_path / "minutes.docx"
+    document.save(str(path))
+    out = imported(clerk, path)
+    assert len(out["actions"]) == 1  # type: ignore[arg-type]  (the table wins)
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("minutes.docx", b"this is not a zip file", "is not a Word document"),
+    ("minutes.txt", b"We met and talked.\nNothing was agreed.\n", "no actions found"),
+    ("minutes.pdf", b"%PDF-1.4", "must be .docx, .md or .txt"),
+    ("minutes.txt", "Action: Tina James will do it\n".encode("utf-16"), "is not UTF-8"),
+])
+def test_bad_minutes_import_nothing(clerk: Callable[..., Result], seed_group: Path,
+                                    tmp_path: Path, name: str, content: bytes,
+                                    message: str):
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = clerk("minutes", "import", str(path), "--meeting", "2023-06")
+    assert result.exit_code == 2 and message in result.output and name in result.output
+    assert json.loads(clerk("actions", "list", "--status", "all", "--json").output) == []
+
+
+def test_an_unknown_meeting_is_a_clear_error(clerk: Callable[..., Result], seed_group: Path,
+                                             tmp_path: Path):
+    path = tmp_path / "m.txt"
+    path.write_text("Action: Tina James will do it\n")
+    result = clerk("minutes", "import", str(path), "--meeting", "1999-01")
+    assert result.exit_code == 2 and "meeting '1999-01' is not in any group" in result.output
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "state.sqlite"
