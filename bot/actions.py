@@ -39,7 +39,19 @@ def chase_days(action: Action, group: Group, until: date) -> list[date]:
     while overdue <= until:
         days.add(overdue)
         overdue += ladder.overdue_every
+    if group.window is not None:  # a chase day the window is shut moves to its next opening
+        days = {_next_open_day(group, d) for d in days}
     return sorted(d for d in days if d <= until)
+
+
+def _next_open_day(group: Group, day: date) -> date:
+    from bot import windows
+
+    for _ in range(400):
+        if windows.is_open_day(group.window, day):
+            return day
+        day += timedelta(days=1)
+    return day
 
 
 @dataclass(frozen=True)

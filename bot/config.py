@@ -22,7 +22,7 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import timeutil
+from bot import timeutil, windows
 from bot.errors import ConfigError, Problem
 from bot.meetings import DEFAULTS_OPTIONS, parse_meetings, parse_series
 from bot.model import KINDS, ROLES, ChaseLadder, Config, Group, Member, Person, Rule, Settings
@@ -83,6 +83,11 @@ GROUP_OPTIONS = {
     "settle": Option(timedelta(minutes=10), _settle,
                      "updates and cancellations wait this long after the last edit"),
     "wording_updates": Option(False, _bool, "true: a reworded description sends an update"),
+    "send_window": Option("Mon-Fri 08:00-18:00", _str,
+                          "when mail may go, in the group's zone; empty: any time"),
+    "bank_holidays": Option("GB-ENG", _str, "no mail on these bank holidays (country-region "
+                            "code of the holidays package, e.g. GB-ENG, GB-SCT, IE); empty: "
+                            "none"),
 }
 PERSON_OPTIONS = {
     "name": Option(REQUIRED, _str, "display name"),
@@ -273,6 +278,13 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
     meetings = sorted([*meetings, *(o for s in series for o in s.occurrences)],
                       key=lambda m: m.start)
     rules = _rules(r, data.get("rule", []))
+    window = None
+    if "send_window" in g and "bank_holidays" in g and g["send_window"].strip():
+        try:
+            window = windows.parse(g["send_window"], g["bank_holidays"].strip())
+        except ValueError as exc:
+            key = "bank_holidays" if "calendar" in str(exc) else "send_window"
+            r.problem(f"group.{key}", str(exc), table="group", name=key)
     ladder = r.section(data.get("actions", {}), ACTIONS_OPTIONS, "actions", table="actions")
     problems.extend(r.problems)
     if (r.problems and any(not p.warning for p in r.problems)) or tz is None:
@@ -285,7 +297,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         website=g["website"], joining_instructions=g["joining_instructions"],
         members=tuple(roster), meetings=tuple(meetings), rules=tuple(rules), folder=folder,
         standing_items=g["standing_items"], settle=g["settle"], series=tuple(series),
-        wording_updates=g["wording_updates"], ladder=ChaseLadder(**ladder),
+        wording_updates=g["wording_updates"], ladder=ChaseLadder(**ladder), window=window,
     )
 
 

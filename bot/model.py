@@ -146,6 +146,7 @@ class Group:
     series: tuple[Series, ...] = ()  # their occurrences are in ``meetings`` too
     wording_updates: bool = False  # a reworded description also sends an update
     ladder: ChaseLadder = field(default_factory=ChaseLadder)
+    window: Any = None  # bot.windows.Window: when mail may go (None: any time)
 
     @property
     def chair(self) -> Member | None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from bot import actions, invites, timeutil
+from bot import actions, invites, timeutil, windows
 from bot.invites import CANCEL, REQUEST, Held, InviteSpec, NewRevision
 from bot.model import (
     Action,
@@ -143,7 +143,7 @@ def meeting_context(group: Group, meeting: Meeting,
 def rule_context(group: Group, meeting: Meeting, rule: Rule) -> dict[str, Any]:
     tz = timeutil.zone(group.zone)
     request = _chased(group, rule) or rule
-    deadline = _deadline(meeting, request)
+    deadline = _deadline(group, meeting, request)
     return {
         "id": rule.id, "kind": rule.kind, "questions": list(request.questions),
         "deadline": deadline.astimezone(tz) if deadline else None,
@@ -217,10 +217,16 @@ def _chased(group: Group, rule: Rule) -> Rule | None:
     return next((r for r in group.rules if r.id == rule.chases), None)
 
 
-def _deadline(meeting: Meeting, rule: Rule) -> datetime | None:
+def _deadline(group: Group, meeting: Meeting, rule: Rule) -> datetime | None:
+    """17:00 on the deadline's day — the working day before, if the window is shut then."""
     if rule.deadline is None:
         return None
-    return timeutil.apply_offset(meeting.start, rule.deadline, (17, 0))
+    when = timeutil.apply_offset(meeting.start, rule.deadline, (17, 0))
+    if group.window is None:
+        return when
+    tz = timeutil.zone(group.zone)
+    day = windows.working_day_on_or_before(group.window, when.astimezone(tz).date())
+    return datetime.combine(day, time(17, 0), tzinfo=tz).astimezone(UTC)
 
 
 def latest_time(group: Group, meeting: Meeting, rule: Rule, send_at: datetime) -> datetime:
@@ -231,7 +237,7 @@ def latest_time(group: Group, meeting: Meeting, rule: Rule, send_at: datetime) -
     if rule.latest is not None:
         return timeutil.apply_offset(meeting.start, rule.latest, rule.at)
     if rule.kind in ("request", "chaser"):
-        deadline = _deadline(meeting, _chased(group, rule) or rule)
+        deadline = _deadline(group, meeting, _chased(group, rule) or rule)
         if deadline is not None:
             return deadline
     if rule.kind == "minutes_due":
@@ -269,7 +275,19 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
         if state.undelivered.get(group.id):
             messages.append(_undelivered_notice(group, state.undelivered[group.id]))
         messages += _action_chasers(group, state, now, horizon)
-    return Plan(tuple(messages), tuple(revisions), min(horizon) if horizon else None)
+    return Plan(tuple(_in_window(config, messages)), tuple(revisions),
+                min(horizon) if horizon else None)
+
+
+def _in_window(config: Config, messages: list[Desired]) -> list[Desired]:
+    """Each message at its send time, or the group's window's next opening after it."""
+    groups = {g.id: g for g in config.groups}
+    out = []
+    for m in messages:
+        g = groups[m.group]
+        at = windows.next_opening(g.window, g.zone, m.send_at) if g.window else m.send_at
+        out.append(m if at == m.send_at else replace(m, send_at=at))
+    return out
 
 
 def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: datetime,

@@ -122,7 +122,7 @@ def test_edits_before_sending_change_the_plan_not_the_sent(
     before = {r.key: r.send_at for r in store.rows()}
     # move q2 (nothing sent yet) and change the pack rule's offset
     edit(group_dir / "group.toml", "start = 2027-04-15T14:00:00", "start = 2027-04-22T14:00:00")
-    edit(group_dir / "group.toml", 'send = "-7d"', 'send = "-5d"')
+    edit(group_dir / "group.toml", 'send = "-7d"', 'send = "-6d"')
     result = make_executor().tick(GO_LIVE + timedelta(hours=1))
     assert result.sent == [] and result.recorded == 0
     rows = {r.key: r for r in store.rows()}
@@ -130,7 +130,7 @@ def test_edits_before_sending_change_the_plan_not_the_sent(
     assert q2_invite.endswith("/r0")  # never sent, so no new revision: same key
     assert rows[q2_invite].send_at == before[q2_invite] + timedelta(days=7)
     q1_pack = next(k for k in rows if "/2027-q1/pack/" in k)
-    assert rows[q1_pack].send_at == before[q1_pack] + timedelta(days=2)
+    assert rows[q1_pack].send_at == before[q1_pack] + timedelta(days=1)
     assert Counter(r.state for r in rows.values())["sent"] == MEMBERS
 
 
