@@ -236,6 +236,15 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
         for a in m["apologies"]:
             click.echo(f"      apologies: {a['name']}" + (f" ({a['reason']})"
                                                           if a["reason"] else ""))
+        for p in m["proposals"]:
+            click.echo(f"      proposed for the agenda: {p['item']} ({p['by']})")
+        for n in m["nudges"]:
+            click.echo(f"      coming back to: {n}")
+        if m["returns"]:
+            outstanding = [r["organisation"] for r in m["returns"]
+                           if r["status"] == "outstanding"]
+            click.echo(f"      returns: {len(m['returns']) - len(outstanding)} in, "
+                       f"{len(outstanding)} outstanding")
     click.echo("Due next:")
     for n in data["next"]:
         click.echo(f"  {n['send_at'][:16]}  {n['state']:<10} {n['kind']:<11} "
@@ -527,6 +536,111 @@ def _meeting_group(config: Config, meeting: str, group_id: str | None) -> Any:
         raise _usage_error(f"meeting {meeting!r} is not in {where}" if not groups else
                            f"meeting {meeting!r} is in several groups; add --group")
     return groups[0]
+
+
+@cli.group("nudge")
+def nudge_cli() -> None:
+    """Nudges: "remind the group in 6-9 months" — a subject for a future agenda."""
+
+
+@nudge_cli.command("add")
+@click.option("--group", "-g", "group_id", metavar="ID", required=True, help="The group.")
+@click.option("--window", required=True, metavar="N-Mm",
+              help="From N to M months after --from (today by default), e.g. 6-9m.")
+@click.option("--from", "since", metavar="DATE", help="Count the window from this date.")
+@click.option("--meeting", default="", metavar="ID", help="The meeting that asked for it.")
+@click.argument("text")
+@click.pass_obj
+def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: str,
+              text: str) -> None:
+    """Record a nudge; it goes on the agenda of the first meeting inside its window."""
+    import re
+    from datetime import date
+
+    from bot import minutes, planner, timeutil
+    from bot.model import Nudge
+
+    config = obj.config()
+    group = config.group(_group(config, group_id) or group_id)
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*m(onths?)?\s*", window)
+    if not m or int(m.group(1)) > int(m.group(2)):
+        raise _usage_error(f"{window!r} is not a window; write it like 6-9m")
+    now = timeutil.utcnow()
+    try:
+        start_day = date.fromisoformat(since) if since else now.astimezone(
+            timeutil.zone(group.zone)).date()
+    except ValueError:
+        raise _usage_error(f"{since!r} is not a date; write it like 2027-05-01") from None
+    if meeting and meeting not in {x.id for x in group.meetings}:
+        raise _usage_error(f"no meeting {meeting!r} in {group.id}")
+    start, end = minutes.nudge_window(start_day, (int(m.group(1)), int(m.group(2))))
+    values = {"group_id": group.id, "meeting_id": meeting, "text": text,
+              "window_start": start, "window_end": end, "source": "cli"}
+    new_id = obj.store(config).add_nudge(values, now)
+    target = planner.nudge_meeting(group, Nudge(new_id, group.id, meeting, text, start, end))
+    click.echo(f"added nudge #{new_id}: {start} to {end}; " + (
+        f"on the agenda of {target.id}" if target else
+        "warning: no meeting falls in that window; the chair is told when it opens"))
+
+
+@nudge_cli.command("list")
+@group_option
+@json_option
+@click.pass_obj
+def nudge_list(obj: Ctx, group_id: str | None, as_json: bool) -> None:
+    """The nudges and the meeting each one lands on."""
+    from bot import planner
+    from bot.model import Nudge
+
+    config = obj.config()
+    rows = []
+    for n in obj.store(config).nudges(_group(config, group_id)):
+        group = config.group(n.group_id)
+        nudge = Nudge(n.id, n.group_id, n.meeting_id, n.text, n.window_start, n.window_end)
+        target = planner.nudge_meeting(group, nudge)
+        rows.append({"id": n.id, "group": n.group_id, "text": n.text, "from": n.meeting_id,
+                     "window_start": n.window_start.isoformat(),
+                     "window_end": n.window_end.isoformat(),
+                     "meeting": target.id if target else None})
+    if as_json:
+        _json(rows)
+        return
+    for r in rows:
+        click.echo(f"#{r['id']} {r['window_start']}..{r['window_end']} {r['group']}: "
+                   f"{r['text']} -> {r['meeting'] or 'no meeting in the window'}")
+
+
+@cli.group("submissions")
+def submissions_cli() -> None:
+    """The returns register: who has answered a request for information."""
+
+
+@submissions_cli.command("mark")
+@click.option("--meeting", required=True, metavar="ID", help="The meeting.")
+@click.option("--organisation", "organisation", required=True, help="The organisation.")
+@click.option("--nil", is_flag=True, help="A nil return.")
+@click.option("--rule", default="", metavar="ID", help="The request rule (default: the "
+              "group's only one).")
+@group_option
+@click.pass_obj
+def submissions_mark(obj: Ctx, meeting: str, organisation: str, nil: bool, rule: str,
+                     group_id: str | None) -> None:
+    """Record that an organisation answered (by hand: a paper brought along, a phone call)."""
+    from bot import timeutil
+
+    config = obj.config()
+    group = _meeting_group(config, meeting, group_id)
+    orgs = {m.organisation for m in group.members}
+    if organisation not in orgs:
+        raise _usage_error(f"unknown organisation {organisation!r}; the roster of {group.id} "
+                           f"has: {', '.join(sorted(orgs))}")
+    requests = [r.id for r in group.rules if r.kind == "request"]
+    if (rule and rule not in requests) or not requests or (not rule and len(requests) > 1):
+        raise _usage_error(f"give --rule, one of: {', '.join(requests) or 'none'}")
+    obj.store(config).mark_submitted(group.id, meeting, rule or requests[0], organisation,
+                                     "nil" if nil else "submitted", timeutil.utcnow(),
+                                     source="cli")
+    click.echo(f"{organisation}: {'nil return' if nil else 'submitted'} for {meeting}")
 
 
 @cli.command()

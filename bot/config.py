@@ -70,6 +70,8 @@ SETTINGS_OPTIONS = {
     "papers": Option(Settings.papers, _str, "folder for the papers members send"),
     "max_attachment": Option(Settings.max_attachment, _int,
                              "largest attachment kept, in bytes"),
+    "zip_papers_above": Option(Settings.zip_papers_above, _int,
+                               "the pack's papers go as one zip when larger, in bytes"),
 }
 
 GROUP_OPTIONS = {
@@ -147,6 +149,7 @@ def load_settings(folder: Path, problems: list[Problem]) -> Settings:
         retry_base=clerk["retry_base"], retry_cap=clerk["retry_cap"],
         park_after=clerk["park_after"], mailbox=clerk["mailbox"], mailbox_options=mailbox,
         papers=clerk["papers"], max_attachment=clerk["max_attachment"],
+        zip_papers_above=clerk["zip_papers_above"],
     )
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot import planner
@@ -240,7 +241,10 @@ class Executor:
         mid = render_email.message_id(key, group.organiser)
         token = make_token(self._secret(), key) if desired.kind in ANSWERABLE else None
         try:
-            message = render_email.build(group, desired, now, token)
+            files = render_email.pack_attachments(
+                group, desired, Path(self.config.settings.papers),
+                self.config.settings.zip_papers_above) if desired.kind == "pack" else []
+            message = render_email.build(group, desired, now, token, files)
         except Exception as exc:  # a template that fails at send time: that row only
             self._fail(key, now, f"cannot render: {exc}", result)
             return False

@@ -96,6 +96,8 @@ class Inbox:
         return Outcome(True, "; ".join(done))
 
     def _answer(self, incoming: Incoming, answer: Answer, now: datetime) -> Outcome:
+        if answer.command == "AGENDA":
+            return self._proposal(incoming, answer, now)
         row = self._answered_row(incoming)
         if row is None:
             return Outcome(False, "an answer to nothing clerk sent (no reference, no token)")
@@ -116,6 +118,24 @@ class Inbox:
         skipped = [a.filename for a in answer.attachments if a.data is None]
         note = f"; too large, not kept: {', '.join(skipped)}" if skipped else ""
         return Outcome(True, f"{what} from {member.organisation} for {row.meeting_id}{note}")
+
+    def _proposal(self, incoming: Incoming, answer: Answer, now: datetime) -> Outcome:
+        """"AGENDA: <item>" in reply to any message about a meeting: a proposal for its
+        agenda, from a member; the admin sees it in `clerk status` and the pack lists it."""
+        ids = [i for i in (incoming.in_reply_to, *incoming.references) if i]
+        row = self.store.by_message_ids(ids)
+        if row is None or row.meeting_id == "-":
+            return Outcome(False, "an agenda item in reply to nothing about a meeting")
+        group = self.config.group(row.group_id)
+        member = _member(group, incoming.sender)
+        if member is None:
+            return Outcome(False, f"{incoming.sender} is not on the roster of {group.id}")
+        meeting = row.meeting_id
+        if row.kind == "invitation" and any(s.id == meeting for s in group.series):
+            upcoming = [m for m in group.meetings if m.series == meeting and m.start > now]
+            meeting = upcoming[0].id if upcoming else meeting
+        self.store.propose(group.id, meeting, member.email, answer.argument, now)
+        return Outcome(True, f"{member.name} proposed {answer.argument!r} for {meeting}")
 
     def _action_reply(self, incoming: Incoming, answer: Answer, row: Any, group: Group,
                       now: datetime) -> Outcome:

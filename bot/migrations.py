@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def _initial(conn: Connection) -> None:
     # a new store gets today's tables; later migrations then find nothing to add
     for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions, s.rsvps,
-                  s.bounces, s.inbox, s.actions, s.action_history, s.nudges):
+                  s.bounces, s.inbox, s.actions, s.action_history, s.nudges, s.proposals):
         table.create(conn, checkfirst=True)
 
 
@@ -52,6 +52,7 @@ def _actions(conn: Connection) -> None:
 def _nudges(conn: Connection) -> None:
     """Long-horizon nudges: subjects the group asked to come back to within a window."""
     s.nudges.create(conn, checkfirst=True)
+    s.proposals.create(conn, checkfirst=True)
 
 
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [

@@ -88,6 +88,19 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Nudge:
+    """"Remind the group in 6–9 months": a subject to come back to, within a window."""
+
+    id: int
+    group: str
+    meeting: str  # the meeting that asked for it ("" if added by hand)
+    text: str
+    start: date
+    end: date
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class ChaseLadder:
     """How owners are chased (``[actions]`` in group.toml)."""
 
@@ -178,6 +191,7 @@ class Settings:
     mailbox_options: dict[str, Any] = field(default_factory=dict)
     papers: str = "papers"  # where attachments of answers are saved
     max_attachment: int = 10 * 1024 * 1024
+    zip_papers_above: int = 5 * 1024 * 1024  # the pack's papers go as one zip above this
 
 
 @dataclass(frozen=True)

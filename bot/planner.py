@@ -27,6 +27,7 @@ from bot.model import (
     Group,
     Meeting,
     Member,
+    Nudge,
     Offset,
     Person,
     Revision,
@@ -60,7 +61,8 @@ class State:
     rules_recorded: frozenset[tuple[str, str, str]] = frozenset()  # (group, meeting, rule)
     revisions: Mapping[tuple[str, str], tuple[Revision, ...]] = field(default_factory=dict)
     delivered: frozenset[tuple[str, str, int]] = frozenset()  # (group, meeting, rev) sent
-    submitted: frozenset[tuple[str, str, str, str]] = frozenset()  # (g, m, rule, org)
+    # (group, meeting, request rule, organisation) -> "submitted" | "nil"
+    submitted: Mapping[tuple[str, str, str, str], str] = field(default_factory=dict)
     revision_created: Mapping[tuple[str, str, int], datetime] = field(default_factory=dict)
     held: Mapping[tuple[str, str], Mapping[str, Held]] = field(default_factory=dict)
     first_planned: Mapping[tuple[str, str, str, int], datetime] = field(default_factory=dict)
@@ -68,7 +70,9 @@ class State:
     # (group, meeting or series, original start or "") -> email -> (PARTSTAT, comment)
     rsvps: Mapping[tuple[str, str, str], Mapping[str, tuple[str, str]]] = field(
         default_factory=dict)
-    actions: tuple[Action, ...] = ()  # the open ones
+    actions: tuple[Action, ...] = ()  # all of them: open, done and dropped
+    nudges: tuple[Nudge, ...] = ()
+    proposals: tuple[tuple[str, str, str, str], ...] = ()  # (group, meeting, member, item)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,50 @@ def rsvp_summary(group: Group, meeting: Meeting, state: State) -> dict[str, list
     return out
 
 
+def nudge_meeting(group: Group, nudge: Nudge) -> Meeting | None:
+    """The first meeting whose date falls inside the nudge's window."""
+    return next((m for m in group.meetings if not m.cancelled
+                 and nudge.start <= m.start.date() <= nudge.end), None)
+
+
+def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
+    """What the agenda pack carries: the action tracker (matters arising), the nudges that
+    fall due, the items members proposed, and the returns register."""
+    before = [m for m in group.meetings if m.start < meeting.start and not m.cancelled]
+    since = before[-1].start.date() if before else None
+    names = {m.email: m for m in group.members}
+    tracker = [a for a in state.actions if a.group == group.id and (
+        a.status == "open" or (since is not None and a.completed is not None
+                               and a.completed >= since))]
+    tracker.sort(key=lambda a: (a.status != "open", a.due, a.id))
+    asked = [r.id for r in group.rules if r.kind == "request"]
+    return {
+        "actions": [{"ref": a.ref, "topic": a.topic, "text": a.text, "status": a.status,
+                     "owner": "all members" if "*" in a.owners else ", ".join(
+                         names[o].name if o in names else o for o in a.owners),
+                     "due": a.due, "completed": a.completed} for a in tracker],
+        "nudges": [{"text": n.text, "from": n.meeting} for n in state.nudges
+                   if n.group == group.id and (found := nudge_meeting(group, n)) is not None
+                   and found.id == meeting.id],
+        "proposals": [{"item": item, "by": names[email].name if email in names else email}
+                      for (g, m, email, item) in state.proposals
+                      if g == group.id and m == meeting.id],
+        "returns": [{"organisation": org, "status": _return_status(state, group, meeting, org,
+                                                                   asked)}
+                    for org in sorted({m.organisation for m in group.members})] if asked
+        else [],
+    }
+
+
+def _return_status(state: State, group: Group, meeting: Meeting, org: str,
+                   asked: list[str]) -> str:
+    found = {state.submitted[key] for key in state.submitted
+             if key[:2] == (group.id, meeting.id) and key[3] == org and key[2] in asked}
+    if "submitted" in found:
+        return "submitted"
+    return "nil return" if found else "outstanding"
+
+
 def meeting_context(group: Group, meeting: Meeting,
                     state: State | None = None) -> dict[str, Any]:
     tz = timeutil.zone(group.zone)
@@ -131,6 +179,7 @@ def meeting_context(group: Group, meeting: Meeting,
         "location": meeting.location, "link": meeting.link,
         "description": meeting.description, "agenda": list(meeting.items),
         "rsvp": rsvp_summary(group, meeting, state or State()),
+        **run_up(group, meeting, state or State()),
         # a series: each of its meetings as it is now (moved, cancelled)
         "occurrences": [{"start": o.start.astimezone(tz), "end": o.end.astimezone(tz),
                          "cancelled": o.cancelled, "moved": o.start != o.recurrence_id,
@@ -208,7 +257,10 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
     chaser = [d for d in _action_chasers_for(group, [digest], now)]
     notice = _undelivered_notice(group, (Undelivered("k", owner.email, "A subject", "failed",
                                                      "550 no such user", now),))
-    return [(d.template, d.context) for d in (*chaser, notice)]
+    nudge = Nudge(1, group.id, "", "An example subject", now.date(),
+                  now.date() + timedelta(days=90))
+    notes = _nudge_notes(group, State(nudges=(nudge,)), now - timedelta(days=1), [])
+    return [(d.template, d.context) for d in (*chaser, notice, *notes)]
 
 
 def _chased(group: Group, rule: Rule) -> Rule | None:
@@ -275,6 +327,7 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
         if state.undelivered.get(group.id):
             messages.append(_undelivered_notice(group, state.undelivered[group.id]))
         messages += _action_chasers(group, state, now, horizon)
+        messages += _nudge_notes(group, state, now, horizon)
     return Plan(tuple(_in_window(config, messages)), tuple(revisions),
                 min(horizon) if horizon else None)
 
@@ -391,13 +444,53 @@ def _invitations(group: Group, meeting: Meeting, rule: Rule, state: State, now: 
 
 
 NOTICE = "notice"
+NUDGE_NOTE = "nudge_note"
+
+
+def _nudge_notes(group: Group, state: State, now: datetime,
+                 horizon: list[datetime]) -> list[Desired]:
+    """A note to the chair when a nudge's window opens: on which meeting's agenda it is, or
+    that no meeting falls in the window."""
+    tz = timeutil.zone(group.zone)
+    to = group.chair or group.admin
+    out = []
+    for n in state.nudges:
+        if n.group != group.id:
+            continue
+        send_at = datetime.combine(n.start, time(9, 0), tzinfo=tz).astimezone(UTC)
+        latest = send_at + timedelta(days=14)
+        if latest < group.go_live or (latest <= now and
+                                      _nudge_key(group, n, to) not in state.keys):
+            continue
+        if send_at > now:
+            horizon.append(send_at)
+        target = nudge_meeting(group, n)
+        ctx: dict[str, Any] = {
+            "group": shared_context_group(group), "organiser": person(group.organiser),
+            "admin": person(group.admin), "recipient": dict(person(to), organisation="",
+                                                            role="chair"),
+            "nudge": {"text": n.text, "from": n.meeting, "start": n.start, "end": n.end},
+            "meeting": meeting_context(group, target, state) if target else None}
+        out.append(Desired(
+            key=_nudge_key(group, n, to), group=group.id, meeting=target.id if target else "-",
+            rule="nudge", kind=NUDGE_NOTE, recipient=to, send_at=send_at, latest=latest,
+            subject=render(group, "nudge_note", "subject", ctx),
+            reason=f"nudge #{n.id}: its window opens"
+                   + (f"; on the agenda of {target.id}" if target else "; no meeting in it"),
+            template="nudge_note", context=ctx))
+    return out
+
+
+def _nudge_key(group: Group, nudge: Nudge, to: Person) -> str:
+    return f"{group.id}/-/nudge/{to.email}/{nudge.id}"
 ACTION_CHASER = "action_chaser"
 
 
 def _action_chasers(group: Group, state: State, now: datetime,
                     horizon: list[datetime]) -> list[Desired]:
     """One digest per owner per chase day (bot/actions.py)."""
-    found, upcoming = actions.digests(group, state.actions, now, state.keys)
+    found, upcoming = actions.digests(group, [a for a in state.actions if a.status == "open"],
+                                      now, state.keys)
     if upcoming is not None:
         horizon.append(upcoming)
     return _action_chasers_for(group, found, now)

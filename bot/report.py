@@ -88,12 +88,15 @@ def status(config: Config, store: Store, now: datetime,
         upcoming = [m for m in g.meetings if m.end > now and not m.cancelled][:3]
         for m in upcoming:
             rsvp = planner.rsvp_summary(g, m, state)
+            extra = planner.run_up(g, m, state)
             meetings.append({
                 "group": g.id, "meeting": m.id, "title": m.title, "start": _iso(m.start, tz),
                 "end": _iso(m.end, tz),
                 "rsvp": {k: [p["email"] for p in v] for k, v in rsvp.items()},
                 "apologies": [{"email": p["email"], "name": p["name"], "reason": p["comment"]}
-                              for p in rsvp["declined"]]})
+                              for p in rsvp["declined"]],
+                "proposals": extra["proposals"], "returns": extra["returns"],
+                "nudges": [n["text"] for n in extra["nudges"]]})
     rows = plan_rows(config, store, now, group=group)
     upcoming_rows = [r for r in rows if r["state"] in ("scheduled", "due", "retry", "held")]
     next_rows: list[dict[str, Any]] = []

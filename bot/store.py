@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot.invites import Held
-from bot.model import Action, Revision
+from bot.model import Action, Nudge, Revision
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -173,6 +173,16 @@ action_history = sa.Table(
     sa.Column("via", sa.Text, nullable=False, default=""),
 )
 
+proposals = sa.Table(  # "AGENDA: <item>" from a member's reply
+    "proposals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(100), nullable=False),
+    sa.Column("meeting_id", sa.String(100), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("item", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
 nudges = sa.Table(  # "remind the group in 6-9 months": a subject for a future agenda
     "nudges", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -267,9 +277,8 @@ class Store:
                     *revisions.get((row.group_id, row.meeting_id), ()),
                     Revision(row.rev, row.digest, json.loads(row.fields)))
                 created[(row.group_id, row.meeting_id, row.rev)] = row.created_at
-            submitted = frozenset(
-                (r.group_id, r.meeting_id, r.rule_id, r.organisation)
-                for r in conn.execute(sa.select(submissions)))
+            submitted = {(r.group_id, r.meeting_id, r.rule_id, r.organisation): r.status
+                         for r in conn.execute(sa.select(submissions))}
             answers: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = {}
             for r in conn.execute(sa.select(rsvps)):
                 answers.setdefault((r.group_id, r.unit, r.rid), {})[r.email] = (r.partstat,
@@ -280,8 +289,11 @@ class Store:
         return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
                      delivered=frozenset(delivered), submitted=submitted,
                      revision_created=created, held=held, first_planned=first,
-                     undelivered=undelivered, rsvps=answers,
-                     actions=tuple(a for a in self.actions() if a.status == "open"))
+                     undelivered=undelivered, rsvps=answers, actions=tuple(self.actions()),
+                     nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text,
+                                        r.window_start, r.window_end, r.source)
+                                  for r in self.nudges()),
+                     proposals=tuple(self.proposals()))
 
     def record_revision(self, conn: Connection, group: str, meeting: str, revision: Revision,
                         replaces: bool, restart: bool, now: datetime) -> None:
@@ -523,6 +535,25 @@ class Store:
                 conn.execute(nudges.insert(), [dict(n, created_at=now) for n in nudge_rows])
             self.bump_facts(conn)
         return ids
+
+    def add_nudge(self, values: dict[str, Any], now: datetime) -> int:
+        with self.atomic() as conn:
+            inserted = conn.execute(nudges.insert().values(**values, created_at=now)
+                                    ).inserted_primary_key
+            assert inserted is not None
+            self.bump_facts(conn)
+        return int(inserted[0])
+
+    def propose(self, group: str, meeting: str, email: str, item: str, now: datetime) -> None:
+        with self.atomic() as conn:
+            conn.execute(proposals.insert().values(group_id=group, meeting_id=meeting,
+                                                   email=email, item=item, at=now))
+            self.bump_facts(conn)
+
+    def proposals(self) -> list[tuple[str, str, str, str]]:
+        with self.engine.connect() as conn:
+            return [(r.group_id, r.meeting_id, r.email, r.item) for r in conn.execute(
+                sa.select(proposals).order_by(proposals.c.id))]
 
     def nudges(self, group: str | None = None) -> list[Any]:
         q = sa.select(nudges).order_by(nudges.c.id)

@@ -147,14 +147,11 @@ def _note(doc: Document, note: str) -> None:
 
 
 def _apologies(doc: Document, apologies: Sequence[Apology], no_answer: Sequence[str]) -> None:
-    if not apologies:
-        doc.add_paragraph("No apologies received so far.")
-    else:
-        doc.add_paragraph("Apologies received:")
-        _bullets(doc, [_apology(a) for a in apologies], empty="")
+    doc.add_paragraph("Apologies received:" if apologies else "No apologies received so far.")
+    _bullets(doc, [_apology(a) for a in apologies])
     if no_answer:
         doc.add_paragraph("Not yet answered:")
-        _bullets(doc, no_answer, empty="")
+        _bullets(doc, no_answer)
 
 
 def _apology(a: Apology) -> str:
@@ -171,7 +168,7 @@ def action_rows(actions: Iterable[ActionRow]) -> list[tuple[str, str, str, str, 
 def sort_actions(actions: Iterable[ActionRow]) -> list[ActionRow]:
     """Open first, then done, then dropped (then anything else); each by due date."""
     def key(a: ActionRow) -> tuple[int, bool, date, str, str]:
-        status = a["status"].lower()
+        status = a["status"].strip().lower()
         rank = ACTION_ORDER.index(status) if status in ACTION_ORDER else len(ACTION_ORDER)
         due = a.get("due")
         return rank, due is None, due or date.min, a["topic"].casefold(), a["text"]
@@ -181,11 +178,10 @@ def sort_actions(actions: Iterable[ActionRow]) -> list[ActionRow]:
 def _action_status(a: ActionRow) -> str:
     label = a["status"].strip().capitalize()
     due = a.get("due")
-    return f"{label} (due {_dmy(due)})" if a["status"].lower() == "open" and due else label
+    return f"{label} (due {_dmy(due)})" if label == "Open" and due else label
 
 
-def _bullets(doc: Document, lines: Iterable[str], empty: str) -> None:
-    lines = list(lines)
+def _bullets(doc: Document, lines: Sequence[str], empty: str = "") -> None:
     if not lines and empty:
         doc.add_paragraph(empty)
     for line in lines:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.model import Desired, Group, Meeting, Person, Series
@@ -43,8 +44,8 @@ def _address(p: Person) -> Address:
     return Address(display_name=name, username=local, domain=domain)
 
 
-def build(group: Group, desired: Desired, now: datetime,
-          token: str | None = None) -> EmailMessage:
+def build(group: Group, desired: Desired, now: datetime, token: str | None = None,
+          attachments: Sequence[tuple[str, str, bytes]] = ()) -> EmailMessage:
     """The message for ``desired``; ``token`` (requests, chasers) tags the subject so an
     answer is matched even when its client drops In-Reply-To."""
     ctx = desired.context
@@ -66,7 +67,41 @@ def build(group: Group, desired: Desired, now: datetime,
         msg.add_alternative(ics.decode(), subtype="calendar", params={"method": method})
         msg.make_mixed()  # the alternative moves inside; the .ics attachment goes beside it
         msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
+    for filename, mime, data in attachments:
+        maintype, _, subtype = mime.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg
+
+
+def pack_attachments(group: Group, desired: Desired, papers_root: Path,
+                     zip_above: int) -> list[tuple[str, str, bytes]]:
+    """The agenda as a Word document, and the papers members sent for the meeting (in one
+    zip when they are large together)."""
+    from bot.render import agenda as docs
+
+    m = desired.context["meeting"]
+    folder = papers_root / group.id / desired.meeting
+    papers = sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.is_file()) \
+        if folder.is_dir() else []
+    items: list[Any] = [{"text": t, "note": ""} for t in m["agenda"]]
+    tracker: list[Any] = [{k: a[k] for k in ("topic", "text", "owner", "status", "due",
+                                             "completed")} for a in m["actions"]]
+    items += [{"text": n["text"], "note": f"agreed at {n['from']}" if n["from"] else ""}
+              for n in m["nudges"]]
+    items += [{"text": p["item"], "note": f"proposed by {p['by']}"} for p in m["proposals"]]
+    document = docs.agenda_docx(docs.Agenda(
+        group_name=group.name, title=m["title"], start=m["start"], end=m["end"],
+        zone=group.zone, location=m["location"], link=m["link"],
+        apologies=[{"name": p["name"], "organisation": p["organisation"],
+                    "reason": p["comment"]} for p in m["rsvp"]["declined"]],
+        no_answer=[p["name"] for p in m["rsvp"]["no_answer"]],
+        actions=tracker, items=items,
+        returns=[{"organisation": r["organisation"], "status": r["status"], "at": None}
+                 for r in m["returns"]],
+        papers=[name for name, _ in papers]))
+    name = f"agenda-{desired.meeting}.docx"
+    docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    return [(name, docx_type, document), *docs.bundle_papers(papers, zip_above)]
 
 
 def invite_ics(group: Group, desired: Desired, now: datetime) -> bytes:

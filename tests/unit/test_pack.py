@@ -1,0 +1,154 @@
+"""The run-up to a meeting: the agenda pack with its Word agenda, action tracker, nudges,
+proposals, returns register and papers; nudge notes to the chair."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import docx
+from click.testing import Result
+
+from bot.executor import Executor
+from bot.store import Store
+from bot.transports.memory import MemoryTransport
+
+PACK_DAY = datetime(2027, 4, 8, 10, tzinfo=UTC)  # a week before the 15 April meeting
+AMAN = "aman.sekhon-gill@bucks.example"
+
+
+class Checker(HTMLParser):
+    """Well-formed enough: every opened block element is closed, in order."""
+
+    VOID = {"br", "meta", "img", "hr", "link", "input"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, (self.stack, tag)
+        self.stack.pop()
+
+
+def setup(store: Store, tmp_path: Path) -> None:
+    store.add_action({"group_id": "qa-leads", "meeting_id": "2027-q1", "topic": "LADO",
+                      "text": "Share the LADO audit tool", "owners": (AMAN,),
+                      "due": date(2027, 3, 1)}, "t", "t", datetime(2027, 1, 15, tzinfo=UTC))
+    done = store.add_action({"group_id": "qa-leads", "meeting_id": "2027-q1",
+                             "topic": "Website", "text": "Circulate the website link",
+                             "owners": ("kim.osei@network.example",),
+                             "due": date(2027, 2, 1)}, "t", "t",
+                            datetime(2027, 1, 15, tzinfo=UTC))
+    store.change_action(done, "DONE", "t", "t", datetime(2027, 1, 20, tzinfo=UTC),
+                        status="done", completed=date(2027, 1, 20))
+    store.add_nudge({"group_id": "qa-leads", "meeting_id": "2027-q1",
+                     "text": "How authorities triangulate feedback",
+                     "window_start": date(2027, 4, 1), "window_end": date(2027, 6, 30),
+                     "source": "t"}, datetime(2027, 1, 15, tzinfo=UTC))
+    store.propose("qa-leads", "2027-q2", AMAN, "LADO audit tools", PACK_DAY)
+    store.mark_submitted("qa-leads", "2027-q2", "rfi", "Kent", "submitted", PACK_DAY)
+    store.mark_submitted("qa-leads", "2027-q2", "rfi", "Slough", "nil", PACK_DAY)
+    papers = tmp_path / "papers" / "qa-leads" / "2027-q2"
+    papers.mkdir(parents=True)
+    (papers / "kent--numbers.xlsx").write_bytes(b"PK numbers")
+    (papers / "medway--audit tool.docx").write_bytes(b"x" * 4000)
+
+
+def test_the_pack_carries_the_whole_run_up(make_executor: Callable[[], Executor],
+                                           store: Store, tmp_path: Path,
+                                           monkeypatch: object, config_dir: Path):
+    (config_dir / "clerk.toml").write_text(
+        f'[clerk]\npapers = "{tmp_path / "papers"}"\nzip_papers_above = 1000\n')
+    setup(store, tmp_path)
+    ex = make_executor()
+    sent = ex.tick(PACK_DAY).sent
+    packs = [k for k in sent if "/2027-q2/pack/" in k]
+    assert len(packs) == 21
+    assert isinstance(ex.transport, MemoryTransport)
+    msg = next(m for m in ex.transport.sent if "/2027-q2/pack/" in str(m["X-Clerk-Key"]))
+    text = msg.get_body(("plain",)).get_content()
+    assert "#1 LADO: Share the LADO audit tool — Aman Sekhon-Gill — open" in text
+    assert "Website: Circulate the website link" in text and "done 2027-01-20" in text
+    assert text.index("Share the LADO audit tool") < text.index("Circulate the website")
+    assert "How authorities triangulate feedback (agreed at 2027-q1)" in text
+    assert "LADO audit tools (proposed by Aman Sekhon-Gill)" in text
+    assert "Kent: submitted" in text and "Slough: nil return" in text
+    assert "Medway: outstanding" in text
+    checker = Checker()
+    checker.feed(msg.get_body(("html",)).get_content())
+    assert checker.stack == []
+    files = {p.get_filename(): p.get_content() for p in msg.iter_attachments()}
+    assert set(files) == {"agenda-2027-q2.docx", "papers.zip"}
+    with zipfile.ZipFile(io.BytesIO(files["papers.zip"])) as z:
+        assert z.namelist() == ["kent--numbers.xlsx", "medway--audit tool.docx"]
+    agenda = docx.Document(io.BytesIO(files["agenda-2027-q2.docx"]))
+    headings = [p.text for p in agenda.paragraphs if p.style.name.startswith("Heading")]
+    assert headings[:3] == ["Agenda", "1. Introductions and apologies",
+                            "2. Matters arising"]
+    assert any("How authorities triangulate feedback" in h for h in headings)
+    assert "Returns" in headings and "Papers" in headings
+    tracker, returns = agenda.tables[0], agenda.tables[1]
+    assert [c.text for c in tracker.rows[0].cells] == ["Topic", "Action", "Owner", "Status",
+                                                      "Date completed"]
+    assert tracker.rows[1].cells[0].text == "LADO"
+    assert {r.cells[0].text: r.cells[1].text for r in returns.rows[1:]}["Slough"] == \
+        "Nil return"
+
+
+def test_a_nudge_note_goes_to_the_chair_when_its_window_opens(
+        make_executor: Callable[[], Executor], store: Store):
+    store.add_nudge({"group_id": "qa-leads", "meeting_id": "2027-q1",
+                     "text": "How authorities triangulate feedback",
+                     "window_start": date(2027, 4, 1), "window_end": date(2027, 6, 30),
+                     "source": "t"}, datetime(2027, 1, 15, tzinfo=UTC))
+    store.add_nudge({"group_id": "qa-leads", "meeting_id": "", "text": "Peer review",
+                     "window_start": date(2027, 8, 2), "window_end": date(2027, 9, 30),
+                     "source": "t"}, datetime(2027, 1, 15, tzinfo=UTC))
+    ex = make_executor()
+    notes = []
+    day = datetime(2027, 3, 29, 10, tzinfo=UTC)
+    while day < datetime(2027, 8, 10, tzinfo=UTC):
+        notes += [k for k in ex.tick(day).sent if "/-/nudge/" in k]
+        day += timedelta(days=1)
+    assert notes == ["qa-leads/-/nudge/sophie.barton@hampshire-iow.example/1",
+                     "qa-leads/-/nudge/sophie.barton@hampshire-iow.example/2"]
+    assert isinstance(ex.transport, MemoryTransport)
+    bodies = [m.get_body(("plain",)).get_content() for m in ex.transport.sent
+              if "/-/nudge/" in str(m["X-Clerk-Key"])]
+    assert "on the agenda of QA Leads Network meeting on Thursday 15 April 2027" in bodies[0]
+    assert "No meeting of South Downs QA Leads Network falls in that window" in bodies[1]
+    rows = [r for r in store.rows() if r.kind == "nudge_note"]
+    assert [r.sent_at.date() for r in rows] == [date(2027, 4, 1), date(2027, 8, 2)]
+
+
+def test_nudge_and_submissions_commands(clerk: Callable[..., Result]):
+    added = clerk("nudge", "add", "--group", "qa-leads", "--window", "3-5m", "--from",
+                  "2027-03-01", "--meeting", "2027-q1", "Triangulation of feedback")
+    assert added.exit_code == 0, added.output
+    assert "on the agenda of 2027-q3" in added.output  # 15 July falls in June–August
+    lonely = clerk("nudge", "add", "-g", "qa-leads", "--window", "1-2m", "--from",
+                   "2027-07-20", "Nothing then")
+    assert "warning: no meeting falls in that window" in lonely.output
+    rows = json.loads(clerk("nudge", "list", "--json").output)
+    assert [(r["meeting"], r["window_start"]) for r in rows] == [
+        ("2027-q3", "2027-06-01"), (None, "2027-08-20")]
+    assert clerk("nudge", "add", "-g", "qa-leads", "--window", "nine months", "x"
+                 ).exit_code == 2
+    marked = clerk("submissions", "mark", "--meeting", "2027-q2", "--organisation", "Kent",
+                   "--nil")
+    assert marked.exit_code == 0 and "Kent: nil return for 2027-q2" in marked.output
+    status = json.loads(clerk("status", "--json", "--now", "2027-04-01T10:00:00Z").output)
+    q2 = next(m for m in status["meetings"] if m["meeting"] == "2027-q2")
+    assert {"organisation": "Kent", "status": "nil return"} in q2["returns"]
+    bad = clerk("submissions", "mark", "--meeting", "2027-q2", "--organisation", "Kentt")
+    assert bad.exit_code == 2 and "unknown organisation 'Kentt'" in bad.output
