@@ -25,7 +25,7 @@ AMAN = "aman.sekhon-gill@bucks.example"
 class Checker(HTMLParser):
     """Well-formed enough: every opened block element is closed, in order."""
 
-    VOID = {"br", "meta", "img", "hr", "link", "input"}
+    VOID = frozenset({"br", "meta", "img", "hr", "link", "input"})
 
     def __init__(self) -> None:
         super().__init__()
