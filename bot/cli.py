@@ -508,6 +508,13 @@ def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes:
 
     plan = minutes.plan_import(group, meeting, items, due=actions.default_due(group, now),
                                seen=store.sources(), choose=choose)
+    following = [m for m in group.meetings if m.start > next(
+        x.start for x in group.meetings if x.id == meeting) and not m.cancelled]
+    proposed = [p for p in minutes.next_agenda(Path(path))
+                if following and (group.id, following[0].id, f"minutes:{meeting}", p)
+                not in set(store.proposals())]
+    for item in proposed:
+        store.propose(group.id, following[0].id, f"minutes:{meeting}", item, now)
     ids = store.import_minutes(plan.actions, plan.nudges, os.environ.get("USER", "admin"),
                                f"minutes {Path(path).name}", now)
     unresolved: list[dict[str, Any]] = [
@@ -515,11 +522,13 @@ def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes:
          "candidates": [p.email for p in m.candidates]} for i, m in plan.unresolved]
     if as_json:
         _json({"actions": ids, "nudges": len(plan.nudges), "already": plan.already,
-               "notes": plan.notes, "unresolved": unresolved})
+               "notes": plan.notes, "unresolved": unresolved, "next_agenda": proposed})
         return
     click.echo(f"imported {len(ids)} action(s) and {len(plan.nudges)} nudge(s) for "
                f"{group.id}/{meeting}" + (f"; {plan.already} already imported"
                                          if plan.already else ""))
+    for item in proposed:
+        click.echo(f"  for the agenda of {following[0].id}: {item}")
     for note in plan.notes:
         click.echo(f"  matched {note}")
     for u in unresolved:

@@ -317,6 +317,10 @@ def _rules(r: Reader, raw: Any) -> list[Rule]:
         if v["kind"] == "chaser" and not v["chases"]:
             r.problem(f"{key}.chases", "a chaser must name the request it chases",
                       table="rule", index=i, hint='chases = "<id of a request rule>"')
+        if v["deadline"] is not None and v["deadline"].amount >= 0:
+            r.problem(f"{key}.deadline", f"the deadline {v['deadline'].text} is not before the "
+                      "meeting", table="rule", index=i, name="deadline",
+                      hint='count it back from the meeting, like deadline = "-10d"')
         if v["kind"] == "request" and not v["questions"]:
             r.problem(f"{key}.questions", "a request must ask at least one question",
                       table="rule", index=i, name="questions")

@@ -75,6 +75,28 @@ def read(path: Path) -> list[Item]:
     return items
 
 
+def next_agenda(path: Path) -> list[str]:
+    """The minutes' "Items for the next agenda": the lines under that heading, up to the
+    actions or the next heading."""
+    if path.suffix.lower() == ".docx":
+        lines = [text for _, text in _docx(path)[0]]
+    else:
+        lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    items: list[str] = []
+    inside = False
+    for raw in lines:
+        line = raw.strip().lstrip("#").strip()
+        if re.search(r"items for (the )?next (agenda|meeting)", line, re.I):
+            inside = True
+            continue
+        if inside and (re.match(r"(\d+\.|actions?\b|topic\b)", line, re.I)
+                       or line.startswith("|")):
+            break
+        if inside and line:
+            items.append(line.lstrip("-*• ").rstrip("."))
+    return items
+
+
 def _docx(path: Path) -> tuple[list[tuple[int, str]], list[list[tuple[int, list[str]]]]]:
     import zipfile
 

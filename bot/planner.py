@@ -149,7 +149,9 @@ def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
         "nudges": [{"text": n.text, "from": n.meeting} for n in state.nudges
                    if n.group == group.id and (found := nudge_meeting(group, n)) is not None
                    and found.id == meeting.id],
-        "proposals": [{"item": item, "by": names[email].name if email in names else email}
+        "proposals": [{"item": item, "by": names[email].name if email in names else
+                       f"the minutes of {email.split(':', 1)[1]}"
+                       if email.startswith("minutes:") else email}
                       for (g, m, email, item) in state.proposals
                       if g == group.id and m == meeting.id],
         "returns": [{"organisation": org, "status": _return_status(state, group, meeting, org,

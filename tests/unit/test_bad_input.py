@@ -272,3 +272,13 @@ def test_config_without_groups(clerk: Clerk, group_dir: Path, config_dir: Path) 
     assert code == 2, text
     assert f"{config_dir}: no group folders" in text
     assert "clerk init" in text
+
+
+def test_a_deadline_after_the_meeting_is_refused(clerk: Clerk, group_dir: Path) -> None:
+    toml = group_dir / "group.toml"
+    edit(toml, 'deadline = "-10d"', 'deadline = "+2d"')
+    n = line_of(toml, 'deadline = "+2d"')
+    code, text = check(clerk)
+    assert code == 2, text
+    assert f"group.toml:{n}: rule[1].deadline: the deadline +2d is not before the meeting" \
+        in text

@@ -67,8 +67,11 @@ def test_the_seed_minutes_yield_nine_actions_and_a_nudge(
     assert "triangulate feedback" in nudge.text and nudge.meeting_id == "2023-06"
     assert (str(nudge.window_start), str(nudge.window_end)) == ("2023-12-15", "2024-03-15")
     store.dispose()
+    assert out["next_agenda"] == ["Voice of the child",
+                                  "Triangulation of feedback from families as part of audits"]
     again = imported(clerk, SEED)  # the same minutes twice: nothing new
     assert again["actions"] == [] and again["nudges"] == 0 and again["already"] == 10
+    assert again["next_agenda"] == []
 
 
 def test_markdown_with_action_lines_and_lenient_names(

@@ -152,3 +152,86 @@ def test_nudge_and_submissions_commands(clerk: Callable[..., Result]):
     assert {"organisation": "Kent", "status": "nil return"} in q2["returns"]
     bad = clerk("submissions", "mark", "--meeting", "2027-q2", "--organisation", "Kentt")
     assert bad.exit_code == 2 and "unknown organisation 'Kentt'" in bad.output
+
+
+def test_a_member_proposes_an_agenda_item_by_replying(make_executor: Callable[[], Executor],
+                                                      store: Store, clerk: Callable[..., Result]):
+    from email.message import EmailMessage
+
+    from bot import replies
+    from bot.inbox import Inbox
+
+    ex = make_executor()
+    ex.tick(datetime(2026, 12, 1, 10, tzinfo=UTC))
+    assert isinstance(ex.transport, MemoryTransport)
+    invite = next(m for m in ex.transport.sent if AMAN in str(m["To"]))
+
+    def reply(sender: str, body: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"], msg["To"] = sender, "qa-leads@network.example"
+        msg["Subject"], msg["In-Reply-To"] = f"Re: {invite['Subject']}", invite["Message-ID"]
+        msg["Message-ID"] = "<x@members.example>"
+        msg.set_content(body)
+        return msg
+
+    inbox = Inbox(ex.config, store)
+    now = datetime(2026, 12, 2, 10, tzinfo=UTC)
+    ok = inbox.apply(replies.read(reply(AMAN, "AGENDA: LADO audit tools\n\nThanks")), now)
+    assert ok.handled and "proposed 'LADO audit tools' for 2027-q1" in ok.detail
+    stranger = inbox.apply(replies.read(reply("who@else.example", "AGENDA: spam")), now)
+    assert not stranger.handled and "not on the roster" in stranger.detail
+    assert store.proposals() == [("qa-leads", "2027-q1", AMAN, "LADO audit tools")]
+    if store.url.startswith("sqlite"):
+        text = clerk("status", "--now", "2026-12-02T10:00:00Z").output
+        assert "proposed for the agenda: LADO audit tools (Aman Sekhon-Gill)" in text
+
+
+def test_a_simulated_year_of_the_run_up(make_executor: Callable[[], Executor], store: Store):
+    """Every meeting gets its requests; chasers go only to those outstanding; each pack goes
+    on time with the right returns register; the nudge lands on the meeting inside its
+    window; and no mail goes at a weekend, after hours or on a bank holiday."""
+    from email.utils import parsedate_to_datetime
+    from zoneinfo import ZoneInfo
+
+    from bot import windows
+
+    london = ZoneInfo("Europe/London")
+    store.add_nudge({"group_id": "qa-leads", "meeting_id": "2027-q1",
+                     "text": "How authorities triangulate feedback",
+                     "window_start": date(2027, 4, 1), "window_end": date(2027, 6, 30),
+                     "source": "t"}, datetime(2026, 12, 1, tzinfo=UTC))
+    ex = make_executor()
+    day = datetime(2026, 11, 30, tzinfo=UTC)
+    while day < datetime(2027, 12, 31, tzinfo=UTC):
+        if day.date() == date(2027, 3, 25):  # two answers come in before q2's chasers
+            store.mark_submitted("qa-leads", "2027-q2", "rfi", "Kent", "submitted", day)
+            store.mark_submitted("qa-leads", "2027-q2", "rfi", "Slough", "nil", day)
+        for hour in (8, 11, 16):
+            ex.tick(day.replace(hour=hour))
+        day += timedelta(days=1)
+    assert isinstance(ex.transport, MemoryTransport)
+    sent = ex.transport.sent
+    keys = [str(m["X-Clerk-Key"]) for m in sent]
+    for meeting in ("2027-q1", "2027-q2", "2027-q3", "2027-q4"):
+        assert len([k for k in keys if f"/{meeting}/rfi/" in k]) == 16
+        chased = [k for k in keys if f"/{meeting}/rfi-chaser/" in k]
+        assert len(chased) == (14 if meeting == "2027-q2" else 16)
+        assert len([k for k in keys if f"/{meeting}/pack/" in k]) == 21
+    q2_chased = " ".join(k for k in keys if "/2027-q2/rfi-chaser/" in k)
+    assert "kent" not in q2_chased and "slough" not in q2_chased
+    packs = {str(m["X-Clerk-Key"]).split("/")[1]: m for m in sent
+             if "/pack/" in str(m["X-Clerk-Key"])}
+    q2 = packs["2027-q2"].get_body(("plain",)).get_content()
+    assert "Kent: submitted" in q2 and "Slough: nil return" in q2 and \
+        "Medway: outstanding" in q2
+    assert "How authorities triangulate feedback" in q2
+    for other in ("2027-q1", "2027-q3", "2027-q4"):
+        assert "triangulate" not in packs[other].get_body(("plain",)).get_content()
+    for row in store.rows(states=["sent"]):
+        if row.kind == "pack":
+            assert row.sent_at.astimezone(london).date() == \
+                (row.send_at.astimezone(london).date())
+    window = windows.parse("Mon-Fri 08:00-18:00", "GB-ENG")
+    for m in sent:
+        at = parsedate_to_datetime(str(m["Date"])).astimezone(london)
+        assert windows.is_open_day(window, at.date()) and 8 <= at.hour < 18, m["X-Clerk-Key"]
