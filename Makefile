@@ -30,6 +30,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/idle_tick.py
 	$(BIN)/python bench/help_time.py
+	$(BIN)/python bench/smtp_throughput.py
 
 clean:
 	rm -rf $(VENV) state outbox

@@ -566,7 +566,7 @@ def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: 
     import re
     from datetime import date
 
-    from bot import minutes, planner, timeutil
+    from bot import context, minutes, timeutil
     from bot.model import Nudge
 
     config = obj.config()
@@ -586,7 +586,7 @@ def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: 
     values = {"group_id": group.id, "meeting_id": meeting, "text": text,
               "window_start": start, "window_end": end, "source": "cli"}
     new_id = obj.store(config).add_nudge(values, now)
-    target = planner.nudge_meeting(group, Nudge(new_id, group.id, meeting, text, start, end))
+    target = context.nudge_meeting(group, Nudge(new_id, group.id, meeting, text, start, end))
     click.echo(f"added nudge #{new_id}: {start} to {end}; " + (
         f"on the agenda of {target.id}" if target else
         "warning: no meeting falls in that window; the chair is told when it opens"))
@@ -598,7 +598,7 @@ def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: 
 @click.pass_obj
 def nudge_list(obj: Ctx, group_id: str | None, as_json: bool) -> None:
     """The nudges and the meeting each one lands on."""
-    from bot import planner
+    from bot import context
     from bot.model import Nudge
 
     config = obj.config()
@@ -606,7 +606,7 @@ def nudge_list(obj: Ctx, group_id: str | None, as_json: bool) -> None:
     for n in obj.store(config).nudges(_group(config, group_id)):
         group = config.group(n.group_id)
         nudge = Nudge(n.id, n.group_id, n.meeting_id, n.text, n.window_start, n.window_end)
-        target = planner.nudge_meeting(group, nudge)
+        target = context.nudge_meeting(group, nudge)
         rows.append({"id": n.id, "group": n.group_id, "text": n.text, "from": n.meeting_id,
                      "window_start": n.window_start.isoformat(),
                      "window_end": n.window_end.isoformat(),

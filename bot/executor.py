@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,6 +93,7 @@ class Executor:
         self._by_key: dict[str, Desired] = {}
         self._stamp: tuple[str, int] | None = None
         self._token_secret: bytes | None = None
+        self.batch = 1000  # due rows fetched at a time
 
     def use_config(self, config: Config) -> None:
         self.config = config
@@ -190,7 +191,7 @@ class Executor:
             result.recorded, result.updated, result.withdrawn = counts
         pause = self.config.settings.pause
         try:
-            for row in self.store.due_keys(now):
+            for row in self._due(now):
                 if self.stop.is_set():
                     result.stopped = True
                     break
@@ -208,6 +209,18 @@ class Executor:
             if self.mailbox is not None:
                 self.mailbox.close()  # a Sent copy may have opened it again
         return result
+
+    def _due(self, now: datetime) -> Iterator[Any]:
+        """Every row due at ``now``, a thousand at a time, until none is left (a row that
+        cannot be handled is not fetched twice in one tick)."""
+        seen: set[str] = set()
+        while True:
+            batch = [r for r in self.store.due_keys(now, self.batch) if r.key not in seen]
+            if not batch:
+                return
+            for row in batch:
+                seen.add(row.key)
+                yield row
 
     def read_mailbox(self, now: datetime, result: TickResult) -> None:
         """Turn each message in the mailbox into facts, then file it (never delete it)."""

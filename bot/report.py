@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import planner
+from bot import context, planner, timeutil
 from bot.model import Config, Desired
 from bot.store import Store
 
@@ -36,7 +36,7 @@ def plan_rows(config: Config, store: Store, now: datetime, *, since: datetime | 
     """Every message clerk will send (and has sent), with its state at ``now``."""
     state = store.snapshot()
     plan = planner.plan(config, state, now)
-    zones = {g.id: planner.timeutil.zone(g.zone) for g in config.groups}
+    zones = {g.id: timeutil.zone(g.zone) for g in config.groups}
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
 
@@ -84,11 +84,11 @@ def status(config: Config, store: Store, now: datetime,
     meetings = []
     state = store.snapshot()
     for g in groups:
-        tz = planner.timeutil.zone(g.zone)
+        tz = timeutil.zone(g.zone)
         upcoming = [m for m in g.meetings if m.end > now and not m.cancelled][:3]
         for m in upcoming:
-            rsvp = planner.rsvp_summary(g, m, state)
-            extra = planner.run_up(g, m, state)
+            rsvp = context.rsvp_summary(g, m, state)
+            extra = context.run_up(g, m, state)
             meetings.append({
                 "group": g.id, "meeting": m.id, "title": m.title, "start": _iso(m.start, tz),
                 "end": _iso(m.end, tz),

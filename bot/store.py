@@ -243,7 +243,7 @@ class Store:
             conn.execute(meta.insert().values(name="facts", value="1"))
 
     def snapshot(self) -> Any:
-        from bot.planner import State, Undelivered
+        from bot.state import State, Undelivered
 
         with self.engine.connect() as conn:
             keys: dict[str, str] = {}

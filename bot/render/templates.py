@@ -105,7 +105,8 @@ def _where(exc: Exception, name: str, env: jinja2.Environment) -> tuple[str, int
 
 def check_templates(config: Config) -> list[Problem]:
     """Render every template each group uses against an example context."""
-    from bot.planner import example_context, other_examples
+    from bot.context import example_context
+    from bot.notices import other_examples
 
     problems: list[Problem] = []
     for group in config.groups:

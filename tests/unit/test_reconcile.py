@@ -261,3 +261,9 @@ def test_migrations_are_named_recorded_and_bring_an_old_store_up(tmp_path: Path)
     assert names == [name for name, _ in MIGRATIONS]
     assert old.migrate() == []
     old.dispose()
+
+
+def test_a_tick_sends_everything_due_however_many(make_executor: Callable[[], Executor]):
+    ex = make_executor()
+    ex.batch = 5  # the due rows come a few at a time
+    assert len(ex.tick(GO_LIVE).sent) == MEMBERS

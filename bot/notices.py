@@ -1,0 +1,133 @@
+"""Group-level messages that no rule schedules: the admin's digest of undelivered mail, the
+owners' action chasers (bot/actions.py) and the chair's nudge notes."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from bot import actions, timeutil
+from bot.context import meeting_context, member, nudge_meeting, person, shared_context_group
+from bot.model import (
+    Action,
+    Desired,
+    Group,
+    Member,
+    Nudge,
+    Person,
+)
+from bot.render.templates import render
+from bot.state import State, Undelivered
+
+NOTICE = "notice"
+
+NUDGE_NOTE = "nudge_note"
+
+ACTION_CHASER = "action_chaser"
+
+def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
+    """Example contexts of the templates no rule names: the action chaser, the digest of
+    undelivered messages."""
+    now = group.go_live
+    sample = Action(id=1, group=group.id, meeting="", topic="Example", text="An example action",
+                    owners=(group.members[0].email,) if group.members else ("*",),
+                    due=now.date() + timedelta(days=30), status="open", completed=None,
+                    created=now)
+    owner = group.members[0] if group.members else Member(name="A Member",
+                                                          email="member@example.org")
+    digest = actions.Digest(owner, now.date(), (sample,), 1, now, now)
+    chaser = [d for d in _action_chasers_for(group, [digest], now)]
+    notice = _undelivered_notice(group, (Undelivered("k", owner.email, "A subject", "failed",
+                                                     "550 no such user", now),))
+    nudge = Nudge(1, group.id, "", "An example subject", now.date(),
+                  now.date() + timedelta(days=90))
+    notes = _nudge_notes(group, State(nudges=(nudge,)), now - timedelta(days=1), [])
+    return [(d.template, d.context) for d in (*chaser, notice, *notes)]
+
+def _nudge_notes(group: Group, state: State, now: datetime,
+                 horizon: list[datetime]) -> list[Desired]:
+    """A note to the chair when a nudge's window opens: on which meeting's agenda it is, or
+    that no meeting falls in the window."""
+    tz = timeutil.zone(group.zone)
+    to = group.chair or group.admin
+    out = []
+    for n in state.nudges:
+        if n.group != group.id:
+            continue
+        send_at = datetime.combine(n.start, time(9, 0), tzinfo=tz).astimezone(UTC)
+        latest = send_at + timedelta(days=14)
+        if latest < group.go_live or (latest <= now and
+                                      _nudge_key(group, n, to) not in state.keys):
+            continue
+        if send_at > now:
+            horizon.append(send_at)
+        target = nudge_meeting(group, n)
+        ctx: dict[str, Any] = {
+            "group": shared_context_group(group), "organiser": person(group.organiser),
+            "admin": person(group.admin), "recipient": dict(person(to), organisation="",
+                                                            role="chair"),
+            "nudge": {"text": n.text, "from": n.meeting, "start": n.start, "end": n.end},
+            "meeting": meeting_context(group, target, state) if target else None}
+        out.append(Desired(
+            key=_nudge_key(group, n, to), group=group.id, meeting=target.id if target else "-",
+            rule="nudge", kind=NUDGE_NOTE, recipient=to, send_at=send_at, latest=latest,
+            subject=render(group, "nudge_note", "subject", ctx),
+            reason=f"nudge #{n.id}: its window opens"
+                   + (f"; on the agenda of {target.id}" if target else "; no meeting in it"),
+            template="nudge_note", context=ctx))
+    return out
+
+def _nudge_key(group: Group, nudge: Nudge, to: Person) -> str:
+    return f"{group.id}/-/nudge/{to.email}/{nudge.id}"
+
+def _action_chasers(group: Group, state: State, now: datetime,
+                    horizon: list[datetime]) -> list[Desired]:
+    """One digest per owner per chase day (bot/actions.py)."""
+    found, upcoming = actions.digests(group, [a for a in state.actions if a.status == "open"],
+                                      now, state.keys)
+    if upcoming is not None:
+        horizon.append(upcoming)
+    return _action_chasers_for(group, found, now)
+
+def _action_chasers_for(group: Group, found: list[actions.Digest],
+                        now: datetime) -> list[Desired]:
+    today = now.astimezone(timeutil.zone(group.zone)).date()
+    chair = group.chair
+    out = []
+    for d in found:
+        ctx: dict[str, Any] = {
+            "group": shared_context_group(group), "organiser": person(group.organiser),
+            "admin": person(group.admin), "chair": member(chair) if chair else None,
+            "recipient": member(d.owner), **actions.context(group, d, today)}
+        cc = (chair,) if ctx["copy_chair"] and chair and chair.email != d.owner.email else ()
+        out.append(Desired(
+            key=actions.digest_key(group, d.owner.email, d.day), group=group.id, meeting="-",
+            rule="actions", kind=ACTION_CHASER, recipient=d.owner, send_at=d.send_at,
+            latest=d.latest, subject=render(group, "action_chaser", "subject", ctx),
+            reason=f"action chaser {d.number}: {len(d.actions)} open action(s)"
+                   + (", chair copied" if cc else ""),
+            template="action_chaser", context=ctx, cc=cc))
+    return out
+
+def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:
+    """One digest to the admin of the messages that failed or were parked since the last
+    one; its key names exactly those messages, so a later failure makes a new digest."""
+    keys = [r.key for r in rows]
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+    at = max(r.at for r in rows)
+    context = {
+        "group": shared_context_group(group), "organiser": person(group.organiser),
+        "admin": person(group.admin), "recipient": dict(person(group.admin), organisation="",
+                                                        role="admin"),
+        "undelivered": [{"key": r.key, "recipient": r.recipient, "subject": r.subject,
+                         "state": r.state, "error": r.error} for r in rows],
+        "undelivered_keys": keys,
+    }
+    return Desired(
+        key=f"{group.id}/-/undelivered/{group.admin.email}/{digest}", group=group.id,
+        meeting="-", rule="undelivered", kind=NOTICE, recipient=group.admin, send_at=at,
+        latest=at + timedelta(days=7),
+        subject=render(group, "undelivered", "subject", context),
+        reason=f"{len(rows)} message(s) could not be delivered", template="undelivered",
+        context=context)
