@@ -180,3 +180,80 @@ def apply(store: Store, group: Group, action: Action, command: str, *, who: str,
         store.change_action(action.id, f"UPDATE {text}", who, via, now)
         return f"{action.ref} updated"
     raise UsageError(f"cannot {command} {action.ref}")
+
+
+# --- CSV: the action log as a spreadsheet ---------------------------------------------------
+
+CSV_COLUMNS = ("id", "group", "meeting", "topic", "action", "owners", "due", "status",
+               "completed")
+
+
+def to_csv(found: Iterable[Action]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for a in found:
+        writer.writerow([a.id, a.group, a.meeting, a.topic, a.text,
+                         "all" if ALL in a.owners else "; ".join(a.owners), a.due.isoformat(),
+                         a.status, a.completed.isoformat() if a.completed else ""])
+    return out.getvalue()
+
+
+def from_csv(text: str, where: str, groups: dict[str, Group],
+             known: dict[int, Action]) -> list[dict[str, Any]]:
+    """Validate every row of an actions CSV; UsageError listing every bad row (by line) so
+    that nothing is half-imported. Rows without an id are new actions; rows with one update
+    that action."""
+    import csv
+    import io
+
+    from bot.errors import Problem
+
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    if not rows or [c.strip().lower() for c in rows[0]] != list(CSV_COLUMNS):
+        raise UsageError(f"{where}: the first line must be {','.join(CSV_COLUMNS)}")
+    problems: list[Problem] = []
+    out: list[dict[str, Any]] = []
+    for n, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != len(CSV_COLUMNS):
+            problems.append(Problem(where, f"{len(row)} values, expected {len(CSV_COLUMNS)}",
+                                    line=n))
+            continue
+        values = dict(zip(CSV_COLUMNS, (c.strip() for c in row), strict=True))
+        try:
+            out.append(_csv_row(values, groups, known))
+        except (UsageError, ValueError) as exc:
+            problems.append(Problem(where, getattr(exc, "message", str(exc)), line=n))
+    if problems:
+        raise UsageError(f"{len(problems)} bad row(s) in {where}; nothing was imported",
+                         problems)
+    return out
+
+
+def _csv_row(v: dict[str, str], groups: dict[str, Group],
+             known: dict[int, Action]) -> dict[str, Any]:
+    group = groups.get(v["group"])
+    if group is None:
+        raise UsageError(f"unknown group {v['group']!r}")
+    if v["id"] and (not v["id"].isdigit() or int(v["id"]) not in known):
+        raise UsageError(f"no action #{v['id']} to update")
+    if not v["action"]:
+        raise UsageError("the action is empty")
+    if v["status"] not in ("open", "done", "dropped"):
+        raise UsageError(f"status {v['status']!r} is not open, done or dropped")
+    if v["meeting"] and v["meeting"] not in {m.id for m in group.meetings}:
+        raise UsageError(f"no meeting {v['meeting']!r} in {group.id}")
+    try:
+        due = date.fromisoformat(v["due"])
+        completed = date.fromisoformat(v["completed"]) if v["completed"] else None
+    except ValueError:
+        raise UsageError("due and completed must be dates like 2027-05-01") from None
+    return {"id": int(v["id"]) if v["id"] else None, "group_id": group.id,
+            "meeting_id": v["meeting"], "topic": v["topic"], "text": v["action"],
+            "owners": owners_of(group, v["owners"].split(";")), "due": due,
+            "status": v["status"], "completed": completed}

@@ -427,6 +427,40 @@ def _change(obj: Ctx, action_id: int, command: str, **kw: Any) -> None:
                              now=timeutil.utcnow(), **kw))
 
 
+@actions_cli.command("export")
+@group_option
+@click.pass_obj
+def actions_export(obj: Ctx, group_id: str | None) -> None:
+    """Print the action log as CSV (open it in Excel; `import` reads it back)."""
+    from bot import actions
+
+    config = obj.config()
+    click.echo(actions.to_csv(obj.store(config).actions(_group(config, group_id))), nl=False)
+
+
+@actions_cli.command("import")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, exists=True))
+@click.pass_obj
+def actions_import(obj: Ctx, path: str) -> None:
+    """Add (no id) or update (with an id) actions from a CSV; every bad row is listed and
+    nothing is imported until all are right."""
+    from pathlib import Path
+
+    from bot import actions, timeutil
+
+    config = obj.config()
+    store = obj.store(config)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise _usage_error(f"{path} is not UTF-8: save it from Excel as 'CSV UTF-8'") from None
+    rows = actions.from_csv(text, path, {g.id: g for g in config.groups},
+                            {a.id: a for a in store.actions()})
+    added, updated = store.import_actions(rows, os.environ.get("USER", "admin"),
+                                          f"csv {Path(path).name}", timeutil.utcnow())
+    click.echo(f"added {added}, updated {updated} action(s)")
+
+
 @actions_cli.command("done")
 @click.argument("action_id", metavar="ID", type=int)
 @click.pass_obj

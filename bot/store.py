@@ -555,6 +555,30 @@ class Store:
             return [(r.group_id, r.meeting_id, r.email, r.item) for r in conn.execute(
                 sa.select(proposals).order_by(proposals.c.id))]
 
+    def import_actions(self, rows: Sequence[dict[str, Any]], who: str, via: str,
+                       now: datetime) -> tuple[int, int]:
+        """New actions and updates from a CSV, all or nothing: (added, updated)."""
+        added = updated = 0
+        with self.atomic() as conn:
+            for row in rows:
+                values = {k: v for k, v in row.items() if k != "id"}
+                values["owners"] = json.dumps(list(values["owners"]))
+                if row["id"] is None:
+                    inserted = conn.execute(actions.insert().values(
+                        **values, created_at=now, source=via)).inserted_primary_key
+                    assert inserted is not None
+                    action_id, what = int(inserted[0]), "added"
+                    added += 1
+                else:
+                    conn.execute(actions.update().where(actions.c.id == row["id"])
+                                 .values(**values))
+                    action_id, what = row["id"], "updated from a spreadsheet"
+                    updated += 1
+                conn.execute(action_history.insert().values(action_id=action_id, at=now,
+                                                            who=who, what=what, via=via))
+            self.bump_facts(conn)
+        return added, updated
+
     def nudges(self, group: str | None = None) -> list[Any]:
         q = sa.select(nudges).order_by(nudges.c.id)
         if group:

@@ -133,3 +133,48 @@ def test_bad_actions_are_refused_and_nothing_is_recorded(
 def test_an_unknown_action_is_a_clear_error(clerk: Callable[..., Result]):
     result = clerk("actions", "done", "99")
     assert result.exit_code == 2 and "no action #99" in result.output
+
+
+def test_csv_export_and_import_round_trip(clerk: Callable[..., Result], tmp_path: Path):
+    import csv
+    import io
+
+    future = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    clerk("actions", "add", "-g", "qa-leads", "--owner", AMAN, "--due", future,
+          "--topic", "LADO", "Share the LADO audit tool")
+    rows = list(csv.reader(io.StringIO(clerk("actions", "export").output)))
+    assert rows[0] == ["id", "group", "meeting", "topic", "action", "owners", "due", "status",
+                       "completed"]
+    assert rows[1][0] == "1" and rows[1][5] == AMAN
+    rows[1][7], rows[1][8] = "done", future  # the admin edits the sheet in Excel
+    rows.append(["", "qa-leads", "2027-q1", "Website", "Circulate the link", "all", future,
+                 "open", ""])
+    sheet = tmp_path / "actions.csv"
+    with sheet.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    result = clerk("actions", "import", str(sheet))
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "added 1, updated 1 action(s)"
+    found = json.loads(clerk("actions", "list", "--status", "all", "--json").output)
+    assert {(r["text"], r["status"], r["owners"][0]) for r in found} == {
+        ("Share the LADO audit tool", "done", AMAN), ("Circulate the link", "open", "*")}
+
+
+def test_csv_with_bad_rows_imports_nothing(clerk: Callable[..., Result], tmp_path: Path):
+    sheet = tmp_path / "actions.csv"
+    sheet.write_text(
+        "id,group,meeting,topic,action,owners,due,status,completed\n"
+        ",qa-leads,,Ok,A good row,all,2031-01-01,open,\n"
+        ",nope,,X,Unknown group,all,2031-01-01,open,\n"
+        ",qa-leads,,X,Unknown owner,someone@else.example,2031-01-01,open,\n"
+        ",qa-leads,,X,Bad date,all,next week,open,\n"
+        ",qa-leads,,X,Too few\n"
+        "99,qa-leads,,X,No such id,all,2031-01-01,open,\n", encoding="utf-8")
+    result = clerk("actions", "import", str(sheet))
+    assert result.exit_code == 2
+    assert "5 bad row(s)" in result.output and "nothing was imported" in result.output
+    for line, words in ((3, "unknown group 'nope'"), (4, "not on the roster"),
+                        (5, "due and completed must be dates"), (6, "5 values, expected 9"),
+                        (7, "no action #99")):
+        assert f"actions.csv:{line}: {words}" in result.output
+    assert json.loads(clerk("actions", "list", "--status", "all", "--json").output) == []
