@@ -571,6 +571,35 @@ def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes:
                    "with `clerk actions add`")
 
 
+@minutes_cli.command("send")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, exists=True))
+@click.option("--meeting", "meeting", metavar="ID", required=True,
+              help="The meeting the minutes are of.")
+@group_option
+@click.pass_obj
+def minutes_send(obj: Ctx, path: str, meeting: str, group_id: str | None) -> None:
+    """Circulate minutes FILE to every member (held for approval first, unless the group
+    says otherwise), with the website link and, for newcomers, the joining instructions."""
+    import shutil
+    from pathlib import Path
+
+    from bot.config import MINUTES_FOLDER, MINUTES_TYPES
+
+    config = obj.config()
+    group = _meeting_group(config, meeting, group_id)
+    source = Path(path)
+    if source.suffix.lower() not in MINUTES_TYPES:
+        raise _usage_error(f"{source.name}: minutes go as {', '.join(MINUTES_TYPES)}")
+    target = group.folder / MINUTES_FOLDER / f"{meeting}{source.suffix.lower()}"
+    target.parent.mkdir(exist_ok=True)
+    for old in target.parent.glob(f"{meeting}.*"):
+        old.unlink()  # a corrected file replaces the one before
+    shutil.copyfile(source, target)
+    how = (f"held for approval: `clerk approve {group.id}/{meeting}/minutes/` releases them"
+           if group.minutes_approval else "they go at the next tick")
+    click.echo(f"minutes of {meeting} saved as {target}; {how}")
+
+
 def _meeting_group(config: Config, meeting: str, group_id: str | None) -> Any:
     groups = [g for g in config.groups if (group_id is None or g.id == group_id)
               and meeting in {m.id for m in g.meetings}]

@@ -85,6 +85,7 @@ GROUP_OPTIONS = {
     "settle": Option(timedelta(minutes=10), _settle,
                      "updates and cancellations wait this long after the last edit"),
     "wording_updates": Option(False, _bool, "true: a reworded description sends an update"),
+    "minutes_approval": Option(True, _bool, "minutes wait for `clerk approve` before they go"),
     "send_window": Option("Mon-Fri 08:00-18:00", _str,
                           "when mail may go, in the group's zone; empty: any time"),
     "bank_holidays": Option("GB-ENG", _str, "no mail on these bank holidays (country-region "
@@ -301,6 +302,8 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         members=tuple(roster), meetings=tuple(meetings), rules=tuple(rules), folder=folder,
         standing_items=g["standing_items"], settle=g["settle"], series=tuple(series),
         wording_updates=g["wording_updates"], ladder=ChaseLadder(**ladder), window=window,
+        minutes=_minutes_files(folder, {m.id for m in meetings}, problems),
+        minutes_approval=g["minutes_approval"],
     )
 
 
@@ -339,6 +342,26 @@ def _rules(r: Reader, raw: Any) -> list[Rule]:
             r.problem(f"rule[{i}].chases", f"{rule.chases!r} is not a request rule",
                       table="rule", index=i, name="chases")
     return out
+
+
+MINUTES_FOLDER = "minutes"
+MINUTES_TYPES = (".docx", ".pdf", ".md", ".txt", ".odt", ".rtf")
+
+
+def _minutes_files(folder: Path, meetings: set[str], problems: list[Problem]) -> dict[str, Path]:
+    """``<group>/minutes/<meeting id>.<ext>``: the minutes to circulate for that meeting."""
+    found: dict[str, Path] = {}
+    where = folder / MINUTES_FOLDER
+    for path in sorted(where.iterdir()) if where.is_dir() else []:
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.stem not in meetings or path.suffix.lower() not in MINUTES_TYPES:
+            problems.append(Problem(str(path), "not the minutes of a meeting of this group",
+                                    hint="name it <meeting id>.docx (or .pdf, .md, .txt)",
+                                    warning=True))
+            continue
+        found[path.stem] = path
+    return found
 
 
 def _timing_warnings(group: Group) -> list[Problem]:
@@ -387,8 +410,9 @@ def files_read(folder: Path) -> list[Path]:
     files = [folder / SETTINGS_FILE]
     for g in group_folders(folder):
         files += [g / GROUP_FILE, g / ROSTER_FILE]
-        if (g / "templates").is_dir():
-            files += sorted(p for p in (g / "templates").rglob("*") if p.is_file())
+        for sub in ("templates", MINUTES_FOLDER):
+            if (g / sub).is_dir():
+                files += sorted(p for p in (g / sub).rglob("*") if p.is_file())
     return [f for f in files if f.exists()]
 
 

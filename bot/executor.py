@@ -257,6 +257,8 @@ class Executor:
             files = render_email.pack_attachments(
                 group, desired, Path(self.config.settings.papers),
                 self.config.settings.zip_papers_above) if desired.kind == "pack" else []
+            if desired.kind == "minutes":
+                files = render_email.file_attachment(group.minutes[desired.meeting])
             message = render_email.build(group, desired, now, token, files)
         except Exception as exc:  # a template that fails at send time: that row only
             self._fail(key, now, f"cannot render: {exc}", result)

@@ -6,6 +6,7 @@ in the group's zone and stored as instants in UTC.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -160,6 +161,8 @@ class Group:
     wording_updates: bool = False  # a reworded description also sends an update
     ladder: ChaseLadder = field(default_factory=ChaseLadder)
     window: Any = None  # bot.windows.Window: when mail may go (None: any time)
+    minutes: Mapping[str, Path] = field(default_factory=dict)  # meeting id -> minutes file
+    minutes_approval: bool = True  # minutes wait for `clerk approve` before they go
 
     @property
     def chair(self) -> Member | None:

@@ -4,7 +4,9 @@ owners' action chasers (bot/actions.py) and the chair's nudge notes."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot import actions, timeutil
@@ -43,7 +45,12 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
     nudge = Nudge(1, group.id, "", "An example subject", now.date(),
                   now.date() + timedelta(days=90))
     notes = _nudge_notes(group, State(nudges=(nudge,)), now - timedelta(days=1), [])
-    return [(d.template, d.context) for d in (*chaser, notice, *notes)]
+    circulated: list[Desired] = []
+    if group.meetings and group.members:
+        first = group.meetings[0]
+        example = replace(group, minutes={first.id: Path(f"{first.id}.docx")})
+        circulated = minutes_messages(example, State(), first.start, [])[:1]
+    return [(d.template, d.context) for d in (*chaser, notice, *notes, *circulated)]
 
 def _nudge_notes(group: Group, state: State, now: datetime,
                  horizon: list[datetime]) -> list[Desired]:
@@ -131,3 +138,48 @@ def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:
         subject=render(group, "undelivered", "subject", context),
         reason=f"{len(rows)} message(s) could not be delivered", template="undelivered",
         context=context)
+
+
+MINUTES = "minutes"
+
+
+def minutes_messages(group: Group, state: State, now: datetime,
+                     horizon: list[datetime]) -> list[Desired]:
+    """The minutes of each meeting that has a file in the group's minutes folder, to every
+    member, held for approval (``minutes_approval``); members who joined since the meeting
+    before get the joining instructions too."""
+    out = []
+    first_seen: dict[str, datetime] = {}
+    for (g, _unit, email, _seq), at in state.first_planned.items():
+        if g == group.id and (email not in first_seen or at < first_seen[email]):
+            first_seen[email] = at
+    for meeting in group.meetings:
+        path = group.minutes.get(meeting.id)
+        if path is None:
+            continue
+        # new: joined after the meeting before (so they missed its minutes), or after this
+        # one when it is the first
+        earlier = [m for m in group.meetings if m.start < meeting.start and not m.cancelled]
+        since = earlier[-1].start if earlier else meeting.start
+        send_at = max(meeting.end, group.go_live).astimezone(UTC)
+        latest = meeting.end.astimezone(UTC) + timedelta(days=90)
+        if latest <= now:
+            continue
+        horizon.append(latest)
+        shared = {
+            "group": shared_context_group(group), "organiser": person(group.organiser),
+            "admin": person(group.admin), "meeting": meeting_context(group, meeting, state),
+            "file": path.name}
+        for m in group.members:
+            joined = first_seen.get(m.email)
+            new = joined is None or joined > since
+            ctx = dict(shared, recipient=member(m), new_member=new)
+            out.append(Desired(
+                key=f"{group.id}/{meeting.id}/minutes/{m.email}", group=group.id,
+                meeting=meeting.id, rule=MINUTES, kind=MINUTES, recipient=m, send_at=send_at,
+                latest=latest, subject=render(group, "minutes", "subject", ctx),
+                reason=f"minutes of {meeting.id} ({path.name})"
+                       + ("; with the joining instructions" if new else ""),
+                template="minutes", context=ctx,
+                initial="held" if group.minutes_approval else "planned"))
+    return out

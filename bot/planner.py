@@ -36,7 +36,7 @@ from bot.model import (
     Person,
     Rule,
 )
-from bot.notices import _action_chasers, _nudge_notes, _undelivered_notice
+from bot.notices import _action_chasers, _nudge_notes, _undelivered_notice, minutes_messages
 from bot.render import templates
 from bot.render.templates import render
 from bot.state import State
@@ -100,6 +100,8 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
                     continue  # a cancelled meeting gets only its CANCELs
                 if meeting.series and rule.kind == "invitation":
                     continue  # a series is invited as a whole, below
+                if rule.kind == "minutes_due" and meeting.id in group.minutes:
+                    continue  # the minutes are in: no reminder
                 messages += _plan_rule(group, meeting, rule, state, now, revisions, horizon)
         for series in group.series:
             for rule in group.rules:
@@ -110,6 +112,7 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
             messages.append(_undelivered_notice(group, state.undelivered[group.id]))
         messages += _action_chasers(group, state, now, horizon)
         messages += _nudge_notes(group, state, now, horizon)
+        messages += minutes_messages(group, state, now, horizon)
     return Plan(tuple(_in_window(config, messages)), tuple(revisions),
                 min(horizon) if horizon else None)
 

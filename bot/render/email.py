@@ -104,6 +104,12 @@ def pack_attachments(group: Group, desired: Desired, papers_root: Path,
     return [(name, docx_type, document), *docs.bundle_papers(papers, zip_above)]
 
 
+def file_attachment(path: Path) -> list[tuple[str, str, bytes]]:
+    from bot.render.agenda import mime_type
+
+    return [(path.name, mime_type(path.name), path.read_bytes())]
+
+
 def invite_ics(group: Group, desired: Desired, now: datetime) -> bytes:
     """The iTIP object for an invitation or cancellation, from the meeting as configured."""
     from bot.render.ical import itip

@@ -151,3 +151,54 @@ def test_an_unknown_meeting_is_a_clear_error(clerk: Callable[..., Result], seed_
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "state.sqlite"
+
+
+def test_minutes_are_held_for_approval_then_go_to_every_member(
+        make_executor: Callable[..., object], clerk: Callable[..., Result], group_dir: Path,
+        tmp_path: Path, store: object):
+    from datetime import UTC, datetime
+
+    from bot.transports.memory import MemoryTransport
+
+    if not str(getattr(store, "url", "")).startswith("sqlite"):
+        pytest.skip("the CLI here uses the SQLite store")
+    ex = make_executor()
+    ex.tick(datetime(2026, 12, 1, 10, tzinfo=UTC))  # q1 invitations go to the roster
+    with (group_dir / "roster.csv").open("a") as f:  # someone joins after the q1 meeting
+        f.write("Nia Newton,nia.newton@kent.example,Kent,member\n")
+    ex = make_executor()
+    ex.tick(datetime(2027, 1, 15, 10, tzinfo=UTC))
+    minutes = tmp_path / "QA minutes.docx"
+    minutes.write_bytes(b"PK minutes")
+    sent = clerk("minutes", "send", str(minutes), "--meeting", "2027-q1")
+    assert sent.exit_code == 0 and "held for approval" in sent.output
+    assert (group_dir / "minutes" / "2027-q1.docx").read_bytes() == b"PK minutes"
+    day = datetime(2027, 1, 18, 10, tzinfo=UTC)
+    assert not [k for k in make_executor().tick(day).sent if "/minutes/" in k]
+    rows = json.loads(clerk("plan", "--json", "--now", day.isoformat()).output)
+    held = [r for r in rows if r["kind"] == "minutes"]
+    assert len(held) == 22 and {r["state"] for r in held} == {"held"}
+    # the minutes are in: no reminder to the admin that they are due
+    assert not [r for r in rows if r["kind"] == "minutes_due" and r["meeting"] == "2027-q1"]
+    assert clerk("approve", "qa-leads/2027-q1/minutes/").output.count("approved") == 22
+    ex = make_executor()
+    sent_keys = [k for k in ex.tick(day).sent if "/minutes/" in k]
+    assert len(sent_keys) == 22
+    assert isinstance(ex.transport, MemoryTransport)
+    by_to = {str(m["To"]).split("<")[-1].rstrip(">"): m for m in ex.transport.sent
+             if "/minutes/" in str(m["X-Clerk-Key"])}
+    old, new = by_to["gavin.swales@kent.example"], by_to["nia.newton@kent.example"]
+    assert [p.get_filename() for p in old.iter_attachments()] == ["2027-q1.docx"]
+    assert "network.example/qa-leads" in old.get_body(("plain",)).get_content()
+    assert "joining instructions" not in old.get_body(("plain",)).get_content().lower()
+    assert "To join the website" in new.get_body(("plain",)).get_content()
+    assert "To join the website" not in old.get_body(("plain",)).get_content()
+
+
+def test_a_stray_file_in_the_minutes_folder_is_a_warning(clerk: Callable[..., Result],
+                                                         group_dir: Path):
+    (group_dir / "minutes").mkdir()
+    (group_dir / "minutes" / "notes.docx").write_bytes(b"x")
+    result = clerk("check")
+    assert result.exit_code == 0
+    assert "warning:" in result.output and "notes.docx" in result.output
