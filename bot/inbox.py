@@ -152,15 +152,17 @@ class Inbox:
         if answer.command not in ACTION_COMMANDS:
             why = answer.reason or "no DONE, NEW DATE or UPDATE on the first line"
             return Outcome(False, f"{why}: not applied")
-        mine = [a for a in self.store.actions(group.id) if a.status == "open"
-                and (row.recipient in a.owners or actions.ALL in a.owners)]
+        mine = [a for a in self.store.actions() if a.status == "open"  # in all their groups
+                and (row.recipient in a.owners or (actions.ALL in a.owners
+                                                   and a.group == group.id))]
         chosen = [a for a in mine if a.id == answer.ref] if answer.ref is not None else mine
         if len(chosen) != 1:
             listed = " ".join(a.ref for a in mine) or "none open"
             return Outcome(False, f"say which action ({listed}), e.g. \"DONE #12\": "
                                   "not applied")
         try:
-            result = actions.apply(self.store, group, chosen[0], str(answer.command),
+            result = actions.apply(self.store, self.config.group(chosen[0].group), chosen[0],
+                                   str(answer.command),
                                    who=sender, via=f"reply {incoming.message_id or ''}",
                                    now=now, new_date=answer.date, text=answer.argument)
         except UsageError as exc:  # a NEW DATE in the past

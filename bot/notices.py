@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from bot import actions, timeutil
 from bot.context import meeting_context, member, nudge_meeting, person, shared_context_group
 from bot.model import (
     Action,
+    Config,
     Desired,
     Group,
     Member,
@@ -39,7 +40,7 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
     owner = group.members[0] if group.members else Member(name="A Member",
                                                           email="member@example.org")
     digest = actions.Digest(owner, now.date(), (sample,), 1, now, now)
-    chaser = [d for d in _action_chasers_for(group, [digest], now)]
+    chaser = [_digest_message([(group, digest)], now)]
     notice = _undelivered_notice(group, (Undelivered("k", owner.email, "A subject", "failed",
                                                      "550 no such user", now),))
     nudge = Nudge(1, group.id, "", "An example subject", now.date(),
@@ -88,34 +89,46 @@ def _nudge_notes(group: Group, state: State, now: datetime,
 def _nudge_key(group: Group, nudge: Nudge, to: Person) -> str:
     return f"{group.id}/-/nudge/{to.email}/{nudge.id}"
 
-def _action_chasers(group: Group, state: State, now: datetime,
-                    horizon: list[datetime]) -> list[Desired]:
-    """One digest per owner per chase day (bot/actions.py)."""
-    found, upcoming = actions.digests(group, [a for a in state.actions if a.status == "open"],
-                                      now, state.keys)
-    if upcoming is not None:
-        horizon.append(upcoming)
-    return _action_chasers_for(group, found, now)
+def action_chasers(config: Config, state: State, now: datetime,
+                   horizon: list[datetime]) -> list[Desired]:
+    """One digest per person per chase day, across all their groups (bot/actions.py): it
+    belongs to the first of those groups (by id), and copies the chair of each group where
+    it is the ``copy_chair_after``-th chaser or later."""
+    open_actions = [a for a in state.actions if a.status == "open"]
+    parts: dict[tuple[str, date], list[tuple[Group, actions.Digest]]] = {}
+    for group in sorted(config.groups, key=lambda g: g.id):
+        found, upcoming = actions.digests(group, open_actions, now, state.keys)
+        if upcoming is not None:
+            horizon.append(upcoming)
+        for d in found:
+            parts.setdefault((d.owner.email, d.day), []).append((group, d))
+    return [_digest_message(found, now) for found in parts.values()]
 
-def _action_chasers_for(group: Group, found: list[actions.Digest],
-                        now: datetime) -> list[Desired]:
-    today = now.astimezone(timeutil.zone(group.zone)).date()
-    chair = group.chair
-    out = []
-    for d in found:
-        ctx: dict[str, Any] = {
-            "group": shared_context_group(group), "organiser": person(group.organiser),
-            "admin": person(group.admin), "chair": member(chair) if chair else None,
-            "recipient": member(d.owner), **actions.context(group, d, today)}
-        cc = (chair,) if ctx["copy_chair"] and chair and chair.email != d.owner.email else ()
-        out.append(Desired(
-            key=actions.digest_key(group, d.owner.email, d.day), group=group.id, meeting="-",
-            rule="actions", kind=ACTION_CHASER, recipient=d.owner, send_at=d.send_at,
-            latest=d.latest, subject=render(group, "action_chaser", "subject", ctx),
-            reason=f"action chaser {d.number}: {len(d.actions)} open action(s)"
-                   + (", chair copied" if cc else ""),
-            template="action_chaser", context=ctx, cc=cc))
-    return out
+
+def _digest_message(parts: list[tuple[Group, actions.Digest]], now: datetime) -> Desired:
+    home, first = parts[0]
+    today = now.astimezone(timeutil.zone(home.zone)).date()
+    listed = [dict(a, group=g.name) for g, d in parts
+              for a in actions.context(g, d, today)["actions"]]
+    chairs = {g.chair.email: g.chair for g, d in parts
+              if g.chair and actions.context(g, d, today)["copy_chair"]
+              and g.chair.email != first.owner.email}
+    number = max(d.number for _, d in parts)
+    ctx: dict[str, Any] = {
+        "group": shared_context_group(home), "organiser": person(home.organiser),
+        "admin": person(home.admin), "chair": member(home.chair) if home.chair else None,
+        "recipient": member(first.owner), "actions": listed, "chaser_number": number,
+        "copy_chair": bool(chairs), "groups": [g.name for g, _ in parts]}
+    return Desired(
+        key=actions.digest_key(home, first.owner.email, first.day), group=home.id,
+        meeting="-", rule="actions", kind=ACTION_CHASER, recipient=first.owner,
+        send_at=min(d.send_at for _, d in parts), latest=min(d.latest for _, d in parts),
+        subject=render(home, "action_chaser", "subject", ctx),
+        reason=f"action chaser {number}: {len(listed)} open action(s)"
+               + (f" in {len(parts)} groups" if len(parts) > 1 else "")
+               + (", chair copied" if chairs else ""),
+        template="action_chaser", context=ctx, cc=tuple(chairs.values()))
+
 
 def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:
     """One digest to the admin of the messages that failed or were parked since the last

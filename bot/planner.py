@@ -36,7 +36,12 @@ from bot.model import (
     Person,
     Rule,
 )
-from bot.notices import _action_chasers, _nudge_notes, _undelivered_notice, minutes_messages
+from bot.notices import (
+    _nudge_notes,
+    _undelivered_notice,
+    action_chasers,
+    minutes_messages,
+)
 from bot.render import templates
 from bot.render.templates import render
 from bot.state import State
@@ -110,9 +115,9 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
                                            horizon)
         if state.undelivered.get(group.id):
             messages.append(_undelivered_notice(group, state.undelivered[group.id]))
-        messages += _action_chasers(group, state, now, horizon)
         messages += _nudge_notes(group, state, now, horizon)
         messages += minutes_messages(group, state, now, horizon)
+    messages += action_chasers(config, state, now, horizon)
     return Plan(tuple(_in_window(config, messages)), tuple(revisions),
                 min(horizon) if horizon else None)
 

@@ -178,3 +178,21 @@ def test_csv_with_bad_rows_imports_nothing(clerk: Callable[..., Result], tmp_pat
                         (7, "no action #99")):
         assert f"actions.csv:{line}: {words}" in result.output
     assert json.loads(clerk("actions", "list", "--status", "all", "--json").output) == []
+
+
+def test_one_digest_across_groups(make_executor: Callable[[], Executor], store: Store,
+                                  clerk: Callable[..., Result], config_dir: Path):
+    assert clerk("init", str(config_dir / "second")).exit_code == 0  # the same roster
+    add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
+    store.add_action({"group_id": "second", "meeting_id": "", "topic": "Board",
+                      "text": "Send the board paper", "owners": (AMAN,),
+                      "due": date(2027, 2, 12)}, "test", "test", T0)
+    ex = make_executor()
+    run_days(ex, T0, 10)
+    got = [(d, to) for d, to, _ in chasers(ex) if to == AMAN]
+    assert got == [(date(2027, 1, 22), AMAN)]  # one message, not one per group
+    assert isinstance(ex.transport, MemoryTransport)
+    digest = next(m for m in ex.transport.sent if "/-/actions/" in str(m["X-Clerk-Key"]))
+    text = digest.get_body(("plain",)).get_content()
+    assert "Share the LADO audit tool" in text and "Send the board paper" in text
+    assert "[second]" in text or "[South Downs QA Leads Network]" in text
