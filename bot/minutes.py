@@ -211,7 +211,28 @@ def _norm(text: str) -> str:
 
 
 def match(owner_text: str, group: Group) -> Match:
-    """Who ``owner_text`` names: a member (or the admin), all members, or candidates."""
+    """Who ``owner_text`` names: a member (or the admin), all members, or candidates. An
+    organisation in brackets — "Douglas Sinclair (East Sussex)" — settles a tie, and one that
+    differs from the roster's is reported."""
+    hint = ""
+    if m := re.match(r"^(.*?)\s*\(([^)]*)\)\s*$", owner_text):
+        owner_text, hint = m.group(1), m.group(2)
+    found = _match_name(owner_text, group)
+    if hint and found.candidates:
+        narrowed = [p for p in found.candidates
+                    if _norm(getattr(p, "organisation", "")) == _norm(hint)]
+        if len(narrowed) == 1:
+            found = Match((narrowed[0].email,), f"{owner_text!r} ({hint}) → "
+                          f"{narrowed[0].name} <{narrowed[0].email}>")
+    if hint and len(found.emails) == 1:
+        person = next((p for p in group.members if p.email == found.emails[0]), None)
+        if person is not None and _norm(person.organisation) != _norm(hint):
+            found.note = (found.note or f"{owner_text!r} → {person.name}") + \
+                f"; the minutes say {hint}, the roster {person.organisation}"
+    return found
+
+
+def _match_name(owner_text: str, group: Group) -> Match:
     wanted = _norm(owner_text)
     if not wanted:
         return Match()

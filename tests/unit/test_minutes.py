@@ -202,3 +202,21 @@ def test_a_stray_file_in_the_minutes_folder_is_a_warning(clerk: Callable[..., Re
     result = clerk("check")
     assert result.exit_code == 0
     assert "warning:" in result.output and "notes.docx" in result.output
+
+
+def test_an_organisation_in_brackets_settles_a_tie_and_a_mismatch_is_reported(
+        clerk: Callable[..., Result], seed_group: Path, tmp_path: Path):
+    with (seed_group / "roster.csv").open("a") as f:  # two people of one name
+        f.write("Douglas Sinclair,d.sinclair@west-sussex.example,West Sussex,member\n")
+    minutes = tmp_path / "m.md"
+    minutes.write_text(
+        "Action: Douglas Sinclair (West Sussex) will share the LADO framework.\n"
+        "Action: Douglas Sinclair will ask about thresholds.\n"
+        "Action: Tina James (Surrey) will circulate the questionnaire.\n", encoding="utf-8")
+    out = imported(clerk, minutes, "--yes")
+    assert len(out["actions"]) == 2  # type: ignore[arg-type]
+    notes = " ".join(out["notes"])  # type: ignore[arg-type]
+    assert "(West Sussex) → Douglas Sinclair <d.sinclair@west-sussex.example>" in notes
+    assert "the minutes say Surrey, the roster Brighton & Hove" in notes
+    (tie,) = out["unresolved"]  # type: ignore[misc]
+    assert tie["owner"] == "Douglas Sinclair" and len(tie["candidates"]) == 2
