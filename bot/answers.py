@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from bot.mime import Unusable, header_text, leaf_parts, part_filename, part_text
 
-Command = Literal["DONE", "NEW DATE", "UPDATE", "AGENDA", "NIL", "INVALID"]
+Command = Literal["DONE", "NEW DATE", "UPDATE", "AGENDA", "NIL", "INVALID", "APPROVE"]
 
 @dataclass(frozen=True)
 class Attachment:
@@ -135,7 +135,8 @@ def _new_text(body: str) -> str:
     return "\n".join(kept).strip()
 
 
-_COMMAND = re.compile(r"[\W_]*(done|new\s+date|update|agenda)\b[\s:;,.!\-–]*(.*)$", re.I)
+_COMMAND = re.compile(r"[\W_]*(done|new\s+date|update|agenda|approved?)\b[\s:;,.!\-–]*(.*)$",
+                      re.I)
 
 
 def _command(first: str, rest: str) -> dict[str, Any]:
@@ -154,6 +155,8 @@ _REF = re.compile(r"#(\d{1,9})\b[\s:;,.]*")
 def _verb(word: str, argument: str, rest: str) -> dict[str, Any]:
     if word == "DONE":
         return {"command": "DONE"}
+    if word in ("APPROVE", "APPROVED"):
+        return {"command": "APPROVE"}
     if word == "NEW DATE":
         if (when := _date(argument)) is not None:
             return {"command": "NEW DATE", "date": when}

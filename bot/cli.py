@@ -596,7 +596,9 @@ def minutes_send(obj: Ctx, path: str, meeting: str, group_id: str | None) -> Non
         old.unlink()  # a corrected file replaces the one before
     shutil.copyfile(source, target)
     how = (f"held for approval: `clerk approve {group.id}/{meeting}/minutes/` releases them"
-           if group.minutes_approval else "they go at the next tick")
+           + ("; the chair is asked to approve them by replying APPROVE"
+              if group.minutes_approval == "chair" else "")
+           if group.minutes_approval != "none" else "they go at the next tick")
     click.echo(f"minutes of {meeting} saved as {target}; {how}")
 
 

@@ -85,7 +85,9 @@ GROUP_OPTIONS = {
     "settle": Option(timedelta(minutes=10), _settle,
                      "updates and cancellations wait this long after the last edit"),
     "wording_updates": Option(False, _bool, "true: a reworded description sends an update"),
-    "minutes_approval": Option(True, _bool, "minutes wait for `clerk approve` before they go"),
+    "minutes_approval": Option("admin", _choice("admin", "chair", "none"),
+                               "who approves minutes before they go: admin (clerk approve), "
+                               "chair (by replying APPROVE, or clerk approve) or none"),
     "send_window": Option("Mon-Fri 08:00-18:00", _str,
                           "when mail may go, in the group's zone; empty: any time"),
     "bank_holidays": Option("GB-ENG", _str, "no mail on these bank holidays (country-region "

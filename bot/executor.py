@@ -28,7 +28,8 @@ from bot.store import Store
 from bot.transports.base import Transport
 
 log = logging.getLogger("clerk")
-ANSWERABLE = ("request", "chaser", "action_chaser")  # their subjects carry a [#token]
+# their subjects carry a [#token], so an answer is matched (and trusted) without In-Reply-To
+ANSWERABLE = ("request", "chaser", "action_chaser", "approval_request")
 
 
 @dataclass
@@ -257,7 +258,7 @@ class Executor:
             files = render_email.pack_attachments(
                 group, desired, Path(self.config.settings.papers),
                 self.config.settings.zip_papers_above) if desired.kind == "pack" else []
-            if desired.kind == "minutes":
+            if desired.kind in ("minutes", "approval_request"):
                 files = render_email.file_attachment(group.minutes[desired.meeting])
             message = render_email.build(group, desired, now, token, files)
         except Exception as exc:  # a template that fails at send time: that row only

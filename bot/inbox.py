@@ -30,7 +30,7 @@ from bot.replies import Answer, Incoming, check_token
 from bot.store import Store
 
 log = logging.getLogger("clerk")
-ANSWERED = ("request", "chaser", "action_chaser")
+ANSWERED = ("request", "chaser", "action_chaser", "approval_request")
 ACTION_COMMANDS = ("DONE", "NEW DATE", "UPDATE")
 
 
@@ -104,6 +104,8 @@ class Inbox:
         group = self.config.group(row.group_id)
         if row.kind == "action_chaser":
             return self._action_reply(incoming, answer, row, group, now)
+        if row.kind == "approval_request":
+            return self._approval(incoming, answer, row, group, now)
         member = _member(group, incoming.sender)
         if member is None:
             return Outcome(False, f"{incoming.sender} is not on the roster of {group.id}")
@@ -136,6 +138,23 @@ class Inbox:
             meeting = upcoming[0].id if upcoming else meeting
         self.store.propose(group.id, meeting, member.email, answer.argument, now)
         return Outcome(True, f"{member.name} proposed {answer.argument!r} for {meeting}")
+
+    def _approval(self, incoming: Incoming, answer: Answer, row: Any, group: Group,
+                  now: datetime) -> Outcome:
+        """APPROVE from the chair (the request's [#token] verified) releases the minutes."""
+        if not incoming.token or not check_token(self.store.secret(), row.key,
+                                                 incoming.token):
+            return Outcome(False, "an answer to an approval request without its [#token]: "
+                                  "not applied")
+        if incoming.sender != row.recipient:
+            return Outcome(False, f"{incoming.sender} is not {row.recipient}, who was asked "
+                                  "to approve: not applied")
+        if answer.command != "APPROVE":
+            return Outcome(False, "no APPROVE on the first line: the minutes stay held")
+        released = self.store.set_state([f"{group.id}/{row.meeting_id}/minutes/"], ("held",),
+                                        "planned", now, f"approved by {incoming.sender}")
+        return Outcome(True, f"minutes of {row.meeting_id} approved by {incoming.sender}: "
+                             f"{len(released)} message(s) released")
 
     def _action_reply(self, incoming: Incoming, answer: Answer, row: Any, group: Group,
                       now: datetime) -> Outcome:

@@ -162,7 +162,7 @@ class Group:
     ladder: ChaseLadder = field(default_factory=ChaseLadder)
     window: Any = None  # bot.windows.Window: when mail may go (None: any time)
     minutes: Mapping[str, Path] = field(default_factory=dict)  # meeting id -> minutes file
-    minutes_approval: bool = True  # minutes wait for `clerk approve` before they go
+    minutes_approval: str = "admin"  # admin | chair | none: who releases held minutes
 
     @property
     def chair(self) -> Member | None:

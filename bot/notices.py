@@ -46,11 +46,13 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
     nudge = Nudge(1, group.id, "", "An example subject", now.date(),
                   now.date() + timedelta(days=90))
     notes = _nudge_notes(group, State(nudges=(nudge,)), now - timedelta(days=1), [])
-    circulated: list[Desired] = []
+    circulated: list[Desired] = []  # the minutes and, for a chair who approves, the request
     if group.meetings and group.members:
         first = group.meetings[0]
-        example = replace(group, minutes={first.id: Path(f"{first.id}.docx")})
-        circulated = minutes_messages(example, State(), first.start, [])[:1]
+        example = replace(group, minutes={first.id: Path(f"{first.id}.docx")},
+                          minutes_approval="chair")
+        found = minutes_messages(example, State(), first.start, [])
+        circulated = found[:1] + [d for d in found if d.kind == APPROVAL]
     return [(d.template, d.context) for d in (*chaser, notice, *notes, *circulated)]
 
 def _nudge_notes(group: Group, state: State, now: datetime,
@@ -194,5 +196,17 @@ def minutes_messages(group: Group, state: State, now: datetime,
                 reason=f"minutes of {meeting.id} ({path.name})"
                        + ("; with the joining instructions" if new else ""),
                 template="minutes", context=ctx,
-                initial="held" if group.minutes_approval else "planned"))
+                initial="planned" if group.minutes_approval == "none" else "held"))
+        if group.minutes_approval == "chair" and group.chair is not None:
+            ctx = dict(shared, recipient=member(group.chair), new_member=False)
+            out.append(Desired(
+                key=f"{group.id}/{meeting.id}/minutes-approval/{group.chair.email}",
+                group=group.id, meeting=meeting.id, rule=MINUTES, kind=APPROVAL,
+                recipient=group.chair, send_at=send_at, latest=latest,
+                subject=render(group, "approval_request", "subject", ctx),
+                reason=f"the chair is asked to approve the minutes of {meeting.id}",
+                template="approval_request", context=ctx))
     return out
+
+
+APPROVAL = "approval_request"

@@ -220,3 +220,41 @@ def test_an_organisation_in_brackets_settles_a_tie_and_a_mismatch_is_reported(
     assert "the minutes say Surrey, the roster Brighton & Hove" in notes
     (tie,) = out["unresolved"]  # type: ignore[misc]
     assert tie["owner"] == "Douglas Sinclair" and len(tie["candidates"]) == 2
+
+
+def test_the_chair_approves_the_minutes_by_replying(
+        make_executor: Callable[..., object], group_dir: Path, store: object):
+    from datetime import UTC, datetime
+    from email.message import EmailMessage
+
+    from bot import replies
+    from bot.inbox import Inbox
+    from bot.transports.memory import MemoryTransport
+
+    edit(group_dir / "group.toml", 'zone = "Europe/London"',
+         'zone = "Europe/London"\nminutes_approval = "chair"')
+    (group_dir / "minutes").mkdir()
+    (group_dir / "minutes" / "2027-q1.pdf").write_bytes(b"%PDF minutes")
+    day = datetime(2027, 1, 18, 10, tzinfo=UTC)
+    ex = make_executor()
+    sent = [k for k in ex.tick(day).sent if "minutes" in k]
+    assert sent == ["qa-leads/2027-q1/minutes-approval/sophie.barton@hampshire-iow.example"]
+    assert isinstance(ex.transport, MemoryTransport)
+    request = next(m for m in ex.transport.sent if "minutes-approval" in str(m["X-Clerk-Key"]))
+    assert [p.get_filename() for p in request.iter_attachments()] == ["2027-q1.pdf"]
+
+    def reply(sender: str, body: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"], msg["To"] = sender, "qa-leads@network.example"
+        msg["Subject"] = f"Re: {request['Subject']}"
+        msg["In-Reply-To"], msg["Message-ID"] = request["Message-ID"], "<r@x.example>"
+        msg.set_content(body)
+        return msg
+
+    inbox = Inbox(ex.config, store)  # type: ignore[arg-type]
+    other = inbox.apply(replies.read(reply("gavin.swales@kent.example", "APPROVE")), day)
+    assert not other.handled and "who was asked to approve" in other.detail
+    chair = inbox.apply(replies.read(reply("sophie.barton@hampshire-iow.example",
+                                           "Approved, thanks")), day)
+    assert chair.handled and "21 message(s) released" in chair.detail
+    assert len([k for k in ex.tick(day).sent if "/minutes/" in k]) == 21
