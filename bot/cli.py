@@ -503,7 +503,7 @@ def actions_drop(obj: Ctx, action_id: int) -> None:
 
 @cli.group("minutes")
 def minutes_cli() -> None:
-    """Minutes: import their actions and nudges."""
+    """Minutes: circulate them, and import their actions and nudges."""
 
 
 @minutes_cli.command("import")
