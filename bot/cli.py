@@ -392,9 +392,10 @@ def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> 
 @click.option("--meeting", metavar="ID", default="", help="The meeting that made it.")
 @click.option("--topic", default="", help="Its topic, as in the minutes' table.")
 @click.argument("text")
+@json_option
 @click.pass_obj
 def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | None,
-                meeting: str, topic: str, text: str) -> None:
+                meeting: str, topic: str, text: str, as_json: bool) -> None:
     """Record an action."""
     from datetime import date
 
@@ -412,19 +413,27 @@ def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | Non
     values = {"group_id": group.id, "meeting_id": meeting, "topic": topic, "text": text,
               "owners": actions.owners_of(group, owners),
               "due": actions.check_due(when, now, group)}
-    new_id = obj.store(config).add_action(values, os.environ.get("USER", "admin"), "cli", now)
-    click.echo(f"added #{new_id}, due {when}")
+    store = obj.store(config)
+    new_id = store.add_action(values, os.environ.get("USER", "admin"), "cli", now)
+    if as_json:
+        _json(_action_row(actions.find(store, new_id)))
+    else:
+        click.echo(f"added #{new_id}, due {when}")
 
 
-def _change(obj: Ctx, action_id: int, command: str, **kw: Any) -> None:
+def _change(obj: Ctx, action_id: int, command: str, as_json: bool, **kw: Any) -> None:
     from bot import actions, timeutil
 
     config = obj.config()
     store = obj.store(config)
     action = actions.find(store, action_id)
-    click.echo(actions.apply(store, config.group(action.group), action, command,
-                             who=os.environ.get("USER", "admin"), via="cli",
-                             now=timeutil.utcnow(), **kw))
+    said = actions.apply(store, config.group(action.group), action, command,
+                         who=os.environ.get("USER", "admin"), via="cli",
+                         now=timeutil.utcnow(), **kw)
+    if as_json:
+        _json(_action_row(actions.find(store, action_id)))
+    else:
+        click.echo(said)
 
 
 @actions_cli.command("export")
@@ -463,26 +472,29 @@ def actions_import(obj: Ctx, path: str) -> None:
 
 @actions_cli.command("done")
 @click.argument("action_id", metavar="ID", type=int)
+@json_option
 @click.pass_obj
-def actions_done(obj: Ctx, action_id: int) -> None:
+def actions_done(obj: Ctx, action_id: int, as_json: bool) -> None:
     """Mark action ID done (its chasers stop at once)."""
-    _change(obj, action_id, "DONE")
+    _change(obj, action_id, "DONE", as_json)
 
 
 @actions_cli.command("update")
 @click.argument("action_id", metavar="ID", type=int)
 @click.argument("text")
+@json_option
 @click.pass_obj
-def actions_update(obj: Ctx, action_id: int, text: str) -> None:
+def actions_update(obj: Ctx, action_id: int, text: str, as_json: bool) -> None:
     """Add a note on how action ID is going."""
-    _change(obj, action_id, "UPDATE", text=text)
+    _change(obj, action_id, "UPDATE", as_json, text=text)
 
 
 @actions_cli.command("new-date")
 @click.argument("action_id", metavar="ID", type=int)
 @click.argument("due", metavar="DATE")
+@json_option
 @click.pass_obj
-def actions_new_date(obj: Ctx, action_id: int, due: str) -> None:
+def actions_new_date(obj: Ctx, action_id: int, due: str, as_json: bool) -> None:
     """Give action ID a new due date."""
     from datetime import date
 
@@ -490,15 +502,16 @@ def actions_new_date(obj: Ctx, action_id: int, due: str) -> None:
         when = date.fromisoformat(due)
     except ValueError:
         raise _usage_error(f"{due!r} is not a date; write it like 2027-05-01") from None
-    _change(obj, action_id, "NEW DATE", new_date=when)
+    _change(obj, action_id, "NEW DATE", as_json, new_date=when)
 
 
 @actions_cli.command("drop")
 @click.argument("action_id", metavar="ID", type=int)
+@json_option
 @click.pass_obj
-def actions_drop(obj: Ctx, action_id: int) -> None:
+def actions_drop(obj: Ctx, action_id: int, as_json: bool) -> None:
     """Drop action ID (no longer needed; its chasers stop)."""
-    _change(obj, action_id, "DROP")
+    _change(obj, action_id, "DROP", as_json)
 
 
 @cli.group("minutes")

@@ -196,3 +196,16 @@ def test_one_digest_across_groups(make_executor: Callable[[], Executor], store: 
     text = digest.get_body(("plain",)).get_content()
     assert "Share the LADO audit tool" in text and "Send the board paper" in text
     assert "[second]" in text or "[South Downs QA Leads Network]" in text
+
+
+def test_every_actions_command_speaks_json(clerk: Callable[..., Result]):
+    future = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    added = json.loads(clerk("actions", "add", "-g", "qa-leads", "--owner", AMAN, "--due",
+                             future, "--json", "Share the tool").output)
+    assert added["ref"] == "#1" and added["status"] == "open" and added["owners"] == [AMAN]
+    later = (datetime.now(UTC) + timedelta(days=50)).date().isoformat()
+    assert json.loads(clerk("actions", "new-date", "1", later, "--json").output)["due"] == later
+    assert json.loads(clerk("actions", "update", "1", "soon", "--json").output)["id"] == 1
+    assert json.loads(clerk("actions", "done", "1", "--json").output)["status"] == "done"
+    clerk("actions", "add", "-g", "qa-leads", "--owner", "all", "Other")
+    assert json.loads(clerk("actions", "drop", "2", "--json").output)["status"] == "dropped"

@@ -1,0 +1,62 @@
+"""Every HTML part clerk can send is well formed and escapes what members write."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from bot import config as config_mod
+from bot.context import example_context
+from bot.notices import other_examples
+from bot.render.templates import environment
+from tests.conftest import EXAMPLE
+
+VOID = frozenset({"br", "meta", "img", "hr", "link", "input"})
+
+
+class WellFormed(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def contexts() -> list[tuple[str, dict[str, object]]]:
+    group = config_mod.load(EXAMPLE.parent).groups[0]
+    # a member and an organisation whose names need escaping in HTML
+    tricky = replace(group.members[0], name="Ann <b>O'Neil</b> & Co",
+                     organisation="Brighton & Hove <Unit>")
+    group = replace(group, members=(tricky, *group.members[1:]))
+    found = [(r.template, example_context(group, r)) for r in group.rules]
+    found += [("cancellation", example_context(group, group.rules[0]))]
+    found += other_examples(group)
+    return found
+
+
+@pytest.mark.parametrize("template,context", contexts(),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_each_html_part_is_well_formed_and_escaped(template: str, context: dict[str, object],
+                                                  tmp_path: Path):
+    group = config_mod.load(EXAMPLE.parent).groups[0]
+    html = environment(group).get_template(f"{template}.html.j2").render(context)
+    parser = WellFormed()
+    parser.feed(html)
+    parser.close()
+    assert parser.stack == [], f"unclosed: {parser.stack}"
+    assert "<b>O'Neil</b>" not in html  # a member's name is text, never markup
+    if "Ann" in "".join(parser.text):
+        assert "Ann <b>O'Neil</b> & Co" in "".join(parser.text)
