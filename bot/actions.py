@@ -95,8 +95,10 @@ def digests(group: Group, open_actions: Iterable[Action], now: datetime,
                 days[d] = max(days.get(d, 0), n)
         for day, number in sorted(days.items()):
             send_at = datetime.combine(day, time(*ladder.at), tzinfo=tz).astimezone(UTC)
+            if send_at < group.go_live:
+                continue  # nothing dated before go-live is ever sent
             latest = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
-            key = digest_key(group, member.email, day)
+            key = digest_key(member.email, day)
             if abs((day - today).days) <= 1 or key in seen:
                 out.append(Digest(member, day, tuple(own + shared), number, send_at,
                                   latest.astimezone(UTC)))
@@ -105,8 +107,10 @@ def digests(group: Group, open_actions: Iterable[Action], now: datetime,
     return out, min(upcoming) if upcoming else None
 
 
-def digest_key(group: Group, email: str, day: date) -> str:
-    return f"{group.id}/-/actions/{email}/{day.isoformat()}"
+def digest_key(email: str, day: date) -> str:
+    """One key per person per day, whichever groups the digest covers (so a digest is not
+    sent again when the set of its groups changes during the day)."""
+    return f"-/-/actions/{email}/{day.isoformat()}"
 
 
 def context(group: Group, digest: Digest, today: date) -> dict[str, Any]:

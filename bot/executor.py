@@ -113,8 +113,10 @@ class Executor:
         state = self.store.snapshot()
         plan = planner.plan(self.config, state, now)
         counts = self.record(plan, now, state.keys)
+        # the facts as they were when the snapshot was taken (read before it): a change made
+        # meanwhile by another process makes the next tick plan again, never the reverse
         self._plan, self._by_key = plan, plan.by_key()
-        self._stamp = (self.config.fingerprint, self.store.facts_version())
+        self._stamp = stamp
         return plan, counts
 
     def record(self, plan: Plan, now: datetime,
@@ -139,6 +141,15 @@ class Executor:
             wanted = plan.by_key()
             for key, row in active.items():
                 d = wanted.get(key)
+                if row.state == "skipped_late":
+                    if d is None or d.latest <= now or d.initial == "skipped_late":
+                        continue  # still too late: it stays as it was recorded
+                    self.store.update_row(conn, key, now, "timely again after an edit",
+                                          state=d.initial, send_at=d.send_at,
+                                          latest_at=d.latest, subject=d.subject,
+                                          reason=d.reason)
+                    updated += 1
+                    continue
                 if d is None:
                     if row.state != "withdrawn":
                         self.store.update_row(conn, key, now, "no longer in the plan",
@@ -162,7 +173,11 @@ class Executor:
     def recover(self, now: datetime, result: TickResult) -> None:
         """Settle rows a crash left in ``sending``: sent if the transport has them."""
         for row in self.store.in_doubt():
-            found = self.transport.lookup(row.message_id) if row.message_id else None
+            try:
+                found = self.transport.lookup(row.message_id) if row.message_id else None
+            except TransportError as exc:  # cannot tell now (the mailbox is down): wait
+                log.warning("cannot look up %s yet: %s", row.key, exc)
+                continue
             with self.store.atomic() as conn:
                 if found:
                     self.store.update_row(conn, row.key, now, "found after a crash",
@@ -228,7 +243,7 @@ class Executor:
         if self.mailbox is None:
             return
         from bot import replies
-        from bot.inbox import Inbox
+        from bot.inbox import Inbox, Outcome
 
         inbox = Inbox(self.config, self.store)
         limit = self.config.settings.max_attachment
@@ -236,7 +251,11 @@ class Executor:
             for uid, raw in self.mailbox.messages():
                 if self.stop.is_set():
                     break
-                outcome = inbox.apply(replies.read(raw, max_attachment=limit), now)
+                try:
+                    outcome = inbox.apply(replies.read(raw, max_attachment=limit), now)
+                except Exception as exc:  # one odd message must not stop clerk for good
+                    log.exception("inbox: could not use a message")
+                    outcome = Outcome(False, f"clerk could not use it: {exc!r}"[:500])
                 self.mailbox.file(uid, outcome.handled)
                 result.read += 1
                 if not outcome.handled:
@@ -273,6 +292,10 @@ class Executor:
                 self._retry(key, now, str(exc), result)
             else:
                 self._fail(key, now, str(exc), result)
+            return True
+        except Exception as exc:  # a bug or a broken setting: never leave the row in sending
+            log.exception("sending %s failed", key)
+            self._fail(key, now, f"{type(exc).__name__}: {exc}", result)
             return True
         with self.store.atomic() as conn:
             self.store.update_row(conn, key, now, "", state="sent", sent_at=now)

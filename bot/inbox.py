@@ -101,6 +101,9 @@ class Inbox:
         row = self._answered_row(incoming)
         if row is None:
             return Outcome(False, "an answer to nothing clerk sent (no reference, no token)")
+        if row.group_id not in {g.id for g in self.config.groups}:
+            return Outcome(False, f"an answer about group {row.group_id}, which is no longer "
+                                  "in the config")
         group = self.config.group(row.group_id)
         if row.kind == "action_chaser":
             return self._action_reply(incoming, answer, row, group, now)
@@ -126,7 +129,8 @@ class Inbox:
         agenda, from a member; the admin sees it in `clerk status` and the pack lists it."""
         ids = [i for i in (incoming.in_reply_to, *incoming.references) if i]
         row = self.store.by_message_ids(ids)
-        if row is None or row.meeting_id == "-":
+        if row is None or row.meeting_id == "-" or row.group_id not in {
+                g.id for g in self.config.groups}:
             return Outcome(False, "an agenda item in reply to nothing about a meeting")
         group = self.config.group(row.group_id)
         member = _member(group, incoming.sender)

@@ -55,12 +55,23 @@ def _nudges(conn: Connection) -> None:
     s.proposals.create(conn, checkfirst=True)
 
 
+def _claims(conn: Connection) -> None:
+    """Who claimed a row in ``sending``, and when by the wall clock: a row another live
+    process is sending is not in doubt."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
+    if "claimed_by" not in columns:
+        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN claimed_by VARCHAR(200)"))
+    if "claimed_at" not in columns:
+        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN claimed_at TIMESTAMP"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
     ("0003_listening", _listening),
     ("0004_actions", _actions),
     ("0005_nudges", _nudges),
+    ("0006_claims", _claims),
 ]
 
 

@@ -65,7 +65,9 @@ def _nudge_notes(group: Group, state: State, now: datetime,
     for n in state.nudges:
         if n.group != group.id:
             continue
-        send_at = datetime.combine(n.start, time(9, 0), tzinfo=tz).astimezone(UTC)
+        send_at = max(datetime.combine(n.start, time(9, 0), tzinfo=tz),
+                      datetime.combine(group.go_live.date(), time(9, 0), tzinfo=tz)
+                      ).astimezone(UTC)
         latest = send_at + timedelta(days=14)
         if latest < group.go_live or (latest <= now and
                                       _nudge_key(group, n, to) not in state.keys):
@@ -122,7 +124,7 @@ def _digest_message(parts: list[tuple[Group, actions.Digest]], now: datetime) ->
         "recipient": member(first.owner), "actions": listed, "chaser_number": number,
         "copy_chair": bool(chairs), "groups": [g.name for g, _ in parts]}
     return Desired(
-        key=actions.digest_key(home, first.owner.email, first.day), group=home.id,
+        key=actions.digest_key(first.owner.email, first.day), group=home.id,
         meeting="-", rule="actions", kind=ACTION_CHASER, recipient=first.owner,
         send_at=min(d.send_at for _, d in parts), latest=min(d.latest for _, d in parts),
         subject=render(home, "action_chaser", "subject", ctx),

@@ -128,6 +128,8 @@ def _in_window(config: Config, messages: list[Desired]) -> list[Desired]:
     for m in messages:
         g = groups[m.group]
         at = windows.next_opening(g.window, g.zone, m.send_at) if g.window else m.send_at
+        if at > m.latest:
+            at = m.send_at  # the window would make it too late: it goes as it was due
         out.append(m if at == m.send_at else replace(m, send_at=at))
     return out
 

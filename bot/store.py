@@ -8,9 +8,11 @@ is the audit log. Instants are stored as naive UTC and returned aware.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,8 @@ ledger = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.Column("first_failed_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
     sa.Column("notified_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
+    sa.Column("claimed_by", sa.String(200), nullable=True),  # 0006_claims: host:pid
+    sa.Column("claimed_at", UTCDateTime, nullable=True),  # 0006_claims: the wall clock
     sa.Index("ix_ledger_state_send", "state", "send_at"),
     sa.Index("ix_ledger_group_meeting", "group_id", "meeting_id", "rule_id"),
 )
@@ -196,6 +200,7 @@ nudges = sa.Table(  # "remind the group in 6-9 months": a subject for a future a
 )
 
 ACTIVE = ("planned", "held", "retry", "withdrawn")  # rows the planner may still change
+REVIVABLE = ("skipped_late",)  # ... and these, when an edit makes them timely again
 DELIVERED = ("sending", "sent")
 
 
@@ -205,6 +210,27 @@ def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+CLAIMANT = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(claimant: str | None, claimed_at: datetime | None, lease: timedelta) -> bool:
+    """Whether the process that claimed a row may still be sending it."""
+    if not claimant or claimed_at is None:
+        return False
+    host, _, pid = claimant.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False  # this very process: nothing of ours is in flight between ticks
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return datetime.now(UTC) - claimed_at < lease
 
 
 class Store:
@@ -327,7 +353,7 @@ class Store:
     def active_rows(self, conn: Connection) -> dict[str, Any]:
         cols = [ledger.c.key, ledger.c.state, ledger.c.send_at, ledger.c.latest_at,
                 ledger.c.subject, ledger.c.reason, ledger.c.recipient_name]
-        rows = conn.execute(sa.select(*cols).where(ledger.c.state.in_(ACTIVE)))
+        rows = conn.execute(sa.select(*cols).where(ledger.c.state.in_(ACTIVE + REVIVABLE)))
         return {r.key: r for r in rows}
 
     def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -370,12 +396,15 @@ class Store:
                     or r.next_attempt_at <= now]
 
     def claim(self, key: str, now: datetime, message_id: str, transport: str) -> bool:
-        """Move one row to ``sending``; False when another worker got it first."""
+        """Move one row to ``sending``; False when another worker got it first. The claim
+        names this process (host:pid) and the wall-clock time, so another process can tell a
+        row in flight from one left behind by a crash."""
         with self.atomic() as conn:
             got = conn.execute(ledger.update().where(
                 ledger.c.key == key, ledger.c.state.in_(("planned", "retry"))).values(
                 state="sending", updated_at=now, attempts=ledger.c.attempts + 1,
-                message_id=message_id, transport=transport)).rowcount
+                message_id=message_id, transport=transport, claimed_by=CLAIMANT,
+                claimed_at=datetime.now(UTC))).rowcount
             if got:
                 conn.execute(events.insert().values(key=key, at=now, state="sending",
                                                     detail=""))
@@ -455,6 +484,7 @@ class Store:
 
     def record_rsvp(self, group: str, unit: str, rid: str, email: str, partstat: str,
                     comment: str, sequence: int, now: datetime) -> None:
+        rid, partstat = rid[:40], partstat[:20]
         where = ((rsvps.c.group_id == group) & (rsvps.c.unit == unit) & (rsvps.c.rid == rid)
                  & (rsvps.c.email == email))
         with self.atomic() as conn:
@@ -470,9 +500,9 @@ class Store:
         message failed, so the admin hears of it in the next digest. Returns its row."""
         row = self.by_message_ids([message_id]) if message_id else None
         with self.atomic() as conn:
-            conn.execute(bounces.insert().values(email=email, at=now, status=status,
-                                                 diagnostic=diagnostic, permanent=permanent,
-                                                 message_id=message_id))
+            conn.execute(bounces.insert().values(
+                email=email[:320], at=now, status=status[:20], diagnostic=diagnostic[:2000],
+                permanent=permanent, message_id=(message_id or "")[:300] or None))
             if row is not None and permanent and row.state in ("sent", "sending"):
                 self.update_row(conn, row.key, now, f"bounced: {status} {diagnostic}",
                                 state="failed", last_error=f"bounced: {status} {diagnostic}",
@@ -483,9 +513,9 @@ class Store:
     def log_inbox(self, message_id: str | None, sender: str, subject: str, kind: str,
                   handled: bool, detail: str, now: datetime) -> None:
         with self.atomic() as conn:
-            conn.execute(inbox.insert().values(message_id=message_id, at=now, sender=sender,
-                                               subject=subject[:500], kind=kind,
-                                               handled=handled, detail=detail))
+            conn.execute(inbox.insert().values(  # header text is the sender's: cut to fit
+                message_id=(message_id or "")[:300] or None, at=now, sender=sender[:320],
+                subject=subject[:500], kind=kind, handled=handled, detail=detail[:2000]))
 
     def inbox_log(self, handled: bool | None = None) -> list[Any]:
         q = sa.select(inbox).order_by(inbox.c.id)
@@ -610,9 +640,13 @@ class Store:
             return list(conn.execute(sa.select(action_history).where(
                 action_history.c.action_id == action_id).order_by(action_history.c.id)))
 
-    def in_doubt(self) -> list[Any]:
+    def in_doubt(self, lease: timedelta = timedelta(minutes=15)) -> list[Any]:
+        """Rows left in ``sending`` by a process that is gone: one of this host whose pid no
+        longer runs, or one claimed longer than ``lease`` ago (wall clock) elsewhere. A row
+        another live process is sending right now is not in doubt."""
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(ledger).where(ledger.c.state == "sending")))
+            rows = list(conn.execute(sa.select(ledger).where(ledger.c.state == "sending")))
+        return [r for r in rows if not _alive(r.claimed_by, r.claimed_at, lease)]
 
     def row(self, key: str) -> Any:
         with self.engine.connect() as conn:

@@ -9,6 +9,7 @@ after a crash (so it is not sent twice).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -78,6 +79,10 @@ class ImapMailbox:
 
     def messages(self) -> Iterator[tuple[int, bytes]]:
         """(uid, raw message) for what is in the inbox now, oldest first."""
+        with _as_transport_error("read the inbox"):
+            yield from self._messages()
+
+    def _messages(self) -> Iterator[tuple[int, bytes]]:
         client = self.client()
         client.select_folder(self.options.get("inbox", "INBOX"))
         found = client.search(["UNKEYWORD", DONE])
@@ -90,6 +95,10 @@ class ImapMailbox:
 
     def file(self, uid: int, handled: bool) -> None:
         """Move a message out of the inbox: to the processed or the unprocessed folder."""
+        with _as_transport_error("file a message"):
+            self._file(uid, handled)
+
+    def _file(self, uid: int, handled: bool) -> None:
         folder = str(self.options.get("processed" if handled else "unprocessed") or "")
         client = self.client()
         target = self._folder(folder or ("clerk/processed" if handled else "clerk/unprocessed"))
@@ -110,9 +119,10 @@ class ImapMailbox:
         folder = self.options.get("sent")
         if not folder:
             return None
-        client = self.client()
-        client.select_folder(self._folder(folder), readonly=True)
-        return bool(client.search(["HEADER", "Message-ID", message_id]))
+        with _as_transport_error("look in the Sent folder"):
+            client = self.client()
+            client.select_folder(self._folder(folder), readonly=True)
+            return bool(client.search(["HEADER", "Message-ID", message_id]))
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -121,3 +131,14 @@ class ImapMailbox:
                 client.logout()
             except Exception:  # closing a broken connection: nothing left to do
                 log.debug("mailbox logout failed", exc_info=True)
+
+
+@contextlib.contextmanager
+def _as_transport_error(what: str) -> Iterator[None]:
+    """An IMAP or network failure is a TransportError: the tick goes on, reading next time."""
+    import imapclient
+
+    try:
+        yield
+    except (OSError, imapclient.exceptions.IMAPClientError) as exc:
+        raise TransportError(f"cannot {what}: {exc}", retryable=True) from exc

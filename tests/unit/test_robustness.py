@@ -1,0 +1,138 @@
+"""What a long-running worker meets: another process at work, odd mail, late edits, a second
+group, a go-live date — each handled without a duplicate, a loss or a stopped worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bot.executor import Executor
+from bot.store import Store, ledger
+from bot.transports.memory import MemoryTransport
+from tests.conftest import edit
+
+T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
+AMAN = "aman.sekhon-gill@bucks.example"
+
+
+def test_a_row_another_live_process_is_sending_is_not_recovered(
+        make_executor: Callable[[], Executor], store: Store):
+    ex = make_executor()
+    ex.tick(T0)
+    key = "qa-leads/2027-q1/invitation/tina.jameson@brighton-hove.example/r0"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        import socket
+
+        with store.atomic() as conn:  # as if that process were sending it right now
+            conn.execute(ledger.update().where(ledger.c.key == key).values(
+                state="sending", claimed_by=f"{socket.gethostname()}:{other.pid}",
+                claimed_at=datetime.now(UTC)))
+        assert make_executor().tick(T0 + timedelta(minutes=1)).recovered == 0
+        assert store.row(key).state == "sending"
+    finally:
+        other.kill()
+        other.wait()
+    result = make_executor().tick(T0 + timedelta(minutes=2))  # now it is gone: in doubt
+    assert result.recovered == 1
+    assert store.row(key).state == "sent"  # the memory transport has it: not sent again
+
+
+class ListMailbox:
+    """A mailbox of our own interface (bot/transports/imap.py) holding raw messages."""
+
+    def __init__(self, raws: list[bytes]) -> None:
+        self.inbox = dict(enumerate(raws))
+        self.filed: dict[int, bool] = {}
+
+    def messages(self) -> Iterator[tuple[int, bytes]]:
+        yield from list(self.inbox.items())
+
+    def file(self, uid: int, handled: bool) -> None:
+        self.filed[uid] = handled
+        del self.inbox[uid]
+
+    def find_sent(self, message_id: str) -> bool | None:
+        return None
+
+    def keep_sent(self, raw: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_message_clerk_cannot_use_is_filed_and_sending_goes_on(
+        make_executor: Callable[[], Executor], store: Store, config_dir: Path):
+    ex = make_executor()
+    ex.tick(T0)
+    assert isinstance(ex.transport, MemoryTransport)
+    invite = ex.transport.sent[0]
+    reply = EmailMessage()
+    reply["From"] = str(invite["To"])
+    reply["To"], reply["Subject"] = "qa-leads@network.example", "Re: invitation"
+    reply["In-Reply-To"] = invite["Message-ID"]
+    reply["Message-ID"] = "<" + "x" * 400 + "@spam.example>"  # longer than any column
+    reply.set_content("AGENDA: an item")
+    with store.atomic() as conn:  # its group has since left the config
+        conn.execute(ledger.update().where(ledger.c.message_id == invite["Message-ID"])
+                     .values(group_id="gone"))
+    mailbox = ListMailbox([reply.as_bytes(), b"\x00\xff not mail at all"])
+    executor = Executor(ex.config, store, ex.transport, mailbox=mailbox)
+    result = executor.tick(datetime(2026, 12, 17, 10, tzinfo=UTC))
+    assert result.read == 2 and mailbox.inbox == {} and set(mailbox.filed.values()) == {False}
+    assert len([k for k in result.sent if "/rfi/" in k]) == 16  # the requests still went
+
+
+def test_a_message_recorded_too_late_goes_when_an_edit_makes_it_timely(
+        make_executor: Callable[[], Executor], store: Store, group_dir: Path):
+    toml = group_dir / "group.toml"
+    edit(toml, "start = 2027-04-15T14:00:00", "start = 2027-02-11T14:00:00")
+    make_executor().tick(datetime(2027, 2, 3, 10, tzinfo=UTC))  # q2's request is too late
+    assert {r.state for r in store.rows() if "/2027-q2/rfi/" in r.key} == {"skipped_late"}
+    edit(toml, "start = 2027-02-11T14:00:00", "start = 2027-04-15T14:00:00")  # moved back
+    sent = make_executor().tick(datetime(2027, 3, 18, 10, tzinfo=UTC)).sent
+    assert len([k for k in sent if "/2027-q2/rfi/" in k]) == 16
+
+
+def test_done_in_one_group_does_not_bring_a_second_chaser_that_day(
+        make_executor: Callable[[], Executor], store: Store, clerk: Callable[..., object],
+        config_dir: Path):
+    assert clerk("init", str(config_dir / "second")).exit_code == 0  # type: ignore[attr-defined]
+    created = datetime(2027, 1, 15, 12, tzinfo=UTC)
+    first = store.add_action({"group_id": "qa-leads", "meeting_id": "", "topic": "A",
+                              "text": "In the first group", "owners": (AMAN,),
+                              "due": date(2027, 2, 12)}, "t", "t", created)
+    store.add_action({"group_id": "second", "meeting_id": "", "topic": "B",
+                      "text": "In the second group", "owners": (AMAN,),
+                      "due": date(2027, 2, 12)}, "t", "t", created)
+    ex = make_executor()
+    day = datetime(2027, 1, 22, 10, tzinfo=UTC)
+    chasers = [k for k in ex.tick(day).sent if "/-/actions/" in k]
+    store.change_action(first, "DONE", AMAN, "reply", day, status="done",
+                        completed=day.date())
+    chasers += [k for k in ex.tick(day + timedelta(hours=1)).sent if "/-/actions/" in k]
+    assert chasers == [f"-/-/actions/{AMAN}/2027-01-22"]
+
+
+def test_nothing_is_chased_before_go_live(make_executor: Callable[[], Executor],
+                                         store: Store):
+    store.add_action({"group_id": "qa-leads", "meeting_id": "", "topic": "Old",
+                      "text": "From before clerk", "owners": (AMAN,),
+                      "due": date(2026, 11, 20)}, "t", "t", datetime(2026, 11, 2, tzinfo=UTC))
+    ex = make_executor()
+    day = datetime(2026, 11, 2, 10, tzinfo=UTC)
+    sent: list[str] = []
+    while day < datetime(2026, 12, 12, tzinfo=UTC):
+        sent += [k for k in ex.tick(day).sent if "/-/actions/" in k]
+        day += timedelta(days=1)
+    with store.engine.connect() as conn:
+        first = conn.execute(sa.select(sa.func.min(ledger.c.send_at)).where(
+            ledger.c.kind == "action_chaser")).scalar()
+    assert sent and first is not None and first.date() >= date(2026, 12, 1)
