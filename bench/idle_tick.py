@@ -24,7 +24,6 @@ import io
 import math
 import platform
 import pstats
-import re
 import shutil
 import sqlite3
 import statistics
@@ -42,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench.install import example_people, renamed_group  # noqa: E402
 from bot import config as config_mod  # noqa: E402
 from bot.executor import Executor  # noqa: E402
 from bot.model import Config  # noqa: E402
@@ -68,33 +68,16 @@ def rows_per_group() -> int:
     return len(MEETINGS) * (MEMBERS + ORGANISATIONS + ORGANISATIONS + MEMBERS + 1)
 
 
-def _example_people() -> tuple[list[str], list[str]]:
-    with (EXAMPLE / "roster.csv").open(encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f))
-    names = [r["name"] for r in rows]
-    orgs = list(dict.fromkeys(r["organisation"] for r in rows))
-    if len(orgs) < ORGANISATIONS:
-        orgs += [f"Organisation {i}" for i in range(len(orgs), ORGANISATIONS)]
-    return names, orgs[:ORGANISATIONS]
-
-
 def _group_toml(template: str, n: int) -> str:
     """The example's group.toml with a unique id, name and mailboxes, and 8 meetings."""
-    head, sep, _ = template.partition("\n[[meeting]]")
-    if not sep:
-        raise SystemExit("config/example/group.toml has no [[meeting]] table")
-    rules_at = template.find("\n[[rule]]")
-    if rules_at < 0:
-        raise SystemExit("config/example/group.toml has no [[rule]] table")
-    gid = f"bench-{n:03d}"
-    head, count = re.subn(r'(?m)^id = "[^"]*"', f'id = "{gid}"', head, count=1)
-    if count != 1:
-        raise SystemExit("config/example/group.toml: no id in [group]")
-    head = re.sub(r'(?m)^name = "([^"]*)"', rf'name = "\1 {n:03d}"', head, count=1)
-    head = re.sub(r'(?m)^(email = "[^"@]+)@', rf"\1-{n:03d}@", head)  # organiser, admin
+    text = renamed_group(template, n)
+    head, sep, _ = text.partition("\n[[meeting]]")
+    rules_at = text.find("\n[[rule]]")
+    if not sep or rules_at < 0:
+        raise SystemExit("config/example/group.toml has no [[meeting]] or [[rule]] table")
     meetings = "".join(f'\n[[meeting]]\nid = "2027-m{i + 1}"\nstart = {day}T14:00:00\n'
                        for i, day in enumerate(MEETINGS))
-    return head.rstrip("\n") + "\n" + meetings + template[rules_at:]
+    return head.rstrip("\n") + "\n" + meetings + text[rules_at:]
 
 
 def _roster(n: int, names: list[str], orgs: list[str]) -> str:
@@ -111,7 +94,7 @@ def _roster(n: int, names: list[str], orgs: list[str]) -> str:
 
 def generate(folder: Path, groups: int) -> None:
     template = (EXAMPLE / "group.toml").read_text(encoding="utf-8")
-    names, orgs = _example_people()
+    names, orgs = example_people(ORGANISATIONS)
     for n in range(groups):
         g = folder / f"group-{n:03d}"
         g.mkdir(parents=True)

@@ -32,7 +32,6 @@ import io
 import multiprocessing as mp
 import platform
 import pstats
-import re
 import shutil
 import smtplib
 import socket
@@ -56,6 +55,7 @@ if str(ROOT) not in sys.path:
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench.install import example_people, renamed_group  # noqa: E402
 from bot import config as config_mod  # noqa: E402
 from bot import transports  # noqa: E402
 from bot.executor import Executor, TickResult  # noqa: E402
@@ -179,25 +179,6 @@ class Sink:
 # --- generating an install ---------------------------------------------------------------
 
 
-def _example_people() -> tuple[list[str], list[str]]:
-    with (EXAMPLE / "roster.csv").open(encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f))
-    names = [r["name"] for r in rows]
-    orgs = list(dict.fromkeys(r["organisation"] for r in rows))
-    if len(orgs) < ORGANISATIONS:
-        orgs += [f"Organisation {i}" for i in range(len(orgs), ORGANISATIONS)]
-    return names, orgs[:ORGANISATIONS]
-
-
-def _group_toml(template: str, n: int) -> str:
-    """The example's group.toml (its meetings and rules) with a unique id, name, mailboxes."""
-    text, count = re.subn(r'(?m)^id = "qa-leads"', f'id = "bench-{n:03d}"', template, count=1)
-    if count != 1:
-        raise SystemExit('config/example/group.toml: no id = "qa-leads" in [group]')
-    text = re.sub(r'(?m)^name = "([^"]*)"', rf'name = "\1 {n:03d}"', text, count=1)
-    return re.sub(r'(?m)^(email = "[^"@]+)@', rf"\1-{n:03d}@", text)  # organiser, admin
-
-
 def _roster(n: int, members: int, names: list[str], orgs: list[str]) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
@@ -212,11 +193,11 @@ def _roster(n: int, members: int, names: list[str], orgs: list[str]) -> str:
 
 def generate(folder: Path, groups: int, members: int) -> None:
     template = (EXAMPLE / "group.toml").read_text(encoding="utf-8")
-    names, orgs = _example_people()
+    names, orgs = example_people(ORGANISATIONS)
     for n in range(groups):
         g = folder / f"group-{n:03d}"
         g.mkdir(parents=True)
-        (g / "group.toml").write_text(_group_toml(template, n), encoding="utf-8")
+        (g / "group.toml").write_text(renamed_group(template, n), encoding="utf-8")
         (g / "roster.csv").write_text(_roster(n, members, names, orgs), encoding="utf-8")
 
 
