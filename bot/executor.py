@@ -113,10 +113,13 @@ class Executor:
         state = self.store.snapshot()
         plan = planner.plan(self.config, state, now)
         counts = self.record(plan, now, state.keys)
-        # the facts as they were when the snapshot was taken (read before it): a change made
-        # meanwhile by another process makes the next tick plan again, never the reverse
+        # the facts as they were when the snapshot was taken (read before it), plus our own
+        # bump for recording revisions: any other change made meanwhile (another process)
+        # leaves the versions apart, and the next tick plans again
+        after = self.store.facts_version()
+        ours = stamp[1] + (1 if plan.revisions else 0)
         self._plan, self._by_key = plan, plan.by_key()
-        self._stamp = stamp
+        self._stamp = (stamp[0], after) if after == ours else stamp
         return plan, counts
 
     def record(self, plan: Plan, now: datetime,
