@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from bot import store as s
+from bot import schema as s
 
 if TYPE_CHECKING:
     from bot.store import Store

@@ -19,189 +19,29 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bot.facts import Facts
 from bot.invites import Held
-from bot.model import Action, Nudge, Revision
-
-
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    impl = sa.DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-metadata = sa.MetaData()
-
-migrations_table = sa.Table(
-    "migrations", metadata,
-    sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("applied_at", UTCDateTime, nullable=False),
+from bot.model import Nudge, Revision
+from bot.schema import (  # noqa: F401  (re-exported: the tables live in bot/schema.py)
+    ACTIVE,
+    DELIVERED,
+    REVIVABLE,
+    UTCDateTime,
+    action_history,
+    actions,
+    bounces,
+    events,
+    inbox,
+    invite_revisions,
+    ledger,
+    meta,
+    metadata,
+    migrations_table,
+    nudges,
+    proposals,
+    rsvps,
+    submissions,
 )
-
-meta = sa.Table(
-    "meta", metadata,
-    sa.Column("name", sa.String(100), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-# States: planned → sending → sent | retry | failed | parked; skipped_late; held; withdrawn
-# (no longer desired before it went: a member removed, a revision superseded).
-ledger = sa.Table(
-    "ledger", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("key", sa.String(500), nullable=False, unique=True),
-    sa.Column("group_id", sa.String(100), nullable=False),
-    sa.Column("meeting_id", sa.String(100), nullable=False),
-    sa.Column("rule_id", sa.String(100), nullable=False),
-    sa.Column("kind", sa.String(30), nullable=False),
-    sa.Column("recipient", sa.String(320), nullable=False),
-    sa.Column("recipient_name", sa.String(300), nullable=False, default=""),
-    sa.Column("revision", sa.Integer, nullable=True),
-    sa.Column("sequence", sa.Integer, nullable=True),
-    sa.Column("state", sa.String(20), nullable=False),
-    sa.Column("send_at", UTCDateTime, nullable=False),
-    sa.Column("latest_at", UTCDateTime, nullable=False),
-    sa.Column("subject", sa.Text, nullable=False, default=""),
-    sa.Column("reason", sa.Text, nullable=False, default=""),
-    sa.Column("message_id", sa.String(300), nullable=True),
-    sa.Column("transport", sa.String(30), nullable=True),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
-    sa.Column("last_error", sa.Text, nullable=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.Column("sent_at", UTCDateTime, nullable=True),
-    sa.Column("first_failed_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
-    sa.Column("notified_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
-    sa.Column("claimed_by", sa.String(200), nullable=True),  # 0006_claims: host:pid
-    sa.Column("claimed_at", UTCDateTime, nullable=True),  # 0006_claims: the wall clock
-    sa.Index("ix_ledger_state_send", "state", "send_at"),
-    sa.Index("ix_ledger_group_meeting", "group_id", "meeting_id", "rule_id"),
-)
-
-events = sa.Table(
-    "events", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("key", sa.String(500), nullable=False, index=True),
-    sa.Column("at", UTCDateTime, nullable=False),
-    sa.Column("state", sa.String(20), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False, default=""),
-)
-
-invite_revisions = sa.Table(
-    "invite_revisions", metadata,
-    sa.Column("group_id", sa.String(100), primary_key=True),
-    sa.Column("meeting_id", sa.String(100), primary_key=True),
-    sa.Column("rev", sa.Integer, primary_key=True),
-    sa.Column("digest", sa.String(64), nullable=False),
-    sa.Column("fields", sa.Text, nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-)
-
-submissions = sa.Table(
-    "submissions", metadata,
-    sa.Column("group_id", sa.String(100), primary_key=True),
-    sa.Column("meeting_id", sa.String(100), primary_key=True),
-    sa.Column("rule_id", sa.String(100), primary_key=True),
-    sa.Column("organisation", sa.String(300), primary_key=True),
-    sa.Column("status", sa.String(20), nullable=False),  # submitted | nil
-    sa.Column("at", UTCDateTime, nullable=False),
-    sa.Column("source", sa.Text, nullable=False, default=""),
-)
-
-rsvps = sa.Table(
-    "rsvps", metadata,
-    sa.Column("group_id", sa.String(100), primary_key=True),
-    sa.Column("unit", sa.String(100), primary_key=True),  # a meeting, or a series
-    sa.Column("rid", sa.String(40), primary_key=True),  # a series' meeting, or ""
-    sa.Column("email", sa.String(320), primary_key=True),
-    sa.Column("partstat", sa.String(20), nullable=False),
-    sa.Column("comment", sa.Text, nullable=False, default=""),
-    sa.Column("sequence", sa.Integer, nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False),
-)
-
-bounces = sa.Table(
-    "bounces", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("email", sa.String(320), nullable=False, index=True),
-    sa.Column("at", UTCDateTime, nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("diagnostic", sa.Text, nullable=False, default=""),
-    sa.Column("permanent", sa.Boolean, nullable=False),
-    sa.Column("message_id", sa.String(300), nullable=True),
-)
-
-inbox = sa.Table(  # every message clerk read, and what it made of it
-    "inbox", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("message_id", sa.String(300), nullable=True),
-    sa.Column("at", UTCDateTime, nullable=False),
-    sa.Column("sender", sa.String(320), nullable=False, default=""),
-    sa.Column("subject", sa.Text, nullable=False, default=""),
-    sa.Column("kind", sa.String(20), nullable=False),
-    sa.Column("handled", sa.Boolean, nullable=False),
-    sa.Column("detail", sa.Text, nullable=False, default=""),
-)
-
-actions = sa.Table(
-    "actions", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("group_id", sa.String(100), nullable=False, index=True),
-    sa.Column("meeting_id", sa.String(100), nullable=False, default=""),
-    sa.Column("topic", sa.Text, nullable=False, default=""),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("owners", sa.Text, nullable=False),  # JSON list of emails, or ["*"]
-    sa.Column("due", sa.Date, nullable=False),
-    sa.Column("status", sa.String(10), nullable=False),  # open | done | dropped
-    sa.Column("completed", sa.Date, nullable=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("source", sa.Text, nullable=False, default=""),
-)
-
-action_history = sa.Table(
-    "action_history", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("action_id", sa.Integer, nullable=False, index=True),
-    sa.Column("at", UTCDateTime, nullable=False),
-    sa.Column("who", sa.String(320), nullable=False),
-    sa.Column("what", sa.Text, nullable=False),
-    sa.Column("via", sa.Text, nullable=False, default=""),
-)
-
-proposals = sa.Table(  # "AGENDA: <item>" from a member's reply
-    "proposals", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("group_id", sa.String(100), nullable=False),
-    sa.Column("meeting_id", sa.String(100), nullable=False),
-    sa.Column("email", sa.String(320), nullable=False),
-    sa.Column("item", sa.Text, nullable=False),
-    sa.Column("at", UTCDateTime, nullable=False),
-)
-
-nudges = sa.Table(  # "remind the group in 6-9 months": a subject for a future agenda
-    "nudges", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("group_id", sa.String(100), nullable=False, index=True),
-    sa.Column("meeting_id", sa.String(100), nullable=False, default=""),  # where it was agreed
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("window_start", sa.Date, nullable=False),
-    sa.Column("window_end", sa.Date, nullable=False),
-    sa.Column("source", sa.Text, nullable=False, default=""),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-)
-
-ACTIVE = ("planned", "held", "retry", "withdrawn")  # rows the planner may still change
-REVIVABLE = ("skipped_late",)  # ... and these, when an edit makes them timely again
-DELIVERED = ("sending", "sent")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
@@ -233,7 +73,7 @@ def _alive(claimant: str | None, claimed_at: datetime | None, lease: timedelta) 
     return datetime.now(UTC) - claimed_at < lease
 
 
-class Store:
+class Store(Facts):
     """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
 
     def __init__(self, url: str) -> None:
@@ -336,18 +176,6 @@ class Store:
             conn.execute(invite_revisions.insert().values(
                 group_id=group, meeting_id=meeting, rev=revision.rev, created_at=now, **values))
 
-    def mark_submitted(self, group: str, meeting: str, rule: str, organisation: str,
-                       status: str, now: datetime, source: str = "") -> None:
-        with self.atomic() as conn:
-            conn.execute(submissions.delete().where(
-                (submissions.c.group_id == group) & (submissions.c.meeting_id == meeting)
-                & (submissions.c.rule_id == rule)
-                & (submissions.c.organisation == organisation)))
-            conn.execute(submissions.insert().values(
-                group_id=group, meeting_id=meeting, rule_id=rule, organisation=organisation,
-                status=status, at=now, source=source))
-            self.bump_facts(conn)
-
     # --- the ledger --------------------------------------------------------------------
 
     def active_rows(self, conn: Connection) -> dict[str, Any]:
@@ -442,203 +270,6 @@ class Store:
             for row in conn.execute(q):
                 out.setdefault(row.group_id, []).append(row)
         return out
-
-    # --- what the mailbox tells ---------------------------------------------------------
-
-    def secret(self) -> bytes:
-        """The key of the reference tokens in subjects (made once, kept in the store)."""
-        with self.atomic() as conn:
-            value = conn.execute(sa.select(meta.c.value).where(meta.c.name == "token_secret")
-                                 ).scalar()
-            if value is None:
-                import secrets
-
-                value = secrets.token_hex(32)
-                conn.execute(meta.insert().values(name="token_secret", value=value))
-        return bytes.fromhex(value)
-
-    def snapshot_held(self, group: str, unit: str) -> dict[str, int]:
-        """The last SEQUENCE sent to each person for a meeting or series."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(ledger.c.recipient, sa.func.max(ledger.c.sequence))
-                                .where(ledger.c.group_id == group, ledger.c.meeting_id == unit,
-                                       ledger.c.sequence.is_not(None),
-                                       ledger.c.state.in_(DELIVERED))
-                                .group_by(ledger.c.recipient))
-            return {email: seq for email, seq in rows}
-
-    def by_message_ids(self, ids: Sequence[str]) -> Any:
-        """The ledger row of the first of ``ids`` clerk sent, or None."""
-        if not ids:
-            return None
-        with self.engine.connect() as conn:
-            rows = {r.message_id: r for r in conn.execute(
-                sa.select(ledger).where(ledger.c.message_id.in_(list(ids))))}
-        return next((rows[i] for i in ids if i in rows), None)
-
-    def sent_to(self, email: str, kinds: Sequence[str]) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(ledger).where(
-                ledger.c.recipient == email, ledger.c.kind.in_(list(kinds)),
-                ledger.c.state == "sent")))
-
-    def record_rsvp(self, group: str, unit: str, rid: str, email: str, partstat: str,
-                    comment: str, sequence: int, now: datetime) -> None:
-        rid, partstat = rid[:40], partstat[:20]
-        where = ((rsvps.c.group_id == group) & (rsvps.c.unit == unit) & (rsvps.c.rid == rid)
-                 & (rsvps.c.email == email))
-        with self.atomic() as conn:
-            conn.execute(rsvps.delete().where(where))
-            conn.execute(rsvps.insert().values(group_id=group, unit=unit, rid=rid, email=email,
-                                               partstat=partstat, comment=comment,
-                                               sequence=sequence, at=now))
-            self.bump_facts(conn)
-
-    def record_bounce(self, email: str, status: str, diagnostic: str, permanent: bool,
-                      message_id: str | None, now: datetime) -> Any:
-        """Flag ``email`` as bouncing; a permanent bounce of a message clerk sent marks that
-        message failed, so the admin hears of it in the next digest. Returns its row."""
-        row = self.by_message_ids([message_id]) if message_id else None
-        with self.atomic() as conn:
-            conn.execute(bounces.insert().values(
-                email=email[:320], at=now, status=status[:20], diagnostic=diagnostic[:2000],
-                permanent=permanent, message_id=(message_id or "")[:300] or None))
-            if row is not None and permanent and row.state in ("sent", "sending"):
-                self.update_row(conn, row.key, now, f"bounced: {status} {diagnostic}",
-                                state="failed", last_error=f"bounced: {status} {diagnostic}",
-                                notified_at=None)
-            self.bump_facts(conn)
-        return row
-
-    def log_inbox(self, message_id: str | None, sender: str, subject: str, kind: str,
-                  handled: bool, detail: str, now: datetime) -> None:
-        with self.atomic() as conn:
-            conn.execute(inbox.insert().values(  # header text is the sender's: cut to fit
-                message_id=(message_id or "")[:300] or None, at=now, sender=sender[:320],
-                subject=subject[:500], kind=kind, handled=handled, detail=detail[:2000]))
-
-    def inbox_log(self, handled: bool | None = None) -> list[Any]:
-        q = sa.select(inbox).order_by(inbox.c.id)
-        if handled is not None:
-            q = q.where(inbox.c.handled == handled)
-        with self.engine.connect() as conn:
-            return list(conn.execute(q))
-
-    def bouncing(self) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(bounces).order_by(bounces.c.id)))
-
-    # --- the action log -----------------------------------------------------------------
-
-    def add_action(self, values: dict[str, Any], who: str, via: str, now: datetime) -> int:
-        with self.atomic() as conn:
-            inserted = conn.execute(actions.insert().values(
-                **{"status": "open", **values, "owners": json.dumps(list(values["owners"]))},
-                created_at=now)).inserted_primary_key
-            assert inserted is not None
-            new_id = inserted[0]
-            conn.execute(action_history.insert().values(action_id=new_id, at=now, who=who,
-                                                        what="added", via=via))
-            self.bump_facts(conn)
-        return int(new_id)
-
-    def sources(self) -> set[str]:
-        """The sources of every action and nudge (what minutes imports already made)."""
-        with self.engine.connect() as conn:
-            return set(conn.execute(sa.select(actions.c.source)).scalars()) | set(
-                conn.execute(sa.select(nudges.c.source)).scalars())
-
-    def import_minutes(self, rows: Sequence[dict[str, Any]], nudge_rows: Sequence[dict[str, Any]],
-                       who: str, via: str, now: datetime) -> list[int]:
-        """Record the actions and nudges of one minutes file, all or nothing."""
-        ids: list[int] = []
-        with self.atomic() as conn:
-            for values in rows:
-                inserted = conn.execute(actions.insert().values(
-                    **{**values, "owners": json.dumps(list(values["owners"]))},
-                    created_at=now)).inserted_primary_key
-                assert inserted is not None
-                ids.append(int(inserted[0]))
-                conn.execute(action_history.insert().values(
-                    action_id=ids[-1], at=now, who=who, what="added", via=via))
-            if nudge_rows:
-                conn.execute(nudges.insert(), [dict(n, created_at=now) for n in nudge_rows])
-            self.bump_facts(conn)
-        return ids
-
-    def add_nudge(self, values: dict[str, Any], now: datetime) -> int:
-        with self.atomic() as conn:
-            inserted = conn.execute(nudges.insert().values(**values, created_at=now)
-                                    ).inserted_primary_key
-            assert inserted is not None
-            self.bump_facts(conn)
-        return int(inserted[0])
-
-    def propose(self, group: str, meeting: str, email: str, item: str, now: datetime) -> None:
-        with self.atomic() as conn:
-            conn.execute(proposals.insert().values(group_id=group, meeting_id=meeting,
-                                                   email=email, item=item, at=now))
-            self.bump_facts(conn)
-
-    def proposals(self) -> list[tuple[str, str, str, str]]:
-        with self.engine.connect() as conn:
-            return [(r.group_id, r.meeting_id, r.email, r.item) for r in conn.execute(
-                sa.select(proposals).order_by(proposals.c.id))]
-
-    def import_actions(self, rows: Sequence[dict[str, Any]], who: str, via: str,
-                       now: datetime) -> tuple[int, int]:
-        """New actions and updates from a CSV, all or nothing: (added, updated)."""
-        added = updated = 0
-        with self.atomic() as conn:
-            for row in rows:
-                values = {k: v for k, v in row.items() if k != "id"}
-                values["owners"] = json.dumps(list(values["owners"]))
-                if row["id"] is None:
-                    inserted = conn.execute(actions.insert().values(
-                        **values, created_at=now, source=via)).inserted_primary_key
-                    assert inserted is not None
-                    action_id, what = int(inserted[0]), "added"
-                    added += 1
-                else:
-                    conn.execute(actions.update().where(actions.c.id == row["id"])
-                                 .values(**values))
-                    action_id, what = row["id"], "updated from a spreadsheet"
-                    updated += 1
-                conn.execute(action_history.insert().values(action_id=action_id, at=now,
-                                                            who=who, what=what, via=via))
-            self.bump_facts(conn)
-        return added, updated
-
-    def nudges(self, group: str | None = None) -> list[Any]:
-        q = sa.select(nudges).order_by(nudges.c.id)
-        if group:
-            q = q.where(nudges.c.group_id == group)
-        with self.engine.connect() as conn:
-            return list(conn.execute(q))
-
-    def change_action(self, action_id: int, what: str, who: str, via: str, now: datetime,
-                      **values: Any) -> None:
-        with self.atomic() as conn:
-            if values:
-                conn.execute(actions.update().where(actions.c.id == action_id).values(**values))
-            conn.execute(action_history.insert().values(action_id=action_id, at=now, who=who,
-                                                        what=what, via=via))
-            self.bump_facts(conn)
-
-    def actions(self, group: str | None = None) -> list[Action]:
-        q = sa.select(actions).order_by(actions.c.id)
-        if group:
-            q = q.where(actions.c.group_id == group)
-        with self.engine.connect() as conn:
-            return [Action(id=r.id, group=r.group_id, meeting=r.meeting_id, topic=r.topic,
-                           text=r.text, owners=tuple(json.loads(r.owners)), due=r.due,
-                           status=r.status, completed=r.completed, created=r.created_at)
-                    for r in conn.execute(q)]
-
-    def action_history(self, action_id: int) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(action_history).where(
-                action_history.c.action_id == action_id).order_by(action_history.c.id)))
 
     def in_doubt(self, lease: timedelta = timedelta(minutes=15)) -> list[Any]:
         """Rows left in ``sending`` by a process that is gone: one of this host whose pid no
