@@ -246,6 +246,12 @@ def _csv_row(v: dict[str, str], groups: dict[str, Group],
         raise UsageError(f"unknown group {v['group']!r}")
     if v["id"] and (not v["id"].isdigit() or int(v["id"]) not in known):
         raise UsageError(f"no action #{v['id']} to update")
+    before = known.get(int(v["id"])) if v["id"] else None
+    if before is not None and before.group != group.id:
+        raise UsageError(f"#{before.id} is an action of {before.group}, not {group.id}")
+    if before is not None and before.status != "open" and v["status"] == "open":
+        raise UsageError(f"#{before.id} is {before.status} in clerk since; export again "
+                         "to change it")
     if not v["action"]:
         raise UsageError("the action is empty")
     if v["status"] not in ("open", "done", "dropped"):
@@ -257,6 +263,8 @@ def _csv_row(v: dict[str, str], groups: dict[str, Group],
         completed = date.fromisoformat(v["completed"]) if v["completed"] else None
     except ValueError:
         raise UsageError("due and completed must be dates like 2027-05-01") from None
+    if v["status"] == "done" and completed is None:
+        completed = before.completed if before and before.completed else date.today()
     return {"id": int(v["id"]) if v["id"] else None, "group_id": group.id,
             "meeting_id": v["meeting"], "topic": v["topic"], "text": v["action"],
             "owners": owners_of(group, v["owners"].split(";")), "due": due,

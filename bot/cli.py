@@ -605,9 +605,17 @@ def minutes_send(obj: Ctx, path: str, meeting: str, group_id: str | None) -> Non
         raise _usage_error(f"{source.name}: minutes go as {', '.join(MINUTES_TYPES)}")
     target = group.folder / MINUTES_FOLDER / f"{meeting}{source.suffix.lower()}"
     target.parent.mkdir(exist_ok=True)
-    for old in target.parent.glob(f"{meeting}.*"):
-        old.unlink()  # a corrected file replaces the one before
-    shutil.copyfile(source, target)
+    if source.resolve() != target.resolve():
+        for old in target.parent.glob(f"{meeting}.*"):
+            if old.resolve() != source.resolve():
+                old.unlink()  # a corrected file replaces the one before
+        shutil.copyfile(source, target)
+    store = obj.store(config)
+    if any(r.state in ("sending", "sent") for r in store.rows(group=group.id, states=None)
+           if r.kind == "minutes" and r.meeting_id == meeting):
+        click.echo(f"the minutes of {meeting} went out already; members who have them are "
+                   "not sent the correction (newcomers get it)")
+        return
     how = (f"held for approval: `clerk approve {group.id}/{meeting}/minutes/` releases them"
            + ("; the chair is asked to approve them by replying APPROVE"
               if group.minutes_approval == "chair" else "")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import planner
+from bot import planner, windows
 from bot.errors import TransportError
 from bot.model import Config, Desired
 from bot.planner import Plan
@@ -221,6 +221,8 @@ class Executor:
                     result.skipped_late.append(row.key)
                     log.warning("skipped_late %s: latest was %s", row.key, row.latest_at)
                     continue
+                if self._window_shut(row.group_id, now, row.latest_at):
+                    continue  # released (approved, retried) while it is shut: wait for it
                 if self._send_one(row.key, now, result) and pause:
                     time.sleep(pause)
         finally:
@@ -228,6 +230,14 @@ class Executor:
             if self.mailbox is not None:
                 self.mailbox.close()  # a Sent copy may have opened it again
         return result
+
+    def _window_shut(self, group_id: str, now: datetime, latest: datetime) -> bool:
+        """Whether the group's send window is shut now and opens again in time."""
+        group = next((g for g in self.config.groups if g.id == group_id), None)
+        if group is None or group.window is None:
+            return False
+        opens = windows.next_opening(group.window, group.zone, now)
+        return now < opens <= latest
 
     def _due(self, now: datetime) -> Iterator[Any]:
         """Every row due at ``now``, a thousand at a time, until none is left (a row that

@@ -48,6 +48,12 @@ class Facts:
     def mark_submitted(self, group: str, meeting: str, rule: str, organisation: str,
                        status: str, now: datetime, source: str = "") -> None:
         with self.atomic() as conn:
+            done = conn.execute(sa.select(submissions.c.status).where(
+                (submissions.c.group_id == group) & (submissions.c.meeting_id == meeting)
+                & (submissions.c.rule_id == rule)
+                & (submissions.c.organisation == organisation))).scalar()
+            if done == "submitted" and status == "nil":
+                return  # a later "nil" does not undo papers already in
             conn.execute(submissions.delete().where(
                 (submissions.c.group_id == group) & (submissions.c.meeting_id == meeting)
                 & (submissions.c.rule_id == rule)

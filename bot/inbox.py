@@ -25,6 +25,7 @@ from typing import Any
 from bot import actions
 from bot.errors import UsageError
 from bot.model import Config, Group, Member
+from bot.notices import approval_key
 from bot.render.email import invite_uid
 from bot.replies import Answer, Incoming, check_token
 from bot.store import Store
@@ -137,9 +138,13 @@ class Inbox:
         if member is None:
             return Outcome(False, f"{incoming.sender} is not on the roster of {group.id}")
         meeting = row.meeting_id
-        if row.kind == "invitation" and any(s.id == meeting for s in group.series):
-            upcoming = [m for m in group.meetings if m.series == meeting and m.start > now]
-            meeting = upcoming[0].id if upcoming else meeting
+        found = next((m for m in group.meetings if m.id == meeting), None)
+        if found is None or found.cancelled or found.start <= now:  # a series, or past
+            upcoming = [m for m in group.meetings if not m.cancelled and m.start > now
+                        and (found is not None or m.series == meeting)]
+            if not upcoming:
+                return Outcome(False, "an agenda item, but no meeting is coming up")
+            meeting = upcoming[0].id
         self.store.propose(group.id, meeting, member.email, answer.argument, now)
         return Outcome(True, f"{member.name} proposed {answer.argument!r} for {meeting}")
 
@@ -155,6 +160,10 @@ class Inbox:
                                   "to approve: not applied")
         if answer.command != "APPROVE":
             return Outcome(False, "no APPROVE on the first line: the minutes stay held")
+        path = group.minutes.get(row.meeting_id)
+        if path is None or approval_key(group, row.meeting_id, row.recipient, path) != row.key:
+            return Outcome(False, "these minutes have changed since this request; the chair "
+                                  "is asked again: not applied")
         released = self.store.set_state([f"{group.id}/{row.meeting_id}/minutes/"], ("held",),
                                         "planned", now, f"approved by {incoming.sender}")
         return Outcome(True, f"minutes of {row.meeting_id} approved by {incoming.sender}: "
@@ -175,7 +184,9 @@ class Inbox:
         if answer.command not in ACTION_COMMANDS:
             why = answer.reason or "no DONE, NEW DATE or UPDATE on the first line"
             return Outcome(False, f"{why}: not applied")
+        listed_by = row.sent_at or now  # what the chaser listed: nothing newer
         mine = [a for a in self.store.actions() if a.status == "open"  # in all their groups
+                and a.created <= listed_by
                 and (row.recipient in a.owners or (actions.ALL in a.owners
                                                    and a.group == group.id))]
         chosen = [a for a in mine if a.id == answer.ref] if answer.ref is not None else mine

@@ -85,15 +85,17 @@ def next_agenda(path: Path) -> list[str]:
     items: list[str] = []
     inside = False
     for raw in lines:
-        line = raw.strip().lstrip("#").strip()
+        line = raw.strip()
         if re.search(r"items for (the )?next (agenda|meeting)", line, re.I):
             inside = True
             continue
-        if inside and (re.match(r"(\d+\.|actions?\b|topic\b)", line, re.I)
+        heading = line.startswith("#") or (re.match(r"\d+\.\s+[A-Z][^.]*$", line) and \
+            re.search(r"any other business|aob|date of next", line, re.I))
+        if inside and (heading or re.match(r"(actions?\b|topic\b)", line, re.I)
                        or line.startswith("|")):
             break
         if inside and line:
-            items.append(line.lstrip("-*• ").rstrip("."))
+            items.append(re.sub(r"^(\d+[.)]|[-*•])\s*", "", line).rstrip("."))
     return items
 
 
@@ -137,7 +139,8 @@ def _from_tables(tables: list[list[tuple[int, list[str]]]]) -> list[Item]:
         if not any(c.startswith("action") for c in header):
             continue
         col = {name: next((i for i, c in enumerate(header) if c.startswith(name)), None)
-               for name in ("topic", "action", "date")}
+               for name in ("topic", "action")}
+        col["date"] = next((i for i, c in enumerate(header) if "complet" in c), None)
         items = []
         for n, cells in table[1:]:
             topic, action, done = (_cell(cells, col[name]) for name in ("topic", "action",

@@ -216,7 +216,8 @@ class Store(Facts):
         """Rows whose send time has come, oldest first (an index range scan)."""
         with self.engine.connect() as conn:
             q = sa.select(ledger.c.key, ledger.c.state, ledger.c.latest_at,
-                          ledger.c.next_attempt_at, ledger.c.attempts).where(
+                          ledger.c.next_attempt_at, ledger.c.attempts,
+                          ledger.c.group_id).where(
                 ledger.c.state.in_(("planned", "retry")), ledger.c.send_at <= now,
             ).order_by(ledger.c.send_at, ledger.c.key).limit(limit)
             return [r for r in conn.execute(q)

@@ -81,8 +81,8 @@ def pack_attachments(group: Group, desired: Desired, papers_root: Path,
 
     m = desired.context["meeting"]
     folder = papers_root / group.id / desired.meeting
-    papers = sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.is_file()) \
-        if folder.is_dir() else []
+    papers = sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.is_file()
+                    and not p.name.startswith((".", "~$"))) if folder.is_dir() else []
     items: list[Any] = [{"text": t, "note": ""} for t in m["agenda"]]
     tracker: list[Any] = [{k: a[k] for k in ("topic", "text", "owner", "status", "due",
                                              "completed")} for a in m["actions"]]

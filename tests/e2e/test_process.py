@@ -92,6 +92,9 @@ def _near_future_group(group_dir: Path) -> None:
     """Dates relative to today, so the worker (on the real clock) has mail due now."""
     today = date.today()
     edit(group_dir / "group.toml", "go_live = 2026-12-01", f"go_live = {today - timedelta(1)}")
+    # the real clock may be at night or at a weekend: no send window for these
+    edit(group_dir / "group.toml", 'zone = "Europe/London"',
+         'zone = "Europe/London"\nsend_window = ""')
     for n, old in enumerate(["2027-01-14", "2027-04-15", "2027-07-15", "2027-10-14"]):
         edit(group_dir / "group.toml", f"start = {old}T14:00:00",
              f"start = {today + timedelta(days=60 + 30 * n)}T14:00:00")

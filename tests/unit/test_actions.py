@@ -216,3 +216,19 @@ def test_every_actions_command_speaks_json(clerk: Callable[..., Result]):
     assert json.loads(clerk("actions", "done", "1", "--json").output)["status"] == "done"
     clerk("actions", "add", "-g", "qa-leads", "--owner", "all", "Other")
     assert json.loads(clerk("actions", "drop", "2", "--json").output)["status"] == "dropped"
+
+
+def test_a_csv_never_reopens_or_moves_an_action(clerk: Callable[..., Result], tmp_path: Path,
+                                                config_dir: Path):
+    future = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    clerk("init", str(config_dir / "second"))
+    clerk("actions", "add", "-g", "qa-leads", "--owner", AMAN, "--due", future, "Share it")
+    sheet = tmp_path / "a.csv"
+    sheet.write_text(clerk("actions", "export").output, encoding="utf-8")  # #1 open
+    clerk("actions", "done", "1")  # …then done by reply, before the sheet comes back
+    result = clerk("actions", "import", str(sheet))
+    assert result.exit_code == 2 and "#1 is done in clerk since" in result.output
+    moved = sheet.read_text().replace(",qa-leads,", ",second,")
+    sheet.write_text(moved.replace(",open,", ",done,"), encoding="utf-8")
+    result = clerk("actions", "import", str(sheet))
+    assert result.exit_code == 2 and "#1 is an action of qa-leads, not second" in result.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -193,6 +194,11 @@ def test_minutes_are_held_for_approval_then_go_to_every_member(
     assert "joining instructions" not in old.get_body(("plain",)).get_content().lower()
     assert "To join the website" in new.get_body(("plain",)).get_content()
     assert "To join the website" not in old.get_body(("plain",)).get_content()
+    # someone joining after the minutes went gets them too, without a second approval
+    with (group_dir / "roster.csv").open("a") as f:
+        f.write("Ola Late,ola.late@kent.example,Kent,member\n")
+    late = make_executor().tick(day + timedelta(days=1)).sent
+    assert "qa-leads/2027-q1/minutes/ola.late@kent.example" in late
 
 
 def test_a_stray_file_in_the_minutes_folder_is_a_warning(clerk: Callable[..., Result],
@@ -238,7 +244,8 @@ def test_the_chair_approves_the_minutes_by_replying(
     day = datetime(2027, 1, 18, 10, tzinfo=UTC)
     ex = make_executor()
     sent = [k for k in ex.tick(day).sent if "minutes" in k]
-    assert sent == ["qa-leads/2027-q1/minutes-approval/sophie.barton@hampshire-iow.example"]
+    (key,) = sent  # one request, for this version of the file
+    assert key.startswith("qa-leads/2027-q1/minutes-approval/sophie.barton@hampshire-iow.")
     assert isinstance(ex.transport, MemoryTransport)
     request = next(m for m in ex.transport.sent if "minutes-approval" in str(m["X-Clerk-Key"]))
     assert [p.get_filename() for p in request.iter_attachments()] == ["2027-q1.pdf"]
@@ -258,3 +265,62 @@ def test_the_chair_approves_the_minutes_by_replying(
                                            "Approved, thanks")), day)
     assert chair.handled and "21 message(s) released" in chair.detail
     assert len([k for k in ex.tick(day).sent if "/minutes/" in k]) == 21
+
+
+def test_a_corrected_file_needs_approving_again(make_executor: Callable[..., object],
+                                                group_dir: Path, store: object):
+    from datetime import UTC, datetime
+    from email.message import EmailMessage
+
+    from bot import replies
+    from bot.inbox import Inbox
+    from bot.transports.memory import MemoryTransport
+
+    edit(group_dir / "group.toml", 'zone = "Europe/London"',
+         'zone = "Europe/London"\nminutes_approval = "chair"')
+    (group_dir / "minutes").mkdir()
+    minutes = group_dir / "minutes" / "2027-q1.txt"
+    minutes.write_text("version 1")
+    day = datetime(2027, 1, 18, 10, tzinfo=UTC)
+    ex = make_executor()
+    ex.tick(day)
+    assert isinstance(ex.transport, MemoryTransport)
+    first = next(m for m in ex.transport.sent if "minutes-approval" in str(m["X-Clerk-Key"]))
+    minutes.write_text("version 2, corrected")  # the chair asked for a change
+    ex = make_executor()
+    again = [k for k in ex.tick(day + timedelta(hours=1)).sent if "minutes-approval" in k]
+    assert len(again) == 1 and again[0] != str(first["X-Clerk-Key"])
+    old = EmailMessage()
+    old["From"], old["To"] = "sophie.barton@hampshire-iow.example", "qa-leads@network.example"
+    old["Subject"], old["In-Reply-To"] = f"Re: {first['Subject']}", first["Message-ID"]
+    old["Message-ID"] = "<old@x.example>"
+    old.set_content("APPROVE")
+    outcome = Inbox(ex.config, store).apply(replies.read(old), day)  # type: ignore[arg-type]
+    assert not outcome.handled and "changed since this request" in outcome.detail
+
+
+def test_minutes_approved_at_the_weekend_wait_for_monday(
+        make_executor: Callable[..., object], clerk: Callable[..., Result], group_dir: Path,
+        store: object):
+    from datetime import UTC, datetime
+
+    if not str(getattr(store, "url", "")).startswith("sqlite"):
+        pytest.skip("the CLI here uses the SQLite store")
+    (group_dir / "minutes").mkdir()
+    (group_dir / "minutes" / "2027-q1.txt").write_text("minutes")
+    saturday = datetime(2027, 1, 23, 21, 30, tzinfo=UTC)
+    make_executor().tick(saturday)
+    assert clerk("approve", "qa-leads/2027-q1/minutes/").exit_code == 0
+    assert not [k for k in make_executor().tick(saturday).sent if "/minutes/" in k]
+    monday = datetime(2027, 1, 25, 8, 5, tzinfo=UTC)
+    assert len([k for k in make_executor().tick(monday).sent if "/minutes/" in k]) == 21
+
+
+def test_next_agenda_items_stop_at_the_next_heading(tmp_path: Path):
+    from bot import minutes
+
+    path = tmp_path / "m.md"
+    path.write_text("## Items for the next agenda\n\n1. Ofsted readiness\n2. Voice of the "
+                    "child\n- Peer review\n\n## Any other business\nNone.\n", encoding="utf-8")
+    assert minutes.next_agenda(path) == ["Ofsted readiness", "Voice of the child",
+                                         "Peer review"]
