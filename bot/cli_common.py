@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import date, datetime
     from pathlib import Path
 
     from bot.executor import Executor
@@ -94,3 +94,20 @@ def _meeting_group(config: Config, meeting: str, group_id: str | None) -> Any:
         raise _usage_error(f"meeting {meeting!r} is not in {where}" if not groups else
                            f"meeting {meeting!r} is in several groups; add --group")
     return groups[0]
+
+
+def _date(text: str) -> date:
+    """A date given on the command line, like 2027-05-01."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _usage_error(f"{text!r} is not a date; write it like 2027-05-01") from None
+
+
+def _meeting_of(group: Any, meeting: str) -> str:
+    """``meeting`` if it is one of the group's meetings (or empty)."""
+    if meeting and meeting not in {m.id for m in group.meetings}:
+        raise _usage_error(f"no meeting {meeting!r} in {group.id}")
+    return meeting

@@ -10,9 +10,11 @@ import click
 
 from bot.cli_common import (
     Ctx,
+    _date,
     _group,
     _json,
     _meeting_group,
+    _meeting_of,
     _usage_error,
     group_option,
     json_option,
@@ -67,20 +69,15 @@ def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> 
 def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | None,
                 meeting: str, topic: str, text: str, as_json: bool) -> None:
     """Record an action."""
-    from datetime import date
 
     from bot import actions, timeutil
 
     config = obj.config()
     group = config.group(_group(config, group_id) or group_id)
     now = timeutil.utcnow()
-    try:
-        when = date.fromisoformat(due) if due else actions.default_due(group, now)
-    except ValueError:
-        raise _usage_error(f"{due!r} is not a date; write it like 2027-05-01") from None
-    if meeting and meeting not in {m.id for m in group.meetings}:
-        raise _usage_error(f"no meeting {meeting!r} in {group.id}")
-    values = {"group_id": group.id, "meeting_id": meeting, "topic": topic, "text": text,
+    when = _date(due) if due else actions.default_due(group, now)
+    values = {"group_id": group.id, "meeting_id": _meeting_of(group, meeting),
+              "topic": topic, "text": text,
               "owners": actions.owners_of(group, owners),
               "due": actions.check_due(when, now, group)}
     store = obj.store(config)
@@ -166,13 +163,7 @@ def actions_update(obj: Ctx, action_id: int, text: str, as_json: bool) -> None:
 @click.pass_obj
 def actions_new_date(obj: Ctx, action_id: int, due: str, as_json: bool) -> None:
     """Give action ID a new due date."""
-    from datetime import date
-
-    try:
-        when = date.fromisoformat(due)
-    except ValueError:
-        raise _usage_error(f"{due!r} is not a date; write it like 2027-05-01") from None
-    _change(obj, action_id, "NEW DATE", as_json, new_date=when)
+    _change(obj, action_id, "NEW DATE", as_json, new_date=_date(due))
 
 
 @actions_cli.command("drop")
@@ -310,7 +301,6 @@ def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: 
               text: str) -> None:
     """Record a nudge; it goes on the agenda of the first meeting inside its window."""
     import re
-    from datetime import date
 
     from bot import context, minutes, timeutil
     from bot.model import Nudge
@@ -321,13 +311,8 @@ def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: 
     if not m or int(m.group(1)) > int(m.group(2)):
         raise _usage_error(f"{window!r} is not a window; write it like 6-9m")
     now = timeutil.utcnow()
-    try:
-        start_day = date.fromisoformat(since) if since else now.astimezone(
-            timeutil.zone(group.zone)).date()
-    except ValueError:
-        raise _usage_error(f"{since!r} is not a date; write it like 2027-05-01") from None
-    if meeting and meeting not in {x.id for x in group.meetings}:
-        raise _usage_error(f"no meeting {meeting!r} in {group.id}")
+    start_day = _date(since) if since else now.astimezone(timeutil.zone(group.zone)).date()
+    _meeting_of(group, meeting)
     start, end = minutes.nudge_window(start_day, (int(m.group(1)), int(m.group(2))))
     values = {"group_id": group.id, "meeting_id": meeting, "text": text,
               "window_start": start, "window_end": end, "source": "cli"}

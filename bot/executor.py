@@ -23,13 +23,11 @@ from bot.errors import TransportError
 from bot.model import Config, Desired
 from bot.planner import Plan
 from bot.render import email as render_email
-from bot.replies import make_token
+from bot.replies import ANSWERABLE, make_token
 from bot.store import Store
 from bot.transports.base import Transport
 
 log = logging.getLogger("clerk")
-# their subjects carry a [#token], so an answer is matched (and trusted) without In-Reply-To
-ANSWERABLE = ("request", "chaser", "action_chaser", "approval_request")
 
 
 @dataclass

@@ -27,11 +27,10 @@ from bot.errors import UsageError
 from bot.model import Config, Group, Member
 from bot.notices import approval_key
 from bot.render.email import invite_uid
-from bot.replies import Answer, Incoming, check_token
+from bot.replies import ANSWERABLE, Answer, Incoming, check_token
 from bot.store import Store
 
 log = logging.getLogger("clerk")
-ANSWERED = ("request", "chaser", "action_chaser", "approval_request")
 ACTION_COMMANDS = ("DONE", "NEW DATE", "UPDATE")
 
 
@@ -207,11 +206,11 @@ class Inbox:
         """The request or chaser this answers: by reference, else by its subject's token."""
         ids = [i for i in (incoming.in_reply_to, *incoming.references) if i]
         row = self.store.by_message_ids(ids)
-        if row is not None and row.kind in ANSWERED:
+        if row is not None and row.kind in ANSWERABLE:
             return row
         if incoming.token:
             secret = self.store.secret()
-            for candidate in self.store.sent_to(incoming.sender, ANSWERED):
+            for candidate in self.store.sent_to(incoming.sender, ANSWERABLE):
                 if check_token(secret, candidate.key, incoming.token):
                     return candidate
         return None

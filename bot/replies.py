@@ -103,6 +103,11 @@ class Incoming:
 _TOKEN = re.compile(r"\[#([a-z2-7]{10})\]", re.IGNORECASE)
 
 
+# the messages whose subjects carry a [#token]: an answer to one is matched (and, for actions
+# and approvals, trusted) by the token even when its client drops In-Reply-To
+ANSWERABLE = ("request", "chaser", "action_chaser", "approval_request")
+
+
 def make_token(secret: bytes, key: str) -> str:
     digest = hmac.new(secret, key.encode(), hashlib.sha256).digest()
     return base64.b32encode(digest).decode().lower()[:10]

@@ -6,7 +6,7 @@ Aware datetimes only; instants are stored in UTC. The clock is always passed in.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.model import Offset
@@ -105,9 +105,6 @@ def parse_instant(text: str, tz: ZoneInfo | None = None) -> datetime:
         value = value.replace(tzinfo=tz or UTC)
     return value.astimezone(UTC)
 
-
-def to_date(value: date | datetime) -> date:
-    return value.date() if isinstance(value, datetime) else value
 
 
 def utcnow() -> datetime:
