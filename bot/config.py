@@ -59,14 +59,18 @@ def _settle(v: Any) -> timedelta:
 
 SETTINGS_OPTIONS = {
     "state": Option(Settings.state, _str, "SQLAlchemy URL of the state store"),
-    "transport": Option(Settings.transport, _str, "how mail leaves: outbox (a Maildir)"),
+    "transport": Option(Settings.transport, _str, "how mail leaves: outbox (a Maildir), "
+                        "smtp, exchange (Exchange Server) or graph (Microsoft 365)"),
     "interval": Option(Settings.interval, _int, "seconds between the worker's ticks"),
     "pause": Option(Settings.pause, _float, "seconds to wait between two messages"),
     "retry_base": Option(Settings.retry_base, _int, "seconds before the first retry"),
     "retry_cap": Option(Settings.retry_cap, _int, "longest wait between retries, seconds"),
     "park_after": Option(Settings.park_after, _duration,
                          "a message failing this long is parked and the admin told"),
-    "mailbox": Option("", _choice("", "imap"), "where replies are read: imap (or empty)"),
+    "mailbox": Option("", _choice("", "imap", "exchange", "graph"),
+                      "where replies are read: imap, exchange, graph (or empty)"),
+    "rsvp_every": Option(Settings.rsvp_every, _duration,
+                         "exchange, graph: how often attendees' answers are read"),
     "papers": Option(Settings.papers, _str, "folder for the papers members send"),
     "max_attachment": Option(Settings.max_attachment, _int,
                              "largest attachment kept, in bytes"),
@@ -143,14 +147,23 @@ def load_settings(folder: Path, problems: list[Problem]) -> Settings:
         if name not in ("clerk", "transport", "mailbox"):
             r.problem(name, "unknown section", hint="sections: [clerk], [transport], [mailbox]")
     transport = _transport_options(r, clerk["transport"], data.get("transport", {}))
-    mailbox = _transport_options(r, clerk["mailbox"], data.get("mailbox", {}), "mailbox") \
-        if clerk.get("mailbox") else {}
+    mailbox: dict[str, Any] = {}
+    if clerk.get("mailbox") in ("exchange", "graph") and "mailbox" not in data:
+        if clerk["mailbox"] != clerk["transport"]:  # the transport's own account, or say so
+            r.problem("clerk.mailbox", f"mailbox {clerk['mailbox']!r} needs a [mailbox] "
+                      "section", table="clerk", name="mailbox",
+                      hint=f"add [mailbox], or set transport = {clerk['mailbox']!r} to read "
+                      "the mailbox clerk sends from")
+        mailbox = transport
+    elif clerk.get("mailbox"):
+        mailbox = _transport_options(r, clerk["mailbox"], data.get("mailbox", {}), "mailbox")
     problems.extend(r.problems)
     return Settings(
         state=clerk["state"], transport=clerk["transport"], transport_options=transport,
         interval=max(1, clerk["interval"]), pause=clerk["pause"],
         retry_base=clerk["retry_base"], retry_cap=clerk["retry_cap"],
         park_after=clerk["park_after"], mailbox=clerk["mailbox"], mailbox_options=mailbox,
+        rsvp_every=clerk["rsvp_every"],
         papers=clerk["papers"], max_attachment=clerk["max_attachment"],
         zip_papers_above=clerk["zip_papers_above"],
     )

@@ -7,6 +7,7 @@ funnel (:func:`bot.cli.main`) that prints them. Anything else is a bug and shows
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,13 @@ class TransportError(Exception):
 
     ``retryable`` says whether a later attempt may succeed (a 4xx reply, a timeout, a full
     disk) or not (a 5xx reply for that recipient). Transports raise; they never return False.
+    ``retry_after`` (seconds) is the server's own word on when to come back (an Exchange
+    ``ErrorServerBusy`` back-off, a Graph ``Retry-After``); the ledger waits at least that.
     """
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    def __init__(self, message: str, *, retryable: bool,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
+        self.parts: Any = None  # calendar transports: the items as they were left

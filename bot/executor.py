@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import planner, windows
+from bot import calendar, planner, windows
 from bot.errors import TransportError
 from bot.model import Config, Desired
 from bot.planner import Plan
@@ -92,6 +92,7 @@ class Executor:
         self._by_key: dict[str, Desired] = {}
         self._stamp: tuple[str, int] | None = None
         self._token_secret: bytes | None = None
+        self._rsvps_read: datetime | None = None  # calendar transports: answers last read
         self.batch = 1000  # due rows fetched at a time
 
     def use_config(self, config: Config) -> None:
@@ -173,22 +174,33 @@ class Executor:
 
     def recover(self, now: datetime, result: TickResult) -> None:
         """Settle rows a crash left in ``sending``: sent if the transport has them."""
+        meetings = []
         for row in self.store.in_doubt():
+            if self.on_calendar and row.kind in calendar.INVITE_KINDS:
+                meetings.append(row)
+                continue
             try:
-                found = self.transport.lookup(row.message_id) if row.message_id else None
+                found = self.transport.lookup(row.message_id, row.key) \
+                    if row.message_id else None
             except TransportError as exc:  # cannot tell now (the mailbox is down): wait
                 log.warning("cannot look up %s yet: %s", row.key, exc)
                 continue
-            with self.store.atomic() as conn:
-                if found:
-                    self.store.update_row(conn, row.key, now, "found after a crash",
-                                          state="sent", sent_at=row.updated_at)
-                else:
-                    self.store.update_row(conn, row.key, now, "in doubt after a crash; "
-                                          "sending again", state="retry", next_attempt_at=now)
-            result.recovered += 1
-            log.warning("recovered %s after a crash: %s", row.key,
-                        "already delivered" if found else "sending again")
+            self._settle(row, found, now, result)
+        if meetings:
+            self._recover_calendar(meetings, now, result)
+
+    def _settle(self, row: Any, found: bool | None, now: datetime, result: TickResult) -> None:
+        """A row left in doubt: sent if the transport found it, else sent again."""
+        with self.store.atomic() as conn:
+            if found:
+                self.store.update_row(conn, row.key, now, "found after a crash",
+                                      state="sent", sent_at=row.updated_at)
+            else:
+                self.store.update_row(conn, row.key, now, "in doubt after a crash; "
+                                      "sending again", state="retry", next_attempt_at=now)
+        result.recovered += 1
+        log.warning("recovered %s after a crash: %s", row.key,
+                    "already delivered" if found else "sending again")
 
     @property
     def plan(self) -> Plan | None:
@@ -207,6 +219,7 @@ class Executor:
             result.replanned = True
             result.recorded, result.updated, result.withdrawn = counts
         pause = self.config.settings.pause
+        meetings: dict[tuple[str, str], list[str]] = {}  # calendar transports: rows by meeting
         try:
             for row in self._due(now):
                 if self.stop.is_set():
@@ -221,8 +234,19 @@ class Executor:
                     continue
                 if self._window_shut(row.group_id, now, row.latest_at):
                     continue  # released (approved, retried) while it is shut: wait for it
+                d = self._by_key.get(row.key)
+                if self.on_calendar and d is not None and d.kind in calendar.INVITE_KINDS:
+                    meetings.setdefault((d.group, d.meeting), []).append(row.key)
+                    continue  # one change per meeting, below
                 if self._send_one(row.key, now, result) and pause:
                     time.sleep(pause)
+            for (group_id, unit), keys in meetings.items():
+                if self.stop.is_set():
+                    result.stopped = True
+                    break
+                self._sync_meeting(group_id, unit, keys, now, result)
+            if self.on_calendar and not self.stop.is_set():
+                self.read_calendar(now, result)
         finally:
             self.transport.close()
             if self.mailbox is not None:
@@ -300,7 +324,7 @@ class Executor:
             self.transport.send(message)
         except TransportError as exc:
             if exc.retryable:
-                self._retry(key, now, str(exc), result)
+                self._retry(key, now, str(exc), result, exc.retry_after)
             else:
                 self._fail(key, now, str(exc), result)
             return True
@@ -318,12 +342,120 @@ class Executor:
                  desired.recipient.email, self.transport.describe())
         return True
 
+    # --- meetings a server owns (bot/calendar.py) -----------------------------------------
+
+    @property
+    def on_calendar(self) -> bool:
+        return calendar.is_calendar(self.transport)
+
+    def _sync_meeting(self, group_id: str, unit: str, keys: list[str], now: datetime,
+                      result: TickResult) -> None:
+        """Carry out one meeting's due invitation rows as calendar operations."""
+        group = self.config.group(group_id)
+        wanted = [self._by_key[k] for k in keys if k in self._by_key]
+        try:
+            change = calendar.change_for(group, unit, wanted)
+        except Exception as exc:  # a template that fails at send time: these rows only
+            for k in keys:
+                self._fail(k, now, f"cannot render: {exc}", result)
+            return
+        name = self.transport.name
+        parts = self.store.calendar_parts(name, group_id, unit).get((group_id, unit), [])
+        ops = calendar.operations(change, parts)
+        claimed = [k for k in change.keys
+                   if self.store.claim(k, now, render_email.message_id(k, group.organiser),
+                                       name)]
+        if not claimed:
+            return
+        transport: Any = self.transport
+        try:
+            parts = transport.apply_all(change, ops, parts)
+        except TransportError as exc:
+            if exc.parts is not None:
+                self.store.save_parts(name, group_id, unit, exc.parts, now)
+            for k in claimed:
+                if exc.retryable:
+                    self._retry(k, now, str(exc), result, exc.retry_after)
+                else:
+                    self._fail(k, now, str(exc), result)
+            return
+        except Exception as exc:  # a bug or a broken setting: never leave rows in sending
+            log.exception("calendar change for %s/%s failed", group_id, unit)
+            for k in claimed:
+                self._fail(k, now, f"{type(exc).__name__}: {exc}", result)
+            return
+        self.store.save_parts(name, group_id, unit, parts, now)
+        with self.store.atomic() as conn:
+            for k in claimed:
+                self.store.update_row(conn, k, now, "", state="sent", sent_at=now)
+        result.sent.extend(claimed)
+        log.info("calendar %s/%s: %s via %s", group_id, unit,
+                 ", ".join(f"{op.action} item {op.part}" for op in ops) or "nothing to change",
+                 self.transport.describe())
+
+    def _recover_calendar(self, rows: list[Any], now: datetime, result: TickResult) -> None:
+        """Rows of meetings left in ``sending``: ask the server what it holds (the items carry
+        the meeting's UID) and settle each row by it."""
+        transport: Any = self.transport
+        by_unit: dict[tuple[str, str], list[Any]] = {}
+        for row in rows:
+            by_unit.setdefault((row.group_id, row.meeting_id), []).append(row)
+        for (group_id, unit), found in by_unit.items():
+            try:
+                group = self.config.group(group_id)
+                parts = transport.find(render_email.invite_uid(group, unit))
+            except KeyError:
+                parts = []
+            except TransportError as exc:
+                log.warning("cannot look up %s/%s yet: %s", group_id, unit, exc)
+                continue
+            self.store.save_parts(transport.name, group_id, unit, parts, now)
+            for row in found:
+                held = calendar.settled(parts, row.recipient, calendar.method_of(row.kind),
+                                        row.revision or 0)
+                self._settle(row, held, now, result)
+
+    def read_calendar(self, now: datetime, result: TickResult) -> None:
+        """Record attendees' answers from the organiser's copies of upcoming meetings, at
+        most every ``rsvp_every`` (a few requests for all meetings)."""
+        every = self.config.settings.rsvp_every
+        if self._rsvps_read is not None and now - self._rsvps_read < every:
+            return
+        self._rsvps_read = now
+        transport: Any = self.transport
+        items: dict[str, tuple[str, str, int]] = {}
+        for (group_id, unit), parts in self.store.calendar_parts(transport.name).items():
+            for p in parts:
+                if not p.cancelled:
+                    items[p.item_id] = (group_id, unit, p.revision)
+        if not items:
+            return
+        try:
+            answers = transport.responses(sorted(items))
+        except TransportError as exc:
+            log.warning("calendar: cannot read answers yet: %s", exc)
+            result.errors.append(f"calendar: {exc}")
+            return
+        known = self.store.snapshot().rsvps
+        for item_id, by_email in answers.items():
+            if item_id not in items:
+                continue
+            group_id, unit, revision = items[item_id]
+            had = known.get((group_id, unit, ""), {})
+            for email, partstat in by_email.items():
+                if partstat not in calendar.RESPONSES or had.get(email, ("",))[0] == partstat:
+                    continue
+                self.store.record_rsvp(group_id, unit, "", email, partstat, "", revision, now)
+                result.read += 1
+                log.info("calendar: %s %s %s", email, partstat.lower(), unit)
+
     def _secret(self) -> bytes:
         if self._token_secret is None:
             self._token_secret = self.store.secret()
         return self._token_secret
 
-    def _retry(self, key: str, now: datetime, error: str, result: TickResult) -> None:
+    def _retry(self, key: str, now: datetime, error: str, result: TickResult,
+               after: float | None = None) -> None:
         """A failure that may clear: try again after a back-off, or park the message once it
         has failed for longer than ``park_after`` (the admin is told in a digest)."""
         row = self.store.row(key)
@@ -338,6 +470,8 @@ class Executor:
                 log.error("parked %s after failing since %s: %s", key, first.isoformat(), error)
                 return
             wait = backoff(key, row.attempts, s.retry_base, s.retry_cap)
+            if after:  # the server said when to come back
+                wait = max(wait, timedelta(seconds=after))
             self.store.update_row(conn, key, now, error, state="retry", last_error=error,
                                   next_attempt_at=now + wait, first_failed_at=first)
         result.retry.append(key)

@@ -19,6 +19,7 @@ from bot.schema import (
     action_history,
     actions,
     bounces,
+    calendar_items,
     inbox,
     ledger,
     meta,
@@ -113,6 +114,38 @@ class Facts:
                                                partstat=partstat, comment=comment,
                                                sequence=sequence, at=now))
             self.bump_facts(conn)
+
+    def calendar_parts(self, transport: str, group: str | None = None,
+                       unit: str | None = None) -> dict[tuple[str, str], list[Any]]:
+        """The calendar items clerk keeps on ``transport``'s server, by (group, unit)."""
+        from bot.calendar import Part
+
+        q = sa.select(calendar_items).where(calendar_items.c.transport == transport)
+        if group is not None:
+            q = q.where(calendar_items.c.group_id == group)
+        if unit is not None:
+            q = q.where(calendar_items.c.unit == unit)
+        out: dict[tuple[str, str], list[Any]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(q.order_by(calendar_items.c.part)):
+                out.setdefault((r.group_id, r.unit), []).append(Part(
+                    r.part, r.item_id, tuple((n, e) for n, e in json.loads(r.attendees)),
+                    r.revision, bool(r.cancelled), r.change_key))
+        return out
+
+    def save_parts(self, transport: str, group: str, unit: str, parts: Sequence[Any],
+                   now: datetime) -> None:
+        """Replace what clerk knows of a meeting's calendar items with ``parts``."""
+        where = ((calendar_items.c.transport == transport) & (calendar_items.c.group_id == group)
+                 & (calendar_items.c.unit == unit))
+        with self.atomic() as conn:
+            conn.execute(calendar_items.delete().where(where))
+            for p in parts:
+                conn.execute(calendar_items.insert().values(
+                    transport=transport, group_id=group, unit=unit, part=p.part,
+                    item_id=p.item_id, change_key=p.change_key,
+                    attendees=json.dumps([list(a) for a in p.attendees]), revision=p.revision,
+                    cancelled=p.cancelled, updated_at=now))
 
     def record_bounce(self, email: str, status: str, diagnostic: str, permanent: bool,
                       message_id: str | None, now: datetime) -> Any:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 def _initial(conn: Connection) -> None:
     # a new store gets today's tables; later migrations then find nothing to add
     for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions, s.rsvps,
-                  s.bounces, s.inbox, s.actions, s.action_history, s.nudges, s.proposals):
+                  s.bounces, s.inbox, s.actions, s.action_history, s.nudges, s.proposals,
+                  s.calendar_items):
         table.create(conn, checkfirst=True)
 
 
@@ -65,6 +66,11 @@ def _claims(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN claimed_at TIMESTAMP"))
 
 
+def _calendar_items(conn: Connection) -> None:
+    """The calendar items a server holds for a meeting (transports exchange and graph)."""
+    s.calendar_items.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -72,6 +78,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0004_actions", _actions),
     ("0005_nudges", _nudges),
     ("0006_claims", _claims),
+    ("0007_calendar_items", _calendar_items),
 ]
 
 

@@ -192,6 +192,7 @@ class Settings:
     park_after: timedelta = timedelta(hours=24)  # failing this long: parked, admin told
     mailbox: str = ""  # where replies are read ("imap"); empty: clerk does not listen
     mailbox_options: dict[str, Any] = field(default_factory=dict)
+    rsvp_every: timedelta = timedelta(minutes=15)  # exchange, graph: answers read this often
     papers: str = "papers"  # where attachments of answers are saved
     max_attachment: int = 10 * 1024 * 1024
     zip_papers_above: int = 5 * 1024 * 1024  # the pack's papers go as one zip above this

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import invites, timeutil, windows
+from bot.calendar import OWNED_BY_SERVER
 from bot.context import (
     _chased,
     _deadline,
@@ -118,8 +119,22 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
         messages += _nudge_notes(group, state, now, horizon)
         messages += minutes_messages(group, state, now, horizon)
     messages += action_chasers(config, state, now, horizon)
+    if config.settings.transport in OWNED_BY_SERVER:
+        messages = _on_server(state, messages)
     return Plan(tuple(_in_window(config, messages)), tuple(revisions),
                 min(horizon) if horizon else None)
+
+def _on_server(state: State, messages: list[Desired]) -> list[Desired]:
+    """Say in the plan how a server-owned meeting reaches a newcomer (bot/calendar.py)."""
+    out = []
+    for m in messages:
+        held = state.held.get((m.group, m.meeting), {})
+        if m.kind == "invitation" and m.recipient.email not in held and any(
+                h.method == REQUEST for h in held.values()):
+            m = replace(m, reason=f"{m.reason}; a calendar item of their own, so nobody "
+                        "else is mailed")
+        out.append(m)
+    return out
 
 def _in_window(config: Config, messages: list[Desired]) -> list[Desired]:
     """Each message at its send time, or the group's window's next opening after it."""

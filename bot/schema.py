@@ -185,6 +185,20 @@ nudges = sa.Table(  # "remind the group in 6-9 months": a subject for a future a
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
+calendar_items = sa.Table(  # meetings a server owns (transports exchange, graph): its items
+    "calendar_items", metadata,
+    sa.Column("transport", sa.String(40), primary_key=True),
+    sa.Column("group_id", sa.String(100), primary_key=True),
+    sa.Column("unit", sa.String(100), primary_key=True),  # a meeting, or a series
+    sa.Column("part", sa.Integer, primary_key=True),  # 0: the first item; n: newcomers
+    sa.Column("item_id", sa.Text, nullable=False),
+    sa.Column("change_key", sa.Text, nullable=False, default=""),
+    sa.Column("attendees", sa.Text, nullable=False),  # JSON [[name, email], ...]
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("cancelled", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
 ACTIVE = ("planned", "held", "retry", "withdrawn")  # rows the planner may still change
 REVIVABLE = ("skipped_late",)  # ... and these, when an edit makes them timely again
 DELIVERED = ("sending", "sent")

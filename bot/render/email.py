@@ -116,15 +116,11 @@ def invite_ics(group: Group, desired: Desired, now: datetime) -> bytes:
 
     method = "CANCEL" if desired.kind in CANCELLATIONS else "REQUEST"
     series = next((s for s in group.series if s.id == desired.meeting), None)
-    if series is None:
-        meeting = next(m for m in group.meetings if m.id == desired.meeting)
-        events, years = [_event(meeting)], []
-    else:
-        scope = desired.context.get("scope", "")
-        events = _series_events(series, scope, desired.context.get("rids", ()))
-        years = sorted({o.start.year for o in series.occurrences}
-                       | {o.recurrence_id.year for o in series.occurrences
-                          if o.recurrence_id})
+    events = meeting_events(group, desired.meeting, desired.context.get("scope", ""),
+                            desired.context.get("rids", ()))
+    years = sorted({o.start.year for o in series.occurrences}
+                   | {o.recurrence_id.year for o in series.occurrences
+                      if o.recurrence_id}) if series else []
     recipient = desired.recipient
     return itip(method=method, uid=invite_uid(group, desired.meeting),
                 sequence=desired.sequence or 0, dtstamp=now, zone=group.zone,
@@ -134,6 +130,15 @@ def invite_ics(group: Group, desired: Desired, now: datetime) -> bytes:
 
 
 CANCELLATIONS = ("cancellation", "occurrence_cancellation")
+
+
+def meeting_events(group: Group, unit: str, scope: str = "",
+                   rids: Sequence[str] = ()) -> list[EventSpec]:
+    """The VEVENTs of meeting or series ``unit`` (a series: see :func:`_series_events`)."""
+    series = next((s for s in group.series if s.id == unit), None)
+    if series is None:
+        return [_event(next(m for m in group.meetings if m.id == unit))]
+    return _series_events(series, scope, rids)
 
 
 def _event(m: Meeting, **extra: Any) -> EventSpec:

@@ -12,11 +12,15 @@ REGISTRY = {
     "outbox": "bot.transports.outbox:OutboxTransport",
     "memory": "bot.transports.memory:MemoryTransport",
     "smtp": "bot.transports.smtp:SmtpTransport",
+    "exchange": "bot.transports.exchange:ExchangeTransport",
+    "graph": "bot.transports.graph:GraphTransport",
 }
 
 
 MAILBOXES = {
     "imap": "bot.transports.imap:ImapMailbox",
+    "exchange": "bot.transports.exchange:ExchangeMailbox",
+    "graph": "bot.transports.graph:GraphMailbox",
 }
 
 

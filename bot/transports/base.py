@@ -12,6 +12,7 @@ attempt may succeed. It never returns False for a failure.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
@@ -20,6 +21,7 @@ class Transport:
     """Base class of every transport; subclasses override :meth:`send`."""
 
     name = "base"
+    calendar = False  # True: the server owns meetings (bot/calendar.py), no iCalendar mail
     mailbox: Any = None  # the organiser's mailbox, when clerk reads one (a Sent copy)
 
     def __init__(self, options: dict[str, Any]) -> None:
@@ -29,9 +31,9 @@ class Transport:
         """Deliver ``message`` to every address in its To header, or raise TransportError."""
         raise NotImplementedError
 
-    def lookup(self, message_id: str) -> bool | None:
-        """True if a message with this Message-ID was delivered, False if surely not,
-        None if this transport cannot tell (then the executor sends again)."""
+    def lookup(self, message_id: str, key: str = "") -> bool | None:
+        """True if a message with this Message-ID (and ledger ``key``) was delivered, False
+        if surely not, None if this transport cannot tell (then the executor sends again)."""
         return None
 
     def close(self) -> None:
@@ -39,3 +41,43 @@ class Transport:
 
     def describe(self) -> str:
         return self.name
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A rendered message taken apart for a service that builds its own (Exchange, Graph):
+    the addresses, the HTML part, the attachments (not the iCalendar parts: there the server
+    owns the meeting) and the ledger key."""
+
+    key: str
+    message_id: str
+    subject: str
+    to: tuple[tuple[str, str], ...]  # (name, email)
+    cc: tuple[tuple[str, str], ...]
+    html: str
+    text: str
+    attachments: tuple[tuple[str, str, bytes], ...]  # (file name, MIME type, content)
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for _, _, data in self.attachments)
+
+
+def outgoing(message: EmailMessage) -> Outgoing:
+    """Take ``message`` (as bot/render/email.py builds it) apart."""
+    def addresses(header: str) -> tuple[tuple[str, str], ...]:
+        return tuple((a.display_name, a.addr_spec) for a in
+                     getattr(message[header], "addresses", ()) or ())
+
+    html = message.get_body(("html",))
+    text = message.get_body(("plain",))
+    files = tuple((part.get_filename() or "attachment", part.get_content_type(),
+                   part.get_payload(decode=True) or b"")
+                  for part in message.iter_attachments()
+                  if part.get_content_type() not in ("application/ics", "text/calendar"))
+    return Outgoing(
+        key=str(message.get("X-Clerk-Key", "")), message_id=str(message["Message-ID"]),
+        subject=str(message["Subject"]), to=addresses("To"), cc=addresses("Cc"),
+        html=html.get_content() if html is not None else "",  # type: ignore[attr-defined]
+        text=text.get_content() if text is not None else "",  # type: ignore[attr-defined]
+        attachments=files)

@@ -27,5 +27,5 @@ class MemoryTransport(Transport):
                 raise error
         self.sent.append(message)
 
-    def lookup(self, message_id: str) -> bool | None:
+    def lookup(self, message_id: str, key: str = "") -> bool | None:
         return any(m["Message-ID"] == message_id for m in self.sent)

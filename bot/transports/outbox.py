@@ -55,7 +55,7 @@ class OutboxTransport(Transport):
             # a full or read-only disk may clear; the ledger retries with back-off
             raise TransportError(f"cannot write to {self.path}: {exc}", retryable=True) from exc
 
-    def lookup(self, message_id: str) -> bool | None:
+    def lookup(self, message_id: str, key: str = "") -> bool | None:
         name = self._name(message_id)
         if (self.path / "new" / name).exists():
             return True

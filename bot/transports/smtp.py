@@ -134,7 +134,7 @@ class SmtpTransport(Transport):
             raise TransportError(f"connection to {self.host}:{self.port} failed: "
                                  f"{exc or type(exc).__name__}", retryable=True) from exc
 
-    def lookup(self, message_id: str) -> bool | None:
+    def lookup(self, message_id: str, key: str = "") -> bool | None:
         """Whether the mailbox's Sent folder holds it (None when no copy is kept)."""
         return self.mailbox.find_sent(message_id) if self.mailbox is not None else None
 
