@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 DAYS = {"MO": "monday", "TU": "tuesday", "WE": "wednesday", "TH": "thursday",
         "FR": "friday", "SA": "saturday", "SU": "sunday"}
@@ -57,7 +58,7 @@ def pattern(rrule: str, start: datetime) -> Pattern:
         raise ValueError(f"{', '.join(sorted(parts))} cannot be kept by Exchange or "
                          "Microsoft 365; use FREQ, INTERVAL, BYDAY, BYMONTHDAY, BYMONTH, "
                          "BYSETPOS, COUNT or UNTIL")
-    common = {"interval": interval, "start": start.date(), "count": count, "until": until}
+    common: dict[str, Any] = {"interval": interval, "start": start.date(), "count": count, "until": until}
     if freq == "DAILY" and not byday:
         return Pattern("daily", **common)
     if freq == "WEEKLY":

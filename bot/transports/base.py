@@ -72,7 +72,7 @@ def outgoing(message: EmailMessage) -> Outgoing:
     html = message.get_body(("html",))
     text = message.get_body(("plain",))
     files = tuple((part.get_filename() or "attachment", part.get_content_type(),
-                   part.get_payload(decode=True) or b"")
+                   bytes(part.get_payload(decode=True) or b""))  # type: ignore[arg-type]
                   for part in message.iter_attachments()
                   if part.get_content_type() not in ("application/ics", "text/calendar"))
     return Outgoing(
