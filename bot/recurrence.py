@@ -58,7 +58,8 @@ def pattern(rrule: str, start: datetime) -> Pattern:
         raise ValueError(f"{', '.join(sorted(parts))} cannot be kept by Exchange or "
                          "Microsoft 365; use FREQ, INTERVAL, BYDAY, BYMONTHDAY, BYMONTH, "
                          "BYSETPOS, COUNT or UNTIL")
-    common: dict[str, Any] = {"interval": interval, "start": start.date(), "count": count, "until": until}
+    common: dict[str, Any] = {"interval": interval, "start": start.date(), "count": count,
+                              "until": until}
     if freq == "DAILY" and not byday:
         return Pattern("daily", **common)
     if freq == "WEEKLY":
