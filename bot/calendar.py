@@ -83,6 +83,7 @@ class MeetingChange:
     cancelled: bool  # the whole meeting (or series) is cancelled
     invite: tuple[Attendee, ...] = ()  # should hold the meeting at ``revision``
     cancel: tuple[Attendee, ...] = ()  # taken off it
+    scope: str = ""  # a series: "overrides" or "occurrences" when only those changed
 
     @property
     def keys(self) -> list[str]:
@@ -167,7 +168,8 @@ def settled(parts: Sequence[Part], email: str, method: str, revision: int) -> bo
 
 
 def method_of(kind: str) -> str:
-    return "REQUEST" if kind == "invitation" else "CANCEL"
+    """Whether a row's person should hold the meeting (REQUEST) or not (CANCEL)."""
+    return "CANCEL" if kind == "cancellation" else "REQUEST"
 
 
 def change_for(group: Group, unit: str, desired: Sequence[Desired]) -> MeetingChange:
@@ -178,7 +180,8 @@ def change_for(group: Group, unit: str, desired: Sequence[Desired]) -> MeetingCh
     series = next((s for s in group.series if s.id == unit), None)
     meeting = series.master if series else next(m for m in group.meetings if m.id == unit)
     cancelled = series.cancelled if series else meeting.cancelled
-    requests = [d for d in desired if d.kind == "invitation"]
+    # a CANCEL of some meetings of a series leaves the person holding the series
+    requests = [d for d in desired if d.kind in ("invitation", "occurrence_cancellation")]
     context = dict((requests or desired)[0].context)
     # the item's text is the same for everyone on it: greet the group, not one person
     context["recipient"] = {"name": f"{group.name} members", "email": "",
@@ -192,7 +195,8 @@ def change_for(group: Group, unit: str, desired: Sequence[Desired]) -> MeetingCh
         cancelled=cancelled,
         invite=tuple(Attendee(d.key, d.recipient.name, d.recipient.email) for d in requests),
         cancel=tuple(Attendee(d.key, d.recipient.name, d.recipient.email)
-                     for d in desired if d.kind != "invitation"),
+                     for d in desired if d not in requests),
+        scope=str(context.get("scope") or ""),
     )
 
 

@@ -1,0 +1,586 @@
+"""The ``graph`` transport: Microsoft 365 through Microsoft Graph (msal + httpx).
+
+A thin adapter of clerk's own — not the Graph SDK, which is hundreds of megabytes and slow to
+import. It does what clerk needs and no more:
+
+- meetings: ``POST /users/{mailbox}/events`` (the server mails the invitations), ``PATCH`` for
+  updates and attendee changes, ``POST …/cancel`` for cancellations, a series' cancelled and
+  moved meetings through ``…/instances``; the attendees' ``status.response`` read back as
+  RSVPs in ``$batch`` requests of 20;
+- messages: ``POST /users/{mailbox}/sendMail``; with attachments over 3 MB together, a draft,
+  an upload session per large attachment (chunks of 320 KiB multiples), then ``…/send``;
+- the inbox read for replies (``…/messages/{id}/$value`` is the message as sent, MIME) and
+  each message moved to ``clerk/processed`` or ``clerk/unprocessed``; nothing is deleted.
+
+Every event and message carries the ledger's key (messages) or the meeting's UID and
+revision (events) as single-value extended properties, so after a crash clerk finds what
+Microsoft 365 already holds instead of sending it twice; a new event also carries a
+``transactionId``, which makes Graph refuse to create the same event twice.
+
+Throttling: 429, 503 and 504 are retried in place when ``Retry-After`` is short (at most
+``max_wait`` seconds); a longer wait becomes a retryable TransportError carrying it, so the
+ledger waits instead of the worker. A 401 (an expired or revoked token) gets one new token
+and one more try.
+
+Permissions (application, admin consent): Calendars.ReadWrite, Mail.Send, Mail.ReadWrite;
+scope them to the organiser's mailbox with an application access policy (README).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import quote
+
+from bot.calendar import CalendarTransport, MeetingChange, Op, Part
+from bot.credentials import secret
+from bot.errors import TransportError
+from bot.options import Option, _float, _int, _str
+from bot.transports.base import Outgoing, outgoing
+
+log = logging.getLogger("clerk")
+
+GRAPH = "https://graph.microsoft.com/v1.0"
+LOGIN = "https://login.microsoftonline.com"
+SCOPE = "https://graph.microsoft.com/.default"
+PROPERTIES = "{4c3b2e7a-6f2d-4c55-9a57-0c1e1e2f6b7d}"  # clerk's property set (a fixed GUID)
+KEY_PROP = f"String {PROPERTIES} Name ClerkKey"
+UID_PROP = f"String {PROPERTIES} Name ClerkUid"
+REV_PROP = f"Integer {PROPERTIES} Name ClerkRevision"
+INLINE_LIMIT = 3 * 1024 * 1024  # larger attachments need an upload session
+CHUNK = 320 * 1024 * 10  # upload chunks: a multiple of 320 KiB
+BATCH = 20  # Graph's $batch limit
+THROTTLED = (429, 503, 504)
+RESPONSES = {"accepted": "ACCEPTED", "tentativelyAccepted": "TENTATIVE",
+             "declined": "DECLINED"}
+
+OPTIONS = {
+    "mailbox": Option("", _str, "the organiser's mailbox (user principal name or id)"),
+    "tenant_id": Option("", _str, "the Microsoft 365 tenant (directory) id"),
+    "client_id": Option("", _str, "the app registration's application (client) id"),
+    "client_secret_env": Option("CLERK_GRAPH_SECRET", _str,
+                                "variable holding the app's client secret"),
+    "client_secret_file": Option("", _str, "file holding the app's client secret"),
+    "timeout": Option(30.0, _float, "seconds to wait for Microsoft 365"),
+    "max_wait": Option(10.0, _float, "longest Retry-After waited in place, seconds; longer: "
+                       "the message is retried by the ledger"),
+    "inbox": Option("inbox", _str, "the folder clerk reads"),
+    "processed": Option("clerk/processed", _str, "where handled messages go"),
+    "unprocessed": Option("clerk/unprocessed", _str, "where messages clerk cannot use go"),
+    "batch": Option(200, _int, "at most this many messages read per tick"),
+}
+
+
+class Graph:
+    """An authenticated Graph session: tokens from msal, requests through httpx, Retry-After
+    honoured, failures as TransportError. ``http`` (an ``httpx.Client``) is injectable."""
+
+    def __init__(self, options: Mapping[str, Any], http: Any = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.options = options
+        self.mailbox = str(options.get("mailbox") or "")
+        self.max_wait = float(options.get("max_wait", 10.0))
+        self._http = http
+        self._sleep = sleep
+        self._app: Any = None
+        self._token: str | None = None
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"<Graph {self.mailbox}>"
+
+    @property
+    def http(self) -> Any:
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(timeout=float(self.options.get("timeout", 30.0)))
+        return self._http
+
+    def token(self, fresh: bool = False) -> str:
+        """An app-only access token (client credentials), from msal's cache when valid."""
+        if self._token is not None and not fresh:
+            return self._token
+        missing = [k for k in ("tenant_id", "client_id") if not self.options.get(k)]
+        client_secret = secret(self.options, "client_secret")
+        if missing or not client_secret:
+            what = ", ".join(missing) if missing else (
+                f"the client secret (set {self.options.get('client_secret_env')} or "
+                "client_secret_file)")
+            raise TransportError(f"graph: missing {what}", retryable=False)
+        if self._app is None:
+            import msal
+
+            self._app = msal.ConfidentialClientApplication(
+                self.options["client_id"], client_credential=client_secret,
+                authority=f"{LOGIN}/{self.options['tenant_id']}", http_client=self.http)
+        if fresh:
+            self._app.remove_tokens_for_client()
+        try:
+            got = self._app.acquire_token_for_client(scopes=[SCOPE])
+        except Exception as exc:  # the sign-in service is unreachable: later
+            raise TransportError(f"graph: cannot reach the sign-in service: {exc}",
+                                 retryable=True) from exc
+        if "access_token" not in got:
+            raise TransportError(
+                f"graph: sign-in refused: {got.get('error')}: "
+                f"{str(got.get('error_description', '')).splitlines()[0]} (check tenant_id, "
+                "client_id and the client secret; a secret expires — make a new one in the "
+                "app registration)", retryable=False)
+        self._token = str(got["access_token"])
+        return self._token
+
+    def user(self, path: str = "") -> str:
+        return f"/users/{quote(self.mailbox)}{path}"
+
+    def request(self, method: str, path: str, *, body: Any = None,
+                params: Mapping[str, str] | None = None, url: str | None = None,
+                content: bytes | None = None, headers: Mapping[str, str] | None = None,
+                auth: bool = True) -> Any:
+        """One Graph call; returns the parsed JSON (or the bytes for ``$value``)."""
+        retried_auth = False
+        waited = 0.0
+        while True:
+            head = dict(headers or {})
+            if body is not None:
+                head["Content-Type"] = "application/json"
+            if auth:
+                head["Authorization"] = f"Bearer {self.token()}"
+            try:
+                response = self.http.request(
+                    method, url or GRAPH + path, params=params, headers=head,
+                    content=content if content is not None else (
+                        json.dumps(body).encode() if body is not None else None))
+            except Exception as exc:  # httpx.TransportError and friends: the network
+                raise TransportError(f"graph: {method} {path or 'upload'}: {exc}",
+                                     retryable=True) from exc
+            status = response.status_code
+            if status == 401 and auth and not retried_auth:
+                retried_auth = True
+                self.token(fresh=True)
+                continue
+            if status in THROTTLED:
+                wait = _retry_after(response)
+                if waited + wait <= self.max_wait:
+                    log.info("graph: %s, waiting %ss", status, wait)
+                    self._sleep(wait)
+                    waited += wait
+                    continue
+                raise TransportError(f"graph: {status} {_error(response)}", retryable=True,
+                                     retry_after=wait)
+            if status >= 400:
+                raise _failure(method, path, status, response)
+            if not response.content:
+                return None
+            if "json" in response.headers.get("content-type", ""):
+                return response.json()
+            return response.content
+
+    def batch(self, requests: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Up to 20 requests in one ``$batch``; id → response. A throttled part is retried
+        with the next batch call by the caller."""
+        out: dict[str, Any] = {}
+        for start in range(0, len(requests), BATCH):
+            body = {"requests": list(requests[start:start + BATCH])}
+            got = self.request("POST", "/$batch", body=body) or {}
+            for r in got.get("responses", []):
+                out[str(r.get("id"))] = r
+        return out
+
+
+def _retry_after(response: Any) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "5")))
+    except ValueError:
+        return 5.0
+
+
+def _error(response: Any) -> str:
+    try:
+        error = response.json().get("error", {})
+        return f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+    except Exception:
+        return response.text[:200]
+
+
+ADVICE = {
+    401: "the token was refused twice: check the app registration's client secret",
+    403: "the app lacks a permission: grant the application permissions Calendars.ReadWrite, "
+         "Mail.Send and Mail.ReadWrite with admin consent, and make sure an application "
+         "access policy (if any) includes the organiser's mailbox",
+    404: "no such mailbox or item: check [transport] mailbox (the organiser's address) and "
+         "that it has an Exchange Online licence",
+}
+
+
+def _failure(method: str, path: str, status: int, response: Any) -> TransportError:
+    detail = _error(response)
+    advice = ADVICE.get(status, "")
+    retryable = status >= 500 or status in (408, 409, 412)
+    return TransportError(f"graph: {method} {path}: {status} {detail}"
+                          + (f" ({advice})" if advice else ""), retryable=retryable)
+
+
+def _when(value: datetime, zone: str) -> dict[str, str]:
+    from zoneinfo import ZoneInfo
+
+    local = value.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    return {"dateTime": local.isoformat(timespec="seconds"), "timeZone": zone}
+
+
+def _recipient(name: str, email: str) -> dict[str, Any]:
+    return {"emailAddress": {"address": email, "name": name}}
+
+
+def _attendees(people: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [{**_recipient(n, e), "type": "required"} for n, e in people]
+
+
+def event_body(change: MeetingChange, attendees: Sequence[tuple[str, str]] | None,
+               content: bool = True, part: int = 0) -> dict[str, Any]:
+    """The Graph event JSON for ``change``: times, place and words when ``content``, the
+    attendees when given, the UID and revision always."""
+    body: dict[str, Any] = {}
+    c = change.content
+    if content:
+        m = c.master
+        body.update({
+            "subject": c.subject,
+            "body": {"contentType": "HTML", "content": c.html},
+            "start": _when(m.start, c.zone), "end": _when(m.end, c.zone),
+            "location": {"displayName": m.location or ""},
+            "isReminderOn": True, "responseRequested": True,
+        })
+        if m.rrule:
+            body["recurrence"] = recurrence(m.rrule, m.start, c.zone)
+    if attendees is not None:
+        body["attendees"] = _attendees(attendees)
+    body["singleValueExtendedProperties"] = [
+        {"id": UID_PROP, "value": change.uid},
+        {"id": REV_PROP, "value": str(change.revision)},
+    ]
+    return body
+
+
+def recurrence(rrule: str, start: datetime, zone: str) -> dict[str, Any]:
+    """Graph's ``patternedRecurrence`` for a series' RRULE (bot/recurrence.py)."""
+    from zoneinfo import ZoneInfo
+
+    from bot.recurrence import pattern
+
+    p = pattern(rrule, start.astimezone(ZoneInfo(zone)))
+    pat: dict[str, Any] = {"type": p.type, "interval": p.interval}
+    if p.days_of_week:
+        pat["daysOfWeek"] = list(p.days_of_week)
+    if p.day_of_month:
+        pat["dayOfMonth"] = p.day_of_month
+    if p.index:
+        pat["index"] = p.index
+    if p.month:
+        pat["month"] = p.month
+    rng: dict[str, Any] = {"startDate": p.start.isoformat(), "recurrenceTimeZone": zone}
+    if p.count:
+        rng.update(type="numbered", numberOfOccurrences=p.count)
+    elif p.until:
+        rng.update(type="endDate", endDate=p.until.isoformat())
+    else:
+        rng["type"] = "noEnd"
+    return {"pattern": pat, "range": rng}
+
+
+def message_body(out: Outgoing, attachments: bool = True) -> dict[str, Any]:
+    """The Graph message JSON: addresses, HTML, the ledger key, small attachments inline."""
+    body: dict[str, Any] = {
+        "subject": out.subject,
+        "body": {"contentType": "HTML", "content": out.html},
+        "toRecipients": [_recipient(n, e) for n, e in out.to],
+        "internetMessageHeaders": [{"name": "X-Clerk-Key", "value": out.key}],
+        "singleValueExtendedProperties": [{"id": KEY_PROP, "value": out.key}],
+    }
+    if out.cc:
+        body["ccRecipients"] = [_recipient(n, e) for n, e in out.cc]
+    if attachments and out.attachments:
+        body["attachments"] = [_file(name, mime, data) for name, mime, data in out.attachments]
+    return body
+
+
+def _file(name: str, mime: str, data: bytes) -> dict[str, Any]:
+    return {"@odata.type": "#microsoft.graph.fileAttachment", "name": name,
+            "contentType": mime, "contentBytes": base64.b64encode(data).decode()}
+
+
+def _has(prop: str, value: str) -> str:
+    return f"singleValueExtendedProperties/Any(ep: ep/id eq '{prop}' and ep/value eq " \
+           f"'{value.replace(chr(39), chr(39) * 2)}')"
+
+
+class GraphTransport(CalendarTransport):
+    """Messages through ``sendMail``; meetings as events in the organiser's calendar."""
+
+    name = "graph"
+
+    def __init__(self, options: dict[str, Any], http: Any = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(options)
+        self.graph = Graph(options, http, sleep)
+
+    def __repr__(self) -> str:
+        return f"<GraphTransport {self.graph.mailbox}>"
+
+    def describe(self) -> str:
+        return f"graph {self.graph.mailbox}"
+
+    # --- messages --------------------------------------------------------------------------
+
+    def send(self, message: EmailMessage) -> None:
+        out = outgoing(message)
+        g = self.graph
+        if out.size <= INLINE_LIMIT:
+            g.request("POST", g.user("/sendMail"),
+                      body={"message": message_body(out), "saveToSentItems": True})
+            return
+        # large: a draft, each attachment (an upload session above 3 MB), then send
+        draft = g.request("POST", g.user("/messages"), body=message_body(out, False))
+        path = g.user(f"/messages/{quote(draft['id'])}")
+        for name, mime, data in out.attachments:
+            if len(data) <= INLINE_LIMIT:
+                g.request("POST", f"{path}/attachments", body=_file(name, mime, data))
+            else:
+                self._upload(path, name, mime, data)
+        g.request("POST", f"{path}/send")
+
+    def _upload(self, path: str, name: str, mime: str, data: bytes) -> None:
+        g = self.graph
+        session = g.request("POST", f"{path}/attachments/createUploadSession", body={
+            "AttachmentItem": {"attachmentType": "file", "name": name, "size": len(data),
+                               "contentType": mime}})
+        url = session["uploadUrl"]  # pre-authorised: no Authorization header
+        for start in range(0, len(data), CHUNK):
+            chunk = data[start:start + CHUNK]
+            g.request("PUT", "", url=url, content=chunk, auth=False, headers={
+                "Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{len(data)}",
+                "Content-Type": "application/octet-stream"})
+
+    def lookup(self, message_id: str, key: str = "") -> bool | None:
+        """Whether Sent Items holds the message with ledger key ``key``."""
+        if not key:
+            return None
+        g = self.graph
+        got = g.request("GET", g.user("/mailFolders/sentitems/messages"), params={
+            "$filter": _has(KEY_PROP, key), "$select": "id", "$top": "1"})
+        return bool((got or {}).get("value"))
+
+    # --- meetings --------------------------------------------------------------------------
+
+    def apply(self, change: MeetingChange, op: Op, part: Part | None) -> tuple[str, str]:
+        g = self.graph
+        if op.action == "create":
+            body = event_body(change, op.attendees)
+            body["transactionId"] = hashlib.sha256(
+                f"{change.uid}#{op.part}".encode()).hexdigest()[:36]
+            created = g.request("POST", g.user("/events"), body=body)
+            item_id = str(created["id"])
+            self._exceptions(change, item_id)
+            return item_id, ""
+        assert part is not None
+        path = g.user(f"/events/{quote(part.item_id)}")
+        if op.action == "cancel":
+            g.request("POST", f"{path}/cancel", body={"comment": _why(change)})
+            return part.item_id, ""
+        if op.content and change.scope:  # only some meetings of the series changed
+            if op.removed:
+                g.request("PATCH", path, body=event_body(change, op.attendees, False))
+        else:  # the recurrence goes only when the series itself changed: exceptions stay
+            g.request("PATCH", path, body=event_body(change, op.attendees, op.content))
+        if op.content:
+            self._exceptions(change, part.item_id)
+        return part.item_id, ""
+
+    def _exceptions(self, change: MeetingChange, item_id: str) -> None:
+        """A series' cancelled meetings cancelled, and its moved meetings moved, as
+        occurrences of the master (found among its instances by their original start)."""
+        c = change.content
+        master = c.master
+        if not master.rrule or not (master.exdates or c.overrides):
+            return
+        g = self.graph
+        times = [*master.exdates, *(o.recurrence_id for o in c.overrides)]
+        got = g.request("GET", g.user(f"/events/{quote(item_id)}/instances"), params={
+            "startDateTime": (min(times) - timedelta(days=1)).astimezone(UTC).isoformat(),
+            "endDateTime": (max(times) + timedelta(days=1)).astimezone(UTC).isoformat(),
+            "$select": "id,originalStart,isCancelled"})
+        by_start: dict[datetime, str] = {}
+        for inst in (got or {}).get("value", []):
+            when = _instant(inst.get("originalStart", ""))
+            if when is not None:
+                by_start[when] = str(inst["id"])
+        for rid in master.exdates:
+            found = by_start.get(rid.astimezone(UTC))
+            if found:
+                g.request("POST", g.user(f"/events/{quote(found)}/cancel"),
+                          body={"comment": "This meeting is cancelled."})
+        for o in c.overrides:
+            found = by_start.get(o.recurrence_id.astimezone(UTC))
+            if found:
+                g.request("PATCH", g.user(f"/events/{quote(found)}"), body={
+                    "start": _when(o.start, c.zone), "end": _when(o.end, c.zone),
+                    "location": {"displayName": o.location or ""}})
+
+    def find(self, uid: str) -> list[Part]:
+        g = self.graph
+        got = g.request("GET", g.user("/events"), params={
+            "$filter": _has(UID_PROP, uid),
+            "$select": "id,attendees,isCancelled,transactionId",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{REV_PROP}')"})
+        parts = []
+        for number, event in enumerate((got or {}).get("value", [])):
+            revision = next((int(p["value"]) for p in
+                             event.get("singleValueExtendedProperties", [])
+                             if p.get("id", "").endswith("Name ClerkRevision")), 0)
+            attendees = tuple((a["emailAddress"].get("name", ""),
+                               a["emailAddress"]["address"].lower())
+                              for a in event.get("attendees", []))
+            parts.append(Part(_part_of(uid, event.get("transactionId"), number),
+                              str(event["id"]), attendees, revision,
+                              bool(event.get("isCancelled"))))
+        return parts
+
+    def responses(self, items: Sequence[str]) -> dict[str, dict[str, str]]:
+        g = self.graph
+        requests = [{"id": str(i), "method": "GET",
+                     "url": g.user(f"/events/{quote(item)}?$select=attendees")}
+                    for i, item in enumerate(items)]
+        out: dict[str, dict[str, str]] = {}
+        for i, response in g.batch(requests).items():
+            if response.get("status") != 200:
+                log.warning("graph: reading answers of an event: %s", response.get("status"))
+                continue
+            answers = {}
+            for a in response.get("body", {}).get("attendees", []):
+                state = RESPONSES.get(a.get("status", {}).get("response", ""))
+                if state:
+                    answers[a["emailAddress"]["address"].lower()] = state
+            out[items[int(i)]] = answers
+        return out
+
+    def doctor(self) -> list[tuple[bool, str, str]]:
+        """(ok, what was checked, how to fix it) for the settings, the sign-in, the mailbox
+        and the calendar."""
+        checks: list[tuple[bool, str, str]] = []
+        g = self.graph
+        for key in ("mailbox", "tenant_id", "client_id"):
+            ok = bool(self.options.get(key))
+            checks.append((ok, f"[transport] {key}", "" if ok else f"set {key} in clerk.toml"))
+        if not all(ok for ok, _, _ in checks):
+            return checks
+        steps = [
+            ("sign-in (client credentials)", lambda: g.token()),
+            ("mailbox: read the inbox (Mail.ReadWrite)",
+             lambda: g.request("GET", g.user("/mailFolders/inbox"), params={"$select": "id"})),
+            ("calendar: read events (Calendars.ReadWrite)",
+             lambda: g.request("GET", g.user("/calendar"), params={"$select": "canEdit"})),
+        ]
+        for what, step in steps:
+            try:
+                got = step()
+            except TransportError as exc:
+                checks.append((False, what, str(exc)))
+                return checks
+            if isinstance(got, dict) and got.get("canEdit") is False:
+                checks.append((False, what, "the app may read but not write the calendar: "
+                               "grant Calendars.ReadWrite (application) with admin consent"))
+                return checks
+            checks.append((True, what, ""))
+        return checks
+
+    def close(self) -> None:
+        pass  # the httpx client keeps its connections for the next tick
+
+
+def _why(change: MeetingChange) -> str:
+    return "This meeting is cancelled." if change.cancelled else \
+        "You are no longer on this meeting's list."
+
+
+def _part_of(uid: str, transaction: str | None, default: int) -> int:
+    """The part number an event was created as (its transactionId is derived from it)."""
+    for n in range(64):
+        if transaction == hashlib.sha256(f"{uid}#{n}".encode()).hexdigest()[:36]:
+            return n
+    return default
+
+
+def _instant(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.rstrip("Z")[:26])
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+class GraphMailbox:
+    """The organiser's inbox read through Graph, as bot/transports/imap.py reads IMAP."""
+
+    name = "graph"
+
+    def __init__(self, options: dict[str, Any], http: Any = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.options = options
+        self.graph = Graph(options, http, sleep)
+        self._folders: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<GraphMailbox {self.graph.mailbox}>"
+
+    def messages(self) -> Iterator[tuple[str, bytes]]:
+        g = self.graph
+        folder = quote(str(self.options.get("inbox", "inbox")))
+        got = g.request("GET", g.user(f"/mailFolders/{folder}/messages"), params={
+            "$select": "id", "$orderby": "receivedDateTime",
+            "$top": str(int(self.options.get("batch", 200)))})
+        for m in (got or {}).get("value", []):
+            raw = g.request("GET", g.user(f"/messages/{quote(m['id'])}/$value"))
+            if raw:
+                yield str(m["id"]), raw
+
+    def file(self, uid: str, handled: bool) -> None:
+        g = self.graph
+        target = self._folder(str(self.options.get("processed" if handled else "unprocessed")
+                                  or ("clerk/processed" if handled else "clerk/unprocessed")))
+        g.request("POST", g.user(f"/messages/{quote(uid)}/move"),
+                  body={"destinationId": target})
+
+    def _folder(self, path: str) -> str:
+        """The id of folder ``path`` ("clerk/processed"), made if missing."""
+        if path in self._folders:
+            return self._folders[path]
+        g = self.graph
+        parent = ""
+        for name in path.split("/"):
+            where = g.user(f"/mailFolders/{quote(parent)}/childFolders") if parent \
+                else g.user("/mailFolders")
+            escaped = name.replace("'", "''")
+            got = g.request("GET", where, params={"$filter": f"displayName eq '{escaped}'",
+                                                  "$select": "id"})
+            found = (got or {}).get("value", [])
+            parent = str(found[0]["id"]) if found else str(
+                g.request("POST", where, body={"displayName": name})["id"])
+        self._folders[path] = parent
+        return parent
+
+    def keep_sent(self, raw: bytes) -> None:
+        pass  # Microsoft 365 keeps Sent Items itself (saveToSentItems)
+
+    def find_sent(self, message_id: str) -> bool | None:
+        return None  # the transport looks up by the ledger key (GraphTransport.lookup)
+
+    def close(self) -> None:
+        pass

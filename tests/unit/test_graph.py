@@ -1,0 +1,422 @@
+"""The graph transport against a fake Microsoft 365 at the HTTP layer (tests/graph_fake.py):
+the exact requests for meetings, messages, answers, throttling, tokens and recovery."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import config as config_mod
+from bot.errors import TransportError
+from bot.executor import Executor
+from bot.render import email as render_email
+from bot.store import Store
+from bot.transports.graph import REV_PROP, UID_PROP
+from tests.conftest import ROOT, edit, remove_member
+from tests.graph_fake import MAILBOX, FakeGraph
+
+GO_LIVE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+USER = f"/users/{MAILBOX}"
+EVENT = rf"{USER}/events/[^/]+"
+NEWCOMERS = [("Ada Byron", "ada.byron@council.example"), ("Bo Chen", "bo.chen@trust.example"),
+             ("Cy Diaz", "cy.diaz@school.example"), ("Di Evans", "di.evans@college.example")]
+
+
+def use_graph(config_dir: Path) -> None:
+    (config_dir / "clerk.toml").write_text(
+        '[clerk]\ntransport = "graph"\n\n[transport]\nmailbox = "clerk@contoso.example"\n'
+        'tenant_id = "contoso-tenant"\nclient_id = "app-id"\n'
+        'client_secret_env = "CLERK_TEST_GRAPH_SECRET"\n', encoding="utf-8")
+
+
+def add_members(group_dir: Path, people: list[tuple[str, str]]) -> None:
+    with (group_dir / "roster.csv").open("a", encoding="utf-8") as f:
+        for name, email in people:
+            f.write(f"{name},{email},{email.split('@')[1]},member\n")
+
+
+@pytest.fixture
+def on_graph(config_dir: Path, store: Store, graph: FakeGraph) -> Callable[[], Executor]:
+    use_graph(config_dir)
+
+    def make() -> Executor:
+        return Executor(config_mod.load(config_dir), store, graph.transport())
+
+    return make
+
+
+def event_posts(graph: FakeGraph) -> list[Any]:
+    return graph.calls("POST", rf"{USER}/events")
+
+
+def q1(graph: FakeGraph) -> dict[str, Any]:
+    return next(e for e in graph.events.values()
+                if e["singleValueExtendedProperties"][0]["value"].startswith("qa-leads.2027-q1"))
+
+
+# --- meetings ------------------------------------------------------------------------------
+
+def test_inviting_25_members_is_one_request_per_meeting_with_the_exact_event(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
+    add_members(group_dir, NEWCOMERS)  # 21 + 4 = 25 members
+    result = on_graph().tick(GO_LIVE)
+    assert len(result.sent) == 25 and not result.errors  # the January meeting's
+    posts = event_posts(graph)
+    assert len(posts) == 1  # one request for the meeting, whatever the number of members
+    assert len(graph.graph_calls()) == 1 + 1  # and one $batch reading the answers
+    body = posts[0].body
+    assert body["subject"] == "QA Leads Network meeting"
+    assert body["start"] == {"dateTime": "2027-01-14T14:00:00", "timeZone": "Europe/London"}
+    assert body["end"] == {"dateTime": "2027-01-14T16:00:00", "timeZone": "Europe/London"}
+    assert body["location"] == {"displayName": "Online (Microsoft Teams)"}
+    assert body["body"]["contentType"] == "HTML"
+    assert len(body["attendees"]) == 25
+    assert {"emailAddress": {"address": "ada.byron@council.example", "name": "Ada Byron"},
+            "type": "required"} in body["attendees"]
+    assert body["singleValueExtendedProperties"] == [
+        {"id": UID_PROP, "value": "qa-leads.2027-q1@network.example"},
+        {"id": REV_PROP, "value": "0"}]
+    assert len(body["transactionId"]) == 36
+    assert "recurrence" not in body
+    assert posts[0].headers["authorization"] == "Bearer token-1"
+    assert graph.tokens == 1  # one token for the whole tick
+
+
+def test_a_summer_meeting_keeps_its_wall_clock_time_in_london(
+        on_graph: Callable[[], Executor], graph: FakeGraph):
+    on_graph().tick(datetime(2027, 4, 20, 9, 0, tzinfo=UTC))  # q3 is invited in April
+    july = next(p.body for p in event_posts(graph)
+                if p.body["start"]["dateTime"].startswith("2027-07-15"))
+    assert july["start"] == {"dateTime": "2027-07-15T14:00:00", "timeZone": "Europe/London"}
+
+
+def test_a_second_tick_sends_nothing_more(on_graph: Callable[[], Executor],
+                                          graph: FakeGraph):
+    ex = on_graph()
+    ex.tick(GO_LIVE)
+    before = len(event_posts(graph))
+    assert ex.tick(GO_LIVE + timedelta(minutes=1)).sent == []
+    assert len(event_posts(graph)) == before
+
+
+def test_a_three_hour_meeting_cut_to_two_is_one_patch_of_its_times(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
+    edit(group_dir / "group.toml", 'duration = "2h"', 'duration = "3h"')
+    on_graph().tick(GO_LIVE)
+    assert q1(graph)["end"]["dateTime"] == "2027-01-14T17:00:00"
+    edit(group_dir / "group.toml", 'duration = "3h"', 'duration = "2h"')
+    later = GO_LIVE + timedelta(hours=1)
+    on_graph().tick(later)  # the settle window starts
+    result = on_graph().tick(later + timedelta(minutes=15))
+    assert len(result.sent) == 21
+    patches = graph.calls("PATCH", EVENT)
+    assert len(patches) == 1 and len(event_posts(graph)) == 1
+    body = next(p.body for p in patches if p.path.endswith(q1(graph)["id"]))
+    assert body["end"] == {"dateTime": "2027-01-14T16:00:00", "timeZone": "Europe/London"}
+    assert body["start"] == {"dateTime": "2027-01-14T14:00:00", "timeZone": "Europe/London"}
+    assert {"id": REV_PROP, "value": "1"} in body["singleValueExtendedProperties"]
+    assert len(body["attendees"]) == 21
+
+
+def test_a_newcomer_gets_an_event_of_their_own_and_nobody_else_is_mailed(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path,
+        clerk: Callable[..., Any]):
+    on_graph().tick(GO_LIVE)
+    add_members(group_dir, NEWCOMERS[:1])
+    plan = clerk("plan", "--json", "--from", "2026-12-01")
+    assert "a calendar item of their own" in plan.output
+    result = on_graph().tick(GO_LIVE + timedelta(hours=1))
+    assert len(result.sent) == 1
+    posts = event_posts(graph)[1:]
+    assert len(posts) == 1 and not graph.calls("PATCH", EVENT)
+    assert [a["emailAddress"]["address"] for a in posts[0].body["attendees"]] == [
+        "ada.byron@council.example"]
+
+
+def test_a_member_removed_is_taken_off_the_event(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
+    on_graph().tick(GO_LIVE)
+    gone = "joanne.beale@bracknell.example"
+    assert gone in {a["emailAddress"]["address"] for a in q1(graph)["attendees"]}
+    remove_member(group_dir, gone)
+    on_graph().tick(GO_LIVE + timedelta(hours=1))
+    result = on_graph().tick(GO_LIVE + timedelta(hours=2))
+    assert len(result.sent) == 1
+    patch = next(p for p in graph.calls("PATCH", EVENT) if p.path.endswith(q1(graph)["id"]))
+    assert "start" not in patch.body and "subject" not in patch.body  # attendees alone
+    assert len(patch.body["attendees"]) == 20
+    assert gone not in {a["emailAddress"]["address"] for a in patch.body["attendees"]}
+
+
+def test_a_newcomer_removed_again_has_their_own_event_cancelled(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
+    on_graph().tick(GO_LIVE)
+    add_members(group_dir, NEWCOMERS[:1])
+    on_graph().tick(GO_LIVE + timedelta(hours=1))
+    remove_member(group_dir, NEWCOMERS[0][1])
+    on_graph().tick(GO_LIVE + timedelta(hours=2))
+    on_graph().tick(GO_LIVE + timedelta(hours=3))
+    cancels = graph.calls("POST", rf"{EVENT}/cancel")
+    assert len(cancels) == 1 and not graph.calls("PATCH", EVENT)
+    assert cancels[0].body == {"comment": "You are no longer on this meeting's list."}
+
+
+def test_a_cancelled_meeting_cancels_every_event_of_it(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
+    on_graph().tick(GO_LIVE)
+    add_members(group_dir, NEWCOMERS[:1])
+    on_graph().tick(GO_LIVE + timedelta(hours=1))
+    edit(group_dir / "group.toml", 'id = "2027-q1"\n', 'id = "2027-q1"\ncancelled = true\n')
+    on_graph().tick(GO_LIVE + timedelta(hours=2))
+    on_graph().tick(GO_LIVE + timedelta(hours=3))
+    cancels = graph.calls("POST", rf"{EVENT}/cancel")
+    assert len(cancels) == 2  # the shared event and the newcomer's
+    assert {c.body["comment"] for c in cancels} == {"This meeting is cancelled."}
+    assert len(graph.events) == 2 and all(e["isCancelled"] for e in graph.events.values())
+
+
+def test_a_series_is_one_event_with_its_recurrence_pattern(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
+    from tests.conftest import add_series
+
+    add_series(group_dir)
+    on_graph().tick(GO_LIVE)
+    series = next(p.body for p in event_posts(graph) if "recurrence" in p.body)
+    assert series["recurrence"] == {
+        "pattern": {"type": "weekly", "interval": 2, "daysOfWeek": ["thursday"]},
+        "range": {"type": "numbered", "startDate": "2027-02-25", "numberOfOccurrences": 6,
+                  "recurrenceTimeZone": "Europe/London"}}
+    assert series["start"] == {"dateTime": "2027-02-25T14:00:00", "timeZone": "Europe/London"}
+
+
+def test_a_cancelled_meeting_of_a_series_cancels_that_occurrence(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
+    from tests.conftest import add_series
+
+    toml = add_series(group_dir)
+    on_graph().tick(GO_LIVE)
+    event = next(e for e in graph.events.values() if "recurrence" in e)
+    event["instances"] = [{"id": f"occ{i}", "originalStart": f"2027-{d}T14:00:00Z"}
+                          for i, d in enumerate(("03-11", "03-25"))]
+    with toml.open("a") as f:
+        f.write("\n[[series.occurrence]]\ndate = 2027-03-11\ncancelled = true\n")
+    on_graph().tick(GO_LIVE + timedelta(hours=1))
+    on_graph().tick(GO_LIVE + timedelta(hours=2))
+    assert [c.path for c in graph.calls("POST", rf"{EVENT}/cancel")] == [
+        f"{USER}/events/occ0/cancel"]
+
+
+# --- answers -------------------------------------------------------------------------------
+
+def test_attendees_answers_are_read_back_as_rsvps_in_one_batch(
+        on_graph: Callable[[], Executor], graph: FakeGraph, store: Store):
+    on_graph().tick(GO_LIVE)
+    event = q1(graph)
+    graph.answer(event["id"], "joanne.beale@bracknell.example", "accepted")
+    graph.answer(event["id"], "tina.jameson@brighton-hove.example", "declined")
+    graph.answer(event["id"], "otilia.brandt@reading-futures.example", "tentativelyAccepted")
+    ex = on_graph()
+    calls = len(graph.graph_calls())
+    ex.tick(GO_LIVE + timedelta(minutes=20))
+    batches = graph.calls("POST", "/\\$batch")
+    assert len(graph.graph_calls()) - calls == 1 and len(batches[-1].body["requests"]) == 1
+    answers = store.snapshot().rsvps[("qa-leads", "2027-q1", "")]
+    assert {e: a[0] for e, a in answers.items()} == {
+        "joanne.beale@bracknell.example": "ACCEPTED",
+        "tina.jameson@brighton-hove.example": "DECLINED",
+        "otilia.brandt@reading-futures.example": "TENTATIVE"}
+    ex.tick(GO_LIVE + timedelta(minutes=25))  # read again only after rsvp_every
+    assert len(graph.calls("POST", "/\\$batch")) == len(batches)
+
+
+# --- messages ------------------------------------------------------------------------------
+
+def _message(config_dir: Path, attachments: list[tuple[str, str, bytes]]) -> Any:
+    from bot.planner import plan
+    from bot.state import State
+
+    config = config_mod.load(config_dir)
+    group = config.groups[0]
+    desired = next(d for d in plan(config, State(), GO_LIVE).messages if d.kind == "pack")
+    return render_email.build(group, desired, GO_LIVE, None, attachments)
+
+
+def test_a_message_with_a_small_attachment_is_one_sendmail(
+        config_dir: Path, graph: FakeGraph):
+    msg = _message(config_dir, [("paper.pdf", "application/pdf", b"%PDF-1.7 small")])
+    graph.transport().send(msg)
+    [call] = graph.calls("POST", rf"{USER}/sendMail")
+    m = call.body["message"]
+    assert call.body["saveToSentItems"] is True
+    assert m["subject"] == str(msg["Subject"])
+    assert m["toRecipients"] == [{"emailAddress": {"address": msg["To"].addresses[0].addr_spec,
+                                                   "name": msg["To"].addresses[0].display_name}}]
+    assert m["attachments"] == [{"@odata.type": "#microsoft.graph.fileAttachment",
+                                 "name": "paper.pdf", "contentType": "application/pdf",
+                                 "contentBytes": "JVBERi0xLjcgc21hbGw="}]
+    assert m["singleValueExtendedProperties"][0]["value"] == msg["X-Clerk-Key"]
+    assert {"name": "X-Clerk-Key", "value": msg["X-Clerk-Key"]} in m["internetMessageHeaders"]
+    assert m["body"]["contentType"] == "HTML" and "<" in m["body"]["content"]
+
+
+def test_a_large_attachment_goes_through_an_upload_session(
+        config_dir: Path, graph: FakeGraph):
+    big = bytes(range(256)) * (5 * 4096)  # 5 MiB
+    msg = _message(config_dir, [("papers.zip", "application/zip", big),
+                                ("note.txt", "text/plain", b"hello")])
+    graph.transport().send(msg)
+    assert not graph.calls("POST", rf"{USER}/sendMail")
+    [draft] = graph.calls("POST", rf"{USER}/messages")
+    assert "attachments" not in draft.body
+    [session] = graph.calls("POST", rf"{USER}/messages/[^/]+/attachments/createUploadSession")
+    assert session.body == {"AttachmentItem": {"attachmentType": "file", "name": "papers.zip",
+                                               "size": len(big),
+                                               "contentType": "application/zip"}}
+    puts = [s for s in graph.seen if s.method == "PUT"]
+    assert len(puts) == 2 and all("authorization" not in p.headers for p in puts)
+    assert puts[0].headers["content-range"] == f"bytes 0-3276799/{len(big)}"
+    assert bytes(graph.uploads["s0"]) == big
+    assert len(graph.calls("POST", rf"{USER}/messages/[^/]+/attachments")) == 1  # the small
+    assert len(graph.calls("POST", rf"{USER}/messages/[^/]+/send")) == 1
+
+
+# --- throttling, tokens, failures ----------------------------------------------------------
+
+def test_a_short_retry_after_is_waited_in_place(config_dir: Path, graph: FakeGraph):
+    graph.fail(429, retry_after=3)
+    graph.transport().send(_message(config_dir, []))
+    assert graph.slept == [3.0] and len(graph.sent) == 1
+
+
+def test_a_long_retry_after_goes_back_to_the_ledger(
+        on_graph: Callable[[], Executor], graph: FakeGraph, store: Store):
+    graph.fail(429, retry_after=600)
+    result = on_graph().tick(GO_LIVE)
+    assert graph.slept == [] and len(result.retry) == 21  # the first meeting's rows
+    row = store.row(result.retry[0])
+    assert row.state == "retry" and row.next_attempt_at >= GO_LIVE + timedelta(seconds=600)
+    assert "429" in row.last_error
+    assert on_graph().tick(GO_LIVE + timedelta(seconds=30)).sent == []  # not before then
+    assert len(on_graph().tick(GO_LIVE + timedelta(minutes=11)).sent) == 21
+
+
+def test_an_expired_token_is_renewed_once(config_dir: Path, graph: FakeGraph):
+    t = graph.transport()
+    t.send(_message(config_dir, []))
+    graph.expire_tokens()
+    t.send(_message(config_dir, []))
+    assert graph.tokens == 2 and len(graph.sent) == 2
+    token_posts = [s for s in graph.seen if s.path.endswith("/oauth2/v2.0/token")]
+    assert len(token_posts) == 2
+    assert token_posts[1].body["grant_type"] == ["client_credentials"]
+    assert token_posts[1].body["scope"] == ["https://graph.microsoft.com/.default"]
+
+
+def test_a_wrong_secret_fails_without_retrying_and_says_what_to_fix(
+        config_dir: Path, graph: FakeGraph, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CLERK_TEST_GRAPH_SECRET", "wrong")
+    with pytest.raises(TransportError) as caught:
+        graph.transport().send(_message(config_dir, []))
+    assert not caught.value.retryable
+    assert "invalid_client" in str(caught.value) and "client secret" in str(caught.value)
+    assert graph.graph_calls() == []
+
+
+def test_a_missing_permission_fails_the_rows_and_names_the_permission(
+        on_graph: Callable[[], Executor], graph: FakeGraph, store: Store):
+    graph.fail(403)
+    result = on_graph().tick(GO_LIVE)
+    assert len(result.failed) == 21
+    assert "Calendars.ReadWrite" in store.row(result.failed[0]).last_error
+
+
+# --- recovery ------------------------------------------------------------------------------
+
+def test_an_event_made_before_a_crash_is_found_not_made_twice(
+        on_graph: Callable[[], Executor], graph: FakeGraph, store: Store,
+        monkeypatch: pytest.MonkeyPatch):
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt  # the process dies after Graph made the event
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "save_parts", crash)
+        with pytest.raises(KeyboardInterrupt):
+            on_graph().tick(GO_LIVE)
+    assert store.counts()["sending"] == 21 and len(event_posts(graph)) == 1
+    result = on_graph().tick(GO_LIVE + timedelta(minutes=1))
+    assert result.recovered == 21
+    [find] = graph.calls("GET", rf"{USER}/events")
+    assert find.query["$filter"] == (
+        f"singleValueExtendedProperties/Any(ep: ep/id eq '{UID_PROP}' and ep/value eq "
+        "'qa-leads.2027-q1@network.example')")
+    assert len(event_posts(graph)) == 1  # not made again
+    assert "sending" not in store.counts()
+    assert store.calendar_parts("graph")[("qa-leads", "2027-q1")][0].item_id == q1(graph)["id"]
+
+
+def test_a_crash_before_graph_heard_anything_sends_once(
+        on_graph: Callable[[], Executor], graph: FakeGraph, store: Store,
+        monkeypatch: pytest.MonkeyPatch):
+    from bot.transports.graph import GraphTransport
+
+    with monkeypatch.context() as m:
+        m.setattr(GraphTransport, "apply", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            on_graph().tick(GO_LIVE)
+    assert event_posts(graph) == []
+    on_graph().tick(GO_LIVE + timedelta(minutes=1))  # found nowhere: sent again
+    on_graph().tick(GO_LIVE + timedelta(minutes=2))
+    assert len(event_posts(graph)) == 1 and "sending" not in store.counts()
+
+
+def test_a_message_in_doubt_is_looked_up_in_sent_items_by_its_key(
+        config_dir: Path, graph: FakeGraph):
+    t = graph.transport()
+    msg = _message(config_dir, [])
+    assert t.lookup(str(msg["Message-ID"]), str(msg["X-Clerk-Key"])) is False
+    t.send(msg)
+    assert t.lookup(str(msg["Message-ID"]), str(msg["X-Clerk-Key"])) is True
+    look = graph.calls("GET", rf"{USER}/mailFolders/sentitems/messages")[-1]
+    assert "ep/value eq '" + str(msg["X-Clerk-Key"]) in look.query["$filter"]
+
+
+# --- the mailbox ---------------------------------------------------------------------------
+
+def test_the_inbox_is_read_as_mime_and_filed_never_deleted(graph: FakeGraph):
+    graph.inbox = {"m1": b"From: a@b.example\r\nSubject: hi\r\n\r\nDONE\r\n",
+                   "m2": b"From: c@d.example\r\nSubject: x\r\n\r\n?\r\n"}
+    box = graph.mailbox()
+    got = list(box.messages())
+    assert got == [("m1", graph.inbox["m1"]), ("m2", graph.inbox["m2"])]
+    box.file("m1", True)
+    box.file("m2", False)
+    names = {fid: name for fid, (_, name) in graph.folder_names.items()}
+    assert {names[f]: ids for f, ids in graph.folders.items()} == {
+        "processed": ["m1"], "unprocessed": ["m2"]}
+    assert [n for _, n in graph.folder_names.values()].count("clerk") == 1  # made once
+    assert list(box.messages()) == []
+    assert not [s for s in graph.seen if s.method == "DELETE"]
+
+
+# --- doctor and imports --------------------------------------------------------------------
+
+def test_doctor_names_each_check_and_the_fix(graph: FakeGraph):
+    assert all(ok for ok, _, _ in graph.transport().doctor())
+    graph.fail(403)
+    checks = graph.transport().doctor()
+    assert checks[-1][0] is False and "Mail.ReadWrite" in checks[-1][2]
+    assert not graph.transport(client_id="").doctor()[2][0]
+
+
+def test_importing_the_graph_transport_does_not_import_msal_or_httpx():
+    code = ("import sys, bot.transports.graph, bot.cli; "
+            "print(sorted(m for m in ('msal', 'httpx', 'exchangelib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
