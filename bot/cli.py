@@ -299,6 +299,36 @@ def retry(obj: Ctx, keys: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@json_option
+@click.pass_obj
+def doctor(obj: Ctx, as_json: bool) -> None:
+    """Check the transport and the mailbox: credentials, access, rights (exit 1 on a fault)."""
+    from bot import transports
+    from bot.errors import ClerkError
+
+    s = obj.config().settings
+    found: list[dict[str, Any]] = []
+    parts = [("transport", transports.load(s.transport, s.transport_options))]
+    if s.mailbox:
+        parts.append(("mailbox", transports.load_mailbox(s.mailbox, s.mailbox_options)))
+    for part, thing in parts:
+        try:
+            checks = thing.doctor()
+        except ClerkError as exc:  # a secret file clerk cannot read
+            checks = [(False, f"{part} settings", str(exc))]
+        found += [{"part": part, "ok": ok, "check": what, "fix": fix}
+                  for ok, what, fix in checks]
+    if as_json:
+        _json(found)
+    else:
+        for c in found:
+            click.echo(f"{'ok ' if c['ok'] else 'FAIL'} {c['part']}: {c['check']}"
+                       + (f"\n     fix: {c['fix']}" if c["fix"] else ""))
+    if not all(c["ok"] for c in found):
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("folder", type=click.Path())
 def init(folder: str) -> None:
     """Create FOLDER: a commented starting config for a new group, from the example."""

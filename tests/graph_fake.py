@@ -53,6 +53,8 @@ class FakeGraph:
     expired: set[str] = field(default_factory=set)  # tokens the fake no longer accepts
     answers: dict[tuple[str, str], str] = field(default_factory=dict)  # (event, email) → resp
     slept: list[float] = field(default_factory=list)  # what the transport waited, seconds
+    roles: list[str] = field(default_factory=lambda: [
+        "Calendars.ReadWrite", "Mail.Send", "Mail.ReadWrite"])  # the app's permissions
 
     # --- the test's side ---------------------------------------------------------------
 
@@ -63,8 +65,15 @@ class FakeGraph:
                              403: "ErrorAccessDenied"}.get(status, "Error"),
             "message": "injected by the test"}}))
 
+    def token(self, n: int) -> str:
+        """The n-th access token: a JWT whose ``roles`` are the app's permissions."""
+        def part(value: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+        return f"{part({'typ': 'JWT', 'alg': 'none'})}.{part({'jti': n, 'roles': self.roles})}.x"
+
     def expire_tokens(self) -> None:
-        self.expired.update(f"token-{n}" for n in range(1, self.tokens + 1))
+        self.expired.update(self.token(n) for n in range(1, self.tokens + 1))
 
     def graph_calls(self) -> list[Seen]:
         return [s for s in self.seen if not s.path.startswith(LOGIN)]
@@ -114,7 +123,8 @@ class FakeGraph:
         self.seen.append(Seen(request.method, path, _query(url.query), body,
                               dict(request.headers)))
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if not token.startswith("token-") or token in self.expired:
+        if token not in {self.token(n) for n in range(1, self.tokens + 1)} \
+                or token in self.expired:
             return _error(401, "InvalidAuthenticationToken", "Access token has expired.")
         if self.faults:
             return self.faults.pop(0)
@@ -139,7 +149,7 @@ class FakeGraph:
                     "error_description": "AADSTS7000215: Invalid client secret provided."})
             self.tokens += 1
             return httpx.Response(200, json={"token_type": "Bearer", "expires_in": 3599,
-                                             "access_token": f"token-{self.tokens}"})
+                                             "access_token": self.token(self.tokens)})
         return httpx.Response(404)
 
     def _upload(self, request: httpx.Request, path: str) -> httpx.Response:
@@ -306,5 +316,3 @@ def graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
     yield FakeGraph()
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

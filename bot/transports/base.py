@@ -39,6 +39,10 @@ class Transport:
     def close(self) -> None:
         """Release connections; called once at the end of a tick."""
 
+    def doctor(self) -> list[tuple[bool, str, str]]:
+        """``clerk doctor``: (ok, what was checked, how to fix it) for each check."""
+        return [(True, f"{self.describe()}: nothing to check", "")]
+
     def describe(self) -> str:
         return self.name
 

@@ -58,6 +58,7 @@ INLINE_LIMIT = 3 * 1024 * 1024  # larger attachments need an upload session
 CHUNK = 320 * 1024 * 10  # upload chunks: a multiple of 320 KiB
 BATCH = 20  # Graph's $batch limit
 THROTTLED = (429, 503, 504)
+PERMISSIONS = ("Calendars.ReadWrite", "Mail.Send", "Mail.ReadWrite")  # application
 RESPONSES = {"accepted": "ACCEPTED", "tentativelyAccepted": "TENTATIVE",
              "declined": "DECLINED"}
 
@@ -470,37 +471,59 @@ class GraphTransport(CalendarTransport):
         return out
 
     def doctor(self) -> list[tuple[bool, str, str]]:
-        """(ok, what was checked, how to fix it) for the settings, the sign-in, the mailbox
-        and the calendar."""
-        checks: list[tuple[bool, str, str]] = []
-        g = self.graph
-        for key in ("mailbox", "tenant_id", "client_id"):
-            ok = bool(self.options.get(key))
-            checks.append((ok, f"[transport] {key}", "" if ok else f"set {key} in clerk.toml"))
-        if not all(ok for ok, _, _ in checks):
-            return checks
-        steps = [
-            ("sign-in (client credentials)", lambda: g.token()),
-            ("mailbox: read the inbox (Mail.ReadWrite)",
-             lambda: g.request("GET", g.user("/mailFolders/inbox"), params={"$select": "id"})),
-            ("calendar: read events (Calendars.ReadWrite)",
-             lambda: g.request("GET", g.user("/calendar"), params={"$select": "canEdit"})),
-        ]
-        for what, step in steps:
-            try:
-                got = step()
-            except TransportError as exc:
-                checks.append((False, what, str(exc)))
-                return checks
-            if isinstance(got, dict) and got.get("canEdit") is False:
-                checks.append((False, what, "the app may read but not write the calendar: "
-                               "grant Calendars.ReadWrite (application) with admin consent"))
-                return checks
-            checks.append((True, what, ""))
-        return checks
+        return doctor(self.graph, self.options)
 
     def close(self) -> None:
         pass  # the httpx client keeps its connections for the next tick
+
+
+def doctor(g: Graph, options: Mapping[str, Any]) -> list[tuple[bool, str, str]]:
+    """(ok, what was checked, how to fix it) for the settings, the sign-in, the mailbox
+    and the calendar."""
+    checks: list[tuple[bool, str, str]] = []
+    for key in ("mailbox", "tenant_id", "client_id"):
+        ok = bool(options.get(key))
+        checks.append((ok, f"[transport] {key}", "" if ok else f"set {key} in clerk.toml"))
+    if not all(ok for ok, _, _ in checks):
+        return checks
+    steps = [
+        ("sign-in (client credentials)", lambda: g.token()),
+        ("mailbox: read the inbox (Mail.ReadWrite)",
+         lambda: g.request("GET", g.user("/mailFolders/inbox"), params={"$select": "id"})),
+        ("calendar: read events (Calendars.ReadWrite)",
+         lambda: g.request("GET", g.user("/calendar"), params={"$select": "canEdit"})),
+    ]
+    for what, step in steps:
+        try:
+            got = step()
+        except TransportError as exc:
+            checks.append((False, what, str(exc)))
+            return checks
+        if what.startswith("sign-in"):
+            missing = [r for r in PERMISSIONS if r not in _roles(str(got))]
+            checks.append((True, what, ""))
+            what = "application permissions in the token"
+            if missing:
+                checks.append((False, what, f"grant {', '.join(missing)} (application "
+                               "permissions, Microsoft Graph) and give admin consent"))
+                return checks
+        if isinstance(got, dict) and got.get("canEdit") is False:
+            checks.append((False, what, "the app may read but not write the calendar: "
+                           "grant Calendars.ReadWrite (application) with admin consent"))
+            return checks
+        checks.append((True, what, ""))
+    return checks
+
+
+def _roles(token: str) -> list[str]:
+    """The application permissions an access token carries (its ``roles`` claim); the
+    token is only read, never trusted: Microsoft 365 checks it."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return [str(r) for r in claims.get("roles", [])]
+    except (IndexError, ValueError, AttributeError):
+        return []
 
 
 def _why(change: MeetingChange) -> str:
@@ -575,6 +598,9 @@ class GraphMailbox:
                 g.request("POST", where, body={"displayName": name})["id"])
         self._folders[path] = parent
         return parent
+
+    def doctor(self) -> list[tuple[bool, str, str]]:
+        return doctor(self.graph, self.options)
 
     def keep_sent(self, raw: bytes) -> None:
         pass  # Microsoft 365 keeps Sent Items itself (saveToSentItems)

@@ -124,6 +124,17 @@ class ImapMailbox:
             client.select_folder(self._folder(folder), readonly=True)
             return bool(client.search(["HEADER", "Message-ID", message_id]))
 
+    def doctor(self) -> list[tuple[bool, str, str]]:
+        what = f"imap {self.host}:{self.port}: sign in and open the inbox"
+        try:
+            with _as_transport_error("open the inbox"):
+                self.client().select_folder(self.options.get("inbox", "INBOX"), readonly=True)
+        except TransportError as exc:
+            return [(False, what, str(exc))]
+        finally:
+            self.close()
+        return [(True, what, "")]
+
     def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:

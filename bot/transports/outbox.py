@@ -55,6 +55,19 @@ class OutboxTransport(Transport):
             # a full or read-only disk may clear; the ledger retries with back-off
             raise TransportError(f"cannot write to {self.path}: {exc}", retryable=True) from exc
 
+    def doctor(self) -> list[tuple[bool, str, str]]:
+        what = f"outbox {self.path}: a folder clerk may write"
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            probe = self.path / "tmp" / ".clerk-doctor"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            return [(False, what, f"{exc.strerror}: make the folder writable by clerk, or "
+                     "set [transport] path")]
+        return [(True, what, "")]
+
     def lookup(self, message_id: str, key: str = "") -> bool | None:
         name = self._name(message_id)
         if (self.path / "new" / name).exists():

@@ -108,6 +108,16 @@ class SmtpTransport(Transport):
             with contextlib.suppress(OSError):
                 conn.close()
 
+    def doctor(self) -> list[tuple[bool, str, str]]:
+        what = f"{self.describe()}: connect, secure the connection and sign in"
+        try:
+            self._connection().noop()
+        except TransportError as exc:
+            return [(False, what, str(exc))]
+        finally:
+            self.close()
+        return [(True, what, "")]
+
     def send(self, message: EmailMessage) -> None:
         recipients = [addr for _, addr in getaddresses(message.get_all("To", [])
                                                        + message.get_all("Cc", []))]

@@ -84,7 +84,7 @@ def test_inviting_25_members_is_one_request_per_meeting_with_the_exact_event(
         {"id": REV_PROP, "value": "0"}]
     assert len(body["transactionId"]) == 36
     assert "recurrence" not in body
-    assert posts[0].headers["authorization"] == "Bearer token-1"
+    assert posts[0].headers["authorization"] == f"Bearer {graph.token(1)}"
     assert graph.tokens == 1  # one token for the whole tick
 
 
@@ -412,6 +412,10 @@ def test_doctor_names_each_check_and_the_fix(graph: FakeGraph):
     checks = graph.transport().doctor()
     assert checks[-1][0] is False and "Mail.ReadWrite" in checks[-1][2]
     assert not graph.transport(client_id="").doctor()[2][0]
+    graph.roles = ["Calendars.ReadWrite"]
+    *_, (ok, what, fix) = graph.transport().doctor()
+    assert not ok and what == "application permissions in the token"
+    assert fix.startswith("grant Mail.Send, Mail.ReadWrite (application permissions")
 
 
 def test_importing_the_graph_transport_does_not_import_msal_or_httpx():
