@@ -220,6 +220,8 @@ class Executor:
             result.recorded, result.updated, result.withdrawn = counts
         pause = self.config.settings.pause
         meetings: dict[tuple[str, str], list[str]] = {}  # calendar transports: rows by meeting
+        batch: list[tuple[str, Any]] = []  # (key, message) handed to the transport together
+        size = max(1, self.transport.batch)
         try:
             for row in self._due(now):
                 if self.stop.is_set():
@@ -238,8 +240,15 @@ class Executor:
                 if self.on_calendar and d is not None and d.kind in calendar.INVITE_KINDS:
                     meetings.setdefault((d.group, d.meeting), []).append(row.key)
                     continue  # one change per meeting, below
-                if self._send_one(row.key, now, result) and pause:
-                    time.sleep(pause)
+                ready = self._prepare(row.key, now, result)
+                if ready is not None:
+                    batch.append(ready)
+                if len(batch) >= size:
+                    if self._deliver(batch, now, result) and pause:
+                        time.sleep(pause)
+                    batch = []
+            if batch and not self.stop.is_set():
+                self._deliver(batch, now, result)
             for (group_id, unit), keys in meetings.items():
                 if self.stop.is_set():
                     result.stopped = True
@@ -301,12 +310,13 @@ class Executor:
         finally:
             self.mailbox.close()
 
-    def _send_one(self, key: str, now: datetime, result: TickResult) -> bool:
+    def _prepare(self, key: str, now: datetime, result: TickResult) -> tuple[str, Any] | None:
+        """The rendered message of a due row (None when it is no longer planned or cannot
+        be rendered: that row alone fails)."""
         desired = self._by_key.get(key)
         if desired is None:
-            return False  # not in the plan any more; the next record() withdraws it
+            return None  # not in the plan any more; the next record() withdraws it
         group = self.config.group(desired.group)
-        mid = render_email.message_id(key, group.organiser)
         token = make_token(self._secret(), key) if desired.kind in ANSWERABLE else None
         try:
             files = render_email.pack_attachments(
@@ -314,24 +324,38 @@ class Executor:
                 self.config.settings.zip_papers_above) if desired.kind == "pack" else []
             if desired.kind in ("minutes", "approval_request"):
                 files = render_email.file_attachment(group.minutes[desired.meeting])
-            message = render_email.build(group, desired, now, token, files)
+            return key, render_email.build(group, desired, now, token, files)
         except Exception as exc:  # a template that fails at send time: that row only
             self._fail(key, now, f"cannot render: {exc}", result)
-            return False
-        if not self.store.claim(key, now, mid, self.transport.name):
+            return None
+
+    def _deliver(self, batch: list[tuple[str, Any]], now: datetime,
+                 result: TickResult) -> bool:
+        """Claim the rows of ``batch`` and hand their messages to the transport together
+        (one message at a time for outbox and smtp; a service's batch for exchange and
+        graph); record each one's outcome. False when nothing was claimed."""
+        claimed = [(key, message) for key, message in batch
+                   if self.store.claim(key, now, str(message["Message-ID"]), self.transport.name)]
+        if not claimed:
             return False
         try:
-            self.transport.send(message)
-        except TransportError as exc:
-            if exc.retryable:
-                self._retry(key, now, str(exc), result, exc.retry_after)
+            outcomes = self.transport.send_many([m for _, m in claimed])
+        except Exception as exc:  # a bug or a broken setting: never leave a row in sending
+            log.exception("sending %s failed", ", ".join(k for k, _ in claimed))
+            for key, _ in claimed:
+                self._fail(key, now, f"{type(exc).__name__}: {exc}", result)
+            return True
+        for (key, _), error in zip(claimed, outcomes, strict=True):
+            if error is None:
+                self._sent(key, now, result)
+            elif error.retryable:
+                self._retry(key, now, str(error), result, error.retry_after)
             else:
-                self._fail(key, now, str(exc), result)
-            return True
-        except Exception as exc:  # a bug or a broken setting: never leave the row in sending
-            log.exception("sending %s failed", key)
-            self._fail(key, now, f"{type(exc).__name__}: {exc}", result)
-            return True
+                self._fail(key, now, str(error), result)
+        return True
+
+    def _sent(self, key: str, now: datetime, result: TickResult) -> None:
+        desired = self._by_key[key]
         with self.store.atomic() as conn:
             self.store.update_row(conn, key, now, "", state="sent", sent_at=now)
             if desired.kind == "notice":  # the admin now knows about these
@@ -340,7 +364,6 @@ class Executor:
         result.sent.append(key)
         log.info("sent %s %s to %s via %s", desired.kind, desired.meeting,
                  desired.recipient.email, self.transport.describe())
-        return True
 
     # --- meetings a server owns (bot/calendar.py) -----------------------------------------
 

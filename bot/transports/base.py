@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
+from bot.errors import TransportError
+
 
 class Transport:
     """Base class of every transport; subclasses override :meth:`send`."""
 
     name = "base"
     calendar = False  # True: the server owns meetings (bot/calendar.py), no iCalendar mail
+    batch = 1  # messages handed over together (send_many); the in-doubt window after a crash
     mailbox: Any = None  # the organiser's mailbox, when clerk reads one (a Sent copy)
 
     def __init__(self, options: dict[str, Any]) -> None:
@@ -30,6 +33,19 @@ class Transport:
     def send(self, message: EmailMessage) -> None:
         """Deliver ``message`` to every address in its To header, or raise TransportError."""
         raise NotImplementedError
+
+    def send_many(self, messages: list[EmailMessage]) -> list[TransportError | None]:
+        """Deliver several messages (at most :attr:`batch`); each one's outcome: None when
+        delivered, else the error. A service with a bulk call overrides this."""
+        outcomes: list[TransportError | None] = []
+        for message in messages:
+            try:
+                self.send(message)
+            except TransportError as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     def lookup(self, message_id: str, key: str = "") -> bool | None:
         """True if a message with this Message-ID (and ledger ``key``) was delivered, False
