@@ -136,3 +136,30 @@ def test_nothing_is_chased_before_go_live(make_executor: Callable[[], Executor],
         first = conn.execute(sa.select(sa.func.min(ledger.c.send_at)).where(
             ledger.c.kind == "action_chaser")).scalar()
     assert sent and first is not None and first.date() >= date(2026, 12, 1)
+
+
+def test_a_transport_with_a_batch_gets_messages_together_and_each_outcome_is_recorded(
+        config_dir: Path, store: Store):
+    from bot import config as config_mod
+    from bot.errors import TransportError
+
+    class Batched(MemoryTransport):
+        batch = 8
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[int] = []
+
+        def send_many(self, messages: list[EmailMessage]) -> list[TransportError | None]:
+            self.calls.append(len(messages))
+            return super().send_many(messages)
+
+    t = Batched()
+    t.fail["joanne.beale@bracknell.example"] = TransportError("451 later", retryable=True)
+    t.fail["tina.jameson@brighton-hove.example"] = TransportError("550 no", retryable=False)
+    result = Executor(config_mod.load(config_dir), store, t).tick(
+        datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    assert t.calls == [8, 8, 5]  # the 21 invitations, eight at a time
+    assert len(result.sent) == 19 and len(t.sent) == 19
+    assert [store.row(k).state for k in result.retry + result.failed] == ["retry", "failed"]
+    assert "sending" not in store.counts()
