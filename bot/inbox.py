@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import actions
+from bot.calendar import OWNED_BY_SERVER
 from bot.errors import UsageError
 from bot.model import Config, Group, Member
 from bot.notices import approval_key
@@ -78,6 +79,10 @@ class Inbox:
         done: list[str] = []
         for r in incoming.rsvps:
             found = self.uids.get(r.uid)
+            if found is None and self.config.settings.transport in OWNED_BY_SERVER:
+                # the server made the meeting (its own UID) and keeps the answer on it
+                return Outcome(True, f"{r.attendee} {r.partstat.lower()}: read from the "
+                                     "organiser's calendar")
             if found is None:
                 return Outcome(False, f"a reply for an unknown meeting (UID {r.uid})")
             group, unit = found

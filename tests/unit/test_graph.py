@@ -424,3 +424,25 @@ def test_importing_the_graph_transport_does_not_import_msal_or_httpx():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_calendar_answer_in_the_inbox_is_filed_as_handled_not_unprocessed(
+        config_dir: Path, store: Store, graph: FakeGraph):
+    from email.message import EmailMessage
+
+    use_graph(config_dir)
+    ics = (ROOT / "tests" / "data" / "replies" / "outlook-accept.ics").read_bytes().replace(
+        b"network.june@network.example", b"040000008200E00074C5B7101A82E00800000000")
+    answer = EmailMessage()
+    answer["From"] = "Joanne Beale <joanne.beale@bracknell.example>"
+    answer["To"] = MAILBOX
+    answer["Subject"] = "Accepted: QA Leads Network meeting"
+    answer.set_content("accepted")
+    answer.add_alternative(ics.decode(), subtype="calendar", params={"method": "REPLY"})
+    graph.inbox = {"r1": answer.as_bytes()}
+    ex = Executor(config_mod.load(config_dir), store, graph.transport(),
+                  mailbox=graph.mailbox())
+    result = ex.tick(GO_LIVE)
+    assert result.read == 1 and result.unprocessed == []
+    names = {fid: name for fid, (_, name) in graph.folder_names.items()}
+    assert {names[f]: ids for f, ids in graph.folders.items()} == {"processed": ["r1"]}
