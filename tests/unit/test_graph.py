@@ -3,6 +3,7 @@ the exact requests for meetings, messages, answers, throttling, tokens and recov
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -446,3 +447,49 @@ def test_a_calendar_answer_in_the_inbox_is_filed_as_handled_not_unprocessed(
     assert result.read == 1 and result.unprocessed == []
     names = {fid: name for fid, (_, name) in graph.folder_names.items()}
     assert {names[f]: ids for f, ids in graph.folders.items()} == {"processed": ["r1"]}
+
+
+# --- a real Microsoft 365 mailbox, only when asked for -------------------------------------
+
+LIVE = os.environ.get("CLERK_TEST_GRAPH")  # the test mailbox, e.g. clerk-test@tenant.example
+
+
+@pytest.mark.skipif(not LIVE, reason="CLERK_TEST_GRAPH names no Microsoft 365 test mailbox")
+class TestLiveGraph:
+    """Against a real tenant: CLERK_TEST_GRAPH (the mailbox), CLERK_TEST_GRAPH_TENANT,
+    CLERK_TEST_GRAPH_CLIENT and CLERK_GRAPH_SECRET (the app's secret); optional
+    CLERK_TEST_GRAPH_ATTENDEE (default: the mailbox itself)."""
+
+    def transport(self) -> Any:
+        from bot.transports.graph import GraphTransport
+
+        return GraphTransport({
+            "mailbox": LIVE, "tenant_id": os.environ["CLERK_TEST_GRAPH_TENANT"],
+            "client_id": os.environ["CLERK_TEST_GRAPH_CLIENT"],
+            "client_secret_env": "CLERK_GRAPH_SECRET", "max_wait": 30.0, "timeout": 30.0})
+
+    def test_doctor_passes(self) -> None:
+        assert all(ok for ok, _, _ in self.transport().doctor())
+
+    def test_a_meeting_is_made_found_read_and_cancelled(self) -> None:
+        from bot.calendar import Attendee, Content, MeetingChange, Op, Part
+        from bot.model import Person
+        from bot.render.ical import EventSpec
+
+        t = self.transport()
+        attendee = os.environ.get("CLERK_TEST_GRAPH_ATTENDEE", str(LIVE))
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+        uid = f"clerk-live-{int(start.timestamp())}@clerk.invalid"
+        change = MeetingChange(
+            uid=uid, group="live", unit="live", revision=0,
+            content=Content("clerk live test", "<p>clerk live test</p>", "Europe/London",
+                            Person("clerk", str(LIVE)),
+                            (EventSpec(start, start + timedelta(hours=1), "clerk live test"),)),
+            cancelled=False, invite=(Attendee("k", "Test", attendee),))
+        item_id, _ = t.apply(change, Op("create", 0, (("Test", attendee),)), None)
+        try:
+            [part] = t.find(uid)
+            assert part.item_id == item_id and attendee.lower() in part.emails
+            assert item_id in t.responses([item_id])
+        finally:
+            t.apply(change, Op("cancel", 0), Part(0, item_id, (), 0))
