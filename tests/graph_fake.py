@@ -53,6 +53,7 @@ class FakeGraph:
     expired: set[str] = field(default_factory=set)  # tokens the fake no longer accepts
     answers: dict[tuple[str, str], str] = field(default_factory=dict)  # (event, email) → resp
     slept: list[float] = field(default_factory=list)  # what the transport waited, seconds
+    refused: set[str] = field(default_factory=set)  # addresses sendMail refuses (400)
     roles: list[str] = field(default_factory=lambda: [
         "Calendars.ReadWrite", "Mail.Send", "Mail.ReadWrite"])  # the app's permissions
 
@@ -214,6 +215,10 @@ class FakeGraph:
                 return httpx.Response(200, json=self._shown(event))
             return httpx.Response(200, json=self._shown(event))
         if rest == "/sendMail":
+            to = [r["emailAddress"]["address"] for r in body["message"]["toRecipients"]]
+            if set(to) & self.refused:
+                return _error(400, "ErrorInvalidRecipients",
+                              "At least one recipient is not valid.")
             self.sent.append(body["message"])
             return httpx.Response(202)
         if rest == "/messages" and method == "POST":

@@ -325,6 +325,7 @@ class GraphTransport(CalendarTransport):
     """Messages through ``sendMail``; meetings as events in the organiser's calendar."""
 
     name = "graph"
+    batch = BATCH  # sendMail requests in one $batch
 
     def __init__(self, options: dict[str, Any], http: Any = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -355,6 +356,45 @@ class GraphTransport(CalendarTransport):
             else:
                 self._upload(path, name, mime, data)
         g.request("POST", f"{path}/send")
+
+    def send_many(self, messages: list[EmailMessage]) -> list[TransportError | None]:
+        """Messages without attachments go 20 to a ``$batch`` (one round trip); the rest
+        one at a time. Each part's own status is that message's outcome."""
+        outs = [outgoing(m) for m in messages]
+        outcomes: list[TransportError | None] = [None] * len(messages)
+        small = [i for i, o in enumerate(outs) if not o.attachments]
+        for i, m in enumerate(messages):
+            if i not in small:
+                try:
+                    self.send(m)
+                except TransportError as exc:
+                    outcomes[i] = exc
+        if not small:
+            return outcomes
+        g = self.graph
+        requests = [{"id": str(i), "method": "POST", "url": g.user("/sendMail"),
+                     "headers": {"Content-Type": "application/json"},
+                     "body": {"message": message_body(outs[i]), "saveToSentItems": True}}
+                    for i in small]
+        try:
+            answers = g.batch(requests)
+        except TransportError as exc:
+            for i in small:
+                outcomes[i] = exc
+            return outcomes
+        for i in small:
+            r = answers.get(str(i), {})
+            status = int(r.get("status", 0))
+            if status >= 400 or not status:
+                wait = float((r.get("headers") or {}).get("Retry-After", 0) or 0) or None
+                error = (r.get("body") or {}).get("error", {})
+                outcomes[i] = TransportError(
+                    f"graph: sendMail: {status} {error.get('code', '')}: "
+                    f"{error.get('message', '')}" + (f" ({ADVICE[status]})"
+                                                     if status in ADVICE else ""),
+                    retryable=status in THROTTLED or status >= 500 or not status,
+                    retry_after=wait)
+        return outcomes
 
     def _upload(self, path: str, name: str, mime: str, data: bytes) -> None:
         g = self.graph

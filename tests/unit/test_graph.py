@@ -287,6 +287,24 @@ def test_a_large_attachment_goes_through_an_upload_session(
     assert len(graph.calls("POST", rf"{USER}/messages/[^/]+/send")) == 1
 
 
+def test_messages_without_attachments_go_twenty_to_a_batch_each_with_its_outcome(
+        config_dir: Path, graph: FakeGraph):
+    from bot.planner import plan
+    from bot.state import State
+
+    config = config_mod.load(config_dir)
+    wanted = [d for d in plan(config, State(), GO_LIVE).messages if d.kind == "request"][:21]
+    messages = [render_email.build(config.groups[0], d, GO_LIVE) for d in wanted]
+    graph.refused.add(wanted[1].recipient.email)
+    outcomes = graph.transport().send_many(messages)
+    assert len(graph.calls("POST", "/\\$batch")) == 2  # 20, then 1
+    refused = [d.recipient.email == wanted[1].recipient.email for d in wanted]
+    assert [o is not None for o in outcomes] == refused
+    assert outcomes[1] is not None and not outcomes[1].retryable
+    assert "ErrorInvalidRecipients" in str(outcomes[1])
+    assert len(graph.sent) == 21 - sum(refused)
+
+
 # --- throttling, tokens, failures ----------------------------------------------------------
 
 def test_a_short_retry_after_is_waited_in_place(config_dir: Path, graph: FakeGraph):
