@@ -200,6 +200,17 @@ def change_for(group: Group, unit: str, desired: Sequence[Desired]) -> MeetingCh
     )
 
 
+class HalfDone(TransportError):
+    """A series was made or changed, but its cancelled or moved meetings were not all
+    carried out: the item (``item_id``) is kept, a revision behind, so the next tick comes
+    back to it (and, finding the revision on the server, does only what was left)."""
+
+    def __init__(self, error: TransportError, item_id: str, change_key: str = "") -> None:
+        super().__init__(str(error), retryable=error.retryable, retry_after=error.retry_after)
+        self.item_id = item_id
+        self.change_key = change_key
+
+
 class CalendarTransport(Transport):
     """A transport whose server owns meetings (``exchange``, ``graph``).
 
@@ -223,6 +234,9 @@ class CalendarTransport(Transport):
             current = next((p for p in now if p.part == op.part), None)
             try:
                 item_id, change_key = self.apply(change, op, current)
+            except HalfDone as half:  # kept a revision behind: the next tick finishes it
+                half.parts = after(now, op, half.item_id, change.revision - 1, half.change_key)
+                raise
             except TransportError as exc:
                 exc.parts = now
                 raise

@@ -16,6 +16,7 @@ from bot import config as config_mod
 from bot.executor import Executor
 from bot.store import Store
 from bot.transports.memory import MemoryTransport
+from tests.ews_fake import ews  # noqa: F401  (a fixture: a fake Exchange Server)
 from tests.graph_fake import graph  # noqa: F401  (a fixture: a fake Microsoft 365)
 
 ROOT = Path(__file__).resolve().parent.parent

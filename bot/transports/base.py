@@ -18,6 +18,11 @@ from typing import Any
 
 from bot.errors import TransportError
 
+# clerk's MAPI property set: the ledger key on a message, the UID, revision and part on a
+# meeting's item (ClerkKey, ClerkUid, ClerkRevision, ClerkPart), the same for exchange and
+# graph, so an item reads the same from either
+PROPERTY_SET = "4c3b2e7a-6f2d-4c55-9a57-0c1e1e2f6b7d"
+
 
 class Transport:
     """Base class of every transport; subclasses override :meth:`send`."""

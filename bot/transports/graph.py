@@ -43,17 +43,18 @@ from bot.calendar import CalendarTransport, MeetingChange, Op, Part
 from bot.credentials import secret
 from bot.errors import TransportError
 from bot.options import Option, _float, _int, _str
-from bot.transports.base import Outgoing, outgoing
+from bot.transports.base import PROPERTY_SET, Outgoing, outgoing
 
 log = logging.getLogger("clerk")
 
 GRAPH = "https://graph.microsoft.com/v1.0"
 LOGIN = "https://login.microsoftonline.com"
 SCOPE = "https://graph.microsoft.com/.default"
-PROPERTIES = "{4c3b2e7a-6f2d-4c55-9a57-0c1e1e2f6b7d}"  # clerk's property set (a fixed GUID)
+PROPERTIES = "{" + PROPERTY_SET + "}"
 KEY_PROP = f"String {PROPERTIES} Name ClerkKey"
 UID_PROP = f"String {PROPERTIES} Name ClerkUid"
 REV_PROP = f"Integer {PROPERTIES} Name ClerkRevision"
+PART_PROP = f"Integer {PROPERTIES} Name ClerkPart"
 INLINE_LIMIT = 3 * 1024 * 1024  # larger attachments need an upload session
 CHUNK = 320 * 1024 * 10  # upload chunks: a multiple of 320 KiB
 BATCH = 20  # Graph's $batch limit
@@ -246,7 +247,7 @@ def _attendees(people: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
 def event_body(change: MeetingChange, attendees: Sequence[tuple[str, str]] | None,
                content: bool = True, part: int = 0) -> dict[str, Any]:
     """The Graph event JSON for ``change``: times, place and words when ``content``, the
-    attendees when given, the UID and revision always."""
+    attendees when given, the UID, revision and part always."""
     body: dict[str, Any] = {}
     c = change.content
     if content:
@@ -265,6 +266,7 @@ def event_body(change: MeetingChange, attendees: Sequence[tuple[str, str]] | Non
     body["singleValueExtendedProperties"] = [
         {"id": UID_PROP, "value": change.uid},
         {"id": REV_PROP, "value": str(change.revision)},
+        {"id": PART_PROP, "value": str(part)},
     ]
     return body
 
@@ -422,7 +424,7 @@ class GraphTransport(CalendarTransport):
     def apply(self, change: MeetingChange, op: Op, part: Part | None) -> tuple[str, str]:
         g = self.graph
         if op.action == "create":
-            body = event_body(change, op.attendees)
+            body = event_body(change, op.attendees, part=op.part)
             body["transactionId"] = hashlib.sha256(
                 f"{change.uid}#{op.part}".encode()).hexdigest()[:36]
             created = g.request("POST", g.user("/events"), body=body)
@@ -436,9 +438,11 @@ class GraphTransport(CalendarTransport):
             return part.item_id, ""
         if op.content and change.scope:  # only some meetings of the series changed
             if op.removed:
-                g.request("PATCH", path, body=event_body(change, op.attendees, False))
+                g.request("PATCH", path, body=event_body(change, op.attendees, False,
+                                                         op.part))
         else:  # the recurrence goes only when the series itself changed: exceptions stay
-            g.request("PATCH", path, body=event_body(change, op.attendees, op.content))
+            g.request("PATCH", path, body=event_body(change, op.attendees, op.content,
+                                                     op.part))
         if op.content:
             self._exceptions(change, part.item_id)
         return part.item_id, ""
@@ -477,18 +481,18 @@ class GraphTransport(CalendarTransport):
         g = self.graph
         got = g.request("GET", g.user("/events"), params={
             "$filter": _has(UID_PROP, uid),
-            "$select": "id,attendees,isCancelled,transactionId",
-            "$expand": f"singleValueExtendedProperties($filter=id eq '{REV_PROP}')"})
+            "$select": "id,attendees,isCancelled",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{REV_PROP}' or "
+                       f"id eq '{PART_PROP}')"})
         parts = []
         for number, event in enumerate((got or {}).get("value", [])):
-            revision = next((int(p["value"]) for p in
-                             event.get("singleValueExtendedProperties", [])
-                             if p.get("id", "").endswith("Name ClerkRevision")), 0)
+            props = {p.get("id", "").rpartition(" Name ")[2]: p.get("value")
+                     for p in event.get("singleValueExtendedProperties", [])}
             attendees = tuple((a["emailAddress"].get("name", ""),
                                a["emailAddress"]["address"].lower())
                               for a in event.get("attendees", []))
-            parts.append(Part(_part_of(uid, event.get("transactionId"), number),
-                              str(event["id"]), attendees, revision,
+            parts.append(Part(int(props.get("ClerkPart") or number), str(event["id"]),
+                              attendees, int(props.get("ClerkRevision") or 0),
                               bool(event.get("isCancelled"))))
         return parts
 
@@ -569,14 +573,6 @@ def _roles(token: str) -> list[str]:
 def _why(change: MeetingChange) -> str:
     return "This meeting is cancelled." if change.cancelled else \
         "You are no longer on this meeting's list."
-
-
-def _part_of(uid: str, transaction: str | None, default: int) -> int:
-    """The part number an event was created as (its transactionId is derived from it)."""
-    for n in range(64):
-        if transaction == hashlib.sha256(f"{uid}#{n}".encode()).hexdigest()[:36]:
-            return n
-    return default
 
 
 def _instant(value: str) -> datetime | None:

@@ -18,7 +18,7 @@ from bot.errors import TransportError
 from bot.executor import Executor
 from bot.render import email as render_email
 from bot.store import Store
-from bot.transports.graph import REV_PROP, UID_PROP
+from bot.transports.graph import PART_PROP, REV_PROP, UID_PROP
 from tests.conftest import ROOT, edit, remove_member
 from tests.graph_fake import MAILBOX, FakeGraph
 
@@ -82,7 +82,7 @@ def test_inviting_25_members_is_one_request_per_meeting_with_the_exact_event(
             "type": "required"} in body["attendees"]
     assert body["singleValueExtendedProperties"] == [
         {"id": UID_PROP, "value": "qa-leads.2027-q1@network.example"},
-        {"id": REV_PROP, "value": "0"}]
+        {"id": REV_PROP, "value": "0"}, {"id": PART_PROP, "value": "0"}]
     assert len(body["transactionId"]) == 36
     assert "recurrence" not in body
     assert posts[0].headers["authorization"] == f"Bearer {graph.token(1)}"

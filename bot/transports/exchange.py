@@ -1,0 +1,1010 @@
+"""The ``exchange`` transport: on-premises Exchange Server (2013 to SE) through EWS, with
+exchangelib.
+
+The organiser's mailbox does the work, as for the ``graph`` transport:
+
+- meetings are items in the organiser's calendar with the members as attendees; Exchange
+  mails the invitations, updates and cancellations (bot/calendar.py says who hears what).
+  A series is one recurring master; its cancelled meetings are deleted as occurrences and its
+  moved ones changed as occurrences, each mailed by the server;
+- messages are created and sent in the mailbox (a copy stays in Sent Items), a hundred to a
+  request (:meth:`ExchangeTransport.send_many`);
+- the inbox is read for replies and each message moved to ``clerk/processed`` or
+  ``clerk/unprocessed`` (:class:`ExchangeMailbox`); nothing is deleted.
+
+Every item carries clerk's extended properties (the property set ``PROPERTY_SET``, shared
+with the ``graph`` transport so an item reads the same from either): a message its ledger key
+(``ClerkKey``), a meeting its UID, content revision and part (``ClerkUid``,
+``ClerkRevision``, ``ClerkPart``). After a crash clerk finds what the server holds by them
+instead of sending twice.
+
+``server`` is the EWS endpoint: the full URL (``https://mail.example.org/EWS/Exchange.asmx``)
+or a host name alone, meaning that URL on it. Nothing is autodiscovered and the version is
+given (``version``), so exchangelib sends no probing requests. Sign-in: NTLM or basic with a
+user name and password, or OAuth (hybrid modern authentication: an app registration's
+client credentials; the app needs ``full_access_as_app`` and acts through
+ApplicationImpersonation). exchangelib's own retries wait at most ``max_wait`` seconds (the
+worker must not stall); past that a throttled request is a retryable TransportError carrying
+the server's back-off, and the ledger waits. exchangelib is imported only when a request is
+made: reading ``OPTIONS`` (``clerk --help``, config checks) stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from bot.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part
+from bot.credentials import secret
+from bot.errors import TransportError
+from bot.options import REQUIRED, Option, _bool, _choice, _email, _float, _int, _str
+from bot.recurrence import Pattern, pattern
+from bot.transports.base import PROPERTY_SET, Outgoing, outgoing
+
+log = logging.getLogger("clerk")
+T = TypeVar("T")
+
+PROPERTIES = {  # attribute → (property name, MAPI type, the item kinds that carry it)
+    "clerk_key": ("ClerkKey", "String", ("Message",)),
+    "clerk_uid": ("ClerkUid", "String", ("CalendarItem",)),
+    "clerk_revision": ("ClerkRevision", "Integer", ("CalendarItem",)),
+    "clerk_part": ("ClerkPart", "Integer", ("CalendarItem",)),
+}
+VERSIONS = {  # the server's version → its build (exchangelib picks the API version from it)
+    "Exchange2019": (15, 2, 0, 0),  # also Exchange Server SE
+    "Exchange2016": (15, 1, 0, 0),
+    "Exchange2013_SP1": (15, 0, 847, 0),
+    "Exchange2013": (15, 0, 0, 0),
+}
+ANSWERS = {"Accept": "ACCEPTED", "Tentative": "TENTATIVE", "Decline": "DECLINED"}
+FETCHED = ["subject", "start", "end", "required_attendees", "is_cancelled", "clerk_revision",
+           "deleted_occurrences", "modified_occurrences"]  # what an update or a cancel reads
+REQUEST_BYTES = 24 * 1024 * 1024  # attachments per CreateItem (IIS limits EWS requests)
+MIME_CHUNK = 50  # inbox messages fetched (whole, as MIME) per GetItem: bounds the memory used
+
+OPTIONS = {
+    "server": Option(REQUIRED, _str, "the EWS URL (https://mail.example.org/EWS/Exchange.asmx), "
+                     "or the host name alone for that path on it"),
+    "mailbox": Option(REQUIRED, _email, "the organiser's primary SMTP address"),
+    "auth": Option("ntlm", _choice("ntlm", "basic", "oauth"),
+                   "ntlm or basic (user name and password), or oauth (hybrid modern auth: "
+                   "client_id, tenant_id and a client secret)"),
+    "username_env": Option("CLERK_EWS_USERNAME", _str,
+                           "variable holding the user name (DOMAIN\\user or user@domain)"),
+    "username_file": Option("", _str, "file holding the user name"),
+    "password_env": Option("CLERK_EWS_PASSWORD", _str, "variable holding the password"),
+    "password_file": Option("", _str, "file holding the password"),
+    "client_id": Option("", _str, "oauth: the app registration's application (client) id"),
+    "tenant_id": Option("", _str, "oauth: the Microsoft Entra tenant (directory) id"),
+    "client_secret_env": Option("CLERK_EWS_SECRET", _str,
+                                "oauth: variable holding the app's client secret"),
+    "client_secret_file": Option("", _str, "oauth: file holding the app's client secret"),
+    "version": Option("Exchange2019", _choice(*VERSIONS),
+                      "the server's version (Exchange2019 for 2019 and SE), so clerk does not "
+                      "probe it"),
+    "max_wait": Option(10.0, _float, "longest wait for a busy server inside one tick, "
+                       "seconds; longer: the ledger retries later (0: never wait)"),
+    "timeout": Option(30.0, _float, "seconds to wait for the server"),
+    "verify": Option(True, _bool, "verify the server's certificate (keep it on)"),
+    "cafile": Option("", _str, "a CA bundle for a private certificate authority"),
+    "inbox": Option("inbox", _str, "the folder clerk reads (inbox: the Inbox)"),
+    "processed": Option("clerk/processed", _str, "where handled messages go"),
+    "unprocessed": Option("clerk/unprocessed", _str, "where messages clerk cannot use go"),
+    "batch": Option(200, _int, "at most this many messages read per tick"),
+}
+
+# exchangelib's errors that a later attempt may get past (throttling, a busy or moving
+# mailbox, a lost connection, an item changed under us); any other error code will not clear
+# by itself and fails with what to fix
+TRANSIENT = frozenset((
+    "ErrorServerBusy", "RateLimitError", "ErrorTimeoutExpired", "ErrorInternalServerError",
+    "ErrorInternalServerTransientError", "ErrorConnectionFailed",
+    "ErrorConnectionFailedTransientError", "ErrorTooManyObjectsOpened",
+    "ErrorExceededConnectionCount", "ErrorMailboxMoveInProgress", "ErrorMailboxStoreUnavailable",
+    "ErrorBatchProcessingStopped", "ErrorIrresolvableConflict", "ErrorStaleObject",
+    "ErrorInvalidChangeKey", "ErrorQuotaExceeded", "ErrorADUnavailable",
+    "ErrorMailboxDataArrayTooBig",
+))
+ADVICE = {
+    "UnauthorizedError": "Exchange refused clerk's credentials: check the variables named by "
+                         "{credentials} (an expired password or a locked account looks the "
+                         "same)",
+    "ErrorAccessDenied": "{user} may not use the mailbox {mailbox}: give it Full Access "
+                         "(Add-MailboxPermission -Identity {mailbox} -User {user} -AccessRights "
+                         "FullAccess) and Send As, or sign in as the organiser",
+    "ErrorNonExistentMailbox": "Exchange has no mailbox {mailbox}: set mailbox to the "
+                               "organiser's primary SMTP address",
+    "ErrorInvalidRecipients": "Exchange refused a recipient's address: correct it in the roster",
+    "ErrorMailRecipientNotFound": "Exchange refused a recipient's address: correct it in the "
+                                  "roster",
+    "ErrorImpersonateUserDenied": "{user} may not act as {mailbox}: assign it the "
+                                  "ApplicationImpersonation role (New-ManagementRoleAssignment "
+                                  "-Role ApplicationImpersonation -User {user})",
+    "ErrorImpersonationDenied": "{user} may not act as {mailbox}: assign it the "
+                                "ApplicationImpersonation role",
+    "ErrorImpersonationFailed": "{user} may not act as {mailbox}: assign it the "
+                                "ApplicationImpersonation role",
+    "ErrorSendAsDenied": "{user} may not send as {mailbox}: give it Send As (Add-ADPermission "
+                         "-Identity <the organiser> -User {user} -ExtendedRights 'Send As')",
+    "ErrorMessageSizeExceeded": "the message is larger than Exchange accepts: raise the limit "
+                                "(Set-TransportConfig -MaxSendSize) or lower "
+                                "clerk.zip_papers_above",
+    "ErrorQuotaExceeded": "the mailbox {mailbox} is full: free space or raise its quota",
+    "ErrorInvalidServerVersion": "the server does not speak {version}: set version to the "
+                                 "server's (Exchange2016, Exchange2013)",
+    "ErrorInvalidSchemaVersionForMailboxVersion": "the mailbox is on an older server than "
+                                                  "{version}: set version to its",
+    "ErrorIncorrectSchemaVersion": "the server does not speak {version}: set version to the "
+                                   "server's",
+    "RedirectError": "the server sent clerk elsewhere: set server to the EWS URL, "
+                     "https://<host>/EWS/Exchange.asmx",
+    "ErrorItemNotFound": "the item is gone from {mailbox} (deleted by hand?)",
+    "ErrorFolderNotFound": "a folder of {mailbox} is missing: check that mailbox is the "
+                           "organiser's own mailbox",
+    "OAuth2Error": "the OAuth sign-in failed: check client_id, tenant_id and the client secret; "
+                   "the app needs full_access_as_app (Office 365 Exchange Online) with admin "
+                   "consent",
+}
+
+
+class Ews:
+    """One sign-in to the organiser's mailbox: the exchangelib Account (made on first use),
+    its well-known folders, and the one place exchangelib's errors become TransportErrors."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.options = options
+        server = str(options.get("server") or "")
+        self.endpoint = server if "://" in server else f"https://{server}/EWS/Exchange.asmx"
+        self.host = urlsplit(self.endpoint).hostname or server
+        self.address = str(options.get("mailbox") or "")
+        self.auth = str(options.get("auth", "ntlm"))
+        self._account: Any = None
+        self._folders: dict[str, Any] = {}
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"<Ews {self.address} at {self.endpoint} ({self.auth})>"
+
+    # --- signing in ------------------------------------------------------------------------
+
+    def missing(self) -> list[str]:
+        """What the sign-in lacks, each as the setting to fill in."""
+        ids = ("client_id", "tenant_id") if self.auth == "oauth" else ()
+        secrets = ("client_secret",) if self.auth == "oauth" else ("username", "password")
+        return [n for n in ids if not self.options.get(n)] + [
+            f"{self.options.get(f'{n}_env') or f'{n}_env'} (or {n}_file)"
+            for n in secrets if not secret(self.options, n)]
+
+    def _credentials(self) -> Any:
+        from exchangelib import Credentials, Identity, OAuth2Credentials
+
+        missing = self.missing()
+        if missing:
+            raise TransportError(f"cannot sign in to {self.host}: set {', '.join(missing)}",
+                                 retryable=False)
+        if self.auth == "oauth":
+            return OAuth2Credentials(
+                client_id=self.options["client_id"], tenant_id=self.options["tenant_id"],
+                client_secret=secret(self.options, "client_secret"),
+                identity=Identity(primary_smtp_address=self.address))
+        return Credentials(secret(self.options, "username"), secret(self.options, "password"))
+
+    @property
+    def account(self) -> Any:
+        """The exchangelib Account; signing in is lazy (the first request does it)."""
+        if self._account is None:
+            from exchangelib import DELEGATE, Account, Build, Configuration, EWSTimeZone, Version
+            from exchangelib.transport import BASIC, NTLM, OAUTH2
+
+            _adapter(bool(self.options.get("verify", True)), str(self.options.get("cafile")
+                                                                 or ""))
+            _registered()
+            config = Configuration(
+                service_endpoint=self.endpoint, credentials=self._credentials(),
+                auth_type={"ntlm": NTLM, "basic": BASIC, "oauth": OAUTH2}[self.auth],
+                version=Version(build=Build(*VERSIONS[self.options.get("version",
+                                                                       "Exchange2019")])),
+                retry_policy=_policy(float(self.options.get("max_wait", 10.0))))
+            _forget(config)  # exchangelib caches a protocol per endpoint and credentials
+            account = Account(self.address, config=config, autodiscover=False,
+                              access_type=DELEGATE, default_timezone=EWSTimeZone("UTC"))
+            account.protocol.TIMEOUT = float(self.options.get("timeout", 30.0))
+            self._account = account
+        return self._account
+
+    def folder(self, name: str) -> Any:
+        """A well-known folder (``calendar``, ``inbox``, ``sentitems``, ``deleteditems``,
+        ``msgfolderroot``) by its distinguished id: no request is made to find it."""
+        if name not in self._folders:
+            from exchangelib import Mailbox
+            from exchangelib.folders import (
+                Calendar,
+                DeletedItems,
+                DistinguishedFolderId,
+                Inbox,
+                MsgFolderRoot,
+                Root,
+                SentItems,
+            )
+
+            cls = {"calendar": Calendar, "inbox": Inbox, "sentitems": SentItems,
+                   "deleteditems": DeletedItems, "msgfolderroot": MsgFolderRoot}[name]
+            root = self._folders.setdefault("root", Root(account=self.account))
+            self._folders[name] = cls(root=root, _distinguished_id=DistinguishedFolderId(
+                id=name, mailbox=Mailbox(email_address=self.address)))
+        return self._folders[name]
+
+    def close(self) -> None:
+        account, self._account = self._account, None
+        self._folders.clear()
+        if account is not None:
+            try:
+                _forget(account.protocol.config)
+                account.protocol.close()
+            except Exception:  # closing a broken connection: nothing left to do
+                log.debug("closing the EWS session failed", exc_info=True)
+
+    # --- requests ------------------------------------------------------------------------
+
+    def run(self, what: str, call: Callable[[], T]) -> T:
+        """``call()``, with exchangelib's errors as TransportErrors saying what to fix. An
+        OAuth token refused with a 401 (revoked, or expired by the server's clock) is
+        fetched again once and the call made again: nothing was done with the old one."""
+        for attempt in (1, 2):
+            try:
+                return call()
+            except TransportError:
+                raise
+            except Exception as exc:
+                if attempt == 1 and self.auth == "oauth" and \
+                        type(exc).__name__ == "UnauthorizedError":
+                    # exchangelib has already retired the session and its token: the next
+                    # request signs in again
+                    log.info("exchange: token refused; trying once more with a new one")
+                    continue
+                error = self.error(what, exc)
+                if error is None:
+                    raise
+                raise error from exc
+        raise AssertionError("unreachable")
+
+    def error(self, what: str, exc: BaseException) -> TransportError | None:
+        """``exc`` as a TransportError (None: not a server or network error — a bug)."""
+        import requests
+        from exchangelib.errors import EWSError, RateLimitError, ResponseMessageError
+        from oauthlib.oauth2 import OAuth2Error
+
+        name = type(exc).__name__
+        if isinstance(exc, OAuth2Error):
+            name = "OAuth2Error"
+        elif not isinstance(exc, EWSError | requests.RequestException):
+            return None
+        detail = " ".join(str(exc).split()).rstrip(".") or name
+        if name not in detail:
+            detail = f"{name}: {detail}"
+        advice = ADVICE.get(name, "")
+        if "CERTIFICATE_VERIFY_FAILED" in detail:
+            advice = "the server's certificate is not trusted: set cafile to your CA bundle"
+        if advice:
+            user = "the app" if self.auth == "oauth" else \
+                (secret(self.options, "username") or "clerk's account")
+            credentials = "client_id, tenant_id and client_secret_env" \
+                if self.auth == "oauth" else "username_env and password_env"
+            advice = advice.format(user=user, mailbox=self.address, credentials=credentials,
+                                   version=self.options.get("version", "Exchange2019"))
+        message = f"cannot {what} ({self.host}): {detail}" + (f"; {advice}" if advice else "")
+        retry_after = None
+        if isinstance(exc, RateLimitError):  # waited max_wait already; the server wants more
+            retry_after = float(exc.wait)
+        elif getattr(exc, "back_off", None):  # ErrorServerBusy's BackOffMilliseconds
+            retry_after = float(getattr(exc, "back_off"))  # noqa: B009
+        if name in TRANSIENT:
+            return TransportError(message, retryable=True, retry_after=retry_after)
+        if name in ADVICE or isinstance(exc, ResponseMessageError):
+            return TransportError(message, retryable=False)
+        # a dropped connection, a timeout, a garbled answer: may clear by itself
+        return TransportError(message, retryable=True, retry_after=retry_after)
+
+
+class ExchangeTransport(CalendarTransport):
+    """Meetings in the organiser's calendar and messages from their mailbox, over EWS."""
+
+    name = "exchange"
+    batch = 100  # messages per CreateItem request (EWS's and exchangelib's chunk)
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        super().__init__(options)
+        self.ews = Ews(options)
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"<ExchangeTransport {self.describe()} ({self.ews.auth})>"
+
+    def describe(self) -> str:
+        return f"exchange {self.ews.address} at {self.ews.host}"
+
+    @property
+    def account(self) -> Any:
+        return self.ews.account
+
+    def close(self) -> None:
+        self.ews.close()
+
+    # --- messages ------------------------------------------------------------------------
+
+    def _message(self, out: Outgoing) -> Any:
+        from exchangelib import Body, FileAttachment, HTMLBody, Mailbox, Message
+
+        message = Message(
+            account=self.account, folder=self.ews.folder("sentitems"), subject=out.subject,
+            body=HTMLBody(out.html) if out.html else Body(out.text),
+            to_recipients=[Mailbox(email_address=e, name=n or None) for n, e in out.to],
+            cc_recipients=[Mailbox(email_address=e, name=n or None) for n, e in out.cc] or None,
+            clerk_key=out.key or None)
+        for name, mime, data in out.attachments:
+            message.attach(FileAttachment(name=name, content_type=mime, content=data))
+        return message
+
+    def send(self, message: EmailMessage) -> None:
+        """One CreateItem (SendAndSaveCopy): sent, and a copy kept in Sent Items."""
+        out = outgoing(message)
+        self.ews.run(f"send {out.key or out.message_id}",
+                     lambda: self._message(out).send_and_save())
+
+    def send_many(self, messages: list[EmailMessage]) -> list[TransportError | None]:
+        """Every message, in CreateItem requests of up to a hundred (fewer when large
+        attachments would make a request too big for the server); each one's outcome. A
+        request that fails fails the messages it carried and those after it."""
+        from exchangelib.items import SEND_AND_SAVE_COPY, SEND_TO_NONE
+
+        outs = [outgoing(m) for m in messages]
+        outcomes: list[TransportError | None] = []
+
+        def send(chunk: list[Outgoing]) -> list[Any]:
+            items = [self._message(o) for o in chunk]
+            return list(_lenient("CreateItem")(account=self.account, chunk_size=len(items)).call(
+                items=items, folder=self.ews.folder("sentitems"),
+                message_disposition=SEND_AND_SAVE_COPY, send_meeting_invitations=SEND_TO_NONE))
+
+        try:
+            for chunk in _requests(outs, self.batch):
+                results = self.ews.run("send messages", functools.partial(send, chunk))
+                for out, result in zip(chunk, results, strict=True):
+                    outcomes.append(None if not isinstance(result, Exception) else
+                                    self.ews.error(f"send {out.key}", result)
+                                    or TransportError(str(result), retryable=False))
+        except TransportError as exc:
+            outcomes += [exc] * (len(outs) - len(outcomes))
+        return outcomes
+
+    def lookup(self, message_id: str, key: str = "") -> bool | None:
+        """Whether Sent Items holds the message carrying ``key`` (one FindItem)."""
+        if not key:
+            return None
+        sent = self.ews.folder("sentitems")
+        return bool(self.ews.run(f"look up {key} in Sent Items",
+                                 lambda: sent.filter(clerk_key=key).exists()))
+
+    # --- meetings --------------------------------------------------------------------------
+
+    def apply(self, change: MeetingChange, op: Op, part: Part | None) -> tuple[str, str]:
+        what = f"{op.action} item {op.part} of {change.uid}"
+        if op.action == "create":
+            return self.ews.run(what, lambda: self._create(change, op))
+        if part is None:
+            raise TransportError(f"cannot {what}: clerk has no record of that item",
+                                 retryable=False)
+        if op.action == "update":
+            return self.ews.run(what, lambda: self._update(change, op, part))
+        return self.ews.run(what, lambda: self._cancel(part))
+
+    def _create(self, change: MeetingChange, op: Op) -> tuple[str, str]:
+        from exchangelib import CalendarItem
+        from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
+
+        item = CalendarItem(
+            account=self.account, folder=self.ews.folder("calendar"), **_content(change),
+            required_attendees=[_attendee(n, e) for n, e in op.attendees],
+            clerk_uid=change.uid, clerk_revision=change.revision, clerk_part=op.part)
+        item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)  # CreateItem: invites
+        self._finish(change, item)
+        return item.id, item.changekey
+
+    def _finish(self, change: MeetingChange, item: Any, reset: bool = False) -> None:
+        """A series' exceptions, once the item is made or changed; a failure keeps the item
+        (:class:`bot.calendar.HalfDone`): the next tick finds its revision done and does only
+        these."""
+        try:
+            self._exceptions(change, item, reset)
+        except Exception as exc:
+            error = self.ews.error(f"cancel or move meetings of {change.uid}", exc)
+            if error is None:
+                raise
+            raise HalfDone(error, item.id, item.changekey) from exc
+
+    def _fetch(self, item_id: str) -> Any:
+        """The item as the server holds it now: its change key, attendees (with their
+        answers) and a series' deleted and changed occurrences. One GetItem."""
+        from exchangelib.properties import ItemId
+
+        found = next(iter(self.account.fetch(ids=[ItemId(id=item_id)],
+                                             folder=self.ews.folder("calendar"),
+                                             only_fields=FETCHED)))
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def _update(self, change: MeetingChange, op: Op, part: Part) -> tuple[str, str]:
+        from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_CHANGED_AND_SAVE_COPY
+
+        item = self._fetch(part.item_id)  # fresh: a stale change key would be refused
+        fields: list[str] = []
+        reset = False  # a series' times or rule changed: Exchange drops its exceptions
+        # the server at this revision already: done before a crash or a failure part-way
+        # (saving it again would mail everyone the same update twice)
+        if op.content and item.clerk_revision != change.revision:
+            content = _content(change)
+            if "recurrence" in content:  # a series: its times and rule only when changed
+                for name in ("start", "end", "recurrence"):
+                    if _key(getattr(item, name)) == _key(content[name]):
+                        del content[name]
+                    else:
+                        reset = True
+            for name in ("start", "end"):  # in the group's zone now, not the item's old one
+                if name in content:
+                    content[f"_{name}_timezone"] = _tz(change.content.zone)
+            for name, value in content.items():
+                setattr(item, name, value)
+                fields.append(name)
+            item.clerk_revision = change.revision
+            fields.append("clerk_revision")
+        # keep the attendees who stay as the server has them: their answers stay recorded
+        held = {a.mailbox.email_address.lower(): a for a in item.required_attendees or ()}
+        wanted = [e.lower() for _, e in op.attendees]
+        if set(held) != set(wanted):
+            item.required_attendees = [held.get(e.lower()) or _attendee(n, e)
+                                       for n, e in op.attendees]
+            fields.append("required_attendees")
+        if fields:
+            # a new time or place must reach everyone (SendToAll); an attendee change alone
+            # is sent to the changed attendees (SendToChanged: the removed get the
+            # cancellation — Exchange may mail the others too, exchangelib #746)
+            item.save(update_fields=fields, send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY
+                      if "clerk_revision" in fields else SEND_TO_CHANGED_AND_SAVE_COPY)
+        if op.content:
+            self._finish(change, item, reset)
+        return item.id, item.changekey
+
+    def _cancel(self, part: Part) -> tuple[str, str]:
+        """CancelCalendarItem: the server mails the cancellation to everyone on the item
+        and moves the organiser's copy to Deleted Items."""
+        from exchangelib.errors import ErrorItemNotFound
+        from exchangelib.items import CancelCalendarItem
+        from exchangelib.properties import ReferenceItemId
+
+        try:
+            item = self._fetch(part.item_id)
+        except ErrorItemNotFound:
+            log.warning("exchange: item %s is already gone from the calendar", part.item_id)
+            return part.item_id, part.change_key
+        if item.is_cancelled:
+            return item.id, item.changekey
+        CancelCalendarItem(account=self.account, reference_item_id=ReferenceItemId(
+            id=item.id, changekey=item.changekey)).send(copy_to_folder=self.ews.folder("sentitems"))
+        return item.id, item.changekey
+
+    def _exceptions(self, change: MeetingChange, master: Any, reset: bool = False) -> None:
+        """A series' cancelled meetings deleted as occurrences (each attendee is mailed the
+        cancellation) and its moved meetings changed as occurrences (mailed as updates),
+        skipping what the server already shows (nothing, after a ``reset``: a new time or
+        rule on the master drops its exceptions): at most one DeleteItem and one
+        UpdateItem."""
+        from exchangelib import CalendarItem
+        from exchangelib.errors import ErrorCalendarOccurrenceIsDeletedFromRecurrence
+        from exchangelib.items import (
+            ALL_OCCURRENCES,
+            ALWAYS_OVERWRITE,
+            MOVE_TO_DELETED_ITEMS,
+            SEND_TO_ALL_AND_SAVE_COPY,
+        )
+        from exchangelib.properties import OccurrenceItemId
+
+        spec = change.content.master
+        if not spec.rrule:
+            return
+        zone = ZoneInfo(change.content.zone)
+        done = set() if reset else {d.start for d in master.deleted_occurrences or ()}
+        gone = [x for x in spec.exdates if x not in done]
+        moved = {} if reset else {o.original_start: (o.start, o.end)
+                                  for o in master.modified_occurrences or ()}
+        shifts = [o for o in change.content.overrides if o.recurrence_id is not None
+                  and moved.get(o.recurrence_id) != (o.start, o.end)]
+        if not gone and not shifts:
+            return
+        index = _indexes(spec.rrule, spec.start.astimezone(zone),
+                         [x for x in (*gone, *(o.recurrence_id for o in shifts))])
+
+        def occurrence(when: datetime) -> Any:
+            return OccurrenceItemId(id=master.id, changekey=master.changekey,
+                                    instance_index=index[when])
+
+        if gone:
+            results = _lenient("DeleteItem")(account=self.account).call(
+                items=[occurrence(x) for x in gone], delete_type=MOVE_TO_DELETED_ITEMS,
+                send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY,
+                affected_task_occurrences=ALL_OCCURRENCES, suppress_read_receipts=True)
+            for result in list(results):
+                if isinstance(result, Exception) and not isinstance(
+                        result, ErrorCalendarOccurrenceIsDeletedFromRecurrence):
+                    raise result
+        if shifts:
+            tz = _tz(change.content.zone)
+            changes = []
+            for o in shifts:
+                item = CalendarItem(account=self.account, folder=self.ews.folder("calendar"),
+                                    _id=occurrence(o.recurrence_id), start=_when(o.start, tz),
+                                    end=_when(o.end, tz), location=o.location or None)
+                changes.append((item, ["start", "end", "location"]))
+            # clerk owns these fields: a change key made stale by the deletions above, or by
+            # an attendee's answer, must not stop the move
+            results = self.account.bulk_update(
+                items=changes, conflict_resolution=ALWAYS_OVERWRITE,
+                send_meeting_invitations_or_cancellations=SEND_TO_ALL_AND_SAVE_COPY)
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+
+    def find(self, uid: str) -> list[Part]:
+        """The items carrying ``uid`` in the calendar: one FindItem restricted on ClerkUid,
+        one GetItem for their attendees (FindItem cannot return them). A cancelled item is
+        in Deleted Items, so not found: the same as gone for clerk."""
+        return self.ews.run(f"find {uid} in the calendar", lambda: self._find(uid))
+
+    def _find(self, uid: str) -> list[Part]:
+        calendar = self.ews.folder("calendar")
+        found = list(calendar.filter(clerk_uid=uid).only("id", "changekey"))
+        if not found:
+            return []
+        items = self.account.fetch(ids=found, folder=calendar, only_fields=[
+            "required_attendees", "is_cancelled", "clerk_revision", "clerk_part"])
+        parts = []
+        for n, item in enumerate(items):
+            if isinstance(item, Exception):
+                continue  # gone between the two requests
+            attendees = tuple((a.mailbox.name or "", (a.mailbox.email_address or "").lower())
+                              for a in item.required_attendees or ())
+            parts.append(Part(
+                part=item.clerk_part if item.clerk_part is not None else n, item_id=item.id,
+                attendees=attendees, revision=item.clerk_revision or 0,
+                cancelled=bool(item.is_cancelled), change_key=item.changekey))
+        return sorted(parts, key=lambda p: p.part)
+
+    def responses(self, items: Sequence[str]) -> dict[str, dict[str, str]]:
+        """item id → {email → ACCEPTED | TENTATIVE | DECLINED}: each attendee's answer as the
+        organiser's copy records it; one GetItem for all the items."""
+        if not items:
+            return {}
+        return self.ews.run("read the attendees' answers", lambda: self._responses(items))
+
+    def _responses(self, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        from exchangelib.properties import ItemId
+
+        fetched = self.account.fetch(ids=[ItemId(id=i) for i in ids],
+                                     folder=self.ews.folder("calendar"),
+                                     only_fields=["required_attendees"], chunk_size=len(ids))
+        out: dict[str, dict[str, str]] = {}
+        for item_id, item in zip(ids, fetched, strict=True):
+            if isinstance(item, Exception):
+                log.warning("exchange: cannot read answers of %s: %s", item_id, item)
+                continue
+            out[item_id] = {a.mailbox.email_address.lower(): ANSWERS[a.response_type]
+                            for a in item.required_attendees or ()
+                            if a.response_type in ANSWERS and a.mailbox.email_address}
+        return out
+
+    # --- clerk doctor ----------------------------------------------------------------------
+
+    def doctor(self) -> list[tuple[bool, str, str]]:
+        return doctor(self.ews)
+
+
+def doctor(ews: Ews) -> list[tuple[bool, str, str]]:
+    """(ok, what was checked, how to fix it): the credentials, then one GetFolder for the
+    inbox, calendar and Sent Items with the rights clerk's account has on each."""
+    from exchangelib.fields import FieldPath
+    from exchangelib.folders import Folder
+    from exchangelib.services import GetFolder
+
+    missing = ews.missing()
+    checks = [(not missing, f"credentials for {ews.auth} sign-in",
+               f"set {', '.join(missing)}" if missing else "")]
+    if missing:
+        return checks
+    user = "the app" if ews.auth == "oauth" else (secret(ews.options, "username") or "")
+    full_access = (f"give {user} Full Access on the mailbox: Add-MailboxPermission -Identity "
+                   f"{ews.address} -User {user} -AccessRights FullAccess"
+                   if ews.auth != "oauth" else
+                   f"assign the app's account the ApplicationImpersonation role, scoped to "
+                   f"{ews.address} (New-ManagementRoleAssignment -Role ApplicationImpersonation)")
+    names = {"inbox": "the inbox", "calendar": "the calendar", "sentitems": "Sent Items"}
+    try:
+        folders = [ews.folder(n) for n in names]
+        rights = FieldPath(field=Folder.get_field_by_fieldname("effective_rights"))
+        found = ews.run(f"reach the mailbox {ews.address}", lambda: list(
+            GetFolder(account=ews.account).call(folders=folders, additional_fields=[rights],
+                                                shape="IdOnly")))
+    except TransportError as exc:
+        checks.append((False, f"reach the mailbox {ews.address} at {ews.endpoint}", str(exc)))
+        return checks
+    checks.append((True, f"reach the mailbox {ews.address} at {ews.endpoint}", ""))
+    needs = {"inbox": ("read", "delete"), "calendar": ("read", "create_contents", "modify",
+                                                       "delete"), "sentitems": ("read",)}
+    for (name, shown), folder in zip(names.items(), found, strict=True):
+        if isinstance(folder, Exception):
+            error = ews.error(f"open {shown}", folder)
+            checks.append((False, f"open {shown}", str(error or folder) + "; " + full_access))
+            continue
+        granted = folder.effective_rights
+        lacking = [r for r in needs[name] if not getattr(granted, r, False)]
+        checks.append((not lacking, f"{', '.join(needs[name])} in {shown}",
+                       f"{user} lacks {', '.join(lacking)}: {full_access}" if lacking else ""))
+    return checks
+
+
+class ExchangeMailbox:
+    """The organiser's inbox, read over EWS (the same options as the transport)."""
+
+    name = "exchange"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        self.ews = Ews(options)
+        self._paths: dict[str, Any] = {}
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"<ExchangeMailbox {self.ews.address} at {self.ews.host}>"
+
+    def messages(self) -> Iterator[tuple[str, bytes]]:
+        """(item id, the message as MIME) for what is in the inbox now, oldest first: one
+        FindItem, then a GetItem per ``MIME_CHUNK`` messages."""
+        inbox = self.ews.run("open the inbox", lambda: self._inbox())
+        limit = int(self.options.get("batch", 200))
+        if limit <= 0:
+            return
+
+        def ids() -> list[Any]:
+            query = inbox.all().order_by("datetime_received").only("id", "changekey")
+            query.page_size = min(max(limit, 1), 1000)
+            return list(query[:limit])
+
+        def whole(chunk: list[Any]) -> list[Any]:
+            return list(self.ews.account.fetch(ids=chunk, folder=inbox, chunk_size=MIME_CHUNK,
+                                               only_fields=["mime_content"]))
+
+        found = self.ews.run("read the inbox", ids)
+        for n in range(0, len(found), MIME_CHUNK):
+            chunk = found[n:n + MIME_CHUNK]
+            for item in self.ews.run("read the inbox", functools.partial(whole, chunk)):
+                if isinstance(item, Exception):  # moved away in the meantime
+                    log.warning("exchange: cannot read a message: %s", item)
+                    continue
+                yield item.id, bytes(item.mime_content or b"")
+
+    def _inbox(self) -> Any:
+        name = str(self.options.get("inbox") or "inbox")
+        return self.ews.folder("inbox") if name.lower() == "inbox" else self._path(name)
+
+    def _path(self, path: str) -> Any:
+        """The folder at ``path`` (``clerk/processed``) under the top of the mailbox, each
+        level created when missing."""
+        if path not in self._paths:
+            from exchangelib import Q
+            from exchangelib.folders import SHALLOW, Folder, FolderCollection
+            from exchangelib.services import CreateFolder
+
+            parent, walked = self.ews.folder("msgfolderroot"), ""
+            for name in [p for p in path.split("/") if p]:
+                walked = f"{walked}/{name}" if walked else name
+                if walked in self._paths:
+                    parent = self._paths[walked]
+                    continue
+                found = list(FolderCollection(account=self.ews.account, folders=[parent])
+                             .find_folders(q=Q(name=name), depth=SHALLOW))
+                if found:
+                    parent = found[0]
+                else:
+                    parent = CreateFolder(account=self.ews.account).get(
+                        parent_folder=parent, folders=[Folder(root=parent.root, name=name)])
+                    if isinstance(parent, Exception):
+                        raise parent
+                    log.info("created mailbox folder %s", walked)
+                self._paths[walked] = parent
+        return self._paths[path]
+
+    def file(self, uid: str, handled: bool) -> None:
+        """Move a message out of the inbox: to the processed or the unprocessed folder."""
+        from exchangelib.properties import ItemId
+
+        folder = str(self.options.get("processed" if handled else "unprocessed") or "") or \
+            ("clerk/processed" if handled else "clerk/unprocessed")
+
+        def move() -> None:
+            target = self._path(folder)
+            for result in self.ews.account.bulk_move(ids=[ItemId(id=uid)], to_folder=target):
+                if isinstance(result, Exception):
+                    raise result
+
+        self.ews.run("file a message", move)
+
+    def keep_sent(self, raw: bytes) -> None:
+        """Nothing to do: Exchange keeps what the mailbox sends in Sent Items itself."""
+
+    def find_sent(self, message_id: str) -> bool | None:
+        """Whether Sent Items holds a message with this Message-ID."""
+        sent = self.ews.folder("sentitems")
+        return bool(self.ews.run("look in Sent Items",
+                                 lambda: sent.filter(message_id=message_id).exists()))
+
+    def doctor(self) -> list[tuple[bool, str, str]]:
+        return doctor(self.ews)
+
+    def close(self) -> None:
+        self._paths.clear()
+        self.ews.close()
+
+
+# --- exchangelib, set up once -----------------------------------------------------------------
+
+
+@functools.cache
+def _registered() -> dict[str, type]:
+    """clerk's extended properties, registered on exchangelib's item classes once per
+    process (registering twice is an error in exchangelib)."""
+    from exchangelib import CalendarItem, ExtendedProperty, Message
+    from exchangelib.fields import InvalidField
+
+    kinds = {"Message": Message, "CalendarItem": CalendarItem}
+    made: dict[str, type] = {}
+    for attr, (name, kind, owners) in PROPERTIES.items():
+        cls = type(name, (ExtendedProperty,), {
+            "__doc__": f"clerk's {name} (a {kind}) in clerk's property set",
+            "property_set_id": PROPERTY_SET, "property_name": name, "property_type": kind})
+        for owner in owners:
+            try:
+                kinds[owner].get_field_by_fieldname(attr)
+            except InvalidField:
+                kinds[owner].register(attr, cls)
+        made[attr] = cls
+    return made
+
+
+def _requests(outs: Sequence[Outgoing], most: int) -> Iterator[list[Outgoing]]:
+    """``outs`` in runs of at most ``most`` messages and about ``REQUEST_BYTES`` of
+    attachments (base64 makes them a third larger): one CreateItem request each."""
+    run: list[Outgoing] = []
+    size = 0
+    for out in outs:
+        if run and (len(run) >= most or size + out.size * 4 // 3 > REQUEST_BYTES):
+            yield run
+            run, size = [], 0
+        run.append(out)
+        size += out.size * 4 // 3
+    if run:
+        yield run
+
+
+@functools.cache
+def _lenient(service: str) -> type:
+    """exchangelib's service ``service`` (CreateItem, DeleteItem), but each item's own error
+    comes back as its result: exchangelib raises some (ErrorInvalidRecipients, an occurrence
+    deleted already), which would lose the outcome of the other items of the request —
+    done, but not known to be."""
+    from exchangelib import services
+    from exchangelib.errors import ResponseMessageError
+
+    return type(service, (getattr(services, service),),
+                {"ERRORS_TO_CATCH_IN_RESPONSE": ResponseMessageError})
+
+
+def _policy(max_wait: float) -> Any:
+    """exchangelib's retry policy: none at all (``max_wait`` 0), or waits of at most
+    ``max_wait`` seconds in all — except that a 401 is refused credentials, never retried
+    (exchangelib's fault-tolerant policy would take it for throttling and wait)."""
+    from exchangelib.protocol import FailFast
+
+    return FailFast() if max_wait <= 0 else _patient()(max_wait=max_wait)
+
+
+@functools.cache
+def _patient() -> type:
+    from exchangelib.errors import UnauthorizedError
+    from exchangelib.protocol import FaultTolerance
+
+    class Patient(FaultTolerance):  # type: ignore[misc]
+        def raise_response_errors(self, response: Any) -> Any:
+            if response.status_code == 401:
+                raise UnauthorizedError(f"Invalid credentials for {response.url}")
+            return super().raise_response_errors(response)
+
+    return Patient
+
+
+def _adapter(verify: bool, cafile: str) -> None:
+    """The HTTP adapter exchangelib's sessions use: the certificate checked against the
+    system's CAs, a private ``cafile``, or (``verify = false``) not at all. exchangelib
+    reads it from a class attribute, so it holds for the process (one Exchange per clerk)."""
+    import requests.adapters
+    from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter
+
+    if not verify:
+        BaseProtocol.HTTP_ADAPTER_CLS = NoVerifyHTTPAdapter
+    elif cafile:
+        BaseProtocol.HTTP_ADAPTER_CLS = _ca_adapter(cafile)
+    else:
+        BaseProtocol.HTTP_ADAPTER_CLS = requests.adapters.HTTPAdapter
+
+
+@functools.cache
+def _ca_adapter(cafile: str) -> type:
+    import requests.adapters
+
+    class PrivateCa(requests.adapters.HTTPAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs["verify"] = cafile
+            return super().send(request, *args, **kwargs)
+
+    return PrivateCa
+
+
+def _forget(config: Any) -> None:
+    """Drop exchangelib's cached protocol for this endpoint and credentials, so a new
+    Account gets this configuration (retry policy, version) and no session from before."""
+    from exchangelib.protocol import Protocol
+
+    try:
+        protocol, _ = Protocol[config]
+        del Protocol[config]
+    except KeyError:
+        return
+    if not isinstance(protocol, Exception):
+        protocol.close()
+
+
+# --- what an item says ------------------------------------------------------------------------
+
+
+def _tz(zone: str) -> Any:
+    from exchangelib import EWSTimeZone
+
+    return EWSTimeZone(zone)
+
+
+def _when(value: datetime, tz: Any) -> Any:
+    """An aware datetime as exchangelib's, in the group's zone (so Exchange keeps the zone:
+    StartTimeZone, and a series recurs on the zone's wall clock)."""
+    from exchangelib import EWSDateTime
+
+    if not isinstance(value, EWSDateTime):
+        value = EWSDateTime.from_datetime(value)
+    return value.astimezone(tz)
+
+
+def _attendee(name: str, email: str) -> Any:
+    from exchangelib import Attendee, Mailbox
+
+    return Attendee(mailbox=Mailbox(email_address=email, name=name or None),
+                    response_type="Unknown")
+
+
+def _content(change: MeetingChange) -> dict[str, Any]:
+    """The item's fields clerk sets from the meeting (a series: its master and rule)."""
+    from exchangelib import HTMLBody
+
+    spec = change.content.master
+    tz = _tz(change.content.zone)
+    fields: dict[str, Any] = {"subject": change.content.subject, "start": _when(spec.start, tz),
+                              "end": _when(spec.end, tz), "location": spec.location or None}
+    if change.content.html:
+        fields["body"] = HTMLBody(change.content.html)
+    if spec.rrule:
+        try:
+            rule = pattern(spec.rrule, spec.start.astimezone(ZoneInfo(change.content.zone)))
+            fields["recurrence"] = recurrence(rule)
+        except ValueError as exc:
+            raise TransportError(f"the series {change.uid} cannot be kept by Exchange: {exc}",
+                                 retryable=False) from exc
+    return fields
+
+
+def _key(value: Any) -> Any:
+    """A comparable form of a start, an end or a Recurrence (the server's and clerk's differ
+    in spelling: weekday numbers or names, a date read back as a datetime)."""
+    if value is None or not hasattr(value, "boundary"):
+        return value
+
+    def day(v: Any) -> Any:
+        return v.date() if isinstance(v, datetime) else v
+
+    bound = value.boundary
+    return (type(value.pattern).__name__, str(value.pattern), type(bound).__name__,
+            day(bound.start), getattr(bound, "number", None), day(getattr(bound, "end", None)))
+
+
+def recurrence(rule: Pattern) -> Any:
+    """bot.recurrence's pattern as EWS's Recurrence (one element per pattern type; a
+    numbered, end-dated or endless range)."""
+    from exchangelib.fields import MONTHS
+    from exchangelib.recurrence import (
+        AbsoluteMonthlyPattern,
+        AbsoluteYearlyPattern,
+        DailyPattern,
+        EndDatePattern,
+        NoEndPattern,
+        NumberedPattern,
+        Recurrence,
+        RelativeMonthlyPattern,
+        RelativeYearlyPattern,
+        WeeklyPattern,
+    )
+
+    days = [d.capitalize() for d in rule.days_of_week]
+    week = rule.index.capitalize()
+    month = MONTHS[rule.month - 1] if rule.month else ""
+    if rule.type.endswith("Yearly") and rule.interval != 1:
+        raise ValueError("Exchange repeats a yearly meeting every year only (INTERVAL=1)")
+    shape: Any
+    if rule.type == "daily":
+        shape = DailyPattern(interval=rule.interval)
+    elif rule.type == "weekly":
+        shape = WeeklyPattern(interval=rule.interval, weekdays=days, first_day_of_week="Monday")
+    elif rule.type == "absoluteMonthly":
+        shape = AbsoluteMonthlyPattern(interval=rule.interval, day_of_month=rule.day_of_month)
+    elif rule.type == "relativeMonthly":
+        shape = RelativeMonthlyPattern(interval=rule.interval, weekday=days[0], week_number=week)
+    elif rule.type == "absoluteYearly":
+        shape = AbsoluteYearlyPattern(day_of_month=rule.day_of_month, month=month)
+    elif rule.type == "relativeYearly":
+        shape = RelativeYearlyPattern(weekday=days[0], week_number=week, month=month)
+    else:
+        raise ValueError(f"no EWS recurrence for {rule.type}")
+    if rule.count:
+        bound: Any = NumberedPattern(start=rule.start, number=rule.count)
+    elif rule.until:
+        bound = EndDatePattern(start=rule.start, end=rule.until)
+    else:
+        bound = NoEndPattern(start=rule.start)
+    return Recurrence(pattern=shape, boundary=bound)
+
+
+def _indexes(rrule: str, start: datetime, wanted: Sequence[datetime]) -> dict[datetime, int]:
+    """EWS's InstanceIndex (from 1, counting the rule's meetings as first made, deleted ones
+    too) of each original start in ``wanted``, found by expanding ``rrule`` from ``start``
+    (aware, in the group's zone: dateutil steps on its wall clock). The rule's end plays no
+    part in the numbering, so it is left out (an UNTIL may be a date or in UTC)."""
+    from dateutil.rrule import rrulestr
+
+    if not wanted:
+        return {}
+    steps = ";".join(p for p in rrule.split(";")
+                     if p.split("=")[0].upper() not in ("UNTIL", "COUNT"))
+    instants = {w.astimezone(UTC): w for w in wanted}
+    last = max(instants)
+
+    def before(when: datetime) -> bool:
+        return when.astimezone(UTC) <= last
+
+    out: dict[datetime, int] = {}
+    for n, when in enumerate(itertools.takewhile(before, rrulestr(f"RRULE:{steps}",
+                                                                    dtstart=start)), start=1):
+        if when.astimezone(UTC) in instants:
+            out[instants[when.astimezone(UTC)]] = n
+    lost = [w for w in wanted if w not in out]
+    if lost:
+        raise TransportError(f"{lost[0].isoformat()} is not a meeting of the rule {rrule}",
+                             retryable=False)
+    return out
