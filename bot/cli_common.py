@@ -34,6 +34,9 @@ class Ctx:
         from bot.store import Store
 
         store = Store(self.state or config.settings.state)
+        context = click.get_current_context(silent=True)
+        if context is not None:  # connections closed when the command ends
+            context.call_on_close(store.dispose)
         store.migrate()
         return store
 

@@ -127,10 +127,10 @@ def test_a_three_hour_meeting_cut_to_two_is_one_patch_of_its_times(
 
 def test_a_newcomer_gets_an_event_of_their_own_and_nobody_else_is_mailed(
         on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path,
-        clerk: Callable[..., Any]):
+        clerk: Callable[..., Any], store: Store):
     on_graph().tick(GO_LIVE)
     add_members(group_dir, NEWCOMERS[:1])
-    plan = clerk("plan", "--json", "--from", "2026-12-01")
+    plan = clerk("--state", store.url, "plan", "--json", "--from", "2026-12-01")
     assert "a calendar item of their own" in plan.output
     result = on_graph().tick(GO_LIVE + timedelta(hours=1))
     assert len(result.sent) == 1
