@@ -30,7 +30,8 @@ find`) instead of creating the meeting twice.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from bot.errors import TransportError
@@ -84,6 +85,7 @@ class MeetingChange:
     invite: tuple[Attendee, ...] = ()  # should hold the meeting at ``revision``
     cancel: tuple[Attendee, ...] = ()  # taken off it
     scope: str = ""  # a series: "overrides" or "occurrences" when only those changed
+    members: frozenset[str] | None = None  # who may stay on it (the roster); None: anyone
 
     @property
     def keys(self) -> list[str]:
@@ -121,21 +123,27 @@ class Op:
 
 
 def operations(change: MeetingChange, parts: Sequence[Part]) -> list[Op]:
-    """The fewest operations that make the server's items say what ``change`` asks."""
+    """The fewest operations that make the server's items say what ``change`` asks.
+
+    Only the items holding someone whose row is due now are touched: an update waiting for
+    its settle window does not go out early because a newcomer's row came first, and a
+    cancellation retried row by row takes off just those whose rows are due (the rest stay
+    until theirs come, so nobody loses a meeting they should hold). An item that is
+    updated anyway also sheds anyone no longer on the roster."""
     live = [p for p in parts if not p.cancelled]
-    if change.cancelled:
-        return [Op("cancel", p.part, p.attendees) for p in live]
     ops: list[Op] = []
     gone = {a.email for a in change.cancel}
+    due = {a.email for a in change.invite}  # their rows ask them to hold it at ``revision``
     holders = {e for p in live for e in p.emails}
     for p in live:
-        keep = tuple(a for a in p.attendees if a[1] not in gone)
-        stale = p.revision < change.revision
+        content = p.revision < change.revision and bool(p.emails & due)
+        keep = tuple(a for a in p.attendees if a[1] not in gone and not (
+            content and change.members is not None and a[1] not in change.members))
         if not keep:
             ops.append(Op("cancel", p.part, p.attendees))
-        elif len(keep) < len(p.attendees) or stale:
+        elif len(keep) < len(p.attendees) or content:
             ops.append(Op("update", p.part, keep, tuple(sorted(p.emails - {e for _, e in keep})),
-                          content=stale))
+                          content=content))
     new = tuple((a.name, a.email) for a in change.invite if a.email not in holders)
     if new:
         number = max((p.part + 1 for p in parts), default=0)
@@ -156,6 +164,29 @@ def after(parts: Sequence[Part], op: Op, item_id: str, revision: int,
     return [*others, Part(old.part, old.item_id, op.attendees,
                           revision if op.content else old.revision,
                           change_key=change_key or old.change_key)]
+
+
+def merge(kept: Sequence[Part], found: Sequence[Part]) -> list[Part]:
+    """What clerk knew of a meeting's items, corrected by what the server holds: an item
+    found there is taken as found; one not found (a cancelled item moves to Deleted Items)
+    is kept as it was, so its number is never used again."""
+    by_id = {p.item_id: p for p in found}
+    out = [by_id.pop(p.item_id, p) for p in kept]
+    numbers = {p.part for p in out}
+    for p in by_id.values():  # on the server but unknown here (a crash before recording)
+        out.append(p if p.part not in numbers else replace(
+            p, part=max(numbers | {p.part}) + 1))
+        numbers.add(out[-1].part)
+    return sorted(out, key=lambda p: p.part)
+
+
+def ends(group: Group, unit: str) -> datetime | None:
+    """When meeting or series ``unit`` is over (None: not in the config)."""
+    series = next((s for s in group.series if s.id == unit), None)
+    if series is not None:
+        return max(o.end for o in series.occurrences) if series.occurrences else None
+    meeting = next((m for m in group.meetings if m.id == unit), None)
+    return meeting.end if meeting is not None else None
 
 
 def settled(parts: Sequence[Part], email: str, method: str, revision: int) -> bool:
@@ -197,6 +228,7 @@ def change_for(group: Group, unit: str, desired: Sequence[Desired]) -> MeetingCh
         cancel=tuple(Attendee(d.key, d.recipient.name, d.recipient.email)
                      for d in desired if d not in requests),
         scope=str(context.get("scope") or ""),
+        members=frozenset() if cancelled else frozenset(m.email for m in group.members),
     )
 
 

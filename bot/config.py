@@ -62,7 +62,8 @@ SETTINGS_OPTIONS = {
     "transport": Option(Settings.transport, _str, "how mail leaves: outbox (a Maildir), "
                         "smtp, exchange (Exchange Server) or graph (Microsoft 365)"),
     "interval": Option(Settings.interval, _int, "seconds between the worker's ticks"),
-    "pause": Option(Settings.pause, _float, "seconds to wait between two messages"),
+    "pause": Option(Settings.pause, _float, "seconds to wait between two messages (two "
+                    "requests' batches for exchange and graph)"),
     "retry_base": Option(Settings.retry_base, _int, "seconds before the first retry"),
     "retry_cap": Option(Settings.retry_cap, _int, "longest wait between retries, seconds"),
     "park_after": Option(Settings.park_after, _duration,

@@ -92,7 +92,6 @@ class Executor:
         self._by_key: dict[str, Desired] = {}
         self._stamp: tuple[str, int] | None = None
         self._token_secret: bytes | None = None
-        self._rsvps_read: datetime | None = None  # calendar transports: answers last read
         self.batch = 1000  # due rows fetched at a time
 
     def use_config(self, config: Config) -> None:
@@ -375,32 +374,37 @@ class Executor:
                       result: TickResult) -> None:
         """Carry out one meeting's due invitation rows as calendar operations."""
         group = self.config.group(group_id)
-        wanted = [self._by_key[k] for k in keys if k in self._by_key]
+        name = self.transport.name
+        claimed = {k for k in keys if k in self._by_key and self.store.claim(
+            k, now, render_email.message_id(k, group.organiser), name)}
+        if not claimed:
+            return
+        wanted = [self._by_key[k] for k in keys if k in claimed]
         try:
             change = calendar.change_for(group, unit, wanted)
         except Exception as exc:  # a template that fails at send time: these rows only
-            for k in keys:
+            for k in claimed:
                 self._fail(k, now, f"cannot render: {exc}", result)
             return
-        name = self.transport.name
         parts = self.store.calendar_parts(name, group_id, unit).get((group_id, unit), [])
         ops = calendar.operations(change, parts)
-        claimed = [k for k in change.keys
-                   if self.store.claim(k, now, render_email.message_id(k, group.organiser),
-                                       name)]
-        if not claimed:
-            return
         transport: Any = self.transport
         try:
             parts = transport.apply_all(change, ops, parts)
         except TransportError as exc:
-            if exc.parts is not None:
-                self.store.save_parts(name, group_id, unit, exc.parts, now)
-            for k in claimed:
-                if exc.retryable:
-                    self._retry(k, now, str(exc), result, exc.retry_after)
+            log.warning("calendar %s/%s: %s", group_id, unit, exc)
+            done = exc.parts
+            if done is not None:
+                self.store.save_parts(name, group_id, unit, done, now)
+            first = sorted(claimed)[0]  # one wait for the whole change: its rows stay together
+            for d in wanted:
+                if done is not None and calendar.settled(
+                        done, d.recipient.email, calendar.method_of(d.kind), d.revision or 0):
+                    self._mark_sent([d.key], now, result)  # its part was done before the fault
+                elif exc.retryable:
+                    self._retry(d.key, now, str(exc), result, exc.retry_after, jitter=first)
                 else:
-                    self._fail(k, now, str(exc), result)
+                    self._fail(d.key, now, str(exc), result)
             return
         except Exception as exc:  # a bug or a broken setting: never leave rows in sending
             log.exception("calendar change for %s/%s failed", group_id, unit)
@@ -408,13 +412,16 @@ class Executor:
                 self._fail(k, now, f"{type(exc).__name__}: {exc}", result)
             return
         self.store.save_parts(name, group_id, unit, parts, now)
-        with self.store.atomic() as conn:
-            for k in claimed:
-                self.store.update_row(conn, k, now, "", state="sent", sent_at=now)
-        result.sent.extend(claimed)
+        self._mark_sent([d.key for d in wanted], now, result)
         log.info("calendar %s/%s: %s via %s", group_id, unit,
                  ", ".join(f"{op.action} item {op.part}" for op in ops) or "nothing to change",
                  self.transport.describe())
+
+    def _mark_sent(self, keys: list[str], now: datetime, result: TickResult) -> None:
+        with self.store.atomic() as conn:
+            for k in keys:
+                self.store.update_row(conn, k, now, "", state="sent", sent_at=now)
+        result.sent.extend(keys)
 
     def _recover_calendar(self, rows: list[Any], now: datetime, result: TickResult) -> None:
         """Rows of meetings left in ``sending``: ask the server what it holds (the items carry
@@ -424,11 +431,14 @@ class Executor:
         for row in rows:
             by_unit.setdefault((row.group_id, row.meeting_id), []).append(row)
         for (group_id, unit), found in by_unit.items():
+            kept = self.store.calendar_parts(transport.name, group_id, unit).get(
+                (group_id, unit), [])
             try:
                 group = self.config.group(group_id)
-                parts = transport.find(render_email.invite_uid(group, unit))
-            except KeyError:
-                parts = []
+                parts = calendar.merge(kept, transport.find(render_email.invite_uid(group,
+                                                                                    unit)))
+            except KeyError:  # the group is gone from the config: nothing to look up
+                parts = kept
             except TransportError as exc:
                 log.warning("cannot look up %s/%s yet: %s", group_id, unit, exc)
                 continue
@@ -439,26 +449,37 @@ class Executor:
                 self._settle(row, held, now, result)
 
     def read_calendar(self, now: datetime, result: TickResult) -> None:
-        """Record attendees' answers from the organiser's copies of upcoming meetings, at
-        most every ``rsvp_every`` (a few requests for all meetings)."""
-        every = self.config.settings.rsvp_every
-        if self._rsvps_read is not None and now - self._rsvps_read < every:
+        """Record attendees' answers from the organiser's copies of meetings still to come,
+        at most every ``rsvp_every`` (kept in the store, so ``clerk tick`` from cron keeps
+        it too); a few requests for all of them."""
+        last = self.store.meta_value("rsvps_read_at")
+        if last and now - datetime.fromisoformat(last) < self.config.settings.rsvp_every:
             return
-        self._rsvps_read = now
         transport: Any = self.transport
         items: dict[str, tuple[str, str, int]] = {}
         for (group_id, unit), parts in self.store.calendar_parts(transport.name).items():
+            try:
+                ends = calendar.ends(self.config.group(group_id), unit)
+            except KeyError:
+                continue
+            if ends is None or ends <= now:
+                continue  # over, or gone from the config: its answers no longer matter
             for p in parts:
                 if not p.cancelled:
                     items[p.item_id] = (group_id, unit, p.revision)
-        if not items:
-            return
-        try:
-            answers = transport.responses(sorted(items))
-        except TransportError as exc:
-            log.warning("calendar: cannot read answers yet: %s", exc)
-            result.errors.append(f"calendar: {exc}")
-            return
+        if items:
+            try:
+                answers = transport.responses(sorted(items))
+            except TransportError as exc:  # read again next tick
+                log.warning("calendar: cannot read answers yet: %s", exc)
+                result.errors.append(f"calendar: {exc}")
+                return
+            self._record_answers(items, answers, now, result)
+        self.store.set_meta("rsvps_read_at", now.isoformat())
+
+    def _record_answers(self, items: Mapping[str, tuple[str, str, int]],
+                        answers: Mapping[str, Mapping[str, str]], now: datetime,
+                        result: TickResult) -> None:
         known = self.store.snapshot().rsvps
         for item_id, by_email in answers.items():
             if item_id not in items:
@@ -478,7 +499,7 @@ class Executor:
         return self._token_secret
 
     def _retry(self, key: str, now: datetime, error: str, result: TickResult,
-               after: float | None = None) -> None:
+               after: float | None = None, jitter: str = "") -> None:
         """A failure that may clear: try again after a back-off, or park the message once it
         has failed for longer than ``park_after`` (the admin is told in a digest)."""
         row = self.store.row(key)
@@ -492,7 +513,7 @@ class Executor:
                 result.parked.append(key)
                 log.error("parked %s after failing since %s: %s", key, first.isoformat(), error)
                 return
-            wait = backoff(key, row.attempts, s.retry_base, s.retry_cap)
+            wait = backoff(jitter or key, row.attempts, s.retry_base, s.retry_cap)
             if after:  # the server said when to come back
                 wait = max(wait, timedelta(seconds=after))
             self.store.update_row(conn, key, now, error, state="retry", last_error=error,

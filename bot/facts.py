@@ -66,6 +66,17 @@ class Facts:
 
     # --- what the mailbox tells ---------------------------------------------------------
 
+    def meta_value(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.name == name)).scalar()
+        return None if value is None else str(value)
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self.atomic() as conn:
+            if conn.execute(meta.update().where(meta.c.name == name).values(value=value)
+                            ).rowcount == 0:
+                conn.execute(meta.insert().values(name=name, value=value))
+
     def secret(self) -> bytes:
         """The key of the reference tokens in subjects (made once, kept in the store)."""
         with self.atomic() as conn:

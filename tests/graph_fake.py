@@ -195,19 +195,25 @@ class FakeGraph:
             return httpx.Response(200, json={"value": found})
         m = re.fullmatch(r"/events/([^/]+)(/cancel|/instances)?", rest)
         if m:
-            event = self.events.get(m.group(1))
+            event = self.events.get(m.group(1)) or self._instance(m.group(1))
             if event is None:
                 return _error(404, "ErrorItemNotFound", "The specified object was not found.")
             if m.group(2) == "/cancel":
                 event["isCancelled"] = True
                 event["cancelComment"] = body.get("comment", "")
+                for master in self.events.values():  # a cancelled occurrence is not listed
+                    master["instances"] = [i for i in master.get("instances", [])
+                                           if i["id"] != event["id"]]
                 return httpx.Response(202)
             if m.group(2) == "/instances":
                 return httpx.Response(200, json={"value": event.get("instances", [])})
             if method == "PATCH":
                 statuses = {a["emailAddress"]["address"]: a.get("status")
                             for a in event.get("attendees", [])}
-                event.update(body)
+                props = {p["id"]: p for p in event.get("singleValueExtendedProperties", [])}
+                props.update({p["id"]: p for p in body.get("singleValueExtendedProperties", [])})
+                event.update(body)  # as Graph: extended properties are set one by one
+                event["singleValueExtendedProperties"] = list(props.values())
                 if "attendees" in body:
                     event["attendees"] = [dict(a, status=statuses.get(
                         a["emailAddress"]["address"]) or {"response": "none"})
@@ -239,6 +245,11 @@ class FakeGraph:
         if rest in ("/mailFolders/inbox", "/calendar"):
             return httpx.Response(200, json={"id": rest, "canEdit": True})
         return _error(400, "BadRequest", f"the fake does not know {method} {path}")
+
+    def _instance(self, iid: str) -> dict[str, Any] | None:
+        """An occurrence of a series (a test lists them in its master's ``instances``)."""
+        return next((i for e in self.events.values() for i in e.get("instances", [])
+                     if i["id"] == iid), None)
 
     def _message(self, mid: str, what: str, body: Any) -> httpx.Response:
         if what == "$value":

@@ -54,7 +54,8 @@ T = TypeVar("T")
 PROPERTIES = {  # attribute → (property name, MAPI type, the item kinds that carry it)
     "clerk_key": ("ClerkKey", "String", ("Message",)),
     "clerk_uid": ("ClerkUid", "String", ("CalendarItem",)),
-    "clerk_revision": ("ClerkRevision", "Integer", ("CalendarItem",)),
+    "clerk_revision": ("ClerkRevision", "Integer", ("CalendarItem",)),  # its content saved
+    "clerk_done": ("ClerkDone", "Integer", ("CalendarItem",)),  # … and its series' exceptions
     "clerk_part": ("ClerkPart", "Integer", ("CalendarItem",)),
 }
 VERSIONS = {  # the server's version → its build (exchangelib picks the API version from it)
@@ -65,6 +66,7 @@ VERSIONS = {  # the server's version → its build (exchangelib picks the API ve
 }
 ANSWERS = {"Accept": "ACCEPTED", "Tentative": "TENTATIVE", "Decline": "DECLINED"}
 FETCHED = ["subject", "start", "end", "required_attendees", "is_cancelled", "clerk_revision",
+           "clerk_done",
            "deleted_occurrences", "modified_occurrences"]  # what an update or a cancel reads
 REQUEST_BYTES = 24 * 1024 * 1024  # attachments per CreateItem (IIS limits EWS requests)
 MIME_CHUNK = 50  # inbox messages fetched (whole, as MIME) per GetItem: bounds the memory used
@@ -410,7 +412,8 @@ class ExchangeTransport(CalendarTransport):
         item = CalendarItem(
             account=self.account, folder=self.ews.folder("calendar"), **_content(change),
             required_attendees=[_attendee(n, e) for n, e in op.attendees],
-            clerk_uid=change.uid, clerk_revision=change.revision, clerk_part=op.part)
+            clerk_uid=change.uid, clerk_revision=change.revision, clerk_done=_done(change),
+            clerk_part=op.part)
         item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)  # CreateItem: invites
         self._finish(change, item)
         return item.id, item.changekey
@@ -419,8 +422,13 @@ class ExchangeTransport(CalendarTransport):
         """A series' exceptions, once the item is made or changed; a failure keeps the item
         (:class:`bot.calendar.HalfDone`): the next tick finds its revision done and does only
         these."""
+        from exchangelib.items import SEND_TO_NONE
+
         try:
             self._exceptions(change, item, reset)
+            if item.clerk_done != change.revision:  # all done: now it says so (mails no one)
+                item.clerk_done = change.revision
+                item.save(update_fields=["clerk_done"], send_meeting_invitations=SEND_TO_NONE)
         except Exception as exc:
             error = self.ews.error(f"cancel or move meetings of {change.uid}", exc)
             if error is None:
@@ -461,8 +469,10 @@ class ExchangeTransport(CalendarTransport):
             for name, value in content.items():
                 setattr(item, name, value)
                 fields.append(name)
+            left = any(_left(change, item, reset))
             item.clerk_revision = change.revision
-            fields.append("clerk_revision")
+            item.clerk_done = change.revision - 1 if left else change.revision
+            fields += ["clerk_revision", "clerk_done"]
         # keep the attendees who stay as the server has them: their answers stay recorded
         held = {a.mailbox.email_address.lower(): a for a in item.required_attendees or ()}
         wanted = [e.lower() for _, e in op.attendees]
@@ -515,17 +525,10 @@ class ExchangeTransport(CalendarTransport):
         from exchangelib.properties import OccurrenceItemId
 
         spec = change.content.master
-        if not spec.rrule:
-            return
-        zone = ZoneInfo(change.content.zone)
-        done = set() if reset else {d.start for d in master.deleted_occurrences or ()}
-        gone = [x for x in spec.exdates if x not in done]
-        moved = {} if reset else {o.original_start: (o.start, o.end)
-                                  for o in master.modified_occurrences or ()}
-        shifts = [o for o in change.content.overrides if o.recurrence_id is not None
-                  and moved.get(o.recurrence_id) != (o.start, o.end)]
+        gone, shifts = _left(change, master, reset)
         if not gone and not shifts:
             return
+        zone = ZoneInfo(change.content.zone)
         index = _indexes(spec.rrule, spec.start.astimezone(zone),
                          [x for x in (*gone, *(o.recurrence_id for o in shifts))])
 
@@ -571,7 +574,7 @@ class ExchangeTransport(CalendarTransport):
         if not found:
             return []
         items = self.account.fetch(ids=found, folder=calendar, only_fields=[
-            "required_attendees", "is_cancelled", "clerk_revision", "clerk_part"])
+            "required_attendees", "is_cancelled", "clerk_revision", "clerk_done", "clerk_part"])
         parts = []
         for n, item in enumerate(items):
             if isinstance(item, Exception):
@@ -580,7 +583,7 @@ class ExchangeTransport(CalendarTransport):
                               for a in item.required_attendees or ())
             parts.append(Part(
                 part=item.clerk_part if item.clerk_part is not None else n, item_id=item.id,
-                attendees=attendees, revision=item.clerk_revision or 0,
+                attendees=attendees, revision=_completed(item),
                 cancelled=bool(item.is_cancelled), change_key=item.changekey))
         return sorted(parts, key=lambda p: p.part)
 
@@ -876,6 +879,37 @@ def _forget(config: Any) -> None:
 
 
 # --- what an item says ------------------------------------------------------------------------
+
+
+def _left(change: MeetingChange, master: Any, reset: bool) -> tuple[list[Any], list[Any]]:
+    """A series' cancelled meetings (original starts) and moved ones (EventSpecs) the
+    server does not show yet (all of them after a ``reset``)."""
+    spec = change.content.master
+    if not spec.rrule:
+        return [], []
+    done = set() if reset else {d.start for d in master.deleted_occurrences or ()}
+    moved = {} if reset else {o.original_start: (o.start, o.end)
+                              for o in master.modified_occurrences or ()}
+    return ([x for x in spec.exdates if x not in done],
+            [o for o in change.content.overrides if o.recurrence_id is not None
+             and moved.get(o.recurrence_id) != (o.start, o.end)])
+
+
+def _done(change: MeetingChange) -> int:
+    """The revision an item is complete at when its content is saved (``ClerkDone``): a
+    series whose cancelled or moved meetings are still to be done says the previous one
+    until they are (:meth:`ExchangeTransport._finish`), so a crash in between leaves it
+    visibly unfinished, and the next tick does only what is left (``ClerkRevision`` says
+    the content is saved already: nobody is mailed it twice)."""
+    master = change.content.master
+    pending = master.rrule and (master.exdates or change.content.overrides)
+    return change.revision - 1 if pending else change.revision
+
+
+def _completed(item: Any) -> int:
+    """The revision an item found on the server is complete at."""
+    done = item.clerk_done if item.clerk_done is not None else item.clerk_revision
+    return int(done or 0)
 
 
 def _tz(zone: str) -> Any:

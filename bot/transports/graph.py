@@ -6,7 +6,7 @@ import. It does what clerk needs and no more:
 - meetings: ``POST /users/{mailbox}/events`` (the server mails the invitations), ``PATCH`` for
   updates and attendee changes, ``POST …/cancel`` for cancellations, a series' cancelled and
   moved meetings through ``…/instances``; the attendees' ``status.response`` read back as
-  RSVPs in ``$batch`` requests of 20;
+  RSVPs in ``$batch`` requests (of four: Outlook serves four requests at once per mailbox);
 - messages: ``POST /users/{mailbox}/sendMail``; with attachments over 3 MB together, a draft,
   an upload session per large attachment (chunks of 320 KiB multiples), then ``…/send``;
 - the inbox read for replies (``…/messages/{id}/$value`` is the message as sent, MIME) and
@@ -39,7 +39,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
 
-from bot.calendar import CalendarTransport, MeetingChange, Op, Part
+from bot.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part
 from bot.credentials import secret
 from bot.errors import TransportError
 from bot.options import Option, _float, _int, _str
@@ -55,10 +55,12 @@ KEY_PROP = f"String {PROPERTIES} Name ClerkKey"
 UID_PROP = f"String {PROPERTIES} Name ClerkUid"
 REV_PROP = f"Integer {PROPERTIES} Name ClerkRevision"
 PART_PROP = f"Integer {PROPERTIES} Name ClerkPart"
+DONE_PROP = f"Integer {PROPERTIES} Name ClerkDone"  # the revision complete, exceptions too
 INLINE_LIMIT = 3 * 1024 * 1024  # larger attachments need an upload session
 CHUNK = 320 * 1024 * 10  # upload chunks: a multiple of 320 KiB
-BATCH = 20  # Graph's $batch limit
+BATCH = 4  # requests per $batch: Outlook serves at most 4 at once per mailbox (20 allowed)
 THROTTLED = (429, 503, 504)
+THROTTLE_TRIES = 3  # throttled answers waited out in place, at most, per call
 PERMISSIONS = ("Calendars.ReadWrite", "Mail.Send", "Mail.ReadWrite")  # application
 RESPONSES = {"accepted": "ACCEPTED", "tentativelyAccepted": "TENTATIVE",
              "declined": "DECLINED"}
@@ -147,7 +149,7 @@ class Graph:
                 auth: bool = True) -> Any:
         """One Graph call; returns the parsed JSON (or the bytes for ``$value``)."""
         retried_auth = False
-        waited = 0.0
+        waited, throttled = 0.0, 0
         while True:
             head = dict(headers or {})
             if body is not None:
@@ -169,7 +171,8 @@ class Graph:
                 continue
             if status in THROTTLED:
                 wait = _retry_after(response)
-                if waited + wait <= self.max_wait:
+                throttled += 1
+                if waited + wait <= self.max_wait and throttled <= THROTTLE_TRIES:
                     log.info("graph: %s, waiting %ss", status, wait)
                     self._sleep(wait)
                     waited += wait
@@ -185,8 +188,8 @@ class Graph:
             return response.content
 
     def batch(self, requests: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """Up to 20 requests in one ``$batch``; id → response. A throttled part is retried
-        with the next batch call by the caller."""
+        """``requests`` in ``$batch`` calls of BATCH each; id → response (each part has
+        its own status: the caller decides what a failed part means)."""
         out: dict[str, Any] = {}
         for start in range(0, len(requests), BATCH):
             body = {"requests": list(requests[start:start + BATCH])}
@@ -245,9 +248,11 @@ def _attendees(people: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
 
 
 def event_body(change: MeetingChange, attendees: Sequence[tuple[str, str]] | None,
-               content: bool = True, part: int = 0) -> dict[str, Any]:
+               content: bool = True, part: int = 0, revision: int | None = None,
+               done: int | None = None) -> dict[str, Any]:
     """The Graph event JSON for ``change``: times, place and words when ``content``, the
-    attendees when given, the UID, revision and part always."""
+    attendees when given, the UID and part always, and the content revision the event then
+    holds and the revision it is complete at, when given (they never go down)."""
     body: dict[str, Any] = {}
     c = change.content
     if content:
@@ -264,11 +269,22 @@ def event_body(change: MeetingChange, attendees: Sequence[tuple[str, str]] | Non
     if attendees is not None:
         body["attendees"] = _attendees(attendees)
     body["singleValueExtendedProperties"] = [
-        {"id": UID_PROP, "value": change.uid},
-        {"id": REV_PROP, "value": str(change.revision)},
-        {"id": PART_PROP, "value": str(part)},
+        {"id": UID_PROP, "value": change.uid}, {"id": PART_PROP, "value": str(part)},
+        *([{"id": REV_PROP, "value": str(revision)}] if revision is not None else []),
+        *([{"id": DONE_PROP, "value": str(done)}] if done is not None else []),
     ]
     return body
+
+
+def _properties(event: Mapping[str, Any]) -> dict[str, Any]:
+    """clerk's extended properties of an event, by name (ClerkRevision, ClerkDone …)."""
+    return {p.get("id", "").rpartition(" Name ")[2]: p.get("value")
+            for p in event.get("singleValueExtendedProperties", [])}
+
+
+def _has_exceptions(change: MeetingChange) -> bool:
+    master = change.content.master
+    return bool(master.rrule and (master.exdates or change.content.overrides))
 
 
 def recurrence(rrule: str, start: datetime, zone: str) -> dict[str, Any]:
@@ -360,7 +376,7 @@ class GraphTransport(CalendarTransport):
         g.request("POST", f"{path}/send")
 
     def send_many(self, messages: list[EmailMessage]) -> list[TransportError | None]:
-        """Messages without attachments go 20 to a ``$batch`` (one round trip); the rest
+        """Messages without attachments go BATCH to a ``$batch`` (one round trip); the rest
         one at a time. Each part's own status is that message's outcome."""
         outs = [outgoing(m) for m in messages]
         outcomes: list[TransportError | None] = [None] * len(messages)
@@ -422,60 +438,91 @@ class GraphTransport(CalendarTransport):
     # --- meetings --------------------------------------------------------------------------
 
     def apply(self, change: MeetingChange, op: Op, part: Part | None) -> tuple[str, str]:
+        """One operation. A series with cancelled or moved meetings is marked complete
+        (``ClerkDone``) only once those are done too: a crash in between leaves it visibly
+        unfinished, a failure keeps the event (HalfDone), and the next tick does what is
+        left — its content (``ClerkRevision``) already saved is not sent again."""
         g = self.graph
+        pending = op.action != "cancel" and op.content and _has_exceptions(change)
         if op.action == "create":
-            body = event_body(change, op.attendees, part=op.part)
+            body = event_body(change, op.attendees, part=op.part, revision=change.revision,
+                              done=change.revision - 1 if pending else change.revision)
             body["transactionId"] = hashlib.sha256(
-                f"{change.uid}#{op.part}".encode()).hexdigest()[:36]
-            created = g.request("POST", g.user("/events"), body=body)
-            item_id = str(created["id"])
-            self._exceptions(change, item_id)
-            return item_id, ""
-        assert part is not None
-        path = g.user(f"/events/{quote(part.item_id)}")
-        if op.action == "cancel":
-            g.request("POST", f"{path}/cancel", body={"comment": _why(change)})
-            return part.item_id, ""
-        if op.content and change.scope:  # only some meetings of the series changed
-            if op.removed:
-                g.request("PATCH", path, body=event_body(change, op.attendees, False,
-                                                         op.part))
-        else:  # the recurrence goes only when the series itself changed: exceptions stay
-            g.request("PATCH", path, body=event_body(change, op.attendees, op.content,
-                                                     op.part))
-        if op.content:
-            self._exceptions(change, part.item_id)
-        return part.item_id, ""
+                f"{change.uid}#{op.part}#{change.revision}".encode()).hexdigest()[:36]
+            item_id = str(g.request("POST", g.user("/events"), body=body)["id"])
+        else:
+            assert part is not None
+            item_id = part.item_id
+            path = g.user(f"/events/{quote(item_id)}")
+            if op.action == "cancel":
+                g.request("POST", f"{path}/cancel", body={"comment": _why(change)})
+                return item_id, ""
+            # the recurrence goes only when the series itself changed (its exceptions stay),
+            # and content saved before a failure or a crash is not mailed again
+            whole = op.content and not change.scope and not (
+                pending and self._saved(path) >= change.revision)
+            if whole or op.removed:
+                g.request("PATCH", path, body=event_body(
+                    change, op.attendees, whole, op.part,
+                    change.revision if whole else None,
+                    (change.revision - 1 if pending else change.revision)
+                    if op.content else None))
+        if pending:
+            try:
+                self._exceptions(change, item_id)
+                g.request("PATCH", g.user(f"/events/{quote(item_id)}"), body={
+                    "singleValueExtendedProperties": [
+                        {"id": REV_PROP, "value": str(change.revision)},
+                        {"id": DONE_PROP, "value": str(change.revision)}]})
+            except TransportError as exc:
+                raise HalfDone(exc, item_id) from exc
+        return item_id, ""
+
+    def _saved(self, path: str) -> int:
+        """The content revision an event holds (its ``ClerkRevision``)."""
+        got = self.graph.request("GET", path, params={
+            "$select": "id", "$expand": f"singleValueExtendedProperties($filter=id eq "
+                                       f"'{REV_PROP}')"}) or {}
+        return int(_properties(got).get("ClerkRevision") or -1)
 
     def _exceptions(self, change: MeetingChange, item_id: str) -> None:
         """A series' cancelled meetings cancelled, and its moved meetings moved, as
-        occurrences of the master (found among its instances by their original start)."""
+        occurrences of the master, found among its instances by their original start (the
+        window covers where each is now, too: a meeting moved before may be anywhere)."""
         c = change.content
         master = c.master
-        if not master.rrule or not (master.exdates or c.overrides):
-            return
         g = self.graph
-        times = [*master.exdates, *(o.recurrence_id for o in c.overrides)]
-        got = g.request("GET", g.user(f"/events/{quote(item_id)}/instances"), params={
+        times = [*master.exdates, *(o.recurrence_id for o in c.overrides),
+                 *(o.start for o in c.overrides)]
+        by_start: dict[datetime, str] = {}
+        url: str | None = None
+        params: dict[str, str] | None = {
             "startDateTime": (min(times) - timedelta(days=1)).astimezone(UTC).isoformat(),
             "endDateTime": (max(times) + timedelta(days=1)).astimezone(UTC).isoformat(),
-            "$select": "id,originalStart,isCancelled"})
-        by_start: dict[datetime, str] = {}
-        for inst in (got or {}).get("value", []):
-            when = _instant(inst.get("originalStart", ""))
-            if when is not None:
-                by_start[when] = str(inst["id"])
-        for rid in master.exdates:
+            "$select": "id,originalStart", "$top": "100"}
+        while True:  # every page of instances
+            got = g.request("GET", g.user(f"/events/{quote(item_id)}/instances"),
+                            params=params, url=url) or {}
+            for inst in got.get("value", []):
+                when = _instant(inst.get("originalStart", ""))
+                if when is not None:
+                    by_start[when] = str(inst["id"])
+            url, params = got.get("@odata.nextLink"), None
+            if not url:
+                break
+        for rid in master.exdates:  # not among the instances: cancelled already
             found = by_start.get(rid.astimezone(UTC))
             if found:
                 g.request("POST", g.user(f"/events/{quote(found)}/cancel"),
                           body={"comment": "This meeting is cancelled."})
         for o in c.overrides:
             found = by_start.get(o.recurrence_id.astimezone(UTC))
-            if found:
-                g.request("PATCH", g.user(f"/events/{quote(found)}"), body={
-                    "start": _when(o.start, c.zone), "end": _when(o.end, c.zone),
-                    "location": {"displayName": o.location or ""}})
+            if found is None:
+                raise TransportError(f"graph: the meeting of {o.recurrence_id.isoformat()} "
+                                     f"is not among the series' meetings", retryable=True)
+            g.request("PATCH", g.user(f"/events/{quote(found)}"), body={
+                "start": _when(o.start, c.zone), "end": _when(o.end, c.zone),
+                "location": {"displayName": o.location or ""}})
 
     def find(self, uid: str) -> list[Part]:
         g = self.graph
@@ -483,16 +530,17 @@ class GraphTransport(CalendarTransport):
             "$filter": _has(UID_PROP, uid),
             "$select": "id,attendees,isCancelled",
             "$expand": f"singleValueExtendedProperties($filter=id eq '{REV_PROP}' or "
-                       f"id eq '{PART_PROP}')"})
+                       f"id eq '{PART_PROP}' or id eq '{DONE_PROP}')"})
         parts = []
         for number, event in enumerate((got or {}).get("value", [])):
-            props = {p.get("id", "").rpartition(" Name ")[2]: p.get("value")
-                     for p in event.get("singleValueExtendedProperties", [])}
+            props = _properties(event)
+            done = props.get("ClerkDone")
             attendees = tuple((a["emailAddress"].get("name", ""),
                                a["emailAddress"]["address"].lower())
                               for a in event.get("attendees", []))
             parts.append(Part(int(props.get("ClerkPart") or number), str(event["id"]),
-                              attendees, int(props.get("ClerkRevision") or 0),
+                              attendees, int(done if done is not None else
+                                             props.get("ClerkRevision") or 0),
                               bool(event.get("isCancelled"))))
         return parts
 
@@ -522,40 +570,44 @@ class GraphTransport(CalendarTransport):
 
 
 def doctor(g: Graph, options: Mapping[str, Any]) -> list[tuple[bool, str, str]]:
-    """(ok, what was checked, how to fix it) for the settings, the sign-in, the mailbox
-    and the calendar."""
+    """(ok, what was checked, how to fix it) for the settings, the sign-in, the mailbox,
+    the calendar and the permissions the app holds."""
     checks: list[tuple[bool, str, str]] = []
     for key in ("mailbox", "tenant_id", "client_id"):
         ok = bool(options.get(key))
         checks.append((ok, f"[transport] {key}", "" if ok else f"set {key} in clerk.toml"))
     if not all(ok for ok, _, _ in checks):
         return checks
+    try:
+        roles = _roles(g.token())
+    except TransportError as exc:
+        return [*checks, (False, "sign-in (client credentials)", str(exc))]
+    checks.append((True, "sign-in (client credentials)", ""))
+    # granted in Microsoft Entra ID, the permissions are in the token; granted with RBAC for
+    # Applications in Exchange Online instead, the token has none and the reads below tell
+    missing = [r for r in PERMISSIONS if r not in roles] if roles else []
+    grant = (f"grant {', '.join(missing)} (application permissions, Microsoft Graph) and "
+             "give admin consent") if missing else ""
     steps = [
-        ("sign-in (client credentials)", lambda: g.token()),
         ("mailbox: read the inbox (Mail.ReadWrite)",
          lambda: g.request("GET", g.user("/mailFolders/inbox"), params={"$select": "id"})),
-        ("calendar: read events (Calendars.ReadWrite)",
+        ("calendar: read the calendar (Calendars.ReadWrite)",
          lambda: g.request("GET", g.user("/calendar"), params={"$select": "canEdit"})),
     ]
     for what, step in steps:
         try:
             got = step()
         except TransportError as exc:
-            checks.append((False, what, str(exc)))
+            checks.append((False, what, f"{exc}; {grant}" if grant else str(exc)))
             return checks
-        if what.startswith("sign-in"):
-            missing = [r for r in PERMISSIONS if r not in _roles(str(got))]
-            checks.append((True, what, ""))
-            what = "application permissions in the token"
-            if missing:
-                checks.append((False, what, f"grant {', '.join(missing)} (application "
-                               "permissions, Microsoft Graph) and give admin consent"))
-                return checks
         if isinstance(got, dict) and got.get("canEdit") is False:
             checks.append((False, what, "the app may read but not write the calendar: "
                            "grant Calendars.ReadWrite (application) with admin consent"))
             return checks
         checks.append((True, what, ""))
+    what = "application permissions: " + (", ".join(roles) if roles else
+                                         "none in the token (scoped by RBAC for Applications)")
+    checks.append((not missing, what, grant))
     return checks
 
 

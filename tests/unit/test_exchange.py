@@ -234,7 +234,8 @@ def test_a_cancelled_meeting_cancels_every_item_of_it(ews: FakeEws):
     parts = made(t, change(invite=PEOPLE[:2]))
     parts = made(t, change(invite=[*PEOPLE[:2], newcomer]), parts)
     ews.reset()
-    parts = made(t, change(revision=2, cancelled=True, invite=[]), parts)
+    everyone = (*PEOPLE[:2], newcomer)  # each one's cancellation row is due
+    parts = made(t, change(revision=2, cancelled=True, invite=[], cancel=everyone), parts)
     assert ews.operations() == ["GetItem", "CreateItem"] * 2
     for call, part in zip(ews.calls("CreateItem"), parts, strict=True):
         assert call.xml.get("MessageDisposition") == "SendAndSaveCopy"
@@ -243,7 +244,8 @@ def test_a_cancelled_meeting_cancels_every_item_of_it(ews: FakeEws):
     assert all(p.cancelled for p in parts)
     assert ews.in_folder("calendar") == [] and len(ews.in_folder("deleteditems")) == 2
     ews.reset()
-    assert made(t, change(revision=2, cancelled=True, invite=[]), parts) == parts
+    assert made(t, change(revision=2, cancelled=True, invite=[], cancel=everyone),
+                parts) == parts
     assert ews.operations() == []  # nothing more to do
 
 
@@ -293,13 +295,18 @@ def test_a_series_cancelled_and_moved_meetings_are_occurrences_done_once(ews: Fa
                exdates=(datetime(2027, 3, 11, 14, 0, tzinfo=LONDON),))
     t = ews.transport()
     parts = made(t, c)
-    assert ews.operations() == ["CreateItem", "DeleteItem", "UpdateItem"]
+    # made (ClerkDone one behind), its meetings cancelled and moved, then marked done
+    assert ews.operations() == ["CreateItem", "DeleteItem", "UpdateItem", "UpdateItem"]
+    assert prop(ews.calls("CreateItem")[0], "ClerkDone")[1] == "0"
+    done = ews.calls("UpdateItem")[-1]
+    assert done.xml.get("SendMeetingInvitationsOrCancellations") == "SendToNone"
+    assert done.xpath("string(.//t:ExtendedProperty/t:Value)") == "1"
     delete = ews.last("DeleteItem")
     assert delete.xml.get("SendMeetingCancellations") == "SendToAllAndSaveCopy"
     occurrence = delete.find("m:ItemIds/t:OccurrenceItemId")
     assert (occurrence.get("RecurringMasterId"), occurrence.get("InstanceIndex")) == \
         (parts[0].item_id, "3")
-    update = ews.last("UpdateItem")
+    update = ews.calls("UpdateItem")[0]
     assert update.xml.get("SendMeetingInvitationsOrCancellations") == "SendToAllAndSaveCopy"
     assert update.find(".//t:OccurrenceItemId").get("InstanceIndex") == "4"
     assert update.xpath("string(.//t:SetItemField/t:CalendarItem/t:Start)") == \
@@ -323,8 +330,8 @@ def test_a_series_given_a_new_time_has_its_cancelled_meetings_cancelled_again(ew
         c.content, events=(dataclasses.replace(c.content.master,
                                                end=START + timedelta(hours=2)),))), parts)
     # a new time on the master makes Exchange drop its exceptions: deleted again
-    assert ews.operations() == ["GetItem", "UpdateItem", "DeleteItem"]
-    assert ews.last("UpdateItem").xpath(".//t:FieldURI/@FieldURI") == [
+    assert ews.operations() == ["GetItem", "UpdateItem", "DeleteItem", "UpdateItem"]
+    assert ews.calls("UpdateItem")[0].xpath(".//t:FieldURI/@FieldURI") == [
         "item:Subject", "item:Body", "calendar:End", "calendar:Location",
         "calendar:EndTimeZone"]
     assert ews.items[parts[0].item_id].deleted == ["2027-03-11T14:00:00Z"]
@@ -360,8 +367,9 @@ def test_a_series_whose_cancellations_fail_is_kept_and_finished_next_time(ews: F
     assert part.revision == 0 and part.item_id == ews.in_folder("calendar")[0].id
     ews.reset()
     made(t, c, caught.value.parts)
-    # the item already says revision 1: only the cancellation is left (nobody mailed twice)
-    assert ews.operations() == ["GetItem", "DeleteItem"]
+    # its content says revision 1 already: only the cancellation is left (nobody is
+    # mailed twice), then it is marked done
+    assert ews.operations() == ["GetItem", "DeleteItem", "UpdateItem"]
     assert len(ews.in_folder("calendar")) == 1 and len(ews.sent) == 2
 
 

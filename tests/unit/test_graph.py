@@ -18,7 +18,7 @@ from bot.errors import TransportError
 from bot.executor import Executor
 from bot.render import email as render_email
 from bot.store import Store
-from bot.transports.graph import PART_PROP, REV_PROP, UID_PROP
+from bot.transports.graph import DONE_PROP, PART_PROP, REV_PROP, UID_PROP
 from tests.conftest import ROOT, edit, remove_member
 from tests.graph_fake import MAILBOX, FakeGraph
 
@@ -82,7 +82,8 @@ def test_inviting_25_members_is_one_request_per_meeting_with_the_exact_event(
             "type": "required"} in body["attendees"]
     assert body["singleValueExtendedProperties"] == [
         {"id": UID_PROP, "value": "qa-leads.2027-q1@network.example"},
-        {"id": REV_PROP, "value": "0"}, {"id": PART_PROP, "value": "0"}]
+        {"id": PART_PROP, "value": "0"}, {"id": REV_PROP, "value": "0"},
+        {"id": DONE_PROP, "value": "0"}]
     assert len(body["transactionId"]) == 36
     assert "recurrence" not in body
     assert posts[0].headers["authorization"] == f"Bearer {graph.token(1)}"
@@ -287,7 +288,7 @@ def test_a_large_attachment_goes_through_an_upload_session(
     assert len(graph.calls("POST", rf"{USER}/messages/[^/]+/send")) == 1
 
 
-def test_messages_without_attachments_go_twenty_to_a_batch_each_with_its_outcome(
+def test_messages_without_attachments_go_four_to_a_batch_each_with_its_outcome(
         config_dir: Path, graph: FakeGraph):
     from bot.planner import plan
     from bot.state import State
@@ -297,7 +298,7 @@ def test_messages_without_attachments_go_twenty_to_a_batch_each_with_its_outcome
     messages = [render_email.build(config.groups[0], d, GO_LIVE) for d in wanted]
     graph.refused.add(wanted[1].recipient.email)
     outcomes = graph.transport().send_many(messages)
-    assert len(graph.calls("POST", "/\\$batch")) == 2  # 20, then 1
+    assert len(graph.calls("POST", "/\\$batch")) == 6  # four at a time: 21 = 5 × 4 + 1
     refused = [d.recipient.email == wanted[1].recipient.email for d in wanted]
     assert [o is not None for o in outcomes] == refused
     assert outcomes[1] is not None and not outcomes[1].retryable
@@ -433,8 +434,14 @@ def test_doctor_names_each_check_and_the_fix(graph: FakeGraph):
     assert not graph.transport(client_id="").doctor()[2][0]
     graph.roles = ["Calendars.ReadWrite"]
     *_, (ok, what, fix) = graph.transport().doctor()
-    assert not ok and what == "application permissions in the token"
+    assert not ok and what == "application permissions: Calendars.ReadWrite"
     assert fix.startswith("grant Mail.Send, Mail.ReadWrite (application permissions")
+    graph.roles = []  # scoped in Exchange Online (RBAC for Applications): the reads decide
+    *_, (ok, what, fix) = graph.transport().doctor()
+    assert ok and "RBAC for Applications" in what
+    graph.fail(403)
+    *_, (ok, what, fix) = graph.transport().doctor()
+    assert not ok and what.startswith("mailbox") and "Mail.ReadWrite" in fix
 
 
 def test_importing_the_graph_transport_does_not_import_msal_or_httpx():
@@ -511,3 +518,148 @@ class TestLiveGraph:
             assert item_id in t.responses([item_id])
         finally:
             t.apply(change, Op("cancel", 0), Part(0, item_id, (), 0))
+
+
+# --- edits in awkward orders ---------------------------------------------------------------
+
+def test_a_newcomer_does_not_send_a_pending_update_before_its_settle_window(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store):
+    on_graph().tick(GO_LIVE)
+    t = GO_LIVE + timedelta(hours=1)
+    edit(group_dir / "group.toml", 'duration = "2h"', 'duration = "3h"')
+    on_graph().tick(t)  # revision 1: the update waits for the settle window
+    add_members(group_dir, NEWCOMERS[:1])
+    result = on_graph().tick(t + timedelta(minutes=2))
+    assert result.sent == [k for k in result.sent if "ada.byron" in k] and result.sent
+    assert graph.calls("PATCH", EVENT) == []  # nobody on the shared event is mailed yet
+    edit(group_dir / "group.toml", 'location = "Online (Microsoft Teams)"',
+         'location = "Room 4"')  # a second edit inside the window: still one update
+    on_graph().tick(t + timedelta(minutes=5))
+    for minutes in (20, 40, 60):
+        on_graph().tick(t + timedelta(minutes=minutes))
+    part0 = q1(graph)["id"]
+    updates = [p for p in graph.calls("PATCH", EVENT)
+               if p.path.endswith(part0) and "start" in p.body]
+    assert len(updates) == 1 and updates[0].body["location"] == {"displayName": "Room 4"}
+
+
+def test_a_member_removed_just_after_an_edit_is_not_on_its_update(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
+    on_graph().tick(GO_LIVE)
+    t = GO_LIVE + timedelta(hours=1)
+    edit(group_dir / "group.toml", 'duration = "2h"', 'duration = "3h"')
+    on_graph().tick(t)
+    gone = "joanne.beale@bracknell.example"
+    remove_member(group_dir, gone)
+    on_graph().tick(t + timedelta(minutes=5))
+    on_graph().tick(t + timedelta(minutes=11))  # the update to the others
+    on_graph().tick(t + timedelta(minutes=16))  # their cancellation: nothing left to do
+    [patch] = graph.calls("PATCH", EVENT)
+    assert "start" in patch.body
+    assert gone not in {a["emailAddress"]["address"] for a in patch.body["attendees"]}
+
+
+def test_a_cancellation_retried_in_pieces_then_withdrawn_leaves_everyone_invited(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
+    on_graph().tick(GO_LIVE)
+    toml = group_dir / "group.toml"
+    t = GO_LIVE + timedelta(hours=1)
+    edit(toml, 'id = "2027-q1"\n', 'id = "2027-q1"\ncancelled = true\n')
+    on_graph().tick(t)
+    graph.fail(500)
+    assert len(on_graph().tick(t + timedelta(minutes=10)).retry) == 21
+    edit(toml, 'id = "2027-q1"\ncancelled = true\n', 'id = "2027-q1"\n')  # called back on
+    for minutes in (11, 30, 60, 120):
+        on_graph().tick(t + timedelta(minutes=minutes))
+    live = [e for e in graph.events.values() if not e["isCancelled"]]
+    on = {a["emailAddress"]["address"] for e in live for a in e["attendees"]}
+    assert len(on) == 21
+
+
+def test_a_series_whose_meetings_fail_to_cancel_is_kept_and_finished_later(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store,
+        monkeypatch: pytest.MonkeyPatch):
+    from tests.conftest import add_series
+
+    toml = add_series(group_dir)
+    with toml.open("a") as f:
+        f.write("\n[[series.occurrence]]\ndate = 2027-03-11\ncancelled = true\n")
+    real = FakeGraph._graph
+
+    def instances_down(self: FakeGraph, method: str, path: str, *a: Any) -> Any:
+        import httpx
+
+        if path.endswith("/instances"):
+            return httpx.Response(503, json={"error": {"code": "ServiceUnavailable"}})
+        return real(self, method, path, *a)
+
+    with monkeypatch.context() as m:
+        m.setattr(FakeGraph, "_graph", instances_down)
+        result = on_graph().tick(GO_LIVE)
+    series_keys = [k for k in result.retry if "/clinic/" in k]
+    assert len(series_keys) == 21
+    [part] = store.calendar_parts("graph")[("qa-leads", "clinic")]  # kept, a revision behind
+    event = graph.events[part.item_id]
+    assert part.revision == -1 and {"id": DONE_PROP, "value": "-1"} in \
+        event["singleValueExtendedProperties"]
+    event["instances"] = [{"id": "occ0", "originalStart": "2027-03-11T14:00:00Z"}]
+    on_graph().tick(GO_LIVE + timedelta(hours=2))
+    assert [c.path for c in graph.calls("POST", rf"{EVENT}/cancel")] == [
+        f"{USER}/events/occ0/cancel"]
+    assert len([p for p in event_posts(graph) if "recurrence" in p.body]) == 1  # not remade
+    assert not [p for p in graph.calls("PATCH", EVENT) if "start" in p.body]  # not re-sent
+    assert {"id": DONE_PROP, "value": "0"} in event["singleValueExtendedProperties"]
+
+
+def test_a_crash_between_making_a_series_and_cancelling_its_meeting_is_finished(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store,
+        monkeypatch: pytest.MonkeyPatch):
+    from bot.transports.graph import GraphTransport
+    from tests.conftest import add_series
+
+    toml = add_series(group_dir)
+    with toml.open("a") as f:
+        f.write("\n[[series.occurrence]]\ndate = 2027-03-11\ncancelled = true\n")
+
+    def crash(self: Any, change: Any, item_id: str) -> None:
+        raise KeyboardInterrupt  # the process dies after Graph made the series
+
+    with monkeypatch.context() as m:
+        m.setattr(GraphTransport, "_exceptions", crash)
+        with pytest.raises(KeyboardInterrupt):
+            on_graph().tick(GO_LIVE)
+    event = next(e for e in graph.events.values() if "recurrence" in e)
+    event["instances"] = [{"id": "occ0", "originalStart": "2027-03-11T14:00:00Z"}]
+    result = on_graph().tick(GO_LIVE + timedelta(minutes=20))
+    assert result.recovered == 21  # found at the previous revision: not done, done now
+    assert [c.path for c in graph.calls("POST", rf"{EVENT}/cancel")] == [
+        f"{USER}/events/occ0/cancel"]
+    assert len([p for p in event_posts(graph) if "recurrence" in p.body]) == 1
+
+
+def test_cancelling_one_meeting_of_a_series_moves_the_revision_on_the_server_too(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store):
+    from tests.conftest import add_series
+
+    toml = add_series(group_dir)
+    on_graph().tick(GO_LIVE)
+    event = next(e for e in graph.events.values() if "recurrence" in e)
+    event["instances"] = [{"id": "occ0", "originalStart": "2027-03-11T14:00:00Z"}]
+    with toml.open("a") as f:
+        f.write("\n[[series.occurrence]]\ndate = 2027-03-11\ncancelled = true\n")
+    on_graph().tick(GO_LIVE + timedelta(hours=1))
+    on_graph().tick(GO_LIVE + timedelta(hours=2))
+    stored = store.calendar_parts("graph")[("qa-leads", "clinic")][0].revision
+    assert stored == 1 and {"id": DONE_PROP, "value": "1"} in \
+        event["singleValueExtendedProperties"]
+    assert not [p for p in graph.calls("PATCH", EVENT) if "start" in p.body]  # master kept
+
+
+def test_a_zero_retry_after_is_not_waited_out_for_ever(graph: FakeGraph):
+    t = graph.transport()
+    for _ in range(10):
+        graph.fail(429, retry_after=0)
+    with pytest.raises(TransportError) as caught:
+        t.lookup("<m>", "key")
+    assert caught.value.retryable
+    assert len(graph.graph_calls()) == 4  # the first answer and three more tries
