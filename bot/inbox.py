@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,16 @@ class Inbox:
         self.config = config
         self.store = store
         self.uids: dict[str, tuple[Group, str]] = {}
+        # a meeting the server made has the server's UID: its answers are found by start
+        self.starts: dict[str, list[tuple[Group, str]]] = {}
         for group in config.groups:
             units = [m.id for m in group.meetings if not m.series] + [s.id for s in group.series]
             for unit in units:
                 self.uids[invite_uid(group, unit)] = (group, unit)
+            for m in group.meetings:
+                for at in {m.start, m.recurrence_id or m.start}:
+                    self.starts.setdefault(at.astimezone(UTC).isoformat(), []).append(
+                        (group, m.series or m.id))
 
     def apply(self, incoming: Incoming, now: datetime) -> Outcome:
         outcome = self._apply(incoming, now)
@@ -79,10 +85,9 @@ class Inbox:
         done: list[str] = []
         for r in incoming.rsvps:
             found = self.uids.get(r.uid)
-            if found is None and self.config.settings.transport in OWNED_BY_SERVER:
-                # the server made the meeting (its own UID) and keeps the answer on it
-                return Outcome(True, f"{r.attendee} {r.partstat.lower()}: read from the "
-                                     "organiser's calendar")
+            server = found is None and self.config.settings.transport in OWNED_BY_SERVER
+            if server:  # its SEQUENCE is the server's count, not clerk's
+                found = self._by_start(r)
             if found is None:
                 return Outcome(False, f"a reply for an unknown meeting (UID {r.uid})")
             group, unit = found
@@ -91,7 +96,7 @@ class Inbox:
                 return Outcome(False, f"{r.attendee} answered but is not on the roster of "
                                       f"{group.id}")
             last = self.store.snapshot_held(group.id, unit).get(member.email)
-            if last is not None and r.sequence < last:
+            if last is not None and r.sequence < last and not server:
                 done.append(f"ignored an old reply (SEQUENCE {r.sequence} < {last})")
                 continue
             self.store.record_rsvp(group.id, unit, r.recurrence_id or "", member.email,
@@ -99,6 +104,15 @@ class Inbox:
             done.append(f"{member.email} {r.partstat.lower()} {unit}"
                         + (f" ({r.comment})" if r.comment else ""))
         return Outcome(True, "; ".join(done))
+
+    def _by_start(self, r: Any) -> tuple[Group, str] | None:
+        """The meeting a server made (transports exchange, graph) that ``r`` answers: the
+        one of the attendee's group starting when the answer says (its reason is only
+        here; the calendar gives the answer alone)."""
+        for group, unit in self.starts.get(r.start or "", []):
+            if _member(group, r.attendee) is not None:
+                return group, unit
+        return None
 
     def _answer(self, incoming: Incoming, answer: Answer, now: datetime) -> Outcome:
         if answer.command == "AGENDA":

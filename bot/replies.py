@@ -71,6 +71,7 @@ class Rsvp:
     comment: str = ""
     sequence: int = 0
     dtstamp: datetime | None = None  # aware, UTC
+    start: str | None = None  # DTSTART in UTC, ISO: a server-made meeting is found by it
 
 
 @dataclass(frozen=True)
@@ -300,13 +301,17 @@ def _rsvps(cal: Calendar) -> Iterator[Rsvp]:
         with suppress(TypeError, ValueError):
             sequence = int(event.get("SEQUENCE", 0))
         comment = " ".join(str(c) for c in _all(event, "COMMENT")).strip()
+        start = None
+        with suppress(Exception):
+            start = _when(event, "DTSTART")
         for attendee in _all(event, "ATTENDEE"):
             email = re.sub(r"^mailto:", "", clean(str(attendee)), flags=re.I).lower()
             state = str(getattr(attendee, "params", {}).get("PARTSTAT", "")).upper()
             if "@" in email:
                 yield Rsvp(uid, rid.isoformat() if rid else None, email,
                            state if state in PARTSTATS else "NEEDS-ACTION", comment, sequence,
-                           stamp.replace(tzinfo=UTC) if isinstance(stamp, datetime) else None)
+                           stamp.replace(tzinfo=UTC) if isinstance(stamp, datetime) else None,
+                           start.isoformat() if isinstance(start, datetime) else None)
 
 
 def _all(event: Any, name: str) -> list[Any]:

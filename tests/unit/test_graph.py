@@ -452,19 +452,25 @@ def test_importing_the_graph_transport_does_not_import_msal_or_httpx():
     assert out.strip() == "[]"
 
 
-def test_a_calendar_answer_in_the_inbox_is_filed_as_handled_not_unprocessed(
+def test_an_answer_in_the_inbox_to_a_server_made_meeting_is_recorded_with_its_reason(
         config_dir: Path, store: Store, graph: FakeGraph):
     from email.message import EmailMessage
 
     use_graph(config_dir)
-    ics = (ROOT / "tests" / "data" / "replies" / "outlook-accept.ics").read_bytes().replace(
-        b"network.june@network.example", b"040000008200E00074C5B7101A82E00800000000")
+    ics = "\r\n".join((  # as Exchange Online writes a decline: its own UID and SEQUENCE
+        "BEGIN:VCALENDAR", "METHOD:REPLY", "PRODID:Microsoft Exchange Server 2010",
+        "VERSION:2.0", "BEGIN:VEVENT",
+        "ATTENDEE;PARTSTAT=DECLINED;CN=Joanne Beale:mailto:joanne.beale@bracknell.example",
+        "COMMENT:On leave that week", "SUMMARY:Declined: QA Leads Network meeting",
+        "DTSTART:20270114T140000Z", "DTEND:20270114T160000Z",
+        "UID:040000008200E00074C5B7101A82E00800000000D0C9", "SEQUENCE:0",
+        "DTSTAMP:20261202T090000Z", "END:VEVENT", "END:VCALENDAR", ""))
     answer = EmailMessage()
     answer["From"] = "Joanne Beale <joanne.beale@bracknell.example>"
     answer["To"] = MAILBOX
-    answer["Subject"] = "Accepted: QA Leads Network meeting"
-    answer.set_content("accepted")
-    answer.add_alternative(ics.decode(), subtype="calendar", params={"method": "REPLY"})
+    answer["Subject"] = "Declined: QA Leads Network meeting"
+    answer.set_content("On leave that week")
+    answer.add_alternative(ics, subtype="calendar", params={"method": "REPLY"})
     graph.inbox = {"r1": answer.as_bytes()}
     ex = Executor(config_mod.load(config_dir), store, graph.transport(),
                   mailbox=graph.mailbox())
@@ -472,6 +478,8 @@ def test_a_calendar_answer_in_the_inbox_is_filed_as_handled_not_unprocessed(
     assert result.read == 1 and result.unprocessed == []
     names = {fid: name for fid, (_, name) in graph.folder_names.items()}
     assert {names[f]: ids for f, ids in graph.folders.items()} == {"processed": ["r1"]}
+    answers = store.snapshot().rsvps[("qa-leads", "2027-q1", "")]
+    assert answers["joanne.beale@bracknell.example"] == ("DECLINED", "On leave that week")
 
 
 # --- a real Microsoft 365 mailbox, only when asked for -------------------------------------

@@ -107,7 +107,8 @@ def test_outlook_accept_with_windows_zone_inside_alternative() -> None:
     assert got.rsvps == (Rsvp(uid="network.june@network.example", recurrence_id=None,
                               attendee="ann.smith@example.org", partstat="ACCEPTED",
                               comment="", sequence=3,
-                              dtstamp=datetime(2027, 6, 1, 8, 30, 12, tzinfo=UTC)),)
+                              dtstamp=datetime(2027, 6, 1, 8, 30, 12, tzinfo=UTC),
+                              start="2027-06-15T09:00:00+00:00"),)  # 10:00 in summer time
     assert got.in_reply_to == INVITE_ID and got.references == (INVITE_ID,)
     assert got.sender == "ann.smith@example.org" and got.sender_name == "Ann Smith"
 
