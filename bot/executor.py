@@ -372,7 +372,19 @@ class Executor:
 
     def _sync_meeting(self, group_id: str, unit: str, keys: list[str], now: datetime,
                       result: TickResult) -> None:
-        """Carry out one meeting's due invitation rows as calendar operations."""
+        """Carry out one meeting's due invitation rows as calendar operations, holding the
+        meeting's lock: two workers never change one meeting's items at once."""
+        lock = f"calendar:{self.transport.name}:{group_id}:{unit}"
+        if not self.store.lock(lock):
+            log.info("calendar %s/%s: another worker is changing it; next tick", group_id, unit)
+            return
+        try:
+            self._change_meeting(group_id, unit, keys, now, result)
+        finally:
+            self.store.unlock(lock)
+
+    def _change_meeting(self, group_id: str, unit: str, keys: list[str], now: datetime,
+                        result: TickResult) -> None:
         group = self.config.group(group_id)
         name = self.transport.name
         claimed = {k for k in keys if k in self._by_key and self.store.claim(

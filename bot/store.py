@@ -239,6 +239,29 @@ class Store(Facts):
                                                     detail=""))
             return bool(got)
 
+    def lock(self, name: str, lease: timedelta = timedelta(minutes=15)) -> bool:
+        """Take the lock ``name`` (a meta row naming this process); False while another live
+        process holds it. One left by a process that is gone is taken over."""
+        key, mine = f"lock:{name}", f"{CLAIMANT}@{datetime.now(UTC).isoformat()}"
+        try:
+            with self.atomic() as conn:
+                held = conn.execute(sa.select(meta.c.value).where(meta.c.name == key)).scalar()
+                if held is None:
+                    conn.execute(meta.insert().values(name=key, value=mine))
+                    return True
+                holder, _, at = str(held).rpartition("@")
+                if _alive(holder, datetime.fromisoformat(at), lease):
+                    return False
+                return bool(conn.execute(meta.update().where(
+                    meta.c.name == key, meta.c.value == held).values(value=mine)).rowcount)
+        except sa.exc.IntegrityError:  # another process took it at the same moment
+            return False
+
+    def unlock(self, name: str) -> None:
+        with self.atomic() as conn:
+            conn.execute(meta.delete().where(meta.c.name == f"lock:{name}",
+                                             meta.c.value.startswith(f"{CLAIMANT}@")))
+
     def set_state(self, keys: Sequence[str], from_states: Sequence[str], to_state: str,
                   now: datetime, detail: str, **values: Any) -> list[str]:
         """Move the rows whose key is in ``keys`` (or starts with an entry ending in "/")

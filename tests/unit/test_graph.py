@@ -671,3 +671,26 @@ def test_a_zero_retry_after_is_not_waited_out_for_ever(graph: FakeGraph):
         t.lookup("<m>", "key")
     assert caught.value.retryable
     assert len(graph.graph_calls()) == 4  # the first answer and three more tries
+
+
+def test_a_meeting_another_worker_is_changing_waits_for_it(
+        on_graph: Callable[[], Executor], graph: FakeGraph, store: Store):
+    import socket
+
+    from bot.schema import meta
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with store.atomic() as conn:
+            conn.execute(meta.insert().values(
+                name="lock:calendar:graph:qa-leads:2027-q1",
+                value=f"{socket.gethostname()}:{other.pid}@{datetime.now(UTC).isoformat()}"))
+        result = on_graph().tick(GO_LIVE)
+        assert result.sent == [] and event_posts(graph) == []
+        assert store.counts().get("sending") is None
+    finally:
+        other.kill()
+        other.wait()
+    result = on_graph().tick(GO_LIVE + timedelta(minutes=1))  # its holder is gone
+    assert len(result.sent) == 21 and len(event_posts(graph)) == 1
+    assert store.meta_value("lock:calendar:graph:qa-leads:2027-q1") is None  # let go
