@@ -41,6 +41,9 @@ def commands() -> dict[str, list[str]]:
 def env() -> dict[str, str]:
     e = dict(os.environ)
     e.pop("PYTHONPROFILEIMPORTTIME", None)
+    # as installed: pip compiles a wheel's modules, so clerk's .pyc files exist (the warm-up
+    # run writes them for an editable install, where an environment may forbid it)
+    e.pop("PYTHONDONTWRITEBYTECODE", None)
     e["PYTHONPATH"] = str(ROOT) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
     return e
 
