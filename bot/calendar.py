@@ -168,10 +168,11 @@ def after(parts: Sequence[Part], op: Op, item_id: str, revision: int,
 
 def merge(kept: Sequence[Part], found: Sequence[Part]) -> list[Part]:
     """What clerk knew of a meeting's items, corrected by what the server holds: an item
-    found there is taken as found; one not found (a cancelled item moves to Deleted Items)
-    is kept as it was, so its number is never used again."""
+    found there is taken as found; one not found is gone (cancelled items move to Deleted
+    Items; or deleted by hand) and kept as cancelled, so its number is never used again."""
     by_id = {p.item_id: p for p in found}
-    out = [by_id.pop(p.item_id, p) for p in kept]
+    out = [by_id.pop(p.item_id) if p.item_id in by_id else replace(p, cancelled=True)
+           for p in kept]
     numbers = {p.part for p in out}
     for p in by_id.values():  # on the server but unknown here (a crash before recording)
         out.append(p if p.part not in numbers else replace(

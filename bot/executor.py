@@ -239,6 +239,8 @@ class Executor:
                 if self.on_calendar and d is not None and d.kind in calendar.INVITE_KINDS:
                     meetings.setdefault((d.group, d.meeting), []).append(row.key)
                     continue  # one change per meeting, below
+                if row.attempts and self._delivered_before(row, now, result):
+                    continue
                 ready = self._prepare(row.key, now, result)
                 if ready is not None:
                     batch.append(ready)
@@ -308,6 +310,22 @@ class Executor:
             result.errors.append(f"mailbox: {exc}")
         finally:
             self.mailbox.close()
+
+    def _delivered_before(self, row: Any, now: datetime, result: TickResult) -> bool:
+        """A row tried before whose answer may have been lost (a timeout, a dropped
+        connection): sent, if the transport can tell it was delivered."""
+        group = self.config.group(row.group_id)
+        try:
+            found = self.transport.lookup(render_email.message_id(row.key, group.organiser),
+                                          row.key)
+        except TransportError:
+            return False  # cannot tell now: it goes again, as before
+        if found:
+            with self.store.atomic() as conn:
+                self.store.update_row(conn, row.key, now, "found delivered before a retry",
+                                      state="sent", sent_at=now)
+            result.sent.append(row.key)
+        return bool(found)
 
     def _prepare(self, key: str, now: datetime, result: TickResult) -> tuple[str, Any] | None:
         """The rendered message of a due row (None when it is no longer planned or cannot
@@ -399,8 +417,17 @@ class Executor:
                 self._fail(k, now, f"cannot render: {exc}", result)
             return
         parts = self.store.calendar_parts(name, group_id, unit).get((group_id, unit), [])
-        ops = calendar.operations(change, parts)
         transport: Any = self.transport
+        if any(self.store.row(k).attempts > 1 for k in claimed):
+            # tried before: the server may have done it and its answer been lost; ask it
+            try:
+                parts = calendar.merge(parts, transport.find(change.uid))
+            except TransportError as exc:
+                for d in wanted:
+                    self._retry(d.key, now, str(exc), result, exc.retry_after,
+                                jitter=sorted(claimed)[0])
+                return
+        ops = calendar.operations(change, parts)
         try:
             parts = transport.apply_all(change, ops, parts)
         except TransportError as exc:
@@ -443,22 +470,32 @@ class Executor:
         for row in rows:
             by_unit.setdefault((row.group_id, row.meeting_id), []).append(row)
         for (group_id, unit), found in by_unit.items():
-            kept = self.store.calendar_parts(transport.name, group_id, unit).get(
-                (group_id, unit), [])
+            lock = f"calendar:{transport.name}:{group_id}:{unit}"
+            if not self.store.lock(lock):
+                continue  # another worker is changing it: look next tick
             try:
-                group = self.config.group(group_id)
-                parts = calendar.merge(kept, transport.find(render_email.invite_uid(group,
-                                                                                    unit)))
-            except KeyError:  # the group is gone from the config: nothing to look up
-                parts = kept
-            except TransportError as exc:
-                log.warning("cannot look up %s/%s yet: %s", group_id, unit, exc)
-                continue
-            self.store.save_parts(transport.name, group_id, unit, parts, now)
-            for row in found:
-                held = calendar.settled(parts, row.recipient, calendar.method_of(row.kind),
-                                        row.revision or 0)
-                self._settle(row, held, now, result)
+                self._recover_meeting(group_id, unit, found, now, result)
+            finally:
+                self.store.unlock(lock)
+
+    def _recover_meeting(self, group_id: str, unit: str, found: list[Any], now: datetime,
+                         result: TickResult) -> None:
+        transport: Any = self.transport
+        kept = self.store.calendar_parts(transport.name, group_id, unit).get(
+            (group_id, unit), [])
+        try:
+            group = self.config.group(group_id)
+            parts = calendar.merge(kept, transport.find(render_email.invite_uid(group, unit)))
+        except KeyError:  # the group is gone from the config: nothing to look up
+            parts = kept
+        except TransportError as exc:
+            log.warning("cannot look up %s/%s yet: %s", group_id, unit, exc)
+            return
+        self.store.save_parts(transport.name, group_id, unit, parts, now)
+        for row in found:
+            held = calendar.settled(parts, row.recipient, calendar.method_of(row.kind),
+                                    row.revision or 0)
+            self._settle(row, held, now, result)
 
     def read_calendar(self, now: datetime, result: TickResult) -> None:
         """Record attendees' answers from the organiser's copies of meetings still to come,

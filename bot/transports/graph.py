@@ -187,6 +187,18 @@ class Graph:
                 return response.json()
             return response.content
 
+    def pages(self, path: str, params: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+        """Every item of a list, following ``@odata.nextLink`` (Outlook lists come ten to a
+        page unless asked for more)."""
+        url: str | None = None
+        query: Mapping[str, str] | None = {"$top": "100", **params}
+        while True:
+            got = self.request("GET", path, params=query, url=url) or {}
+            yield from got.get("value", [])
+            url, query = got.get("@odata.nextLink"), None
+            if not url:
+                return
+
     def batch(self, requests: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """``requests`` in ``$batch`` calls of BATCH each; id → response (each part has
         its own status: the caller decides what a failed part means)."""
@@ -224,12 +236,24 @@ ADVICE = {
 }
 
 
-def _failure(method: str, path: str, status: int, response: Any) -> TransportError:
+class GraphError(TransportError):
+    """Graph refused a request; ``status`` is its HTTP status."""
+
+    def __init__(self, message: str, status: int, retryable: bool | None = None) -> None:
+        super().__init__(message, retryable=status >= 500 or status in (408, 409, 412)
+                         if retryable is None else retryable)
+        self.status = status
+
+
+def _failure(method: str, path: str, status: int, response: Any) -> GraphError:
     detail = _error(response)
     advice = ADVICE.get(status, "")
-    retryable = status >= 500 or status in (408, 409, 412)
-    return TransportError(f"graph: {method} {path}: {status} {detail}"
-                          + (f" ({advice})" if advice else ""), retryable=retryable)
+    gone = status == 404 and "/events/" in path  # a meeting's event deleted by hand
+    if gone:
+        advice = ("the event is gone from the organiser's calendar (deleted in Outlook?): "
+                  "clerk looks again and makes it anew at the next attempt")
+    return GraphError(f"graph: {method} {path}: {status} {detail}"
+                      + (f" ({advice})" if advice else ""), status, True if gone else None)
 
 
 def _when(value: datetime, zone: str) -> dict[str, str]:
@@ -455,7 +479,13 @@ class GraphTransport(CalendarTransport):
             item_id = part.item_id
             path = g.user(f"/events/{quote(item_id)}")
             if op.action == "cancel":
-                g.request("POST", f"{path}/cancel", body={"comment": _why(change)})
+                try:
+                    g.request("POST", f"{path}/cancel", body={"comment": _why(change)})
+                except GraphError as exc:
+                    if exc.status != 404:
+                        raise
+                    log.warning("graph: event %s is gone already (cancelled or deleted)",
+                                item_id)
                 return item_id, ""
             # the recurrence goes only when the series itself changed (its exceptions stay),
             # and content saved before a failure or a crash is not mailed again
@@ -492,30 +522,26 @@ class GraphTransport(CalendarTransport):
         c = change.content
         master = c.master
         g = self.graph
-        times = [*master.exdates, *(o.recurrence_id for o in c.overrides),
+        # the whole series and a year past its last known change: a meeting moved before may
+        # be anywhere in it, and instances are listed where they are now
+        times = [master.start, *master.exdates, *(o.recurrence_id for o in c.overrides),
                  *(o.start for o in c.overrides)]
         by_start: dict[datetime, str] = {}
-        url: str | None = None
-        params: dict[str, str] | None = {
-            "startDateTime": (min(times) - timedelta(days=1)).astimezone(UTC).isoformat(),
-            "endDateTime": (max(times) + timedelta(days=1)).astimezone(UTC).isoformat(),
-            "$select": "id,originalStart", "$top": "100"}
-        while True:  # every page of instances
-            got = g.request("GET", g.user(f"/events/{quote(item_id)}/instances"),
-                            params=params, url=url) or {}
-            for inst in got.get("value", []):
-                when = _instant(inst.get("originalStart", ""))
-                if when is not None:
-                    by_start[when] = str(inst["id"])
-            url, params = got.get("@odata.nextLink"), None
-            if not url:
-                break
+        for inst in g.pages(g.user(f"/events/{quote(item_id)}/instances"), {
+                "startDateTime": (min(times) - timedelta(days=1)).astimezone(UTC).isoformat(),
+                "endDateTime": (max(times) + timedelta(days=366)).astimezone(UTC).isoformat(),
+                "$select": "id,originalStart"}):
+            when = _instant(inst.get("originalStart", ""))
+            if when is not None:
+                by_start[when] = str(inst["id"])
         for rid in master.exdates:  # not among the instances: cancelled already
             found = by_start.get(rid.astimezone(UTC))
             if found:
                 g.request("POST", g.user(f"/events/{quote(found)}/cancel"),
                           body={"comment": "This meeting is cancelled."})
-        for o in c.overrides:
+        # moved meetings are moved again only when they themselves may have changed: not
+        # when the change is other meetings cancelled (their attendees are not mailed again)
+        for o in (c.overrides if change.scope != "occurrences" else ()):
             found = by_start.get(o.recurrence_id.astimezone(UTC))
             if found is None:
                 raise TransportError(f"graph: the meeting of {o.recurrence_id.isoformat()} "
@@ -526,13 +552,13 @@ class GraphTransport(CalendarTransport):
 
     def find(self, uid: str) -> list[Part]:
         g = self.graph
-        got = g.request("GET", g.user("/events"), params={
+        events = g.pages(g.user("/events"), {
             "$filter": _has(UID_PROP, uid),
             "$select": "id,attendees,isCancelled",
             "$expand": f"singleValueExtendedProperties($filter=id eq '{REV_PROP}' or "
                        f"id eq '{PART_PROP}' or id eq '{DONE_PROP}')"})
         parts = []
-        for number, event in enumerate((got or {}).get("value", [])):
+        for number, event in enumerate(events):
             props = _properties(event)
             done = props.get("ClerkDone")
             attendees = tuple((a["emailAddress"].get("name", ""),

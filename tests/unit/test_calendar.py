@@ -66,10 +66,11 @@ def test_nothing_to_do_is_no_operation():
 
 
 def test_what_the_server_holds_wins_and_cancelled_items_are_remembered():
-    kept = [Part(0, "i0", (A, B), 0), Part(1, "i1", (C,), 0, cancelled=True)]
+    kept = [Part(0, "i0", (A, B), 0), Part(1, "i1", (C,), 0), Part(2, "i2", (B,), 0)]
     found = [Part(0, "i0", (A,), 1), Part(1, "i9", (D,), 1)]  # i9: made before a crash
-    assert merge(kept, found) == [Part(0, "i0", (A,), 1), Part(1, "i1", (C,), 0, True),
-                                  Part(2, "i9", (D,), 1)]
+    assert merge(kept, found) == [  # i1 and i2 are gone from the calendar: cancelled
+        Part(0, "i0", (A,), 1), Part(1, "i1", (C,), 0, True), Part(2, "i2", (B,), 0, True),
+        Part(3, "i9", (D,), 1)]
 
 
 def test_a_row_is_carried_out_when_the_server_shows_it():

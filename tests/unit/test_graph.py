@@ -694,3 +694,38 @@ def test_a_meeting_another_worker_is_changing_waits_for_it(
     result = on_graph().tick(GO_LIVE + timedelta(minutes=1))  # its holder is gone
     assert len(result.sent) == 21 and len(event_posts(graph)) == 1
     assert store.meta_value("lock:calendar:graph:qa-leads:2027-q1") is None  # let go
+
+
+def test_an_event_deleted_by_hand_is_made_again_for_an_update(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store):
+    on_graph().tick(GO_LIVE)
+    del graph.events[q1(graph)["id"]]  # the admin deleted it in Outlook
+    edit(group_dir / "group.toml", 'duration = "2h"', 'duration = "3h"')
+    on_graph().tick(GO_LIVE + timedelta(hours=1))
+    result = on_graph().tick(GO_LIVE + timedelta(hours=2))
+    assert len(result.retry) == 21 and "deleted in Outlook" in store.row(result.retry[0]).last_error
+    result = on_graph().tick(GO_LIVE + timedelta(hours=3))  # looked for, not found: made anew
+    assert len(result.sent) == 21
+    [event] = graph.events.values()
+    assert len(event["attendees"]) == 21 and event["end"]["dateTime"].endswith("17:00:00")
+
+
+def test_a_retried_meeting_is_looked_for_first_so_a_lost_answer_does_not_make_it_twice(
+        on_graph: Callable[[], Executor], graph: FakeGraph, monkeypatch: pytest.MonkeyPatch):
+    import httpx
+
+    real = FakeGraph._graph
+    lost = []
+
+    def answer_lost(self: FakeGraph, method: str, path: str, *a: Any) -> Any:
+        got = real(self, method, path, *a)
+        if method == "POST" and path.endswith("/events") and not lost:
+            lost.append(got)
+            raise httpx.ReadTimeout("the answer never came")
+        return got
+
+    with monkeypatch.context() as m:
+        m.setattr(FakeGraph, "_graph", answer_lost)
+        assert len(on_graph().tick(GO_LIVE).retry) == 21
+    result = on_graph().tick(GO_LIVE + timedelta(minutes=10))
+    assert len(result.sent) == 21 and len(graph.events) == 1 and len(event_posts(graph)) == 1

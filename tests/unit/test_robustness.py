@@ -163,3 +163,25 @@ def test_a_transport_with_a_batch_gets_messages_together_and_each_outcome_is_rec
     assert len(result.sent) == 19 and len(t.sent) == 19
     assert [store.row(k).state for k in result.retry + result.failed] == ["retry", "failed"]
     assert "sending" not in store.counts()
+
+
+def test_a_message_whose_answer_was_lost_is_looked_up_before_it_goes_again(
+        config_dir: Path, store: Store):
+    from bot import config as config_mod
+    from bot.errors import TransportError
+
+    class LostAnswers(MemoryTransport):
+        lose = True
+
+        def send(self, message: EmailMessage) -> None:
+            super().send(message)  # delivered …
+            if self.lose:
+                raise TransportError("timed out", retryable=True)  # … but not known to be
+
+    t = LostAnswers()
+    ex = Executor(config_mod.load(config_dir), store, t)
+    assert len(ex.tick(datetime(2026, 12, 1, 10, 0, tzinfo=UTC)).retry) == 21
+    t.lose = False
+    result = ex.tick(datetime(2026, 12, 1, 11, 0, tzinfo=UTC))
+    assert len(result.sent) == 21 and len(t.sent) == 21  # found, not sent twice
+    assert {store.row(k).state for k in result.sent} == {"sent"}
