@@ -31,6 +31,7 @@ made: reading ``OPTIONS`` (``clerk --help``, config checks) stays fast.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
@@ -113,6 +114,7 @@ TRANSIENT = frozenset((
     "ErrorBatchProcessingStopped", "ErrorIrresolvableConflict", "ErrorStaleObject",
     "ErrorInvalidChangeKey", "ErrorQuotaExceeded", "ErrorADUnavailable",
     "ErrorMailboxDataArrayTooBig",
+    "ErrorItemNotFound",  # a meeting's item deleted by hand: looked for again, made anew
 ))
 ADVICE = {
     "UnauthorizedError": "Exchange refused clerk's credentials: check the variables named by "
@@ -147,7 +149,8 @@ ADVICE = {
                                    "server's",
     "RedirectError": "the server sent clerk elsewhere: set server to the EWS URL, "
                      "https://<host>/EWS/Exchange.asmx",
-    "ErrorItemNotFound": "the item is gone from {mailbox} (deleted by hand?)",
+    "ErrorItemNotFound": "the item is gone from {mailbox}'s calendar (deleted in Outlook?): "
+                         "clerk looks again and makes it anew at the next attempt",
     "ErrorFolderNotFound": "a folder of {mailbox} is missing: check that mailbox is the "
                            "organiser's own mailbox",
     "OAuth2Error": "the OAuth sign-in failed: check client_id, tenant_id and the client secret; "
@@ -418,14 +421,15 @@ class ExchangeTransport(CalendarTransport):
         self._finish(change, item)
         return item.id, item.changekey
 
-    def _finish(self, change: MeetingChange, item: Any, reset: bool = False) -> None:
+    def _finish(self, change: MeetingChange, item: Any, reset: bool = False,
+                again: bool = False) -> None:
         """A series' exceptions, once the item is made or changed; a failure keeps the item
         (:class:`bot.calendar.HalfDone`): the next tick finds its revision done and does only
         these."""
         from exchangelib.items import SEND_TO_NONE
 
         try:
-            self._exceptions(change, item, reset)
+            self._exceptions(change, item, reset, again)
             if item.clerk_done != change.revision:  # all done: now it says so (mails no one)
                 item.clerk_done = change.revision
                 item.save(update_fields=["clerk_done"], send_meeting_invitations=SEND_TO_NONE)
@@ -448,15 +452,22 @@ class ExchangeTransport(CalendarTransport):
         return found
 
     def _update(self, change: MeetingChange, op: Op, part: Part) -> tuple[str, str]:
-        from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, SEND_TO_CHANGED_AND_SAVE_COPY
+        from exchangelib.items import (
+            SEND_TO_ALL_AND_SAVE_COPY,
+            SEND_TO_CHANGED_AND_SAVE_COPY,
+            SEND_TO_NONE,
+        )
 
         item = self._fetch(part.item_id)  # fresh: a stale change key would be refused
         fields: list[str] = []
         reset = False  # a series' times or rule changed: Exchange drops its exceptions
         # the server at this revision already: done before a crash or a failure part-way
         # (saving it again would mail everyone the same update twice)
-        if op.content and item.clerk_revision != change.revision:
-            content = _content(change)
+        again = op.content and item.clerk_revision != change.revision
+        if again:
+            # only some meetings of a series changed: the master stays as it is (nobody is
+            # mailed a series update); they are done as occurrences below
+            content = {} if change.scope else _content(change)
             if "recurrence" in content:  # a series: its times and rule only when changed
                 for name in ("start", "end", "recurrence"):
                     if _key(getattr(item, name)) == _key(content[name]):
@@ -469,7 +480,7 @@ class ExchangeTransport(CalendarTransport):
             for name, value in content.items():
                 setattr(item, name, value)
                 fields.append(name)
-            left = any(_left(change, item, reset))
+            left = any(_left(change, item, reset, again))
             item.clerk_revision = change.revision
             item.clerk_done = change.revision - 1 if left else change.revision
             fields += ["clerk_revision", "clerk_done"]
@@ -483,11 +494,14 @@ class ExchangeTransport(CalendarTransport):
         if fields:
             # a new time or place must reach everyone (SendToAll); an attendee change alone
             # is sent to the changed attendees (SendToChanged: the removed get the
-            # cancellation — Exchange may mail the others too, exchangelib #746)
-            item.save(update_fields=fields, send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY
-                      if "clerk_revision" in fields else SEND_TO_CHANGED_AND_SAVE_COPY)
+            # cancellation — Exchange may mail the others too, exchangelib #746); clerk's
+            # own properties alone, to nobody
+            said = set(fields) - {"clerk_revision", "clerk_done", "required_attendees"}
+            item.save(update_fields=fields, send_meeting_invitations=(
+                SEND_TO_ALL_AND_SAVE_COPY if said else SEND_TO_CHANGED_AND_SAVE_COPY
+                if "required_attendees" in fields else SEND_TO_NONE))
         if op.content:
-            self._finish(change, item, reset)
+            self._finish(change, item, reset, bool(again))
         return item.id, item.changekey
 
     def _cancel(self, part: Part) -> tuple[str, str]:
@@ -508,7 +522,8 @@ class ExchangeTransport(CalendarTransport):
             id=item.id, changekey=item.changekey)).send(copy_to_folder=self.ews.folder("sentitems"))
         return item.id, item.changekey
 
-    def _exceptions(self, change: MeetingChange, master: Any, reset: bool = False) -> None:
+    def _exceptions(self, change: MeetingChange, master: Any, reset: bool = False,
+                    again: bool = False) -> None:
         """A series' cancelled meetings deleted as occurrences (each attendee is mailed the
         cancellation) and its moved meetings changed as occurrences (mailed as updates),
         skipping what the server already shows (nothing, after a ``reset``: a new time or
@@ -525,7 +540,7 @@ class ExchangeTransport(CalendarTransport):
         from exchangelib.properties import OccurrenceItemId
 
         spec = change.content.master
-        gone, shifts = _left(change, master, reset)
+        gone, shifts = _left(change, master, reset, again)
         if not gone and not shifts:
             return
         zone = ZoneInfo(change.content.zone)
@@ -881,18 +896,33 @@ def _forget(config: Any) -> None:
 # --- what an item says ------------------------------------------------------------------------
 
 
-def _left(change: MeetingChange, master: Any, reset: bool) -> tuple[list[Any], list[Any]]:
+def _left(change: MeetingChange, master: Any, reset: bool,
+          again: bool = False) -> tuple[list[Any], list[Any]]:
     """A series' cancelled meetings (original starts) and moved ones (EventSpecs) the
-    server does not show yet (all of them after a ``reset``)."""
+    server does not show yet (all of them after a ``reset``). The server shows a moved
+    meeting's times, not its place: with new content (``again``) each moved one is sent
+    again, unless the change is other meetings cancelled."""
     spec = change.content.master
     if not spec.rrule:
         return [], []
     done = set() if reset else {d.start for d in master.deleted_occurrences or ()}
     moved = {} if reset else {o.original_start: (o.start, o.end)
                               for o in master.modified_occurrences or ()}
-    return ([x for x in spec.exdates if x not in done],
-            [o for o in change.content.overrides if o.recurrence_id is not None
-             and moved.get(o.recurrence_id) != (o.start, o.end)])
+    resend = again and change.scope != "occurrences"
+    shifts = [o for o in change.content.overrides if o.recurrence_id is not None
+              and (resend or moved.get(o.recurrence_id) != (o.start, o.end))]
+    wanted = {o.recurrence_id for o in change.content.overrides} | set(spec.exdates)
+    length = spec.end - spec.start
+    zone = ZoneInfo(change.content.zone)
+    usual = [datetime.fromtimestamp(at.timestamp(), tz=zone) for at in moved
+             if at not in wanted]
+    shifts += [dataclasses.replace(spec, start=at, end=at + length, recurrence_id=at,
+                                   rrule=None, exdates=())  # moved back to its usual time
+               for at in usual]
+    for at in done - set(spec.exdates):
+        log.warning("exchange: the meeting of %s was cancelled on the server and cannot be "
+                    "brought back there; add it as a [[meeting]] of its own", at.isoformat())
+    return [x for x in spec.exdates if x not in done], shifts
 
 
 def _done(change: MeetingChange) -> int:
