@@ -307,8 +307,9 @@ def _properties(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _has_exceptions(change: MeetingChange) -> bool:
-    master = change.content.master
-    return bool(master.rrule and (master.exdates or change.content.overrides))
+    """A series: its meetings are checked against the server's after any change (to be
+    cancelled, moved, or moved back)."""
+    return bool(change.content.master.rrule)
 
 
 def recurrence(rrule: str, start: datetime, zone: str) -> dict[str, Any]:
@@ -527,13 +528,23 @@ class GraphTransport(CalendarTransport):
         times = [master.start, *master.exdates, *(o.recurrence_id for o in c.overrides),
                  *(o.start for o in c.overrides)]
         by_start: dict[datetime, str] = {}
+        moved: dict[datetime, str] = {}
         for inst in g.pages(g.user(f"/events/{quote(item_id)}/instances"), {
                 "startDateTime": (min(times) - timedelta(days=1)).astimezone(UTC).isoformat(),
                 "endDateTime": (max(times) + timedelta(days=366)).astimezone(UTC).isoformat(),
-                "$select": "id,originalStart"}):
+                "$select": "id,originalStart,start"}):
             when = _instant(inst.get("originalStart", ""))
             if when is not None:
                 by_start[when] = str(inst["id"])
+                if _instant((inst.get("start") or {}).get("dateTime", "")) not in (when, None):
+                    moved[when] = str(inst["id"])
+        wanted = {o.recurrence_id.astimezone(UTC) for o in c.overrides}
+        for when, instance in moved.items():  # moved on the server, not in the config
+            if when not in wanted and when not in {x.astimezone(UTC) for x in master.exdates}:
+                g.request("PATCH", g.user(f"/events/{quote(instance)}"), body={
+                    "start": _when(when, c.zone),
+                    "end": _when(when + (master.end - master.start), c.zone),
+                    "location": {"displayName": master.location or ""}})
         for rid in master.exdates:  # not among the instances: cancelled already
             found = by_start.get(rid.astimezone(UTC))
             if found:

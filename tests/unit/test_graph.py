@@ -729,3 +729,23 @@ def test_a_retried_meeting_is_looked_for_first_so_a_lost_answer_does_not_make_it
         assert len(on_graph().tick(GO_LIVE).retry) == 21
     result = on_graph().tick(GO_LIVE + timedelta(minutes=10))
     assert len(result.sent) == 21 and len(graph.events) == 1 and len(event_posts(graph)) == 1
+
+
+def test_a_moved_meeting_of_a_series_moved_back_goes_back(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
+    from tests.conftest import add_series, move_series_meeting
+
+    toml = add_series(group_dir)
+    move_series_meeting(toml)  # 25 March → 29 March
+    on_graph().tick(GO_LIVE)
+    event = next(e for e in graph.events.values() if "recurrence" in e)
+    event["instances"] = [{"id": "occ1", "originalStart": "2027-03-25T14:00:00Z",
+                           "start": {"dateTime": "2027-03-29T13:00:00.0000000",
+                                     "timeZone": "UTC"}}]
+    text = toml.read_text()
+    toml.write_text(text[:text.index("\n[[series.occurrence]]")] + "\n")  # moved back
+    on_graph().tick(GO_LIVE + timedelta(hours=1))
+    on_graph().tick(GO_LIVE + timedelta(hours=2))
+    back = [p for p in graph.calls("PATCH", rf"{USER}/events/occ1")][-1]
+    assert back.body["start"] == {"dateTime": "2027-03-25T14:00:00",
+                                  "timeZone": "Europe/London"}
