@@ -354,6 +354,12 @@ def _rules(r: Reader, raw: Any) -> list[Rule]:
         if len([x for x in out if x.id == rule.id]) > 1:
             r.problem(f"rule[{i}].id", f"{rule.id!r} is used twice", table="rule", index=i,
                       name="id")
+        if rule.kind == "invitation" and any(x.kind == "invitation" for x in out[:i]):
+            r.problem(f"rule[{i}].kind", "a second invitation rule: a meeting has one "
+                      "invitation (its updates and cancellations follow by themselves)",
+                      table="rule", index=i, name="kind",
+                      hint="keep one [[rule]] with kind = \"invitation\"; a reminder is a "
+                      "pack or a request")
         if rule.chases and (rule.chases not in by_id or by_id[rule.chases].kind != "request"):
             r.problem(f"rule[{i}].chases", f"{rule.chases!r} is not a request rule",
                       table="rule", index=i, name="chases")

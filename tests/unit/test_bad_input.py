@@ -282,3 +282,13 @@ def test_a_deadline_after_the_meeting_is_refused(clerk: Clerk, group_dir: Path) 
     assert code == 2, text
     assert f"group.toml:{n}: rule[1].deadline: the deadline +2d is not before the meeting" \
         in text
+
+
+def test_a_second_invitation_rule_is_refused(clerk: Clerk, group_dir: Path) -> None:
+    toml = group_dir / "group.toml"
+    with toml.open("a") as f:
+        f.write('\n[[rule]]\nid = "invite-again"\nkind = "invitation"\nsend = "-7d"\n')
+    n = line_of(toml, 'id = "invite-again"') + 1  # its kind line
+    code, text = check(clerk)
+    assert code == 2, text
+    assert "rule[5].kind: a second invitation rule" in text and f"group.toml:{n}" in text
