@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -166,3 +166,119 @@ class TestTransportContract:
         assert t.batch >= 1
         t.close()
         t.close()  # harmless twice
+
+
+# --- the calendar side (bot/calendar.py), for the transports whose server owns meetings ----
+
+@dataclass
+class Calendar:
+    transport: Any
+    requests: Callable[[], int]  # requests made so far (sign-in not counted)
+    answer: Callable[[str, str, str], None]  # (item, email, ACCEPTED|DECLINED|TENTATIVE)
+    delete: Callable[[str], None]  # the organiser deletes the item by hand
+    attendees: Callable[[str], set[str]]
+
+
+def _graph_calendar(graph: Any, monkeypatch: pytest.MonkeyPatch, **_: Any) -> Calendar:
+    monkeypatch.setenv("CLERK_TEST_GRAPH_SECRET", "s3cret")
+    words = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentativelyAccepted"}
+    return Calendar(
+        graph.transport(), lambda: len(graph.graph_calls()),
+        lambda item, email, a: graph.answer(item, email, words[a]),
+        lambda item: graph.events.pop(item),
+        lambda item: {a["emailAddress"]["address"] for a in graph.events[item]["attendees"]})
+
+
+def _exchange_calendar(ews: Any, **_: Any) -> Calendar:
+    words = {"ACCEPTED": "Accept", "DECLINED": "Decline", "TENTATIVE": "Tentative"}
+    return Calendar(ews.transport(), lambda: len(ews.requests),
+                    lambda item, email, a: ews.respond(item, email, words[a]),
+                    lambda item: ews.items.pop(item), lambda item: set(ews.attendees(item)))
+
+
+@pytest.fixture(params=["exchange", "graph"])
+def server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    if request.param == "graph":
+        c = _graph_calendar(request.getfixturevalue("graph"), monkeypatch)
+    else:
+        c = _exchange_calendar(request.getfixturevalue("ews"))
+    yield c
+    c.transport.close()
+
+
+def _people(n: int) -> tuple[tuple[str, str], ...]:
+    return tuple((f"Member {i}", f"member{i}@council.example") for i in range(n))
+
+
+def _change(revision: int, invite: tuple[tuple[str, str], ...] = (),
+            cancel: tuple[tuple[str, str], ...] = (), hours: int = 2,
+            cancelled: bool = False) -> Any:
+    from zoneinfo import ZoneInfo
+
+    from bot.calendar import Attendee, Content, MeetingChange
+    from bot.model import Person
+    from bot.render.ical import EventSpec
+
+    start = datetime(2027, 1, 14, 14, tzinfo=ZoneInfo("Europe/London"))
+    return MeetingChange(
+        uid="qa-leads.2027-q1@network.example", group="qa-leads", unit="2027-q1",
+        revision=revision,
+        content=Content("QA Leads Network meeting", "<p>Dear members</p>", "Europe/London",
+                        Person("QA Leads", "clerk@contoso.example"),
+                        (EventSpec(start, start + timedelta(hours=hours), "QA Leads"),)),
+        cancelled=cancelled, invite=tuple(Attendee(f"k{e}", n, e) for n, e in invite),
+        cancel=tuple(Attendee(f"c{e}", n, e) for n, e in cancel))
+
+
+def _apply(server: Calendar, change: Any, parts: list[Any]) -> list[Any]:
+    from bot.calendar import operations
+
+    return list(server.transport.apply_all(change, operations(change, parts), parts))
+
+
+class TestCalendarContract:
+    def test_inviting_25_is_a_constant_number_of_requests(self, server: Calendar):
+        before = server.requests()
+        [part] = _apply(server, _change(0, _people(25)), [])
+        assert server.requests() - before <= 2  # whatever the number of members
+        assert server.attendees(part.item_id) == {e for _, e in _people(25)}
+
+    def test_what_is_made_is_found_again_by_its_uid(self, server: Calendar):
+        made = _apply(server, _change(0, _people(3)), [])
+        made = _apply(server, _change(0, _people(4)), made)  # a newcomer's own item
+        found = server.transport.find("qa-leads.2027-q1@network.example")
+        assert [(p.part, p.item_id, p.emails, p.revision) for p in found] == [
+            (p.part, p.item_id, p.emails, p.revision) for p in made]
+
+    def test_an_update_and_a_removal_keep_the_same_item(self, server: Calendar):
+        parts = _apply(server, _change(0, _people(3)), [])
+        parts = _apply(server, _change(1, _people(3), hours=3), parts)
+        parts = _apply(server, _change(1, cancel=_people(3)[2:]), parts)
+        [part] = parts
+        assert part.revision == 1 and server.attendees(part.item_id) == {
+            e for _, e in _people(2)}
+        [found] = server.transport.find("qa-leads.2027-q1@network.example")
+        assert found.revision == 1 and found.emails == part.emails
+
+    def test_answers_are_read_for_every_item(self, server: Calendar):
+        [part] = _apply(server, _change(0, _people(3)), [])
+        (_, a), (_, b), (_, c) = _people(3)
+        server.answer(part.item_id, a, "ACCEPTED")
+        server.answer(part.item_id, b, "DECLINED")
+        server.answer(part.item_id, c, "TENTATIVE")
+        assert server.transport.responses([part.item_id]) == {
+            part.item_id: {a: "ACCEPTED", b: "DECLINED", c: "TENTATIVE"}}
+
+    def test_cancelling_an_item_already_gone_is_done_not_an_error(self, server: Calendar):
+        [part] = _apply(server, _change(0, _people(2)), [])
+        server.delete(part.item_id)
+        [after] = _apply(server, _change(0, cancel=_people(2), cancelled=True), [part])
+        assert after.cancelled
+
+    def test_an_update_of_an_item_deleted_by_hand_may_be_retried(self, server: Calendar):
+        [part] = _apply(server, _change(0, _people(2)), [])
+        server.delete(part.item_id)
+        with pytest.raises(TransportError) as caught:
+            _apply(server, _change(1, _people(2), hours=3), [part])
+        assert caught.value.retryable and "deleted in Outlook" in str(caught.value)
+        assert server.transport.find("qa-leads.2027-q1@network.example") == []
