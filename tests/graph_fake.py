@@ -54,6 +54,7 @@ class FakeGraph:
     answers: dict[tuple[str, str], str] = field(default_factory=dict)  # (event, email) → resp
     slept: list[float] = field(default_factory=list)  # what the transport waited, seconds
     refused: set[str] = field(default_factory=set)  # addresses sendMail refuses (400)
+    batch_throttled: int = 0  # this many $batch parts come back 429
     roles: list[str] = field(default_factory=lambda: [
         "Calendars.ReadWrite", "Mail.Send", "Mail.ReadWrite"])  # the app's permissions
 
@@ -171,6 +172,11 @@ class FakeGraph:
         if path == "/$batch":
             out = []
             for r in body["requests"]:
+                if self.batch_throttled:  # this part is throttled (Outlook's limits)
+                    self.batch_throttled -= 1
+                    out.append({"id": r["id"], "status": 429, "headers": {"Retry-After": "2"},
+                                "body": {"error": {"code": "ApplicationThrottled"}}})
+                    continue
                 sub = urlsplit(r["url"])
                 got = self._graph(r["method"], unquote(sub.path), _query(sub.query),
                                   r.get("body"))

@@ -92,7 +92,7 @@ class Graph:
         self.mailbox = str(options.get("mailbox") or "")
         self.max_wait = float(options.get("max_wait", 10.0))
         self._http = http
-        self._sleep = sleep
+        self.sleep = sleep
         self._app: Any = None
         self._token: str | None = None
 
@@ -174,7 +174,7 @@ class Graph:
                 throttled += 1
                 if waited + wait <= self.max_wait and throttled <= THROTTLE_TRIES:
                     log.info("graph: %s, waiting %ss", status, wait)
-                    self._sleep(wait)
+                    self.sleep(wait)
                     waited += wait
                     continue
                 raise TransportError(f"graph: {status} {_error(response)}", retryable=True,
@@ -582,21 +582,39 @@ class GraphTransport(CalendarTransport):
         return parts
 
     def responses(self, items: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Each event's answers, in $batch calls; parts throttled are asked again once
+        after their Retry-After (when short), else the whole read waits for the next tick
+        (a TransportError: the executor does not count it as read)."""
         g = self.graph
-        requests = [{"id": str(i), "method": "GET",
-                     "url": g.user(f"/events/{quote(item)}?$select=attendees")}
-                    for i, item in enumerate(items)]
+        requests = {str(i): {"id": str(i), "method": "GET",
+                             "url": g.user(f"/events/{quote(item)}?$select=attendees")}
+                    for i, item in enumerate(items)}
         out: dict[str, dict[str, str]] = {}
-        for i, response in g.batch(requests).items():
-            if response.get("status") != 200:
-                log.warning("graph: reading answers of an event: %s", response.get("status"))
-                continue
-            answers = {}
-            for a in response.get("body", {}).get("attendees", []):
-                state = RESPONSES.get(a.get("status", {}).get("response", ""))
-                if state:
-                    answers[a["emailAddress"]["address"].lower()] = state
-            out[items[int(i)]] = answers
+        for attempt in (1, 2):
+            throttled: dict[str, float] = {}
+            for i, response in g.batch(list(requests.values())).items():
+                status = int(response.get("status") or 0)
+                if status in THROTTLED:
+                    throttled[i] = float((response.get("headers") or {}).get(
+                        "Retry-After", 5) or 5)
+                    continue
+                if status != 200:
+                    log.warning("graph: reading answers of an event: %s", status)
+                    continue
+                answers = {}
+                for a in response.get("body", {}).get("attendees", []):
+                    state = RESPONSES.get(a.get("status", {}).get("response", ""))
+                    if state:
+                        answers[a["emailAddress"]["address"].lower()] = state
+                out[items[int(i)]] = answers
+            if not throttled:
+                return out
+            wait = max(throttled.values())
+            if attempt == 2 or wait > g.max_wait:
+                raise TransportError(f"graph: reading answers: {len(throttled)} event(s) "
+                                     "throttled", retryable=True, retry_after=wait)
+            g.sleep(wait)
+            requests = {i: requests[i] for i in throttled}
         return out
 
     def doctor(self) -> list[tuple[bool, str, str]]:

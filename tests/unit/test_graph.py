@@ -749,3 +749,22 @@ def test_a_moved_meeting_of_a_series_moved_back_goes_back(
     back = [p for p in graph.calls("PATCH", rf"{USER}/events/occ1")][-1]
     assert back.body["start"] == {"dateTime": "2027-03-25T14:00:00",
                                   "timeZone": "Europe/London"}
+
+
+def test_answers_throttled_in_a_batch_are_asked_again_after_their_wait(
+        on_graph: Callable[[], Executor], graph: FakeGraph, store: Store):
+    on_graph().tick(GO_LIVE)
+    graph.answer(q1(graph)["id"], "joanne.beale@bracknell.example", "declined")
+    graph.batch_throttled = 1
+    on_graph().tick(GO_LIVE + timedelta(minutes=20))
+    assert graph.slept == [2.0]
+    answers = store.snapshot().rsvps[("qa-leads", "2027-q1", "")]
+    assert answers["joanne.beale@bracknell.example"][0] == "DECLINED"
+    graph.batch_throttled = 10  # throttled again and again: read at the next tick
+    graph.answer(q1(graph)["id"], "tina.jameson@brighton-hove.example", "accepted")
+    result = on_graph().tick(GO_LIVE + timedelta(minutes=40))
+    assert any("throttled" in e for e in result.errors)
+    graph.batch_throttled = 0
+    on_graph().tick(GO_LIVE + timedelta(minutes=41))  # not counted as read: tried again
+    answers = store.snapshot().rsvps[("qa-leads", "2027-q1", "")]
+    assert answers["tina.jameson@brighton-hove.example"][0] == "ACCEPTED"
