@@ -244,6 +244,23 @@ class HalfDone(TransportError):
         self.change_key = change_key
 
 
+class Unanswered(TransportError):
+    """Answers read for some events but not all (throttled): ``answers`` holds those read;
+    the rest are read at the next tick."""
+
+    def __init__(self, message: str, answers: Mapping[str, Mapping[str, str]],
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, retryable=True, retry_after=retry_after)
+        self.answers = answers
+
+
+def gone(kept: Sequence[Part], merged: Sequence[Part]) -> list[Part]:
+    """Items clerk held live that the server no longer shows (moved to another calendar
+    or deleted by hand): :func:`merge` counts them cancelled; the admin should know."""
+    now = {p.item_id: p for p in merged}
+    return [p for p in kept if not p.cancelled and now.get(p.item_id, p).cancelled]
+
+
 class CalendarTransport(Transport):
     """A transport whose server owns meetings (``exchange``, ``graph``).
 

@@ -67,11 +67,14 @@ class TransportError(Exception):
     disk) or not (a 5xx reply for that recipient). Transports raise; they never return False.
     ``retry_after`` (seconds) is the server's own word on when to come back (an Exchange
     ``ErrorServerBusy`` back-off, a Graph ``Retry-After``); the ledger waits at least that.
+    ``in_doubt``: the request may have been carried out though its answer was lost (a
+    timeout, a dropped connection): before it goes again, the message is looked up.
     """
 
     def __init__(self, message: str, *, retryable: bool,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, in_doubt: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.in_doubt = in_doubt
         self.parts: Any = None  # calendar transports: the items as they were left

@@ -28,6 +28,7 @@ from bot.store import Store
 from bot.transports.base import Transport
 
 log = logging.getLogger("clerk")
+IN_DOUBT = "in doubt: "  # a retry's last error when its answer was lost (looked up first)
 
 
 @dataclass
@@ -220,6 +221,7 @@ class Executor:
         pause = self.config.settings.pause
         meetings: dict[tuple[str, str], list[str]] = {}  # calendar transports: rows by meeting
         batch: list[tuple[str, Any]] = []  # (key, message) handed to the transport together
+        lookups = [True]  # whether messages in doubt can be looked up this tick
         size = max(1, self.transport.batch)
         try:
             for row in self._due(now):
@@ -239,7 +241,8 @@ class Executor:
                 if self.on_calendar and d is not None and d.kind in calendar.INVITE_KINDS:
                     meetings.setdefault((d.group, d.meeting), []).append(row.key)
                     continue  # one change per meeting, below
-                if row.attempts and self._delivered_before(row, now, result):
+                if (row.attempts and lookups and (row.last_error or "").startswith(IN_DOUBT)
+                        and self._delivered_before(row, now, result, lookups)):
                     continue
                 ready = self._prepare(row.key, now, result)
                 if ready is not None:
@@ -311,20 +314,24 @@ class Executor:
         finally:
             self.mailbox.close()
 
-    def _delivered_before(self, row: Any, now: datetime, result: TickResult) -> bool:
-        """A row tried before whose answer may have been lost (a timeout, a dropped
-        connection): sent, if the transport can tell it was delivered."""
-        group = self.config.group(row.group_id)
+    def _delivered_before(self, row: Any, now: datetime, result: TickResult,
+                          lookups: list[bool]) -> bool:
+        """A row whose last attempt's answer was lost (a timeout, a dropped connection):
+        sent, if the transport finds it delivered. A look-up that fails is not tried again
+        this tick (the server is down: one wait, not one per row)."""
+        desired = self._by_key.get(row.key)
+        if desired is None:
+            return False
+        organiser = self.config.group(desired.group).organiser
         try:
-            found = self.transport.lookup(render_email.message_id(row.key, group.organiser),
-                                          row.key)
-        except TransportError:
-            return False  # cannot tell now: it goes again, as before
+            found = self.transport.lookup(render_email.message_id(row.key, organiser), row.key)
+        except TransportError as exc:
+            log.warning("cannot look up messages in doubt now: %s", exc)
+            lookups[0] = False
+            return False  # it goes again, as before: at most one duplicate
         if found:
-            with self.store.atomic() as conn:
-                self.store.update_row(conn, row.key, now, "found delivered before a retry",
-                                      state="sent", sent_at=now)
-            result.sent.append(row.key)
+            log.info("%s was delivered before its answer was lost: not sent again", row.key)
+            self._sent(row.key, now, result)
         return bool(found)
 
     def _prepare(self, key: str, now: datetime, result: TickResult) -> tuple[str, Any] | None:
@@ -366,7 +373,8 @@ class Executor:
             if error is None:
                 self._sent(key, now, result)
             elif error.retryable:
-                self._retry(key, now, str(error), result, error.retry_after)
+                self._retry(key, now, str(error), result, error.retry_after,
+                            in_doubt=error.in_doubt)
             else:
                 self._fail(key, now, str(error), result)
         return True
@@ -421,11 +429,16 @@ class Executor:
         if any(self.store.row(k).attempts > 1 for k in claimed):
             # tried before: the server may have done it and its answer been lost; ask it
             try:
-                parts = calendar.merge(parts, transport.find(change.uid))
+                parts = self._merged(group_id, unit, parts, transport.find(change.uid), result)
             except TransportError as exc:
                 for d in wanted:
                     self._retry(d.key, now, str(exc), result, exc.retry_after,
                                 jitter=sorted(claimed)[0])
+                return
+            except Exception as exc:  # a bug: never leave rows in sending
+                log.exception("looking up %s/%s failed", group_id, unit)
+                for k in claimed:
+                    self._fail(k, now, f"{type(exc).__name__}: {exc}", result)
                 return
         ops = calendar.operations(change, parts)
         try:
@@ -485,7 +498,8 @@ class Executor:
             (group_id, unit), [])
         try:
             group = self.config.group(group_id)
-            parts = calendar.merge(kept, transport.find(render_email.invite_uid(group, unit)))
+            parts = self._merged(group_id, unit, kept,
+                                 transport.find(render_email.invite_uid(group, unit)), result)
         except KeyError:  # the group is gone from the config: nothing to look up
             parts = kept
         except TransportError as exc:
@@ -496,6 +510,19 @@ class Executor:
             held = calendar.settled(parts, row.recipient, calendar.method_of(row.kind),
                                     row.revision or 0)
             self._settle(row, held, now, result)
+
+    def _merged(self, group_id: str, unit: str, kept: list[Any], found: list[Any],
+                result: TickResult) -> list[Any]:
+        """What clerk knew of a meeting's items, corrected by the server (calendar.merge);
+        an item it no longer shows is reported: its people may need inviting again."""
+        parts = calendar.merge(kept, found)
+        for p in calendar.gone(kept, parts):
+            message = (f"calendar {group_id}/{unit}: item {p.part} ({len(p.attendees)} "
+                       "attendee(s)) is no longer in the organiser's calendar (moved to another "
+                       "calendar or deleted in Outlook?); clerk counts it cancelled")
+            log.warning(message)
+            result.errors.append(message)
+        return parts
 
     def read_calendar(self, now: datetime, result: TickResult) -> None:
         """Record attendees' answers from the organiser's copies of meetings still to come,
@@ -519,9 +546,10 @@ class Executor:
         if items:
             try:
                 answers = transport.responses(sorted(items))
-            except TransportError as exc:  # read again next tick
+            except TransportError as exc:  # read again next tick (what was read is kept)
                 log.warning("calendar: cannot read answers yet: %s", exc)
                 result.errors.append(f"calendar: {exc}")
+                self._record_answers(items, getattr(exc, "answers", {}), now, result)
                 return
             self._record_answers(items, answers, now, result)
         self.store.set_meta("rsvps_read_at", now.isoformat())
@@ -548,7 +576,7 @@ class Executor:
         return self._token_secret
 
     def _retry(self, key: str, now: datetime, error: str, result: TickResult,
-               after: float | None = None, jitter: str = "") -> None:
+               after: float | None = None, jitter: str = "", in_doubt: bool = False) -> None:
         """A failure that may clear: try again after a back-off, or park the message once it
         has failed for longer than ``park_after`` (the admin is told in a digest)."""
         row = self.store.row(key)
@@ -562,6 +590,8 @@ class Executor:
                 result.parked.append(key)
                 log.error("parked %s after failing since %s: %s", key, first.isoformat(), error)
                 return
+            if in_doubt:  # looked up before it goes again
+                error = f"{IN_DOUBT}{error}"
             wait = backoff(jitter or key, row.attempts, s.retry_base, s.retry_cap)
             if after:  # the server said when to come back
                 wait = max(wait, timedelta(seconds=after))

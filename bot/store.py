@@ -216,7 +216,7 @@ class Store(Facts):
         """Rows whose send time has come, oldest first (an index range scan)."""
         with self.engine.connect() as conn:
             q = sa.select(ledger.c.key, ledger.c.state, ledger.c.latest_at,
-                          ledger.c.next_attempt_at, ledger.c.attempts,
+                          ledger.c.next_attempt_at, ledger.c.attempts, ledger.c.last_error,
                           ledger.c.group_id).where(
                 ledger.c.state.in_(("planned", "retry")), ledger.c.send_at <= now,
             ).order_by(ledger.c.send_at, ledger.c.key).limit(limit)

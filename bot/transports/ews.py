@@ -270,11 +270,13 @@ class Ews:
         elif getattr(exc, "back_off", None):  # ErrorServerBusy's BackOffMilliseconds
             retry_after = float(getattr(exc, "back_off"))  # noqa: B009
         if name in TRANSIENT:
-            return TransportError(message, retryable=True, retry_after=retry_after)
+            return TransportError(message, retryable=True, retry_after=retry_after,
+                                  in_doubt=name == "ErrorTimeoutExpired")
         if name in ADVICE or isinstance(exc, ResponseMessageError):
             return TransportError(message, retryable=False)
-        # a dropped connection, a timeout, a garbled answer: may clear by itself
-        return TransportError(message, retryable=True, retry_after=retry_after)
+        # a dropped connection, a timeout, a garbled answer: may clear by itself, and may
+        # have been carried out
+        return TransportError(message, retryable=True, retry_after=retry_after, in_doubt=True)
 
 
 # --- exchangelib, set up once -----------------------------------------------------------------

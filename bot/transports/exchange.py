@@ -555,8 +555,8 @@ def _left(change: MeetingChange, master: Any, reset: bool,
     wanted = {o.recurrence_id for o in change.content.overrides} | set(spec.exdates)
     length = spec.end - spec.start
     zone = ZoneInfo(change.content.zone)
-    usual = [datetime.fromtimestamp(at.timestamp(), tz=zone) for at in moved
-             if at not in wanted]
+    usual = [datetime.fromtimestamp(at.timestamp(), tz=zone) for at, (start, end)
+             in moved.items() if at not in wanted and (start, end) != (at, at + length)]
     shifts += [dataclasses.replace(spec, start=at, end=at + length, recurrence_id=at,
                                    rrule=None, exdates=())  # moved back to its usual time
                for at in usual]

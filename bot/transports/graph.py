@@ -39,7 +39,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
 
-from bot.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part
+from bot.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part, Unanswered
 from bot.credentials import secret
 from bot.errors import TransportError
 from bot.options import Option, _float, _int, _str
@@ -163,7 +163,7 @@ class Graph:
                         json.dumps(body).encode() if body is not None else None))
             except Exception as exc:  # httpx.TransportError and friends: the network
                 raise TransportError(f"graph: {method} {path or 'upload'}: {exc}",
-                                     retryable=True) from exc
+                                     retryable=True, in_doubt=True) from exc
             status = response.status_code
             if status == 401 and auth and not retried_auth:
                 retried_auth = True
@@ -239,10 +239,12 @@ ADVICE = {
 class GraphError(TransportError):
     """Graph refused a request; ``status`` is its HTTP status."""
 
-    def __init__(self, message: str, status: int, retryable: bool | None = None) -> None:
+    def __init__(self, message: str, status: int, retryable: bool | None = None,
+                 code: str = "") -> None:
         super().__init__(message, retryable=status >= 500 or status in (408, 409, 412)
                          if retryable is None else retryable)
         self.status = status
+        self.code = code  # Graph's error code, e.g. ErrorItemNotFound
 
 
 def _failure(method: str, path: str, status: int, response: Any) -> GraphError:
@@ -253,7 +255,8 @@ def _failure(method: str, path: str, status: int, response: Any) -> GraphError:
         advice = ("the event is gone from the organiser's calendar (deleted in Outlook?): "
                   "clerk looks again and makes it anew at the next attempt")
     return GraphError(f"graph: {method} {path}: {status} {detail}"
-                      + (f" ({advice})" if advice else ""), status, True if gone else None)
+                      + (f" ({advice})" if advice else ""), status, True if gone else None,
+                      detail.partition(":")[0])
 
 
 def _when(value: datetime, zone: str) -> dict[str, str]:
@@ -483,7 +486,7 @@ class GraphTransport(CalendarTransport):
                 try:
                     g.request("POST", f"{path}/cancel", body={"comment": _why(change)})
                 except GraphError as exc:
-                    if exc.status != 404:
+                    if exc.code != "ErrorItemNotFound":  # not a mailbox gone: that is no done
                         raise
                     log.warning("graph: event %s is gone already (cancelled or deleted)",
                                 item_id)
@@ -611,8 +614,8 @@ class GraphTransport(CalendarTransport):
                 return out
             wait = max(throttled.values())
             if attempt == 2 or wait > g.max_wait:
-                raise TransportError(f"graph: reading answers: {len(throttled)} event(s) "
-                                     "throttled", retryable=True, retry_after=wait)
+                raise Unanswered(f"graph: reading answers: {len(throttled)} event(s) "
+                                 "throttled", out, retry_after=wait)
             g.sleep(wait)
             requests = {i: requests[i] for i in throttled}
         return out

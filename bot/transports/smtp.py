@@ -142,7 +142,8 @@ class SmtpTransport(Transport):
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             self._drop()  # dropped, refused or timed out: it may have gone; retry
             raise TransportError(f"connection to {self.host}:{self.port} failed: "
-                                 f"{exc or type(exc).__name__}", retryable=True) from exc
+                                 f"{exc or type(exc).__name__}", retryable=True,
+                                 in_doubt=True) from exc
 
     def lookup(self, message_id: str, key: str = "") -> bool | None:
         """Whether the mailbox's Sent folder holds it (None when no copy is kept)."""

@@ -706,6 +706,7 @@ def test_an_event_deleted_by_hand_is_made_again_for_an_update(
     assert len(result.retry) == 21 and "deleted in Outlook" in store.row(result.retry[0]).last_error
     result = on_graph().tick(GO_LIVE + timedelta(hours=3))  # looked for, not found: made anew
     assert len(result.sent) == 21
+    assert any("no longer in the organiser's calendar" in e for e in result.errors)
     [event] = graph.events.values()
     assert len(event["attendees"]) == 21 and event["end"]["dateTime"].endswith("17:00:00")
 
@@ -768,3 +769,25 @@ def test_answers_throttled_in_a_batch_are_asked_again_after_their_wait(
     on_graph().tick(GO_LIVE + timedelta(minutes=41))  # not counted as read: tried again
     answers = store.snapshot().rsvps[("qa-leads", "2027-q1", "")]
     assert answers["tina.jameson@brighton-hove.example"][0] == "ACCEPTED"
+
+
+def test_answers_read_while_others_are_throttled_are_kept(
+        on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store):
+    on_graph().tick(GO_LIVE)
+    add_members(group_dir, NEWCOMERS[:1])
+    on_graph().tick(GO_LIVE + timedelta(hours=1))  # the newcomer's own event
+    first, own = list(graph.events)
+    graph.answer(first, "joanne.beale@bracknell.example", "declined")
+    graph.answer(own, "ada.byron@council.example", "accepted")
+    graph.batch_throttled = 3  # both parts, then the first again
+    result = on_graph().tick(GO_LIVE + timedelta(hours=2))
+    assert any("throttled" in e for e in result.errors)
+    who = {first: "joanne.beale@bracknell.example", own: "ada.byron@council.example"}
+    asked_first, asked_second = sorted(who)  # the order of the $batch parts
+    answers = store.snapshot().rsvps[("qa-leads", "2027-q1", "")]
+    assert who[asked_second] in answers  # read: kept
+    assert who[asked_first] not in answers  # throttled twice: read at the next tick
+    on_graph().tick(GO_LIVE + timedelta(hours=2, minutes=1))
+    answers = store.snapshot().rsvps[("qa-leads", "2027-q1", "")]
+    assert answers["joanne.beale@bracknell.example"][0] == "DECLINED"
+    assert answers["ada.byron@council.example"][0] == "ACCEPTED"

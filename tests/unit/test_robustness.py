@@ -176,7 +176,7 @@ def test_a_message_whose_answer_was_lost_is_looked_up_before_it_goes_again(
         def send(self, message: EmailMessage) -> None:
             super().send(message)  # delivered …
             if self.lose:
-                raise TransportError("timed out", retryable=True)  # … but not known to be
+                raise TransportError("timed out", retryable=True, in_doubt=True)  # … not known
 
     t = LostAnswers()
     ex = Executor(config_mod.load(config_dir), store, t)
@@ -185,3 +185,24 @@ def test_a_message_whose_answer_was_lost_is_looked_up_before_it_goes_again(
     result = ex.tick(datetime(2026, 12, 1, 11, 0, tzinfo=UTC))
     assert len(result.sent) == 21 and len(t.sent) == 21  # found, not sent twice
     assert {store.row(k).state for k in result.sent} == {"sent"}
+
+
+def test_a_message_surely_refused_is_not_looked_up_before_it_goes_again(
+        config_dir: Path, store: Store):
+    from bot import config as config_mod
+    from bot.errors import TransportError
+
+    class Counting(MemoryTransport):
+        lookups = 0
+
+        def lookup(self, message_id: str, key: str = "") -> bool | None:
+            self.lookups += 1
+            return super().lookup(message_id, key)
+
+    t = Counting()
+    t.fail["@"] = TransportError("451 try later", retryable=True)  # every recipient
+    ex = Executor(config_mod.load(config_dir), store, t)
+    assert len(ex.tick(datetime(2026, 12, 1, 10, 0, tzinfo=UTC)).retry) == 21
+    t.fail.clear()
+    assert len(ex.tick(datetime(2026, 12, 1, 11, 0, tzinfo=UTC)).sent) == 21
+    assert t.lookups == 0
