@@ -400,14 +400,15 @@ class Executor:
                       result: TickResult) -> None:
         """Carry out one meeting's due invitation rows as calendar operations, holding the
         meeting's lock: two workers never change one meeting's items at once."""
-        lock = f"calendar:{self.transport.name}:{group_id}:{unit}"
-        if not self.store.lock(lock):
-            log.info("calendar %s/%s: another worker is changing it; next tick", group_id, unit)
-            return
-        try:
-            self._change_meeting(group_id, unit, keys, now, result)
-        finally:
-            self.store.unlock(lock)
+        with self.store.locked(self._lock(group_id, unit)) as got:
+            if got:
+                self._change_meeting(group_id, unit, keys, now, result)
+            else:
+                log.info("calendar %s/%s: another worker is changing it; next tick",
+                         group_id, unit)
+
+    def _lock(self, group_id: str, unit: str) -> str:
+        return f"calendar:{self.transport.name}:{group_id}:{unit}"
 
     def _change_meeting(self, group_id: str, unit: str, keys: list[str], now: datetime,
                         result: TickResult) -> None:
@@ -478,18 +479,13 @@ class Executor:
     def _recover_calendar(self, rows: list[Any], now: datetime, result: TickResult) -> None:
         """Rows of meetings left in ``sending``: ask the server what it holds (the items carry
         the meeting's UID) and settle each row by it."""
-        transport: Any = self.transport
         by_unit: dict[tuple[str, str], list[Any]] = {}
         for row in rows:
             by_unit.setdefault((row.group_id, row.meeting_id), []).append(row)
         for (group_id, unit), found in by_unit.items():
-            lock = f"calendar:{transport.name}:{group_id}:{unit}"
-            if not self.store.lock(lock):
-                continue  # another worker is changing it: look next tick
-            try:
-                self._recover_meeting(group_id, unit, found, now, result)
-            finally:
-                self.store.unlock(lock)
+            with self.store.locked(self._lock(group_id, unit)) as got:
+                if got:  # else another worker is changing it: look next tick
+                    self._recover_meeting(group_id, unit, found, now, result)
 
     def _recover_meeting(self, group_id: str, unit: str, found: list[Any], now: datetime,
                          result: TickResult) -> None:

@@ -262,6 +262,16 @@ class Store(Facts):
             conn.execute(meta.delete().where(meta.c.name == f"lock:{name}",
                                              meta.c.value.startswith(f"{CLAIMANT}@")))
 
+    @contextmanager
+    def locked(self, name: str) -> Iterator[bool]:
+        """``with store.locked(name) as got``: whether the lock was taken; let go after."""
+        got = self.lock(name)
+        try:
+            yield got
+        finally:
+            if got:
+                self.unlock(name)
+
     def set_state(self, keys: Sequence[str], from_states: Sequence[str], to_state: str,
                   now: datetime, detail: str, **values: Any) -> list[str]:
         """Move the rows whose key is in ``keys`` (or starts with an entry ending in "/")

@@ -309,7 +309,7 @@ def _properties(event: Mapping[str, Any]) -> dict[str, Any]:
             for p in event.get("singleValueExtendedProperties", [])}
 
 
-def _has_exceptions(change: MeetingChange) -> bool:
+def _series(change: MeetingChange) -> bool:
     """A series: its meetings are checked against the server's after any change (to be
     cancelled, moved, or moved back)."""
     return bool(change.content.master.rrule)
@@ -387,7 +387,9 @@ class GraphTransport(CalendarTransport):
     # --- messages --------------------------------------------------------------------------
 
     def send(self, message: EmailMessage) -> None:
-        out = outgoing(message)
+        self._send(outgoing(message))
+
+    def _send(self, out: Outgoing) -> None:
         g = self.graph
         if out.size <= INLINE_LIMIT:
             g.request("POST", g.user("/sendMail"),
@@ -409,10 +411,10 @@ class GraphTransport(CalendarTransport):
         outs = [outgoing(m) for m in messages]
         outcomes: list[TransportError | None] = [None] * len(messages)
         small = [i for i, o in enumerate(outs) if not o.attachments]
-        for i, m in enumerate(messages):
+        for i, out in enumerate(outs):
             if i not in small:
                 try:
-                    self.send(m)
+                    self._send(out)
                 except TransportError as exc:
                     outcomes[i] = exc
         if not small:
@@ -471,7 +473,7 @@ class GraphTransport(CalendarTransport):
         unfinished, a failure keeps the event (HalfDone), and the next tick does what is
         left — its content (``ClerkRevision``) already saved is not sent again."""
         g = self.graph
-        pending = op.action != "cancel" and op.content and _has_exceptions(change)
+        pending = op.action != "cancel" and op.content and _series(change)
         if op.action == "create":
             body = event_body(change, op.attendees, part=op.part, revision=change.revision,
                               done=change.revision - 1 if pending else change.revision)
