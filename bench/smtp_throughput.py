@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import cProfile
 import csv
-import email.policy
 import functools
 import gc
 import io
@@ -61,6 +60,7 @@ from bot import transports  # noqa: E402
 from bot.executor import Executor, TickResult  # noqa: E402
 from bot.render import email as render_email  # noqa: E402
 from bot.store import Store  # noqa: E402
+from bot.transports import smtp as smtp_mod  # noqa: E402
 
 EXAMPLE = ROOT / "config" / "example"
 ORGANISATIONS = 15
@@ -276,8 +276,7 @@ def prebuild(inst: Install) -> list[Prebuilt]:
         d = by_key[row.key]
         group = inst.executor.config.group(d.group)
         msg = render_email.build(group, d, NOW, None)
-        out.append(Prebuilt(group.organiser.email, d.recipient.email,
-                            msg.as_bytes(policy=email.policy.SMTP)))
+        out.append(Prebuilt(group.organiser.email, d.recipient.email, msg.data))
     return out
 
 
@@ -345,11 +344,12 @@ class Breakdown:
 LABELS = {
     "jinja": "jinja2: text + HTML parts",
     "ical": "iCalendar (invite_ics)",
-    "mime": "MIME: EmailMessage, headers, parts (rest of build)",
-    "flatten": "flatten to bytes + addresses (rest of SmtpTransport.send)",
-    "smtp": "SMTP dialogue (smtplib sendmail: MAIL/RCPT/DATA + server)",
-    "claim": "ledger: claim → sending (1 transaction)",
-    "sent": "ledger: mark sent (1 transaction)",
+    "mime": "MIME: headers and parts written to bytes (rest of build)",
+    "start": "rest of SmtpTransport.start",
+    "smtp": "SMTP: MAIL, RCPT, DATA and the message, with their answers",
+    "answer": "SMTP: waiting for the answer to the message's data",
+    "claim": "ledger: claim → sending (UPDATE + event INSERT)",
+    "sent": "ledger: mark sent + the commit (one transaction with the claim)",
     "due": "ledger: due_keys + tick set-up (current_plan check)",
     "connect": "SMTP connect + EHLO + QUIT",
     "other": "executor loop, token, Message-ID, logging, rest",
@@ -366,8 +366,9 @@ def breakdown_round(inst: Install) -> tuple[Breakdown, float, int]:
         mock.patch.object(render_email, "invite_ics",
                           bd.wrap("ical", render_email.invite_ics)),
         mock.patch.object(render_email, "build", bd.wrap("mime", render_email.build)),
-        mock.patch.object(transport, "send", bd.wrap("flatten", transport.send)),
-        mock.patch.object(smtp_cls, "sendmail", bd.wrap("smtp", smtp_cls.sendmail)),
+        mock.patch.object(transport, "start", bd.wrap("start", transport.start)),
+        mock.patch.object(smtp_mod, "_begin", bd.wrap("smtp", smtp_mod._begin)),
+        mock.patch.object(smtp_mod, "_end", bd.wrap("answer", smtp_mod._end)),
         mock.patch.object(smtp_cls, "connect", bd.wrap("connect", smtp_cls.connect)),
         mock.patch.object(smtp_cls, "ehlo", bd.wrap("connect", smtp_cls.ehlo)),
         mock.patch.object(smtp_cls, "quit", bd.wrap("connect", smtp_cls.quit)),

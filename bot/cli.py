@@ -233,8 +233,6 @@ def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None,
 @click.pass_obj
 def preview(obj: Ctx, key: str, now: str | None) -> None:
     """Show the rendered message KEY (headers and parts) without sending it."""
-    from email.policy import SMTP
-
     from bot import planner
     from bot.render.email import build
 
@@ -248,7 +246,7 @@ def preview(obj: Ctx, key: str, now: str | None) -> None:
         raise _usage_error(f"{key!r} is not in the current plan ({why}); "
                          "`clerk plan --json` lists the keys")
     message = build(config.group(desired.group), desired, at)
-    click.echo(message.as_bytes(policy=SMTP.clone(linesep="\n")).decode(errors="replace"))
+    click.echo(message.data.replace(b"\r\n", b"\n").decode(errors="replace"))
 
 
 def _move(obj: Ctx, keys: tuple[str, ...], from_states: tuple[str, ...], to_state: str,

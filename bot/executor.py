@@ -12,11 +12,11 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import calendar, planner, windows
 from bot.errors import TransportError
@@ -25,7 +25,10 @@ from bot.planner import Plan
 from bot.render import email as render_email
 from bot.replies import ANSWERABLE, make_token
 from bot.store import Store
-from bot.transports.base import Transport
+from bot.transports.base import Mail, Transport
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 log = logging.getLogger("clerk")
 IN_DOUBT = "in doubt: "  # a retry's last error when its answer was lost (looked up first)
@@ -94,6 +97,7 @@ class Executor:
         self._stamp: tuple[str, int] | None = None
         self._token_secret: bytes | None = None
         self.batch = 1000  # due rows fetched at a time
+        self._in_flight: tuple[str, Callable[[], None]] | None = None  # (key, finish)
 
     def use_config(self, config: Config) -> None:
         self.config = config
@@ -220,7 +224,7 @@ class Executor:
             result.recorded, result.updated, result.withdrawn = counts
         pause = self.config.settings.pause
         meetings: dict[tuple[str, str], list[str]] = {}  # calendar transports: rows by meeting
-        batch: list[tuple[str, Any]] = []  # (key, message) handed to the transport together
+        batch: list[tuple[str, Mail]] = []  # (key, message) handed to the transport together
         lookups = [True]  # whether messages in doubt can be looked up this tick
         size = max(1, self.transport.batch)
         try:
@@ -253,6 +257,7 @@ class Executor:
                     batch = []
             if batch and not self.stop.is_set():
                 self._deliver(batch, now, result)
+            self._finish(now, result)
             for (group_id, unit), keys in meetings.items():
                 if self.stop.is_set():
                     result.stopped = True
@@ -261,7 +266,10 @@ class Executor:
             if self.on_calendar and not self.stop.is_set():
                 self.read_calendar(now, result)
         finally:
-            self.transport.close()
+            try:
+                self._finish(now, result)  # only after an error: what went is recorded
+            finally:
+                self.transport.close()
             if self.mailbox is not None:
                 self.mailbox.close()  # a Sent copy may have opened it again
         return result
@@ -334,7 +342,7 @@ class Executor:
             self._sent(row.key, now, result)
         return bool(found)
 
-    def _prepare(self, key: str, now: datetime, result: TickResult) -> tuple[str, Any] | None:
+    def _prepare(self, key: str, now: datetime, result: TickResult) -> tuple[str, Mail] | None:
         """The rendered message of a due row (None when it is no longer planned or cannot
         be rendered: that row alone fails)."""
         desired = self._by_key.get(key)
@@ -353,35 +361,90 @@ class Executor:
             self._fail(key, now, f"cannot render: {exc}", result)
             return None
 
-    def _deliver(self, batch: list[tuple[str, Any]], now: datetime,
+    def _deliver(self, batch: list[tuple[str, Mail]], now: datetime,
                  result: TickResult) -> bool:
         """Claim the rows of ``batch`` and hand their messages to the transport together
-        (one message at a time for outbox and smtp; a service's batch for exchange and
-        graph); record each one's outcome. False when nothing was claimed."""
+        (a service's batch for exchange and graph); record each one's outcome. False when
+        nothing was claimed."""
+        if len(batch) == 1 and self.transport.batch == 1:
+            return self._start(*batch[0], now, result)
+        self._finish(now, result)
         claimed = [(key, message) for key, message in batch
-                   if self.store.claim(key, now, str(message["Message-ID"]), self.transport.name)]
+                   if self.store.claim(key, now, message.message_id, self.transport.name)]
         if not claimed:
             return False
         try:
             outcomes = self.transport.send_many([m for _, m in claimed])
         except Exception as exc:  # a bug or a broken setting: never leave a row in sending
-            log.exception("sending %s failed", ", ".join(k for k, _ in claimed))
-            for key, _ in claimed:
-                self._fail(key, now, f"{type(exc).__name__}: {exc}", result)
+            self._broken([k for k, _ in claimed], exc, now, result)
             return True
         for (key, _), error in zip(claimed, outcomes, strict=True):
-            if error is None:
-                self._sent(key, now, result)
-            elif error.retryable:
-                self._retry(key, now, str(error), result, error.retry_after,
-                            in_doubt=error.in_doubt)
-            else:
-                self._fail(key, now, str(error), result)
+            self._outcome(key, error, now, result)
         return True
 
-    def _sent(self, key: str, now: datetime, result: TickResult) -> None:
-        desired = self._by_key[key]
+    def _start(self, key: str, message: Mail, now: datetime, result: TickResult) -> bool:
+        """One message at a time (outbox, smtp): wait for the answer to the message in
+        flight, then — in one transaction — record it sent and claim ``key``, and start
+        sending it. Its answer is awaited only once the next message is rendered: clerk
+        renders a message while the server takes the one before, and a kill still leaves at
+        most one message in doubt."""
+        done = self._wait(now, result)
         with self.store.atomic() as conn:
+            if done is not None:
+                self._sent(done, now, result, conn)
+            claimed = self.store.claim(key, now, message.message_id, self.transport.name,
+                                       conn)
+        if not claimed:
+            return False
+        try:
+            self._in_flight = key, self.transport.start(message)
+        except TransportError as exc:
+            self._outcome(key, exc, now, result)
+        except Exception as exc:
+            self._broken([key], exc, now, result)
+        return True
+
+    def _wait(self, now: datetime, result: TickResult) -> str | None:
+        """Wait for the server's answer to the message in flight: its key when it was
+        delivered (for the caller to record), else None (a failure is recorded here)."""
+        if self._in_flight is None:
+            return None
+        (key, finish), self._in_flight = self._in_flight, None
+        try:
+            finish()
+        except TransportError as exc:
+            self._outcome(key, exc, now, result)
+        except Exception as exc:
+            self._broken([key], exc, now, result)
+        else:
+            return key
+        return None
+
+    def _finish(self, now: datetime, result: TickResult) -> None:
+        """The message in flight, if any, answered and recorded."""
+        key = self._wait(now, result)
+        if key is not None:
+            self._sent(key, now, result)
+
+    def _broken(self, keys: list[str], exc: Exception, now: datetime,
+                result: TickResult) -> None:
+        log.error("sending %s failed", ", ".join(keys), exc_info=exc)
+        for key in keys:
+            self._fail(key, now, f"{type(exc).__name__}: {exc}", result)
+
+    def _outcome(self, key: str, error: TransportError | None, now: datetime,
+                 result: TickResult) -> None:
+        if error is None:
+            self._sent(key, now, result)
+        elif error.retryable:
+            self._retry(key, now, str(error), result, error.retry_after, in_doubt=error.in_doubt)
+        else:
+            self._fail(key, now, str(error), result)
+
+    def _sent(self, key: str, now: datetime, result: TickResult,
+              conn: Connection | None = None) -> None:
+        desired = self._by_key[key]
+        with self.store.atomic(conn) as conn:
             self.store.update_row(conn, key, now, "", state="sent", sent_at=now)
             if desired.kind == "notice":  # the admin now knows about these
                 self.store.mark_notified(conn, desired.context.get("undelivered_keys", []),

@@ -7,6 +7,7 @@ is the audit log. Instants are stored as naive UTC and returned aware.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -54,6 +55,24 @@ def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
 
 CLAIMANT = f"{socket.gethostname()}:{os.getpid()}"
 
+# the statements of sending one message, built once with bind parameters (SQLAlchemy builds
+# and looks up a statement made per call at several times the cost of running it)
+_ADD_EVENT = events.insert()
+_CLAIM = ledger.update().where(
+    ledger.c.key == sa.bindparam("b_key"),
+    sa.or_(ledger.c.state == "planned", ledger.c.state == "retry")).values(
+    state="sending", updated_at=sa.bindparam("b_now"), attempts=ledger.c.attempts + 1,
+    message_id=sa.bindparam("b_message_id"), transport=sa.bindparam("b_transport"),
+    claimed_by=sa.bindparam("b_by"), claimed_at=sa.bindparam("b_at"))
+
+
+@functools.lru_cache(maxsize=64)
+def _update_of(columns: tuple[str, ...]) -> Any:
+    """UPDATE ledger SET updated_at and ``columns`` WHERE key: parameters ``b_<column>``."""
+    return ledger.update().where(ledger.c.key == sa.bindparam("b_key")).values(
+        updated_at=sa.bindparam("b_updated_at"),
+        **{c: sa.bindparam(f"b_{c}") for c in columns})
+
 
 def _alive(claimant: str | None, claimed_at: datetime | None, lease: timedelta) -> bool:
     """Whether the process that claimed a row may still be sending it."""
@@ -85,7 +104,11 @@ class Store(Facts):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
     @contextmanager
-    def atomic(self) -> Iterator[Connection]:
+    def atomic(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """One transaction; within ``conn``'s, when one is given."""
+        if conn is not None:
+            yield conn
+            return
         with self.engine.begin() as conn:
             yield conn
 
@@ -206,11 +229,16 @@ class Store(Facts):
 
     def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
                    **values: Any) -> None:
-        conn.execute(ledger.update().where(ledger.c.key == key).values(updated_at=now,
-                                                                        **values))
+        if any(isinstance(v, sa.ClauseElement) for v in values.values()):
+            conn.execute(ledger.update().where(ledger.c.key == key).values(updated_at=now,
+                                                                            **values))
+        else:  # one statement per set of columns, built once: sending is mostly this
+            conn.execute(_update_of(tuple(sorted(values))),
+                         {"b_key": key, "b_updated_at": now,
+                          **{f"b_{k}": v for k, v in values.items()}})
         if "state" in values:
-            conn.execute(events.insert().values(key=key, at=now, state=values["state"],
-                                                detail=detail))
+            conn.execute(_ADD_EVENT, {"key": key, "at": now, "state": values["state"],
+                                      "detail": detail})
 
     def due_keys(self, now: datetime, limit: int = 1000) -> list[Any]:
         """Rows whose send time has come, oldest first (an index range scan)."""
@@ -224,19 +252,18 @@ class Store(Facts):
                     if r.state != "retry" or r.next_attempt_at is None
                     or r.next_attempt_at <= now]
 
-    def claim(self, key: str, now: datetime, message_id: str, transport: str) -> bool:
+    def claim(self, key: str, now: datetime, message_id: str, transport: str,
+              conn: Connection | None = None) -> bool:
         """Move one row to ``sending``; False when another worker got it first. The claim
         names this process (host:pid) and the wall-clock time, so another process can tell a
         row in flight from one left behind by a crash."""
-        with self.atomic() as conn:
-            got = conn.execute(ledger.update().where(
-                ledger.c.key == key, ledger.c.state.in_(("planned", "retry"))).values(
-                state="sending", updated_at=now, attempts=ledger.c.attempts + 1,
-                message_id=message_id, transport=transport, claimed_by=CLAIMANT,
-                claimed_at=datetime.now(UTC))).rowcount
+        with self.atomic(conn) as conn:
+            got = conn.execute(_CLAIM, {"b_key": key, "b_now": now, "b_message_id": message_id,
+                                        "b_transport": transport, "b_by": CLAIMANT,
+                                        "b_at": datetime.now(UTC)}).rowcount
             if got:
-                conn.execute(events.insert().values(key=key, at=now, state="sending",
-                                                    detail=""))
+                conn.execute(_ADD_EVENT, {"key": key, "at": now, "state": "sending",
+                                          "detail": ""})
             return bool(got)
 
     def lock(self, name: str, lease: timedelta = timedelta(minutes=15)) -> bool:

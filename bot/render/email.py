@@ -12,15 +12,15 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.model import Desired, Group, Meeting, Person, Series
+from bot.render import mime
 from bot.render.templates import render
 from bot.replies import tag_subject
+from bot.transports.base import Mail
 
 if TYPE_CHECKING:
     from bot.render.ical import EventSpec
@@ -38,39 +38,53 @@ def invite_uid(group: Group, meeting_id: str) -> str:
     return f"{group.id}.{meeting_id}@{domain}"
 
 
-def _address(p: Person) -> Address:
-    name = " ".join(p.name.split())  # no header injection through a line break in a name
-    local, _, domain = p.email.rpartition("@")
-    return Address(display_name=name, username=local, domain=domain)
+def _who(p: Person) -> tuple[str, str]:
+    return " ".join(p.name.split()), p.email  # no header injection through a line break
+
+
+def _address_header(name: str, people: Sequence[tuple[str, str]]) -> bytes:
+    plain = [mime.address(n, e) for n, e in people]
+    if all(plain):
+        return mime.header(name, ", ".join(plain))  # type: ignore[arg-type]
+    from email.headerregistry import Address
+
+    return mime.header(name, [Address(display_name=n, addr_spec=e) for n, e in people])
 
 
 def build(group: Group, desired: Desired, now: datetime, token: str | None = None,
-          attachments: Sequence[tuple[str, str, bytes]] = ()) -> EmailMessage:
+          attachments: Sequence[tuple[str, str, bytes]] = ()) -> Mail:
     """The message for ``desired``; ``token`` (requests, chasers) tags the subject so an
     answer is matched even when its client drops In-Reply-To."""
     ctx = desired.context
-    msg = EmailMessage()
-    msg["From"] = _address(group.organiser)
-    msg["To"] = _address(desired.recipient)
-    if desired.cc:
-        msg["Cc"] = [_address(p) for p in desired.cc]
-    msg["Subject"] = tag_subject(desired.subject, token) if token else desired.subject
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id(desired.key, group.organiser)
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders stay quiet
-    msg["X-Clerk-Key"] = desired.key
-    msg.set_content(render(group, desired.template, "txt", ctx))
-    msg.add_alternative(render(group, desired.template, "html", ctx), subtype="html")
+    subject = tag_subject(desired.subject, token) if token else desired.subject
+    mid = message_id(desired.key, group.organiser)
+    sender, to = _who(group.organiser), _who(desired.recipient)
+    cc = tuple(_who(p) for p in desired.cc)
+    text = render(group, desired.template, "txt", ctx)
+    html = render(group, desired.template, "html", ctx)
+    seed = mid[7:23]  # the key's hash: the same message always has the same boundaries
+    body = [mime.text_part(text, "plain"), mime.text_part(html, "html")]
+    files = list(attachments)
     if desired.kind in ("invitation", *CANCELLATIONS):
         ics = invite_ics(group, desired, now)
         method = "CANCEL" if desired.kind in CANCELLATIONS else "REQUEST"
-        msg.add_alternative(ics.decode(), subtype="calendar", params={"method": method})
-        msg.make_mixed()  # the alternative moves inside; the .ics attachment goes beside it
-        msg.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
-    for filename, mime, data in attachments:
-        maintype, _, subtype = mime.partition("/")
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-    return msg
+        body.append(mime.text_part(ics.decode(), "calendar", (f'method="{method}"',)))
+        # the alternative goes inside multipart/mixed; the .ics attachment goes beside it
+        files.insert(0, ("invite.ics", "application/ics", ics))
+    entity = mime.multipart("alternative", body, seed)
+    if files:
+        entity = mime.multipart("mixed", [entity, *(mime.file_part(data, kind, name)
+                                                    for name, kind, data in files)], seed)
+    head = [_address_header("From", [sender]), _address_header("To", [to])]
+    if cc:
+        head.append(_address_header("Cc", cc))
+    head += [mime.header("Subject", subject), mime.header("Date", format_datetime(now)),
+             mime.header("Message-ID", mid),
+             mime.header("Auto-Submitted", "auto-generated"),  # RFC 3834: auto-responders
+             mime.header("X-Clerk-Key", desired.key), b"MIME-Version: 1.0\r\n"]
+    return Mail(key=desired.key, message_id=mid, subject=subject, sender=sender, to=(to,),
+                cc=cc, html=html, text=text, attachments=tuple(attachments),
+                data=b"".join(head) + entity)
 
 
 def pack_attachments(group: Group, desired: Desired, papers_root: Path,
@@ -112,21 +126,33 @@ def file_attachment(path: Path) -> list[tuple[str, str, bytes]]:
 
 def invite_ics(group: Group, desired: Desired, now: datetime) -> bytes:
     """The iTIP object for an invitation or cancellation, from the meeting as configured."""
-    from bot.render.ical import itip
+    from bot.render.ical import itip_for
 
-    method = "CANCEL" if desired.kind in CANCELLATIONS else "REQUEST"
-    series = next((s for s in group.series if s.id == desired.meeting), None)
-    events = meeting_events(group, desired.meeting, desired.context.get("scope", ""),
-                            desired.context.get("rids", ()))
-    years = sorted({o.start.year for o in series.occurrences}
-                   | {o.recurrence_id.year for o in series.occurrences
-                      if o.recurrence_id}) if series else []
+    scope, rids = desired.context.get("scope", ""), tuple(desired.context.get("rids", ()))
+    key = (desired.meeting, desired.kind, desired.sequence, scope, rids, now)
+    known = _CALENDARS.get(key)
+    if known is None or known[0] is not group:  # the group held: a new config is a new one
+        method = "CANCEL" if desired.kind in CANCELLATIONS else "REQUEST"
+        series = next((s for s in group.series if s.id == desired.meeting), None)
+        years = sorted({o.start.year for o in series.occurrences}
+                       | {o.recurrence_id.year for o in series.occurrences
+                          if o.recurrence_id}) if series else []
+        kwargs = {"method": method, "uid": invite_uid(group, desired.meeting),
+                  "sequence": desired.sequence or 0, "dtstamp": now, "zone": group.zone,
+                  "organiser_name": group.organiser.name,
+                  "organiser_email": group.organiser.email,
+                  "events": meeting_events(group, desired.meeting, scope, rids),
+                  "zone_years": years}
+        if len(_CALENDARS) >= 64:
+            _CALENDARS.clear()
+        _CALENDARS[key] = known = group, kwargs, repr(sorted(kwargs.items()))
+    _, kwargs, ical_key = known
     recipient = desired.recipient
-    return itip(method=method, uid=invite_uid(group, desired.meeting),
-                sequence=desired.sequence or 0, dtstamp=now, zone=group.zone,
-                organiser_name=group.organiser.name, organiser_email=group.organiser.email,
-                attendees=[(recipient.name, recipient.email)], events=events,
-                zone_years=years)
+    return itip_for((recipient.name, recipient.email), ical_key, **kwargs)
+
+
+# what a meeting's calendar is made from, by meeting, kind, revision and time
+_CALENDARS: dict[tuple[Any, ...], tuple[Group, dict[str, Any], str]] = {}
 
 
 CANCELLATIONS = ("cancellation", "occurrence_cancellation")

@@ -1,7 +1,8 @@
 """The transport contract.
 
 Terminology:
-    message   one rendered RFC 5322 message for one recipient (``email.message.EmailMessage``)
+    message   one rendered RFC 5322 message for one recipient (:class:`Mail`: its bytes and
+              its parts)
     key       the ledger's idempotency key; the message carries it as ``X-Clerk-Key``
     in doubt  a message whose row was left in ``sending`` by a crash: it may or may not
               have gone (RFC 1047). :meth:`Transport.lookup` answers where the transport can.
@@ -12,11 +13,15 @@ attempt may succeed. It never returns False for a failure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from email.message import EmailMessage
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import TransportError
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 # clerk's MAPI property set: the ledger key on a message, the UID, revision and part on a
 # meeting's item (ClerkKey, ClerkUid, ClerkRevision, ClerkPart), the same for exchange and
@@ -35,11 +40,18 @@ class Transport:
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
 
-    def send(self, message: EmailMessage) -> None:
-        """Deliver ``message`` to every address in its To header, or raise TransportError."""
+    def send(self, message: Mail) -> None:
+        """Deliver ``message`` to its recipients (To and Cc), or raise TransportError."""
         raise NotImplementedError
 
-    def send_many(self, messages: list[EmailMessage]) -> list[TransportError | None]:
+    def start(self, message: Mail) -> Callable[[], None]:
+        """Begin delivering ``message``; the call returned completes it (both may raise
+        TransportError). A transport that can leave the server working while clerk renders
+        the next message overrides this (smtp); here the message is sent at once."""
+        self.send(message)
+        return _nothing
+
+    def send_many(self, messages: list[Mail]) -> list[TransportError | None]:
         """Deliver several messages (at most :attr:`batch`); each one's outcome: None when
         delivered, else the error. A service with a bulk call overrides this."""
         outcomes: list[TransportError | None] = []
@@ -68,41 +80,42 @@ class Transport:
         return self.name
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass(frozen=True)
-class Outgoing:
-    """A rendered message taken apart for a service that builds its own (Exchange, Graph):
-    the addresses, the HTML part, the attachments (not the iCalendar parts: there the server
-    owns the meeting) and the ledger key."""
+class Mail:
+    """One rendered message for one recipient (bot/render/email.py builds it): its bytes as
+    sent, and what a service that builds its own message (Exchange, Graph) takes from it —
+    the addresses, the texts, the attachments (not the iCalendar parts: there the server owns
+    the meeting) and the ledger key."""
 
     key: str
     message_id: str
     subject: str
+    sender: tuple[str, str]  # (name, email): the From address
     to: tuple[tuple[str, str], ...]  # (name, email)
     cc: tuple[tuple[str, str], ...]
     html: str
     text: str
     attachments: tuple[tuple[str, str, bytes], ...]  # (file name, MIME type, content)
+    data: bytes = field(repr=False)  # RFC 5322, CRLF line endings
+
+    @property
+    def recipients(self) -> list[str]:
+        """Every address it goes to (To and Cc): the SMTP envelope."""
+        return [email for _, email in self.to + self.cc]
 
     @property
     def size(self) -> int:
         return sum(len(data) for _, _, data in self.attachments)
 
+    @cached_property
+    def message(self) -> EmailMessage:
+        """The bytes parsed back (for a reader: a test, ``clerk preview``)."""
+        from email import policy
+        from email.parser import BytesParser
 
-def outgoing(message: EmailMessage) -> Outgoing:
-    """Take ``message`` (as bot/render/email.py builds it) apart."""
-    def addresses(header: str) -> tuple[tuple[str, str], ...]:
-        return tuple((a.display_name, a.addr_spec) for a in
-                     getattr(message[header], "addresses", ()) or ())
-
-    html = message.get_body(("html",))
-    text = message.get_body(("plain",))
-    files = tuple((part.get_filename() or "attachment", part.get_content_type(),
-                   bytes(part.get_payload(decode=True) or b""))  # type: ignore[arg-type]
-                  for part in message.iter_attachments()
-                  if part.get_content_type() not in ("application/ics", "text/calendar"))
-    return Outgoing(
-        key=str(message.get("X-Clerk-Key", "")), message_id=str(message["Message-ID"]),
-        subject=str(message["Subject"]), to=addresses("To"), cc=addresses("Cc"),
-        html=html.get_content() if html is not None else "",  # type: ignore[attr-defined]
-        text=text.get_content() if text is not None else "",  # type: ignore[attr-defined]
-        attachments=files)
+        parsed: EmailMessage = BytesParser(policy=policy.default).parsebytes(self.data)
+        return parsed

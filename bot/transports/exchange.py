@@ -38,7 +38,6 @@ import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,7 +45,7 @@ from bot.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part
 from bot.credentials import secret
 from bot.errors import TransportError
 from bot.recurrence import Pattern, pattern
-from bot.transports.base import Outgoing, outgoing
+from bot.transports.base import Mail
 from bot.transports.ews import OPTIONS, Ews, lenient
 
 __all__ = ["OPTIONS", "ExchangeMailbox", "ExchangeTransport", "recurrence"]
@@ -85,7 +84,7 @@ class ExchangeTransport(CalendarTransport):
 
     # --- messages ------------------------------------------------------------------------
 
-    def _message(self, out: Outgoing) -> Any:
+    def _message(self, out: Mail) -> Any:
         from exchangelib import Body, FileAttachment, HTMLBody, Mailbox, Message
 
         message = Message(
@@ -98,22 +97,21 @@ class ExchangeTransport(CalendarTransport):
             message.attach(FileAttachment(name=name, content_type=mime, content=data))
         return message
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, out: Mail) -> None:
         """One CreateItem (SendAndSaveCopy): sent, and a copy kept in Sent Items."""
-        out = outgoing(message)
         self.ews.run(f"send {out.key or out.message_id}",
                      lambda: self._message(out).send_and_save())
 
-    def send_many(self, messages: list[EmailMessage]) -> list[TransportError | None]:
+    def send_many(self, messages: list[Mail]) -> list[TransportError | None]:
         """Every message, in CreateItem requests of up to a hundred (fewer when large
         attachments would make a request too big for the server); each one's outcome. A
         request that fails fails the messages it carried and those after it."""
         from exchangelib.items import SEND_AND_SAVE_COPY, SEND_TO_NONE
 
-        outs = [outgoing(m) for m in messages]
+        outs = messages
         outcomes: list[TransportError | None] = []
 
-        def send(chunk: list[Outgoing]) -> list[Any]:
+        def send(chunk: list[Mail]) -> list[Any]:
             items = [self._message(o) for o in chunk]
             return list(lenient("CreateItem")(account=self.account, chunk_size=len(items)).call(
                 items=items, folder=self.ews.folder("sentitems"),
@@ -519,10 +517,10 @@ class ExchangeMailbox:
         self.ews.close()
 
 
-def _requests(outs: Sequence[Outgoing], most: int) -> Iterator[list[Outgoing]]:
+def _requests(outs: Sequence[Mail], most: int) -> Iterator[list[Mail]]:
     """``outs`` in runs of at most ``most`` messages and about ``REQUEST_BYTES`` of
     attachments (base64 makes them a third larger): one CreateItem request each."""
-    run: list[Outgoing] = []
+    run: list[Mail] = []
     size = 0
     for out in outs:
         if run and (len(run) >= most or size + out.size * 4 // 3 > REQUEST_BYTES):

@@ -35,7 +35,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
 
@@ -43,7 +42,7 @@ from bot.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part, U
 from bot.credentials import secret
 from bot.errors import TransportError
 from bot.options import Option, _float, _int, _str
-from bot.transports.base import PROPERTY_SET, Outgoing, outgoing
+from bot.transports.base import PROPERTY_SET, Mail
 
 log = logging.getLogger("clerk")
 
@@ -341,7 +340,7 @@ def recurrence(rrule: str, start: datetime, zone: str) -> dict[str, Any]:
     return {"pattern": pat, "range": rng}
 
 
-def message_body(out: Outgoing, attachments: bool = True) -> dict[str, Any]:
+def message_body(out: Mail, attachments: bool = True) -> dict[str, Any]:
     """The Graph message JSON: addresses, HTML, the ledger key, small attachments inline."""
     body: dict[str, Any] = {
         "subject": out.subject,
@@ -386,10 +385,7 @@ class GraphTransport(CalendarTransport):
 
     # --- messages --------------------------------------------------------------------------
 
-    def send(self, message: EmailMessage) -> None:
-        self._send(outgoing(message))
-
-    def _send(self, out: Outgoing) -> None:
+    def send(self, out: Mail) -> None:
         g = self.graph
         if out.size <= INLINE_LIMIT:
             g.request("POST", g.user("/sendMail"),
@@ -405,16 +401,16 @@ class GraphTransport(CalendarTransport):
                 self._upload(path, name, mime, data)
         g.request("POST", f"{path}/send")
 
-    def send_many(self, messages: list[EmailMessage]) -> list[TransportError | None]:
+    def send_many(self, messages: list[Mail]) -> list[TransportError | None]:
         """Messages without attachments go BATCH to a ``$batch`` (one round trip); the rest
         one at a time. Each part's own status is that message's outcome."""
-        outs = [outgoing(m) for m in messages]
+        outs = messages
         outcomes: list[TransportError | None] = [None] * len(messages)
         small = [i for i, o in enumerate(outs) if not o.attachments]
         for i, out in enumerate(outs):
             if i not in small:
                 try:
-                    self._send(out)
+                    self.send(out)
                 except TransportError as exc:
                     outcomes[i] = exc
         if not small:

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from bot.errors import TransportError
-from bot.transports.base import Transport
+from bot.transports.base import Mail, Transport
 
 
 class MemoryTransport(Transport):
@@ -20,12 +20,11 @@ class MemoryTransport(Transport):
         self.sent: list[EmailMessage] = []
         self.fail: dict[str, TransportError] = {}
 
-    def send(self, message: EmailMessage) -> None:
-        to = str(message["To"])
+    def send(self, message: Mail) -> None:
         for address, error in self.fail.items():
-            if address in to:
+            if any(address in email for _, email in message.to):
                 raise error
-        self.sent.append(message)
+        self.sent.append(message.message)  # parsed back, as a reader would see it
 
     def lookup(self, message_id: str, key: str = "") -> bool | None:
         return any(m["Message-ID"] == message_id for m in self.sent)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from email.message import EmailMessage
-from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
 from bot.errors import TransportError
 from bot.options import Option, _bool, _str
-from bot.transports.base import Transport
+from bot.transports.base import Mail, Transport
 
 OPTIONS = {
     "path": Option("outbox", _str, "the Maildir folder (relative: under the working folder)"),
@@ -39,14 +37,14 @@ class OutboxTransport(Transport):
     def _name(self, message_id: str) -> str:
         return hashlib.sha256(message_id.encode()).hexdigest()[:32] + ".clerk"
 
-    def send(self, message: EmailMessage) -> None:
-        name = self._name(str(message["Message-ID"]))
+    def send(self, message: Mail) -> None:
+        name = self._name(message.message_id)
         try:
             for sub in ("tmp", "new", "cur"):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
             tmp = self.path / "tmp" / name
             with open(tmp, "wb") as f:
-                f.write(message.as_bytes(policy=SMTP))
+                f.write(message.data)
                 if self.fsync:
                     f.flush()
                     os.fsync(f.fileno())

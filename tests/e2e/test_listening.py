@@ -168,7 +168,7 @@ def test_members_answers_are_read_and_each_lands_right(
     pack = next(d for d in ex.current_plan(T0)[0].messages if d.kind == "pack")
     body = render_email.build(ex.config.group("qa-leads"), pack, T0)
     assert "Gavin Swales (Kent): Ofsted inspection that week" in \
-        body.get_body(("plain",)).get_content()
+        body.text
     assert len(imap_fetch("clerk", "clerk/processed")) == 5
     assert len(imap_fetch("clerk", "clerk/unprocessed")) == 1
 

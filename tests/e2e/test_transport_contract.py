@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from bot.planner import plan
 from bot.render import email as render_email
 from bot.replies import make_token
 from bot.state import State
-from bot.transports.base import Transport
+from bot.transports.base import Mail, Transport
 from tests.conftest import EXAMPLE
 
 GO_LIVE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -113,7 +112,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path,
 
 
 @pytest.fixture(scope="module")
-def messages() -> list[EmailMessage]:
+def messages() -> list[Mail]:
     """Three rendered requests for information, as the executor builds them."""
     config = config_mod.load(EXAMPLE.parent)
     group = config.groups[0]
@@ -126,30 +125,30 @@ def messages() -> list[EmailMessage]:
 
 class TestTransportContract:
     def test_send_delivers_to_the_recipient_with_subject_and_key(
-            self, backend: Backend, messages: list[EmailMessage]):
+            self, backend: Backend, messages: list[Mail]):
         backend.transport.send(messages[0])
         [(to, subject, key)] = backend.delivered()
-        assert to == messages[0]["To"].addresses[0].addr_spec
-        assert subject == str(messages[0]["Subject"])
-        assert key == str(messages[0]["X-Clerk-Key"])
+        assert to == messages[0].to[0][1]
+        assert subject == messages[0].subject
+        assert key == messages[0].key
 
     def test_send_many_gives_one_outcome_per_message_in_order(
-            self, backend: Backend, messages: list[EmailMessage]):
+            self, backend: Backend, messages: list[Mail]):
         outcomes = backend.transport.send_many(messages)
         assert outcomes == [None, None, None]
-        assert [k for _, _, k in backend.delivered()] == [str(m["X-Clerk-Key"])
+        assert [k for _, _, k in backend.delivered()] == [m.key
                                                           for m in messages]
 
     def test_lookup_never_says_sent_before_and_never_denies_after(
-            self, backend: Backend, messages: list[EmailMessage]):
+            self, backend: Backend, messages: list[Mail]):
         m = messages[1]
-        mid, key = str(m["Message-ID"]), str(m["X-Clerk-Key"])
+        mid, key = m.message_id, m.key
         assert backend.transport.lookup(mid, key) is not True
         backend.transport.send(m)
         assert backend.transport.lookup(mid, key) is not False
 
     def test_a_failure_that_may_clear_is_a_retryable_error_not_a_return_value(
-            self, backend: Backend, messages: list[EmailMessage]):
+            self, backend: Backend, messages: list[Mail]):
         backend.break_it()
         with pytest.raises(TransportError) as caught:
             backend.transport.send(messages[2])

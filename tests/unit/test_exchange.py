@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +27,7 @@ from bot.recurrence import pattern
 from bot.render.ical import EventSpec
 from bot.store import Store
 from bot.transports import load
-from bot.transports.base import PROPERTY_SET
+from bot.transports.base import PROPERTY_SET, Mail
 from bot.transports.exchange import ExchangeTransport, recurrence
 from tests import ews_fake
 from tests.conftest import ROOT
@@ -71,19 +70,12 @@ def prop(call: Call, name: str, item: str = "t:CalendarItem") -> tuple[dict[str,
     return dict(uri.attrib), uri.getparent().findtext("t:Value", "", NS)
 
 
-def message(n: int = 1, attachment: bytes = b"") -> EmailMessage:
-    m = EmailMessage()
-    m["From"] = f"QA Leads <{MAILBOX}>"
-    m["To"] = f"Member {n} <member{n}@council.example>"
-    m["Subject"] = f"Papers for the meeting ({n})"
-    m["Message-ID"] = f"<pack.{n}@network.example>"
-    m["X-Clerk-Key"] = f"qa-leads/2027-q1/pack/member{n}"
-    m.set_content("Dear member")
-    m.add_alternative("<p>Dear member</p>", subtype="html")
-    if attachment:
-        m.add_attachment(attachment, maintype="application", subtype="pdf",
-                         filename="agenda.pdf")
-    return m
+def message(n: int = 1, attachment: bytes = b"") -> Mail:
+    files = (("agenda.pdf", "application/pdf", attachment),) if attachment else ()
+    return Mail(key=f"qa-leads/2027-q1/pack/member{n}", message_id=f"<pack.{n}@network.example>",
+                subject=f"Papers for the meeting ({n})", sender=("QA Leads", MAILBOX),
+                to=((f"Member {n}", f"member{n}@council.example"),), cc=(),
+                html="<p>Dear member</p>", text="Dear member", attachments=files, data=b"")
 
 
 # --- the module ---------------------------------------------------------------------------
@@ -625,14 +617,14 @@ def test_a_message_in_doubt_is_looked_up_in_sent_items_by_its_key(ews: FakeEws):
     sent, never = message(1), message(2)
     t.send(sent)
     ews.reset()
-    assert t.lookup(str(sent["Message-ID"]), str(sent["X-Clerk-Key"])) is True
-    assert t.lookup(str(never["Message-ID"]), str(never["X-Clerk-Key"])) is False
+    assert t.lookup(sent.message_id, sent.key) is True
+    assert t.lookup(never.message_id, never.key) is False
     assert ews.operations() == ["FindItem", "FindItem"]
     look = ews.requests[0]
     assert look.find("m:ParentFolderIds/t:DistinguishedFolderId").get("Id") == "sentitems"
     assert look.find("m:Restriction/t:IsEqualTo/t:ExtendedFieldURI").get("PropertyName") == \
         "ClerkKey"
-    assert look.find(".//t:Constant").get("Value") == str(sent["X-Clerk-Key"])
+    assert look.find(".//t:Constant").get("Value") == sent.key
     assert t.lookup("<no-key@x>") is None and len(ews.requests) == 2
 
 

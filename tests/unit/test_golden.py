@@ -52,7 +52,8 @@ def _calendars(ex: Executor, meeting: str) -> dict[str, str]:
         key = str(msg["X-Clerk-Key"])
         if WHO in str(msg["To"]) and f"/{meeting}/" in key:
             part = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
-            out[key.rsplit("/", 1)[1]] = part.get_content()
+            # as a reader parses it off the wire (CRLF), with the files' LF line endings
+            out[key.rsplit("/", 1)[1]] = part.get_content().replace("\r\n", "\n")
     return out
 
 

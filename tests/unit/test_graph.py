@@ -256,14 +256,14 @@ def test_a_message_with_a_small_attachment_is_one_sendmail(
     [call] = graph.calls("POST", rf"{USER}/sendMail")
     m = call.body["message"]
     assert call.body["saveToSentItems"] is True
-    assert m["subject"] == str(msg["Subject"])
-    assert m["toRecipients"] == [{"emailAddress": {"address": msg["To"].addresses[0].addr_spec,
-                                                   "name": msg["To"].addresses[0].display_name}}]
+    assert m["subject"] == msg.subject == str(msg.message["Subject"])
+    assert m["toRecipients"] == [{"emailAddress": {"address": msg.to[0][1],
+                                                   "name": msg.to[0][0]}}]
     assert m["attachments"] == [{"@odata.type": "#microsoft.graph.fileAttachment",
                                  "name": "paper.pdf", "contentType": "application/pdf",
                                  "contentBytes": "JVBERi0xLjcgc21hbGw="}]
-    assert m["singleValueExtendedProperties"][0]["value"] == msg["X-Clerk-Key"]
-    assert {"name": "X-Clerk-Key", "value": msg["X-Clerk-Key"]} in m["internetMessageHeaders"]
+    assert m["singleValueExtendedProperties"][0]["value"] == msg.key
+    assert {"name": "X-Clerk-Key", "value": msg.key} in m["internetMessageHeaders"]
     assert m["body"]["contentType"] == "HTML" and "<" in m["body"]["content"]
 
 
@@ -399,11 +399,11 @@ def test_a_message_in_doubt_is_looked_up_in_sent_items_by_its_key(
         config_dir: Path, graph: FakeGraph):
     t = graph.transport()
     msg = _message(config_dir, [])
-    assert t.lookup(str(msg["Message-ID"]), str(msg["X-Clerk-Key"])) is False
+    assert t.lookup(msg.message_id, msg.key) is False
     t.send(msg)
-    assert t.lookup(str(msg["Message-ID"]), str(msg["X-Clerk-Key"])) is True
+    assert t.lookup(msg.message_id, msg.key) is True
     look = graph.calls("GET", rf"{USER}/mailFolders/sentitems/messages")[-1]
-    assert "ep/value eq '" + str(msg["X-Clerk-Key"]) in look.query["$filter"]
+    assert "ep/value eq '" + msg.key in look.query["$filter"]
 
 
 # --- the mailbox ---------------------------------------------------------------------------

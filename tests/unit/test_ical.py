@@ -22,7 +22,7 @@ import pytest
 from dateutil.rrule import rrulestr
 from icalendar import Calendar, Event, Timezone
 
-from bot.render.ical import compact_vtimezone, invite_calendar
+from bot.render.ical import EventSpec, compact_vtimezone, invite_calendar, itip, itip_for
 
 YEARS = range(2026, 2031)
 ZONES = (
@@ -418,3 +418,46 @@ def test_vobject_and_icalendar_read_back_the_utc_times(
 def test_bad_input_raises(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _invite(**changes)
+
+
+# --- one calendar written once for a meeting's recipients (itip_for) ---------------------
+
+NAMES = [("Ann Smith", "ann@example.org"), ("Zoë Ångström-Łukasz", "zoe@example.org"),
+         ("Smith, Jo; \"JJ\": chair", "jo@example.org"), ("李小龍", "lee@example.org"),
+         ("A very long name " * 6, "long.name.of.a.member@a-long-domain.example.org"),
+         ("", "noname@example.org"), ("clerk attendee", "attendee@example.org")]
+
+
+def _specs(n: int) -> list[EventSpec]:
+    start = datetime(2027, 1, 14, 14, 0, tzinfo=LONDON)
+    return [EventSpec(start=start + timedelta(days=7 * i), end=start + timedelta(days=7 * i,
+                                                                               hours=2),
+                      summary="QA leads", location="Room 4", description=None, url=None,
+                      recurrence_id=start + timedelta(days=7 * i) if i else None)
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("method", ["REQUEST", "CANCEL"])
+@pytest.mark.parametrize("events", [1, 3])
+def test_a_calendar_written_once_is_the_same_as_one_written_for_each_recipient(
+        method: str, events: int) -> None:
+    common: dict[str, Any] = {
+        "method": method, "uid": "q1@clerk.example", "sequence": 2,
+        "dtstamp": datetime(2026, 12, 1, 10, tzinfo=UTC), "zone": "Europe/London",
+        "organiser_name": "Clerk Bot", "organiser_email": "clerk@example.org",
+        "events": _specs(events), "zone_years": [2027]}
+    for attendee in NAMES:
+        assert itip_for(attendee, **common) == itip(attendees=[attendee], **common), attendee
+
+
+def test_a_calendar_written_once_is_never_served_for_another_revision() -> None:
+    common: dict[str, Any] = {
+        "method": "REQUEST", "uid": "q1@clerk.example", "sequence": 2,
+        "dtstamp": datetime(2026, 12, 1, 10, tzinfo=UTC), "zone": "Europe/London",
+        "organiser_name": "Clerk Bot", "organiser_email": "clerk@example.org",
+        "events": _specs(1)}
+    first = itip_for(NAMES[0], **common)
+    moved = itip_for(NAMES[0], **{**common, "sequence": 3, "events": _specs(2)[1:]})
+    assert b"SEQUENCE:2" in first and b"SEQUENCE:3" in moved
+    assert _event(moved)["DTSTART"].dt == datetime(2027, 1, 21, 14, 0, tzinfo=LONDON)
+    assert itip_for(NAMES[0], **common) == first

@@ -3,17 +3,20 @@ group, a go-live date — each handled without a duplicate, a loss or a stopped 
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from bot.executor import Executor
 from bot.store import Store, ledger
+from bot.transports.base import Mail
 from bot.transports.memory import MemoryTransport
 from tests.conftest import edit
 
@@ -150,7 +153,7 @@ def test_a_transport_with_a_batch_gets_messages_together_and_each_outcome_is_rec
             super().__init__()
             self.calls: list[int] = []
 
-        def send_many(self, messages: list[EmailMessage]) -> list[TransportError | None]:
+        def send_many(self, messages: list[Mail]) -> list[TransportError | None]:
             self.calls.append(len(messages))
             return super().send_many(messages)
 
@@ -173,7 +176,7 @@ def test_a_message_whose_answer_was_lost_is_looked_up_before_it_goes_again(
     class LostAnswers(MemoryTransport):
         lose = True
 
-        def send(self, message: EmailMessage) -> None:
+        def send(self, message: Mail) -> None:
             super().send(message)  # delivered …
             if self.lose:
                 raise TransportError("timed out", retryable=True, in_doubt=True)  # … not known
@@ -206,3 +209,52 @@ def test_a_message_surely_refused_is_not_looked_up_before_it_goes_again(
     t.fail.clear()
     assert len(ex.tick(datetime(2026, 12, 1, 11, 0, tzinfo=UTC)).sent) == 21
     assert t.lookups == 0
+
+
+def test_the_next_message_is_rendered_while_one_is_in_flight_and_one_alone_is_in_doubt(
+        config_dir: Path, store: Store, monkeypatch: Any):
+    """smtp reads the server's last answer to a message only once the next one is rendered;
+    that answer is recorded before the next row is claimed, so at every moment at most one
+    row is in `sending` — what a kill can leave in doubt."""
+    from bot import config as config_mod
+    from bot.errors import TransportError
+    from bot.render import email as render_email
+
+    steps: list[tuple[str, str, int]] = []
+
+    def in_doubt() -> int:
+        return store.counts().get("sending", 0)
+
+    def build(*args: Any, **kwargs: Any) -> Mail:
+        mail = real_build(*args, **kwargs)
+        steps.append(("render", mail.key, in_doubt()))
+        return mail
+
+    class Answering(MemoryTransport):
+        def start(self, message: Mail) -> Callable[[], None]:
+            steps.append(("start", message.key, in_doubt()))
+
+            def finish() -> None:
+                steps.append(("answer", message.key, in_doubt()))
+                if "joanne.beale" in message.key:
+                    raise TransportError("554 refused at the end of data", retryable=False)
+                self.send(message)
+
+            return finish
+
+    real_build = render_email.build
+    monkeypatch.setattr(render_email, "build", build)
+    t = Answering()
+    result = Executor(config_mod.load(config_dir), store, t).tick(T0)
+    assert len(result.sent) == 20 and len(result.failed) == 1 and not result.retry
+    assert [store.row(k).state for k in result.failed] == ["failed"]
+    assert "sending" not in store.counts()
+    assert all(n == 1 for what, _, n in steps if what != "render")  # the one in flight
+    keys = [k for what, k, _ in steps if what == "start"]
+    assert len(keys) == 21
+    for before, after in itertools.pairwise(keys):
+        at = steps.index(("start", before, 1))
+        # after `before` starts: the next is rendered, then `before`'s answer, then the next
+        # starts (with `before` recorded: one row in sending again)
+        assert [(w, k) for w, k, _ in steps[at + 1:at + 4]] == [
+            ("render", after), ("answer", before), ("start", after)]
