@@ -253,6 +253,7 @@ class Executor:
                     batch.append(ready)
                 if len(batch) >= size:
                     if self._deliver(batch, now, result) and pause:
+                        self._finish(now, result)  # nothing delivered waits unrecorded
                         time.sleep(pause)
                     batch = []
             if batch and not self.stop.is_set():
@@ -270,8 +271,8 @@ class Executor:
                 self._finish(now, result)  # only after an error: what went is recorded
             finally:
                 self.transport.close()
-            if self.mailbox is not None:
-                self.mailbox.close()  # a Sent copy may have opened it again
+                if self.mailbox is not None:
+                    self.mailbox.close()  # a Sent copy may have opened it again
         return result
 
     def _window_shut(self, group_id: str, now: datetime, latest: datetime) -> bool:
@@ -389,11 +390,18 @@ class Executor:
         renders a message while the server takes the one before, and a kill still leaves at
         most one message in doubt."""
         done = self._wait(now, result)
-        with self.store.atomic() as conn:
-            if done is not None:
-                self._sent(done, now, result, conn)
-            claimed = self.store.claim(key, now, message.message_id, self.transport.name,
-                                       conn)
+        try:
+            with self.store.atomic() as conn:
+                if done is not None:
+                    self._record_sent(conn, done, now)
+                claimed = self.store.claim(key, now, message.message_id, self.transport.name,
+                                           conn)
+        except Exception:
+            if done is not None:  # the claim failed: what was delivered is recorded alone
+                self._sent(done, now, result)
+            raise
+        if done is not None:
+            self._report_sent(done, result)
         if not claimed:
             return False
         try:
@@ -441,14 +449,19 @@ class Executor:
         else:
             self._fail(key, now, str(error), result)
 
-    def _sent(self, key: str, now: datetime, result: TickResult,
-              conn: Connection | None = None) -> None:
+    def _sent(self, key: str, now: datetime, result: TickResult) -> None:
+        with self.store.atomic() as conn:
+            self._record_sent(conn, key, now)
+        self._report_sent(key, result)
+
+    def _record_sent(self, conn: Connection, key: str, now: datetime) -> None:
+        self.store.update_row(conn, key, now, "", state="sent", sent_at=now)
         desired = self._by_key[key]
-        with self.store.atomic(conn) as conn:
-            self.store.update_row(conn, key, now, "", state="sent", sent_at=now)
-            if desired.kind == "notice":  # the admin now knows about these
-                self.store.mark_notified(conn, desired.context.get("undelivered_keys", []),
-                                         now)
+        if desired.kind == "notice":  # the admin now knows about these
+            self.store.mark_notified(conn, desired.context.get("undelivered_keys", []), now)
+
+    def _report_sent(self, key: str, result: TickResult) -> None:
+        desired = self._by_key[key]
         result.sent.append(key)
         log.info("sent %s %s to %s via %s", desired.kind, desired.meeting,
                  desired.recipient.email, self.transport.describe())

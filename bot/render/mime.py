@@ -29,7 +29,8 @@ def _needs_quoting(value: str) -> bool:
 def header(name: str, value: object) -> bytes:
     """One header field, folded: ``value`` is a string, or what the ``email`` package's
     header classes accept (an Address, a list of them)."""
-    if isinstance(value, str) and ("\r" in value or "\n" in value):
+    if isinstance(value, str) and (len(value.splitlines()) > 1 or any(c in value for c in
+                                                                       "\r\n\x00")):
         raise ValueError(f"a {name} header may not contain a line break: {value!r}")
     if isinstance(value, str) and value.isascii() and value.isprintable() \
             and len(name) + 2 + len(value) <= MAX_LINE:

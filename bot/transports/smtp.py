@@ -144,7 +144,11 @@ class SmtpTransport(Transport):
             yield
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
+            if code == 421:
+                self._drop()  # the server closed the session
             raise TransportError(_say(code, text), retryable=retryable(code)) from exc
+        except NotAscii as exc:
+            raise TransportError(str(exc), retryable=False) from exc
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
             if exc.smtp_code == 421:
                 self._drop()
@@ -174,10 +178,19 @@ class SmtpTransport(Transport):
                 conn.close()
 
 
+class NotAscii(Exception):
+    """An address that is not ASCII, for a server without SMTPUTF8."""
+
+
 def _begin(conn: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> None:
     """smtplib's ``sendmail`` up to the end of the data: MAIL, RCPT, DATA, the message."""
     conn.ehlo_or_helo_if_needed()
     options = [f"size={len(data)}"] if conn.does_esmtp and conn.has_extn("size") else []
+    if not all(a.isascii() for a in (sender, *recipients)):  # RFC 6531
+        if not conn.has_extn("smtputf8"):
+            raise NotAscii("the server does not take addresses that are not ASCII (it does "
+                           "not offer SMTPUTF8); use an ASCII address")
+        options.append("SMTPUTF8")
     code, text = _envelope(conn, "mail", sender, options)
     if code != 250:
         _reset(conn, code)
@@ -195,6 +208,7 @@ def _begin(conn: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) 
         raise smtplib.SMTPRecipientsRefused(refused)
     code, text = conn.docmd("data")
     if code != 354:
+        _reset(conn, code)  # else the next MAIL FROM meets "503 nested MAIL command"
         raise smtplib.SMTPDataError(code, text)
     end = b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
     conn.send(_LEADING_DOT.sub(b"..", data) + end)  # RFC 5321 4.5.2: a leading dot doubled
@@ -204,7 +218,8 @@ def _envelope(conn: smtplib.SMTP, verb: str, address: str,
               options: list[str] | None = None) -> tuple[int, bytes]:
     """MAIL FROM or RCPT TO. A plain address (the config checked it) is written as it is:
     smtplib parses every address again, at a tenth of the cost of sending a message."""
-    if not address.isascii() or not address.isprintable() or any(c in address for c in "<> "):
+    if (not address.isascii() or not address.isprintable() or any(c in address for c in "<> ")
+            or (options and "SMTPUTF8" in options)):
         return conn.mail(address, options or ()) if verb == "mail" else conn.rcpt(address)
     extra = " " + " ".join(options) if options and conn.does_esmtp else ""
     conn.putcmd(verb, f"{'FROM' if verb == 'mail' else 'TO'}:<{address}>{extra}")

@@ -412,7 +412,10 @@ def test_a_long_ascii_subject_with_a_token_reads_back_exactly(
 
 
 @pytest.mark.parametrize("value", ["Hello\r\nBcc: eve@evil.example", "Hello\nBcc: x@y",
-                                   "Hello\rBcc: x@y", "trailing\r\n", "Zoë\nBcc: x@y"])
+                                   "Hello\rBcc: x@y", "trailing\r\n", "Zoë\nBcc: x@y",
+                                   # what str.splitlines breaks at, as the email package does
+                                   "a\x0bb", "a\x0cb", "a\x1cb", "a\x85b", "a\u2028b",
+                                   "a\x00b"])
 def test_a_header_value_with_a_line_break_is_refused(value: str):
     with pytest.raises(ValueError, match="line break"):
         mime.header("Subject", value)

@@ -258,3 +258,46 @@ def test_the_next_message_is_rendered_while_one_is_in_flight_and_one_alone_is_in
         # starts (with `before` recorded: one row in sending again)
         assert [(w, k) for w, k, _ in steps[at + 1:at + 4]] == [
             ("render", after), ("answer", before), ("start", after)]
+
+
+def test_a_claim_that_fails_never_takes_the_delivered_message_before_it_with_it(
+        config_dir: Path, store: Store, monkeypatch: Any):
+    """Recording message k sent and claiming k+1 are one transaction; when the claim fails
+    (the database locked, a connection lost), k is still recorded sent before the error goes
+    on — never left in `sending` to be sent twice after the lease."""
+    import pytest
+
+    from bot import config as config_mod
+
+    calls = [0]
+    real_claim = store.claim
+
+    def claim(*args: Any, **kwargs: Any) -> bool:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise sa.exc.OperationalError("UPDATE ledger", {}, Exception("database is locked"))
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(store, "claim", claim)
+    t = MemoryTransport()
+    with pytest.raises(sa.exc.OperationalError):
+        Executor(config_mod.load(config_dir), store, t).tick(T0)
+    assert len(t.sent) == 2
+    counts = store.counts()
+    assert counts.get("sent") == 2 and "sending" not in counts
+
+
+def test_a_pause_between_messages_never_sleeps_with_one_delivered_and_unrecorded(
+        config_dir: Path, store: Store, monkeypatch: Any):
+    from bot import config as config_mod
+    from bot import executor as executor_mod
+
+    (config_dir / "clerk.toml").write_text("[clerk]\npause = 5\n")
+    seen: list[tuple[int, int]] = []
+    t = MemoryTransport()
+    monkeypatch.setattr(executor_mod.time, "sleep", lambda _s: seen.append(
+        (len(t.sent), store.counts().get("sent", 0))))
+    config = config_mod.load(config_dir)
+    assert config.settings.pause == 5
+    Executor(config, store, t).tick(T0)
+    assert len(seen) >= 20 and all(delivered == sent for delivered, sent in seen)

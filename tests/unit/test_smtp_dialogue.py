@@ -1,0 +1,165 @@
+"""The smtp transport's own dialogue (bot/transports/smtp.py ``_begin``/``_end``) against a
+scripted server that keeps RFC 5321's transaction state — what aiosmtpd cannot be made to
+refuse (the DATA command itself, a 421 at RCPT, a server without SMTPUTF8)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from bot.errors import TransportError
+from bot.transports.base import Mail
+from bot.transports.smtp import SmtpTransport
+
+
+class ScriptedSMTP:
+    """One thread, one connection at a time. ``replies`` maps a command (``"DATA"``,
+    ``"RCPT"``…) to the replies to give it, in turn; an empty list means the normal one. A
+    MAIL inside an open transaction gets 503, as Postfix answers it."""
+
+    def __init__(self, replies: dict[str, list[str]] | None = None, utf8: bool = True) -> None:
+        self.replies = replies or {}
+        self.utf8 = utf8
+        self.commands: list[str] = []
+        self.messages: list[bytes] = []
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn, conn.makefile("rb") as rfile:
+                self._session(conn, rfile)
+
+    def _session(self, conn: socket.socket, rfile: object) -> None:
+        def say(line: str) -> None:
+            conn.sendall(line.encode() + b"\r\n")
+
+        say("220 scripted ESMTP")
+        in_transaction = False
+        while line := rfile.readline():  # type: ignore[attr-defined]
+            command = line.decode("utf-8", "replace").strip()
+            verb = command.split(" ", 1)[0].split(":", 1)[0].upper()
+            self.commands.append(verb + command[len(verb):])
+            scripted = self.replies.get(verb)
+            if scripted:
+                reply = scripted.pop(0)
+                say(reply)
+                if reply.startswith("421"):
+                    return
+                continue
+            if verb == "EHLO":
+                say("250-scripted\r\n250-SIZE 10000000" + ("\r\n250 SMTPUTF8" if self.utf8
+                                                          else "\r\n250 8BITMIME"))
+            elif verb == "MAIL":
+                say("503 5.5.1 Error: nested MAIL command" if in_transaction else "250 OK")
+                in_transaction = True
+            elif verb == "RCPT":
+                say("250 OK")
+            elif verb == "DATA":
+                say("354 go ahead")
+                data = b""
+                while (chunk := rfile.readline()) != b".\r\n":  # type: ignore[attr-defined]
+                    data += chunk
+                self.messages.append(data)
+                in_transaction = False
+                say("250 OK")
+            elif verb == "RSET":
+                in_transaction = False
+                say("250 OK")
+            elif verb == "QUIT":
+                say("221 bye")
+                return
+            else:
+                say("502 no")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedSMTP]:
+    s = ScriptedSMTP()
+    yield s
+    s.close()
+
+
+def mail(n: int, sender: str = "clerk@network.example") -> Mail:
+    return Mail(key=f"k{n}", message_id=f"<m{n}@network.example>", subject=f"s{n}",
+                sender=("Clerk", sender), to=((f"Member {n}", f"m{n}@council.example"),),
+                cc=(), html="", text="", attachments=(),
+                data=f"Subject: s{n}\r\n\r\nbody {n}\r\n.leading dot\r\n".encode())
+
+
+def transport(port: int, **options: object) -> SmtpTransport:
+    return SmtpTransport({"host": "127.0.0.1", "port": port, "security": "none",
+                          "timeout": 5.0, **options})
+
+
+def refused_then_next(server: ScriptedSMTP, verb: str, reply: str) -> TransportError:
+    """Message 1 meets ``reply`` to ``verb``; message 2 follows. Message 1's error."""
+    server.replies[verb] = [reply]
+    t = transport(server.port)
+    with pytest.raises(TransportError) as caught:
+        t.send(mail(1))
+    t.send(mail(2))
+    t.close()
+    return caught.value
+
+
+def test_a_refused_data_command_leaves_the_next_message_a_clean_transaction(
+        server: ScriptedSMTP):
+    error = refused_then_next(server, "DATA", "451 4.3.0 not now")
+    assert error.retryable and "451" in str(error)
+    # message 2 did not meet "503 nested MAIL command": the transaction was reset
+    assert [m.splitlines()[0] for m in server.messages] == [b"Subject: s2"]
+    assert "RSET" in server.commands
+
+
+def test_the_message_goes_with_its_leading_dots_doubled_and_back(server: ScriptedSMTP):
+    t = transport(server.port)
+    t.send(mail(1))
+    t.close()
+    assert server.messages == [b"Subject: s1\r\n\r\nbody 1\r\n..leading dot\r\n"]
+    assert "MAIL FROM:<clerk@network.example> size=37" in server.commands
+    assert "RCPT TO:<m1@council.example>" in server.commands
+
+
+def test_a_421_at_rcpt_is_retried_and_the_next_message_opens_a_new_session(
+        server: ScriptedSMTP):
+    error = refused_then_next(server, "RCPT", "421 4.7.0 closing")
+    assert error.retryable and not error.in_doubt
+    assert server.connections == 2 and len(server.messages) == 1
+
+
+def test_an_address_that_is_not_ascii_goes_with_smtputf8(server: ScriptedSMTP):
+    t = transport(server.port, envelope_from="bounces-clérk@network.example")
+    t.send(mail(1))
+    t.close()
+    assert "MAIL FROM:<bounces-clérk@network.example> size=37 SMTPUTF8" in server.commands
+
+
+def test_an_address_that_is_not_ascii_fails_clearly_without_smtputf8():
+    server = ScriptedSMTP(utf8=False)
+    t = transport(server.port)
+    try:
+        with pytest.raises(TransportError) as caught:
+            t.send(mail(1, sender="clérk@network.example"))
+        assert not caught.value.retryable and "SMTPUTF8" in str(caught.value)
+        t.send(mail(2))  # the next, plain one goes on the same connection
+    finally:
+        t.close()
+        server.close()
+    assert [m.splitlines()[0] for m in server.messages] == [b"Subject: s2"]
+    assert server.connections == 1
