@@ -40,9 +40,20 @@ def _hm(value: datetime) -> str:
 
 def environment(group: Group) -> jinja2.Environment:
     """The group's templates: its own overrides first, then the defaults. Groups without
-    overrides share one environment, so the defaults are compiled once per process."""
-    overrides = group.folder / "templates"
-    return _environment(overrides if overrides.is_dir() else None)
+    overrides share one environment, so the defaults are compiled once per process. Looked up
+    once per loaded group (a config loaded again is new groups, looked up again)."""
+    known = _ENVIRONMENTS.get(id(group))
+    if known is None or known[0] is not group:
+        overrides = group.folder / "templates"
+        if len(_ENVIRONMENTS) >= 1024:
+            _ENVIRONMENTS.clear()
+        known = _ENVIRONMENTS[id(group)] = (
+            group, _environment(overrides if overrides.is_dir() else None))
+    return known[1]
+
+
+# by group: the group itself (held, so its id is not reused) and its environment
+_ENVIRONMENTS: dict[int, tuple[Group, jinja2.Environment]] = {}
 
 
 @lru_cache(maxsize=512)
@@ -88,6 +99,7 @@ def _uses(env: jinja2.Environment, name: str, variable: str) -> bool:
 
 
 def clear_cache() -> None:
+    _ENVIRONMENTS.clear()
     _environment.cache_clear()
     _uses.cache_clear()
 

@@ -60,3 +60,20 @@ def test_each_html_part_is_well_formed_and_escaped(template: str, context: dict[
     assert "<b>O'Neil</b>" not in html  # a member's name is text, never markup
     if "Ann" in "".join(parser.text):
         assert "Ann <b>O'Neil</b> & Co" in "".join(parser.text)
+
+
+def test_a_group_loaded_again_sees_templates_added_since(config_dir: Path):
+    """The environment is looked up once per loaded group, not once per render: a config
+    loaded again (as the worker does on a change) is new groups, with the overrides as they
+    are now — in the same process, with nothing cleared."""
+    [before] = config_mod.load(config_dir).groups
+    assert "Dear" in environment(before).get_template("invitation.txt.j2").render(
+        example_context(before, before.rules[0]))
+    overrides = config_dir / "example" / "templates"
+    overrides.mkdir()
+    (overrides / "invitation.txt.j2").write_text("Overridden for {{ recipient.name }}\n")
+    [after] = config_mod.load(config_dir).groups
+    text = environment(after).get_template("invitation.txt.j2").render(
+        example_context(after, after.rules[0]))
+    assert text.startswith("Overridden for ")
+    assert environment(before) is not environment(after)
