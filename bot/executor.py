@@ -385,32 +385,37 @@ class Executor:
 
     def _start(self, key: str, message: Mail, now: datetime, result: TickResult) -> bool:
         """One message at a time (outbox, smtp): wait for the answer to the message in
-        flight, then — in one transaction — record it sent and claim ``key``, and start
-        sending it. Its answer is awaited only once the next message is rendered: clerk
-        renders a message while the server takes the one before, and a kill still leaves at
-        most one message in doubt."""
+        flight, and hand ``key``'s message to the transport, which claims its row when it
+        says (smtp: while the server answers MAIL FROM) — in one transaction with recording
+        the message before it sent. That answer is awaited only once the next message is
+        rendered, so clerk renders while the server works, and a kill still leaves at most
+        one message in doubt."""
         done = self._wait(now, result)
+        claim = _Claim(lambda conn: self._record_sent(conn, done, now) if done else None,
+                       lambda: self._report_sent(done, result) if done else None,
+                       lambda conn: self.store.claim(key, now, message.message_id,
+                                                     self.transport.name, conn),
+                       self.store)
         try:
-            with self.store.atomic() as conn:
-                if done is not None:
-                    self._record_sent(conn, done, now)
-                claimed = self.store.claim(key, now, message.message_id, self.transport.name,
-                                           conn)
-        except Exception:
-            if done is not None:  # the claim failed: what was delivered is recorded alone
-                self._sent(done, now, result)
-            raise
-        if done is not None:
-            self._report_sent(done, result)
-        if not claimed:
-            return False
-        try:
-            self._in_flight = key, self.transport.start(message)
-        except TransportError as exc:
-            self._outcome(key, exc, now, result)
+            finish = self.transport.start(message, claim)
         except Exception as exc:
-            self._broken([key], exc, now, result)
-        return True
+            if claim.error is not None:  # the ledger failed (the database): stop here
+                if done is not None and not claim.settled:  # what went is recorded alone
+                    self._sent(done, now, result)
+                raise
+            if not claim.called:  # the transport failed first: an attempt, recorded as one
+                claim()
+            if claim.claimed:
+                if isinstance(exc, TransportError):
+                    self._outcome(key, exc, now, result)
+                else:
+                    self._broken([key], exc, now, result)
+            return claim.claimed
+        if not claim.called:
+            raise RuntimeError(f"{self.transport.name}: start() never claimed {key}")
+        if finish is not None:
+            self._in_flight = key, finish
+        return claim.claimed
 
     def _wait(self, now: datetime, result: TickResult) -> str | None:
         """Wait for the server's answer to the message in flight: its key when it was
@@ -692,3 +697,48 @@ class Executor:
                     and d.send_at <= now:
                 (result.sent if now <= d.latest else result.skipped_late).append(d.key)
         return result
+
+
+class _Claim:
+    """What the transport calls before a message can be delivered (``Transport.start``):
+    :meth:`settle` records the message before it sent (a transport may call it early, while
+    it waits for the server), and calling the claim takes the message's row — in the same
+    transaction as settling when that was not done yet. Remembers what was done and the
+    ledger's error, if any."""
+
+    def __init__(self, record: Callable[[Connection], None], report: Callable[[], None],
+                 take: Callable[[Connection], bool], store: Store) -> None:
+        self._record, self._report, self._take, self._store = record, report, take, store
+        self.settled = False
+        self.called = False
+        self.claimed = False
+        self.error: BaseException | None = None
+
+    def settle(self) -> None:
+        if not self.settled:
+            self._run(self._record)
+            self.settled = True
+            self._report()
+
+    def __call__(self) -> bool:
+        self.called = True
+        settle = not self.settled
+
+        def both(conn: Connection) -> bool:
+            if settle:
+                self._record(conn)
+            return self._take(conn)
+
+        self.claimed = bool(self._run(both))
+        if settle:
+            self.settled = True
+            self._report()
+        return self.claimed
+
+    def _run(self, work: Callable[[Connection], Any]) -> Any:
+        try:
+            with self._store.atomic() as conn:
+                return work(conn)
+        except BaseException as exc:
+            self.error = exc
+            raise

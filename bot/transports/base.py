@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.errors import TransportError
 
@@ -27,6 +27,16 @@ if TYPE_CHECKING:
 # meeting's item (ClerkKey, ClerkUid, ClerkRevision, ClerkPart), the same for exchange and
 # graph, so an item reads the same from either
 PROPERTY_SET = "4c3b2e7a-6f2d-4c55-9a57-0c1e1e2f6b7d"
+
+
+class Claim(Protocol):
+    """The ledger's part in :meth:`Transport.start`: ``settle()`` records the message before
+    this one (optional, any time before the claim: while the server is busy), and calling
+    it claims this message's row — True when it is ours to send."""
+
+    def settle(self) -> None: ...
+
+    def __call__(self) -> bool: ...
 
 
 class Transport:
@@ -44,10 +54,14 @@ class Transport:
         """Deliver ``message`` to its recipients (To and Cc), or raise TransportError."""
         raise NotImplementedError
 
-    def start(self, message: Mail) -> Callable[[], None]:
-        """Begin delivering ``message``; the call returned completes it (both may raise
-        TransportError). A transport that can leave the server working while clerk renders
-        the next message overrides this (smtp); here the message is sent at once."""
+    def start(self, message: Mail, claim: Claim) -> Callable[[], None] | None:
+        """Begin delivering ``message``: call ``claim()`` once, before anything could
+        deliver it (when it says False, drop the message and return None); return the call
+        that completes the delivery. Both may raise TransportError. A transport that can work
+        while the ledger is written, or while clerk renders the next message, overrides this
+        (smtp); here the message is sent at once."""
+        if not claim():
+            return None
         self.send(message)
         return _nothing
 

@@ -24,7 +24,7 @@ from typing import Any
 from bot.credentials import secret
 from bot.errors import TransportError
 from bot.options import Option, _str
-from bot.transports.base import Mail, Transport
+from bot.transports.base import Claim, Mail, Transport
 from bot.transports.net import connection_options, endpoint, tls_context
 
 log = logging.getLogger("clerk")
@@ -119,15 +119,39 @@ class SmtpTransport(Transport):
         return [(True, what, "")]
 
     def send(self, message: Mail) -> None:
-        self.start(message)()
+        finish = self.start(message, _Ours())
+        assert finish is not None
+        finish()
 
-    def start(self, message: Mail) -> Callable[[], None]:
-        """Send ``message`` up to the end of its data; return the call that waits for the
-        server's last answer (meanwhile the executor renders the next message)."""
+    def start(self, message: Mail, claim: Claim) -> Callable[[], None] | None:
+        """The ledger is written while the server answers: the message before is recorded
+        while it answers MAIL FROM, this one's row claimed while it answers the first RCPT TO
+        (nothing is delivered before the data). Then the rest of RCPT, DATA and the message.
+        Returns the call that waits for the server's last answer (meanwhile the executor
+        renders the next message), or None when the claim was refused (then RSET)."""
         sender = self.options.get("envelope_from") or message.sender[1]
+        recipients = message.recipients
         with self._errors():
             conn = self._connection()
-            _begin(conn, sender, message.recipients, message.data)
+            _put(conn, "mail", sender, _mail_options(conn, sender, message))
+        self._meanwhile(claim.settle)
+        with self._errors():
+            code, text = conn.getreply()
+            if code != 250:
+                if code == 421:
+                    self._drop()  # the server closed the session
+                _reset(conn, code)
+                raise smtplib.SMTPSenderRefused(code, text, sender)
+            _put(conn, "rcpt", recipients[0])
+        claimed = self._meanwhile(claim)
+        with self._errors():
+            first = conn.getreply()
+            if not claimed:
+                _reset(conn, first[0])
+                if first[0] == 421:
+                    self._drop()
+                return None
+            _data(conn, recipients, message.data, first)
 
         def finish() -> None:
             with self._errors():
@@ -136,6 +160,15 @@ class SmtpTransport(Transport):
                 _keep_sent_copy(self.mailbox, message)
 
         return finish
+
+    def _meanwhile(self, work: Callable[[], Any]) -> Any:
+        """The ledger's work while a command's answer is on its way; if it fails, the
+        answer stays unread, so the session is dropped (the next message opens a new one)."""
+        try:
+            return work()
+        except BaseException:
+            self._drop()
+            raise
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -182,22 +215,51 @@ class NotAscii(Exception):
     """An address that is not ASCII, for a server without SMTPUTF8."""
 
 
-def _begin(conn: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) -> None:
-    """smtplib's ``sendmail`` up to the end of the data: MAIL, RCPT, DATA, the message."""
+class _Ours:
+    """The claim of a plain :meth:`SmtpTransport.send`: nothing to record, always ours."""
+
+    def settle(self) -> None:
+        pass
+
+    def __call__(self) -> bool:
+        return True
+
+
+def _mail_options(conn: smtplib.SMTP, sender: str, message: Mail) -> list[str]:
+    """MAIL FROM's parameters, as smtplib's ``sendmail`` gives them: SIZE, and SMTPUTF8 for
+    an address that is not ASCII (RFC 6531)."""
     conn.ehlo_or_helo_if_needed()
-    options = [f"size={len(data)}"] if conn.does_esmtp and conn.has_extn("size") else []
-    if not all(a.isascii() for a in (sender, *recipients)):  # RFC 6531
+    options = [f"size={len(message.data)}"] if conn.does_esmtp and conn.has_extn("size") \
+        else []
+    if not all(a.isascii() for a in (sender, *message.recipients)):
         if not conn.has_extn("smtputf8"):
             raise NotAscii("the server does not take addresses that are not ASCII (it does "
                            "not offer SMTPUTF8); use an ASCII address")
         options.append("SMTPUTF8")
-    code, text = _envelope(conn, "mail", sender, options)
-    if code != 250:
-        _reset(conn, code)
-        raise smtplib.SMTPSenderRefused(code, text, sender)
+        conn.command_encoding = "utf-8"
+    return options
+
+
+def _put(conn: smtplib.SMTP, verb: str, address: str, options: list[str] | None = None) -> None:
+    """MAIL FROM or RCPT TO, written (the answer is read by the caller). A plain address
+    (the config checked it) is written as it is: smtplib's ``mail`` and ``rcpt`` parse every
+    address again, at a tenth of the cost of sending a message."""
+    plain = address.isprintable() and not any(c in address for c in "<> ")
+    extra = " " + " ".join(options) if options and conn.does_esmtp else ""
+    conn.putcmd(verb, f"{'FROM' if verb == 'mail' else 'TO'}:"
+                      f"{f'<{address}>' if plain else smtplib.quoteaddr(address)}{extra}")
+
+
+def _data(conn: smtplib.SMTP, recipients: list[str], data: bytes,
+          first: tuple[int, bytes]) -> None:
+    """After MAIL FROM and the first RCPT TO (``first`` its answer), as smtplib's
+    ``sendmail``: RCPT for the other recipients, DATA, and the message — up to the end of
+    the data."""
     refused = {}
-    for recipient in recipients:
-        code, text = _envelope(conn, "rcpt", recipient)
+    for n, recipient in enumerate(recipients):
+        if n:
+            _put(conn, "rcpt", recipient)
+        code, text = conn.getreply() if n else first
         if code not in (250, 251):
             refused[recipient] = (code, text)
         if code == 421:
@@ -212,18 +274,6 @@ def _begin(conn: smtplib.SMTP, sender: str, recipients: list[str], data: bytes) 
         raise smtplib.SMTPDataError(code, text)
     end = b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
     conn.send(_LEADING_DOT.sub(b"..", data) + end)  # RFC 5321 4.5.2: a leading dot doubled
-
-
-def _envelope(conn: smtplib.SMTP, verb: str, address: str,
-              options: list[str] | None = None) -> tuple[int, bytes]:
-    """MAIL FROM or RCPT TO. A plain address (the config checked it) is written as it is:
-    smtplib parses every address again, at a tenth of the cost of sending a message."""
-    if (not address.isascii() or not address.isprintable() or any(c in address for c in "<> ")
-            or (options and "SMTPUTF8" in options)):
-        return conn.mail(address, options or ()) if verb == "mail" else conn.rcpt(address)
-    extra = " " + " ".join(options) if options and conn.does_esmtp else ""
-    conn.putcmd(verb, f"{'FROM' if verb == 'mail' else 'TO'}:<{address}>{extra}")
-    return conn.getreply()
 
 
 def _end(conn: smtplib.SMTP) -> None:

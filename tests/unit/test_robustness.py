@@ -231,7 +231,10 @@ def test_the_next_message_is_rendered_while_one_is_in_flight_and_one_alone_is_in
         return mail
 
     class Answering(MemoryTransport):
-        def start(self, message: Mail) -> Callable[[], None]:
+        def start(self, message: Mail,
+                  claim: Callable[[], bool]) -> Callable[[], None] | None:
+            if not claim():  # records the one before, claims this one: one transaction
+                return None
             steps.append(("start", message.key, in_doubt()))
 
             def finish() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -163,3 +164,42 @@ def test_an_address_that_is_not_ascii_fails_clearly_without_smtputf8():
         server.close()
     assert [m.splitlines()[0] for m in server.messages] == [b"Subject: s2"]
     assert server.connections == 1
+
+
+class Ledger:
+    """A claim that takes its time (50 ms each step) and notes, in the server's own list of
+    commands, when the ledger was written."""
+
+    def __init__(self, server: ScriptedSMTP, ours: bool = True) -> None:
+        self.server, self.ours = server, ours
+
+    def settle(self) -> None:
+        time.sleep(0.05)
+        self.server.commands.append("(ledger: settled)")
+
+    def __call__(self) -> bool:
+        time.sleep(0.05)
+        self.server.commands.append("(ledger: claimed)")
+        return self.ours
+
+
+def test_nothing_is_sent_that_could_deliver_the_message_before_its_claim(server: ScriptedSMTP):
+    t = transport(server.port)
+    finish = t.start(mail(1), Ledger(server))
+    assert finish is not None
+    finish()
+    t.close()
+    verbs = [c.split(":")[0].split(" ")[0] for c in server.commands]
+    # the message before is recorded while MAIL FROM is answered, the claim made while the
+    # first RCPT TO is, and DATA comes only after it
+    assert verbs[1:6] == ["MAIL", "(ledger", "RCPT", "(ledger", "DATA"]
+    assert len(server.messages) == 1
+
+
+def test_a_claim_refused_sends_nothing_and_resets_the_transaction(server: ScriptedSMTP):
+    t = transport(server.port)
+    assert t.start(mail(1), Ledger(server, ours=False)) is None
+    t.send(mail(2))
+    t.close()
+    assert [m.splitlines()[0] for m in server.messages] == [b"Subject: s2"]
+    assert "RSET" in server.commands and server.commands.count("DATA") == 1
