@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--groups", type=int, default=50, help="groups (default 50)")
     ap.add_argument("--members", type=int, default=40,
                     help="members per group (default 40); invitations = groups × members")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved timed rounds")
     ap.add_argument("--sink", choices=("process", "thread"), default="process",
                     help="run aiosmtpd in a child process (default) or in a thread here")
     ap.add_argument("--profile", action="store_true",
