@@ -1,9 +1,10 @@
 """The executor: one reconcile pass (``tick``) — plan, record, claim what is due, send, record.
 
-The in-doubt window is one message: a row is committed as ``sending`` before its message is
-handed to the transport and as ``sent`` right after. A row found in ``sending`` at the start of
-a tick (a crash) is looked up where the transport can tell, and sent again only if it is not
-found — so a crash costs at most one duplicate (RFC 1047: exactly-once is impossible).
+The in-doubt window is one message: a row is committed as ``sending`` before anything could
+deliver its message, and as ``sent`` once the transport has it — before the next row is
+claimed (the transport says when, see ``Transport.start``). A row found in ``sending`` at the
+start of a tick (a crash) is looked up where the transport can tell, and sent again only if it
+is not found — so a crash costs at most one duplicate (RFC 1047: exactly-once is impossible).
 """
 
 from __future__ import annotations
@@ -385,11 +386,11 @@ class Executor:
 
     def _start(self, key: str, message: Mail, now: datetime, result: TickResult) -> bool:
         """One message at a time (outbox, smtp): wait for the answer to the message in
-        flight, and hand ``key``'s message to the transport, which claims its row when it
-        says (smtp: while the server answers MAIL FROM) — in one transaction with recording
-        the message before it sent. That answer is awaited only once the next message is
-        rendered, so clerk renders while the server works, and a kill still leaves at most
-        one message in doubt."""
+        flight, and hand ``key``'s message to the transport, which records that one ``sent``
+        and claims ``key``'s row when it says (smtp: while the server answers MAIL FROM and
+        the first RCPT TO), always before anything could deliver it. The answer to a
+        message's data is awaited only once the next message is rendered, so clerk renders
+        while the server works, and a kill still leaves at most one message in doubt."""
         done = self._wait(now, result)
         claim = _Claim(lambda conn: self._record_sent(conn, done, now) if done else None,
                        lambda: self._report_sent(done, result) if done else None,
@@ -397,23 +398,26 @@ class Executor:
                                                      self.transport.name, conn),
                        self.store)
         try:
-            finish = self.transport.start(message, claim)
-        except Exception as exc:
-            if claim.error is not None:  # the ledger failed (the database): stop here
-                if done is not None and not claim.settled:  # what went is recorded alone
-                    self._sent(done, now, result)
-                raise
-            if not claim.called:  # the transport failed first: an attempt, recorded as one
-                claim()
-            if claim.claimed:
-                if isinstance(exc, TransportError):
-                    self._outcome(key, exc, now, result)
-                else:
-                    self._broken([key], exc, now, result)
-            return claim.claimed
-        if not claim.called:
-            raise RuntimeError(f"{self.transport.name}: start() never claimed {key}")
-        if finish is not None:
+            try:
+                finish = self.transport.start(message, claim)
+            except Exception as exc:
+                if claim.error is not None:  # the ledger failed (the database): stop here
+                    raise
+                if not claim.called:  # the transport failed first: an attempt, as any
+                    claim()
+                if claim.claimed:
+                    if isinstance(exc, TransportError):
+                        self._outcome(key, exc, now, result)
+                    else:
+                        self._broken([key], exc, now, result)
+                return claim.claimed
+            if not claim.called:
+                raise RuntimeError(f"{self.transport.name}: start() never claimed {key}")
+        except BaseException:
+            if done is not None and not claim.settled:  # what went is recorded alone
+                self._sent(done, now, result)
+            raise
+        if finish is not None and claim.claimed:
             self._in_flight = key, finish
         return claim.claimed
 
@@ -721,6 +725,8 @@ class _Claim:
             self._report()
 
     def __call__(self) -> bool:
+        if self.called:
+            raise RuntimeError("a row is claimed once")
         self.called = True
         settle = not self.settled
 

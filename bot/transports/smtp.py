@@ -176,7 +176,8 @@ class SmtpTransport(Transport):
         try:
             yield
         except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
+            answers = list(exc.recipients.values())
+            code, text = next((a for a in answers if a[0] == 421), answers[0])
             if code == 421:
                 self._drop()  # the server closed the session
             raise TransportError(_say(code, text), retryable=retryable(code)) from exc
@@ -265,9 +266,11 @@ def _data(conn: smtplib.SMTP, recipients: list[str], data: bytes,
         if code == 421:
             conn.close()
             raise smtplib.SMTPRecipientsRefused(refused)
-    if len(refused) == len(recipients):
+    if recipients[0] in refused:  # the member it is for: a Cc alone is not worth sending
         _reset(conn, 0)
-        raise smtplib.SMTPRecipientsRefused(refused)
+        raise smtplib.SMTPRecipientsRefused({recipients[0]: refused[recipients[0]]})
+    for recipient, (code, text) in refused.items():
+        log.warning("the server refused a copy to %s: %s", recipient, _say(code, text))
     code, text = conn.docmd("data")
     if code != 354:
         _reset(conn, code)  # else the next MAIL FROM meets "503 nested MAIL command"

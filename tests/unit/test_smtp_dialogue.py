@@ -1,19 +1,31 @@
-"""The smtp transport's own dialogue (bot/transports/smtp.py ``_begin``/``_end``) against a
-scripted server that keeps RFC 5321's transaction state — what aiosmtpd cannot be made to
+"""The smtp transport's own dialogue (bot/transports/smtp.py ``start``, ``_data``, ``_end``)
+against a scripted server that keeps RFC 5321's transaction state — what aiosmtpd cannot be made to
 refuse (the DATA command itself, a 421 at RCPT, a server without SMTPUTF8)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from bot import config as config_mod
+from bot import transports
 from bot.errors import TransportError
+from bot.executor import Executor
+from bot.store import Store
+from bot.transports import smtp as smtp_mod
 from bot.transports.base import Mail
 from bot.transports.smtp import SmtpTransport
+
+T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
 
 
 class ScriptedSMTP:
@@ -40,8 +52,8 @@ class ScriptedSMTP:
             except OSError:
                 return
             self.connections += 1
-            with conn, conn.makefile("rb") as rfile:
-                self._session(conn, rfile)
+            with conn, conn.makefile("rb") as rfile, contextlib.suppress(OSError):
+                self._session(conn, rfile)  # a client that hangs up ends the session
 
     def _session(self, conn: socket.socket, rfile: object) -> None:
         def say(line: str) -> None:
@@ -167,17 +179,25 @@ def test_an_address_that_is_not_ascii_fails_clearly_without_smtputf8():
 
 
 class Ledger:
-    """A claim that takes its time (50 ms each step) and notes, in the server's own list of
-    commands, when the ledger was written."""
+    """A claim that notes, in the server's own list of commands, when the ledger was
+    written — each time after the server has logged the command just sent, and the claim
+    after giving a wrong transport 50 ms to send DATA too early."""
 
     def __init__(self, server: ScriptedSMTP, ours: bool = True) -> None:
         self.server, self.ours = server, ours
 
+    def _after(self, verb: str) -> None:
+        deadline = time.monotonic() + 5
+        while not any(c.startswith(verb) for c in self.server.commands):
+            assert time.monotonic() < deadline, f"the server never got {verb}"
+            time.sleep(0.001)
+
     def settle(self) -> None:
-        time.sleep(0.05)
+        self._after("MAIL")
         self.server.commands.append("(ledger: settled)")
 
     def __call__(self) -> bool:
+        self._after("RCPT")
         time.sleep(0.05)
         self.server.commands.append("(ledger: claimed)")
         return self.ours
@@ -203,3 +223,94 @@ def test_a_claim_refused_sends_nothing_and_resets_the_transaction(server: Script
     t.close()
     assert [m.splitlines()[0] for m in server.messages] == [b"Subject: s2"]
     assert "RSET" in server.commands and server.commands.count("DATA") == 1
+
+
+# --- the executor with the smtp transport: the ledger's failures ---------------------------
+
+@pytest.fixture
+def smtp_config(config_dir: Path, server: ScriptedSMTP) -> Path:
+    (config_dir / "clerk.toml").write_text(
+        f'[clerk]\ntransport = "smtp"\n[transport]\nhost = "127.0.0.1"\n'
+        f'port = {server.port}\nsecurity = "none"\ntimeout = 5\n')
+    return config_dir
+
+
+def _executor(config_dir: Path, store: Store) -> Executor:
+    config = config_mod.load(config_dir)
+    return Executor(config, store, transports.load("smtp", config.settings.transport_options))
+
+
+def _failing_once(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, n: int,
+                  error: Exception) -> None:
+    real, calls = getattr(owner, name), [0]
+
+    def once(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        if calls[0] == n:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, once)
+
+
+LOCKED = sa.exc.OperationalError("UPDATE ledger", {}, Exception("database is locked"))
+
+
+@pytest.mark.parametrize("where", ["settle", "claim", "claim after the transport failed"])
+def test_a_ledger_failure_never_leaves_a_delivered_message_unrecorded(
+        smtp_config: Path, store: Store, server: ScriptedSMTP, monkeypatch: pytest.MonkeyPatch,
+        where: str):
+    """Whatever the ledger fails on while the next message starts, the message the server
+    already took is recorded sent: nothing is left in `sending` to be sent twice."""
+    if where == "settle":  # recording message 1 while the server answers message 2's MAIL
+        _failing_once(monkeypatch, store, "update_row", 1, LOCKED)
+    else:
+        _failing_once(monkeypatch, store, "claim", 2, LOCKED)
+    if where == "claim after the transport failed":  # message 2 fails before any settle
+        _failing_once(monkeypatch, smtp_mod, "_mail_options", 2,
+                      smtp_mod.NotAscii("no SMTPUTF8"))
+    with pytest.raises(sa.exc.OperationalError):
+        _executor(smtp_config, store).tick(T0)
+    assert len(server.messages) == 1
+    assert store.counts().get("sent") == 1 and "sending" not in store.counts()
+
+
+def test_a_claim_lost_to_another_worker_costs_nothing(
+        smtp_config: Path, store: Store, server: ScriptedSMTP, monkeypatch: pytest.MonkeyPatch):
+    real, calls = store.claim, [0]
+
+    def claim(*args: object, **kwargs: object) -> bool:
+        calls[0] += 1
+        return False if calls[0] == 3 else real(*args, **kwargs)  # another worker has it
+
+    monkeypatch.setattr(store, "claim", claim)
+    result = _executor(smtp_config, store).tick(T0)
+    assert len(result.sent) == len(server.messages) == 20 and not result.errors
+    assert "sending" not in store.counts() and store.counts()["planned"] > 0
+
+
+def test_a_copy_refused_goes_without_it_but_the_member_refused_is_not_sent(
+        server: ScriptedSMTP, caplog: pytest.LogCaptureFixture):
+    def with_cc(n: int) -> Mail:
+        return replace(mail(n), cc=(("Chair", "chair@council.example"),))
+
+    t = transport(server.port)
+    server.replies["RCPT"] = ["250 OK", "550 5.1.1 no such chair"]
+    t.send(with_cc(1))  # the member got it; the chair's copy was refused (logged)
+    server.replies["RCPT"] = ["550 5.1.1 no such member", "250 OK"]
+    with pytest.raises(TransportError) as caught:
+        t.send(with_cc(2))
+    t.close()
+    assert "no such member" in str(caught.value) and not caught.value.retryable
+    assert len(server.messages) == 1 and "refused a copy to chair@council.example" in caplog.text
+
+
+def test_a_421_for_a_copy_retries_the_message_on_a_new_session(server: ScriptedSMTP):
+    t = transport(server.port)
+    server.replies["RCPT"] = ["550 5.1.1 no such member", "421 4.7.0 closing"]
+    with pytest.raises(TransportError) as caught:
+        t.send(replace(mail(1), cc=(("Chair", "chair@council.example"),)))
+    assert caught.value.retryable and "421" in str(caught.value)
+    t.send(mail(2))
+    t.close()
+    assert server.connections == 2 and len(server.messages) == 1
