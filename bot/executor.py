@@ -392,11 +392,11 @@ class Executor:
         message's data is awaited only once the next message is rendered, so clerk renders
         while the server works, and a kill still leaves at most one message in doubt."""
         done = self._wait(now, result)
-        claim = _Claim(lambda conn: self._record_sent(conn, done, now) if done else None,
-                       lambda: self._report_sent(done, result) if done else None,
-                       lambda conn: self.store.claim(key, now, message.message_id,
-                                                     self.transport.name, conn),
-                       self.store)
+        claim = _Claim(self.store, lambda conn: self.store.claim(
+            key, now, message.message_id, self.transport.name, conn))
+        if done is not None:
+            claim.settles(lambda conn: self._record_sent(conn, done, now),
+                          lambda: self._report_sent(done, result))
         try:
             try:
                 finish = self.transport.start(message, claim)
@@ -710,13 +710,18 @@ class _Claim:
     transaction as settling when that was not done yet. Remembers what was done and the
     ledger's error, if any."""
 
-    def __init__(self, record: Callable[[Connection], None], report: Callable[[], None],
-                 take: Callable[[Connection], bool], store: Store) -> None:
-        self._record, self._report, self._take, self._store = record, report, take, store
-        self.settled = False
+    def __init__(self, store: Store, take: Callable[[Connection], bool]) -> None:
+        self._store, self._take = store, take
+        self._record: Callable[[Connection], None] = _nothing
+        self._report: Callable[[], None] = _nothing
+        self.settled = True  # nothing to record unless settles() says what
         self.called = False
         self.claimed = False
         self.error: BaseException | None = None
+
+    def settles(self, record: Callable[[Connection], None], report: Callable[[], None]) -> None:
+        """What settling writes (in a transaction), and what it reports once committed."""
+        self._record, self._report, self.settled = record, report, False
 
     def settle(self) -> None:
         if not self.settled:
@@ -748,3 +753,7 @@ class _Claim:
         except BaseException as exc:
             self.error = exc
             raise
+
+
+def _nothing(*_: Any) -> None:
+    pass

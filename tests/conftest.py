@@ -66,6 +66,12 @@ def add_series(group_dir: Path) -> Path:
     return toml
 
 
+def cancel_series_meeting(toml: Path, day: str = "2027-03-11") -> None:
+    """Cancel the series' meeting of ``day`` (by default the second, 11 March)."""
+    with toml.open("a") as f:
+        f.write(f"\n[[series.occurrence]]\ndate = {day}\ncancelled = true\n")
+
+
 def move_series_meeting(toml: Path) -> None:
     """Move the series' 25 March meeting to 29 March: across the spring change."""
     with toml.open("a") as f:

@@ -311,8 +311,7 @@ class FakeEws:
                 result: bytes = answer(context)
                 return result
         if self.no_mailbox:
-            return self._error_response(context, "ErrorNonExistentMailbox",
-                                        MESSAGES["ErrorNonExistentMailbox"])
+            return self._error_response(context, "ErrorNonExistentMailbox")
         handler = getattr(self, f"_op_{operation}", None)
         if handler is None:
             return self._fault(context, "ErrorInvalidRequest",
@@ -331,7 +330,7 @@ class FakeEws:
             f'<e:Message xmlns:e="{ENS}">{text}</e:Message>{xml}</detail></s:Fault>',
             header=False)
 
-    def _error_response(self, context: Any, code: str, text: str) -> bytes:
+    def _error_response(self, context: Any, code: str, text: str = "") -> bytes:
         operation = self.requests[-1].operation
         return _envelope(f'<m:{operation}Response xmlns:m="{MNS}" xmlns:t="{TNS}">'
                          f"<m:ResponseMessages>{_error(operation, code, text)}"
@@ -347,15 +346,13 @@ class FakeEws:
             kind = etree.QName(elem).localname
             addresses = {a.text.lower() for a in elem.iterfind(".//t:EmailAddress", NS) if a.text}
             if addresses & self.bad_recipients:
-                out.append(_error("CreateItem", "ErrorInvalidRecipients",
-                                  MESSAGES["ErrorInvalidRecipients"]))
+                out.append(_error("CreateItem", "ErrorInvalidRecipients"))
                 continue
             if kind == "CancelCalendarItem":
                 ref = elem.find("t:ReferenceItemId", NS)
                 item = self.items.get(ref.get("Id")) if ref is not None else None
                 if item is None:
-                    out.append(_error("CreateItem", "ErrorItemNotFound",
-                                      MESSAGES["ErrorItemNotFound"]))
+                    out.append(_error("CreateItem", "ErrorItemNotFound"))
                     continue
                 cancelled = item.elem.find("t:IsCancelled", NS)
                 if cancelled is None:
@@ -390,7 +387,7 @@ class FakeEws:
         for ref in op.find("m:ItemIds", NS):
             item = self._lookup(ref)
             if item is None:
-                out.append(_error("GetItem", "ErrorItemNotFound", MESSAGES["ErrorItemNotFound"]))
+                out.append(_error("GetItem", "ErrorItemNotFound"))
             else:
                 out.append(_ok("GetItem", f"<m:Items>{self._render(item)}</m:Items>"))
         return out
@@ -425,8 +422,7 @@ class FakeEws:
             ref = change[0]
             item = self._lookup(ref)
             if item is None:
-                out.append(_error("UpdateItem", "ErrorItemNotFound",
-                                  MESSAGES["ErrorItemNotFound"]))
+                out.append(_error("UpdateItem", "ErrorItemNotFound"))
                 continue
             target = item.elem
             index = 0
@@ -469,15 +465,13 @@ class FakeEws:
         for ref in op.find("m:ItemIds", NS):
             item = self._lookup(ref)
             if item is None:
-                out.append(_error("DeleteItem", "ErrorItemNotFound",
-                                  MESSAGES["ErrorItemNotFound"]))
+                out.append(_error("DeleteItem", "ErrorItemNotFound"))
                 continue
             if etree.QName(ref).localname == "OccurrenceItemId":
                 start = self._occurrence_start(item, int(ref.get("InstanceIndex")))
                 if start in item.deleted:
                     out.append(_error("DeleteItem",
-                                      "ErrorCalendarOccurrenceIsDeletedFromRecurrence",
-                                      MESSAGES["ErrorCalendarOccurrenceIsDeletedFromRecurrence"]))
+                                      "ErrorCalendarOccurrenceIsDeletedFromRecurrence"))
                     continue
                 item.deleted.append(start)
                 item.changes += 1
@@ -496,7 +490,7 @@ class FakeEws:
         for ref in op.find("m:ItemIds", NS):
             item = self._lookup(ref)
             if item is None:
-                out.append(_error("MoveItem", "ErrorItemNotFound", MESSAGES["ErrorItemNotFound"]))
+                out.append(_error("MoveItem", "ErrorItemNotFound"))
                 continue
             # a moved item gets a new id in its new folder, as in Exchange
             del self.items[item.id]
@@ -513,7 +507,7 @@ class FakeEws:
                 out.append(_error("GetFolder", "ErrorFolderNotFound",
                                   "The specified folder could not be found in the store."))
             elif not folder.rights.get("Read"):
-                out.append(_error("GetFolder", "ErrorAccessDenied", MESSAGES["ErrorAccessDenied"]))
+                out.append(_error("GetFolder", "ErrorAccessDenied"))
             else:
                 shown = self._render_folder(folder)
                 out.append(_ok("GetFolder", f"<m:Folders>{shown}</m:Folders>"))
@@ -645,7 +639,9 @@ def _ok(operation: str, inner: str) -> str:
             f"<m:ResponseCode>NoError</m:ResponseCode>{inner}</m:{operation}ResponseMessage>")
 
 
-def _error(operation: str, code: str, text: str) -> str:
+def _error(operation: str, code: str, text: str = "") -> str:
+    """An error response message; ``text`` by default the one Exchange sends for ``code``."""
+    text = text or MESSAGES[code]
     return (f'<m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{text}'
             f"</m:MessageText><m:ResponseCode>{code}</m:ResponseCode>"
             f"<m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:{operation}ResponseMessage>")

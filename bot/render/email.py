@@ -9,7 +9,7 @@ message".
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.model import Desired, Group, Meeting, Person, Series
 from bot.render import mime
-from bot.render.templates import render
+from bot.render.templates import per_group, render
 from bot.replies import tag_subject
 from bot.transports.base import Mail
 
@@ -130,29 +130,25 @@ def invite_ics(group: Group, desired: Desired, now: datetime) -> bytes:
 
     scope, rids = desired.context.get("scope", ""), tuple(desired.context.get("rids", ()))
     key = (desired.meeting, desired.kind, desired.sequence, scope, rids, now)
-    known = _CALENDARS.get(key)
-    if known is None or known[0] is not group:  # the group held: a new config is a new one
+
+    def calendar() -> Callable[[tuple[str, str]], bytes]:
         method = "CANCEL" if desired.kind in CANCELLATIONS else "REQUEST"
         series = next((s for s in group.series if s.id == desired.meeting), None)
         years = sorted({o.start.year for o in series.occurrences}
                        | {o.recurrence_id.year for o in series.occurrences
                           if o.recurrence_id}) if series else []
-        kwargs = {"method": method, "uid": invite_uid(group, desired.meeting),
-                  "sequence": desired.sequence or 0, "dtstamp": now, "zone": group.zone,
-                  "organiser_name": group.organiser.name,
-                  "organiser_email": group.organiser.email,
-                  "events": meeting_events(group, desired.meeting, scope, rids),
-                  "zone_years": years}
-        if len(_CALENDARS) >= 64:
-            _CALENDARS.clear()
-        _CALENDARS[key] = known = group, kwargs, repr(sorted(kwargs.items()))
-    _, kwargs, ical_key = known
-    recipient = desired.recipient
-    return itip_for((recipient.name, recipient.email), ical_key, **kwargs)
+        return itip_for(
+            method=method, uid=invite_uid(group, desired.meeting),
+            sequence=desired.sequence or 0, dtstamp=now, zone=group.zone,
+            organiser_name=group.organiser.name, organiser_email=group.organiser.email,
+            events=meeting_events(group, desired.meeting, scope, rids), zone_years=years)
+
+    write = per_group(_CALENDARS, key, group, calendar, most=64)
+    return write((desired.recipient.name, desired.recipient.email))
 
 
-# what a meeting's calendar is made from, by meeting, kind, revision and time
-_CALENDARS: dict[tuple[Any, ...], tuple[Group, dict[str, Any], str]] = {}
+# a meeting's calendar, written once, by meeting, kind, revision and time
+_CALENDARS: dict[Any, tuple[Group, Callable[[tuple[str, str]], bytes]]] = {}
 
 
 CANCELLATIONS = ("cancellation", "occurrence_cancellation")

@@ -29,7 +29,7 @@ because many clients do not decode RFC 6868 (``^n``, ``^'``).
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
@@ -378,26 +378,19 @@ def _attendee_line(name: str, email: str, method: str) -> bytes:
 
 
 _PLACEHOLDER = ("clerk attendee", "attendee@clerk.invalid")
-_FOR_ONE: dict[str, tuple[bytes, bytes]] = {}  # recent calendars, by everything but the attendee
 
 
-def itip_for(attendee: tuple[str, str], key: str = "", **kwargs: Any) -> bytes:
-    """:func:`itip` with one attendee. A meeting's invitations differ only in their ATTENDEE
-    line, so the calendar is written once (with a placeholder attendee) and each recipient's
-    line put in its place: the same bytes, for a fraction of the cost. ``key`` stands for
-    ``kwargs`` (default: their repr), for a caller that knows them by a shorter one."""
-    key = key or repr(sorted(kwargs.items()))
-    cached = _FOR_ONE.get(key)
-    if cached is None:
-        calendar = itip(attendees=[_PLACEHOLDER], **kwargs)
-        line = _attendee_line(*_PLACEHOLDER, kwargs["method"])
-        if calendar.count(line) != len(kwargs["events"]):  # cannot tell where it goes
-            return itip(attendees=[attendee], **kwargs)
-        if len(_FOR_ONE) >= 64:
-            _FOR_ONE.clear()
-        _FOR_ONE[key] = cached = calendar, line
-    calendar, line = cached
-    return calendar.replace(line, _attendee_line(*attendee, kwargs["method"]))
+def itip_for(**kwargs: Any) -> Callable[[tuple[str, str]], bytes]:
+    """:func:`itip` for one attendee at a time: (name, email) → the calendar. A meeting's
+    invitations differ only in their ATTENDEE line, so the calendar is written once (with a
+    placeholder attendee) and each attendee's line put in its place: the same bytes, for a
+    fraction of the cost."""
+    method = kwargs["method"]
+    calendar = itip(attendees=[_PLACEHOLDER], **kwargs)
+    line = _attendee_line(*_PLACEHOLDER, method)
+    if calendar.count(line) != len(kwargs["events"]):  # cannot tell where it goes
+        return lambda attendee: itip(attendees=[attendee], **kwargs)
+    return lambda attendee: calendar.replace(line, _attendee_line(*attendee, method))
 
 
 def _event(spec: EventSpec, method: str, uid: str, sequence: int, dtstamp: datetime,

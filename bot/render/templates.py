@@ -9,10 +9,11 @@ are errors (StrictUndefined), never silent blanks.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 import jinja2.meta
@@ -21,6 +22,7 @@ from bot.errors import Problem
 from bot.model import Config, Group
 
 PARTS = ("subject", "txt", "html")
+T = TypeVar("T")
 
 
 def default_folder() -> Path:
@@ -42,18 +44,26 @@ def environment(group: Group) -> jinja2.Environment:
     """The group's templates: its own overrides first, then the defaults. Groups without
     overrides share one environment, so the defaults are compiled once per process. Looked up
     once per loaded group (a config loaded again is new groups, looked up again)."""
-    known = _ENVIRONMENTS.get(id(group))
-    if known is None or known[0] is not group:
+    def make() -> jinja2.Environment:
         overrides = group.folder / "templates"
-        if len(_ENVIRONMENTS) >= 1024:
-            _ENVIRONMENTS.clear()
-        known = _ENVIRONMENTS[id(group)] = (
-            group, _environment(overrides if overrides.is_dir() else None))
+        return _environment(overrides if overrides.is_dir() else None)
+
+    return per_group(_ENVIRONMENTS, id(group), group, make)
+
+
+_ENVIRONMENTS: dict[Any, tuple[Group, jinja2.Environment]] = {}
+
+
+def per_group(cache: dict[Any, tuple[Group, T]], key: Any, group: Group,
+              make: Callable[[], T], most: int = 1024) -> T:
+    """``cache[key]``, made by ``make()`` for this loaded ``group``: the group is kept with
+    the value, so its id is never reused and a config loaded again (new groups) makes anew."""
+    known = cache.get(key)
+    if known is None or known[0] is not group:
+        if len(cache) >= most:
+            cache.clear()
+        known = cache[key] = (group, make())
     return known[1]
-
-
-# by group: the group itself (held, so its id is not reused) and its environment
-_ENVIRONMENTS: dict[int, tuple[Group, jinja2.Environment]] = {}
 
 
 @lru_cache(maxsize=512)

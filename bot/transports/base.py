@@ -63,7 +63,7 @@ class Transport:
         if not claim():
             return None
         self.send(message)
-        return _nothing
+        return lambda: None
 
     def send_many(self, messages: list[Mail]) -> list[TransportError | None]:
         """Deliver several messages (at most :attr:`batch`); each one's outcome: None when
@@ -92,10 +92,6 @@ class Transport:
 
     def describe(self) -> str:
         return self.name
-
-
-def _nothing() -> None:
-    pass
 
 
 @dataclass(frozen=True)

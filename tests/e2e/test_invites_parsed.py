@@ -17,7 +17,13 @@ import icalendar
 
 from bot.executor import Executor
 from bot.transports.memory import MemoryTransport
-from tests.conftest import add_series, edit, move_series_meeting, remove_member
+from tests.conftest import (
+    add_series,
+    cancel_series_meeting,
+    edit,
+    move_series_meeting,
+    remove_member,
+)
 from tests.parsers import PARSERS, CalendarPut, EventTimes, Parsed, all_times, libical_check
 
 LONDON = ZoneInfo("Europe/London")
@@ -94,8 +100,7 @@ def test_every_series_message_reads_the_same_in_every_parser(
     move_series_meeting(toml)
     make_executor().tick(T0 + timedelta(hours=1))
     make_executor().tick(T0 + timedelta(hours=2))
-    with toml.open("a") as f:
-        f.write("\n[[series.occurrence]]\ndate = 2027-04-22\ncancelled = true\n")
+    cancel_series_meeting(toml, "2027-04-22")
     make_executor().tick(T0 + timedelta(hours=3))
     make_executor().tick(T0 + timedelta(hours=4))
     with (group_dir / "roster.csv").open("a") as f:

@@ -78,6 +78,16 @@ def message(n: int = 1, attachment: bytes = b"") -> Mail:
                 html="<p>Dear member</p>", text="Dear member", attachments=files, data=b"")
 
 
+def created(ews: FakeEws, folder: str, kind: str) -> tuple[Any, Any]:
+    """The first request, a CreateItem saving into ``folder``, and its one item (a ``kind``)
+    with an HTML body."""
+    create = ews.requests[0]
+    assert create.find("m:SavedItemFolderId/t:DistinguishedFolderId").get("Id") == folder
+    [item] = create.findall(f"m:Items/t:{kind}")
+    assert item.find("t:Body", NS).get("BodyType") == "HTML"
+    return create, item
+
+
 # --- the module ---------------------------------------------------------------------------
 
 def test_importing_the_exchange_transport_does_not_import_exchangelib():
@@ -113,12 +123,9 @@ def test_inviting_25_members_is_one_createitem_with_the_exact_meeting(ews: FakeE
     t = ews.transport()
     [part] = made(t, change())
     assert ews.operations() == ["CreateItem"]  # one request, whatever the number of members
-    create = ews.requests[0]
+    create, item = created(ews, "calendar", "CalendarItem")
     assert create.xml.get("SendMeetingInvitations") == "SendToAllAndSaveCopy"
-    assert create.find("m:SavedItemFolderId/t:DistinguishedFolderId").get("Id") == "calendar"
-    [item] = create.findall("m:Items/t:CalendarItem")
     assert item.findtext("t:Subject", None, NS) == "QA Leads Network meeting"
-    assert item.find("t:Body", NS).get("BodyType") == "HTML"
     assert item.findtext("t:Location", None, NS) == "Room 1"
     # local time with its offset, and the zone by its Windows name: Exchange keeps both
     assert item.findtext("t:Start", None, NS) == "2027-01-14T14:00:00+00:00"
@@ -403,12 +410,9 @@ def test_attendees_answers_are_read_in_one_getitem(ews: FakeEws):
 def test_a_message_with_an_attachment_is_one_createitem_sent_and_saved(ews: FakeEws):
     ews.transport().send(message(1, attachment=b"%PDF-1.7 agenda"))
     assert ews.operations() == ["CreateItem"]  # the attachment goes inline: no CreateAttachment
-    create = ews.requests[0]
+    create, item = created(ews, "sentitems", "Message")
     assert create.xml.get("MessageDisposition") == "SendAndSaveCopy"
-    assert create.find("m:SavedItemFolderId/t:DistinguishedFolderId").get("Id") == "sentitems"
-    [item] = create.findall("m:Items/t:Message")
     assert item.findtext("t:Subject", None, NS) == "Papers for the meeting (1)"
-    assert item.find("t:Body", NS).get("BodyType") == "HTML"
     assert "<p>Dear member</p>" in item.findtext("t:Body", "", NS)
     assert item.findtext("t:ToRecipients/t:Mailbox/t:EmailAddress", None, NS) == \
         "member1@council.example"

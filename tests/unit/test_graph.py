@@ -19,7 +19,14 @@ from bot.executor import Executor
 from bot.render import email as render_email
 from bot.store import Store
 from bot.transports.graph import DONE_PROP, PART_PROP, REV_PROP, UID_PROP
-from tests.conftest import ROOT, edit, remove_member
+from tests.conftest import (
+    ROOT,
+    add_series,
+    cancel_series_meeting,
+    edit,
+    move_series_meeting,
+    remove_member,
+)
 from tests.graph_fake import MAILBOX, FakeGraph
 
 GO_LIVE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -185,7 +192,6 @@ def test_a_cancelled_meeting_cancels_every_event_of_it(
 
 def test_a_series_is_one_event_with_its_recurrence_pattern(
         on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
-    from tests.conftest import add_series
 
     add_series(group_dir)
     on_graph().tick(GO_LIVE)
@@ -199,15 +205,13 @@ def test_a_series_is_one_event_with_its_recurrence_pattern(
 
 def test_a_cancelled_meeting_of_a_series_cancels_that_occurrence(
         on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
-    from tests.conftest import add_series
 
     toml = add_series(group_dir)
     on_graph().tick(GO_LIVE)
     event = next(e for e in graph.events.values() if "recurrence" in e)
     event["instances"] = [{"id": f"occ{i}", "originalStart": f"2027-{d}T14:00:00Z"}
                           for i, d in enumerate(("03-11", "03-25"))]
-    with toml.open("a") as f:
-        f.write("\n[[series.occurrence]]\ndate = 2027-03-11\ncancelled = true\n")
+    cancel_series_meeting(toml)
     on_graph().tick(GO_LIVE + timedelta(hours=1))
     on_graph().tick(GO_LIVE + timedelta(hours=2))
     assert [c.path for c in graph.calls("POST", rf"{EVENT}/cancel")] == [
@@ -587,11 +591,9 @@ def test_a_cancellation_retried_in_pieces_then_withdrawn_leaves_everyone_invited
 def test_a_series_whose_meetings_fail_to_cancel_is_kept_and_finished_later(
         on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store,
         monkeypatch: pytest.MonkeyPatch):
-    from tests.conftest import add_series
 
     toml = add_series(group_dir)
-    with toml.open("a") as f:
-        f.write("\n[[series.occurrence]]\ndate = 2027-03-11\ncancelled = true\n")
+    cancel_series_meeting(toml)
     real = FakeGraph._graph
 
     def instances_down(self: FakeGraph, method: str, path: str, *a: Any) -> Any:
@@ -623,11 +625,9 @@ def test_a_crash_between_making_a_series_and_cancelling_its_meeting_is_finished(
         on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store,
         monkeypatch: pytest.MonkeyPatch):
     from bot.transports.graph import GraphTransport
-    from tests.conftest import add_series
 
     toml = add_series(group_dir)
-    with toml.open("a") as f:
-        f.write("\n[[series.occurrence]]\ndate = 2027-03-11\ncancelled = true\n")
+    cancel_series_meeting(toml)
 
     def crash(self: Any, change: Any, item_id: str) -> None:
         raise KeyboardInterrupt  # the process dies after Graph made the series
@@ -647,14 +647,12 @@ def test_a_crash_between_making_a_series_and_cancelling_its_meeting_is_finished(
 
 def test_cancelling_one_meeting_of_a_series_moves_the_revision_on_the_server_too(
         on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store):
-    from tests.conftest import add_series
 
     toml = add_series(group_dir)
     on_graph().tick(GO_LIVE)
     event = next(e for e in graph.events.values() if "recurrence" in e)
     event["instances"] = [{"id": "occ0", "originalStart": "2027-03-11T14:00:00Z"}]
-    with toml.open("a") as f:
-        f.write("\n[[series.occurrence]]\ndate = 2027-03-11\ncancelled = true\n")
+    cancel_series_meeting(toml)
     on_graph().tick(GO_LIVE + timedelta(hours=1))
     on_graph().tick(GO_LIVE + timedelta(hours=2))
     stored = store.calendar_parts("graph")[("qa-leads", "clinic")][0].revision
@@ -734,7 +732,6 @@ def test_a_retried_meeting_is_looked_for_first_so_a_lost_answer_does_not_make_it
 
 def test_a_moved_meeting_of_a_series_moved_back_goes_back(
         on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path):
-    from tests.conftest import add_series, move_series_meeting
 
     toml = add_series(group_dir)
     move_series_meeting(toml)  # 25 March → 29 March

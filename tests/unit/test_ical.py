@@ -447,7 +447,7 @@ def test_a_calendar_written_once_is_the_same_as_one_written_for_each_recipient(
         "organiser_name": "Clerk Bot", "organiser_email": "clerk@example.org",
         "events": _specs(events), "zone_years": [2027]}
     for attendee in NAMES:
-        assert itip_for(attendee, **common) == itip(attendees=[attendee], **common), attendee
+        assert itip_for(**common)(attendee) == itip(attendees=[attendee], **common), attendee
 
 
 def test_a_calendar_written_once_is_never_served_for_another_revision() -> None:
@@ -456,8 +456,8 @@ def test_a_calendar_written_once_is_never_served_for_another_revision() -> None:
         "dtstamp": datetime(2026, 12, 1, 10, tzinfo=UTC), "zone": "Europe/London",
         "organiser_name": "Clerk Bot", "organiser_email": "clerk@example.org",
         "events": _specs(1)}
-    first = itip_for(NAMES[0], **common)
-    moved = itip_for(NAMES[0], **{**common, "sequence": 3, "events": _specs(2)[1:]})
+    first = itip_for(**common)(NAMES[0])
+    moved = itip_for(**{**common, "sequence": 3, "events": _specs(2)[1:]})(NAMES[0])
     assert b"SEQUENCE:2" in first and b"SEQUENCE:3" in moved
     assert _event(moved)["DTSTART"].dt == datetime(2027, 1, 21, 14, 0, tzinfo=LONDON)
-    assert itip_for(NAMES[0], **common) == first
+    assert itip_for(**common)(NAMES[0]) == first

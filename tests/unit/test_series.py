@@ -15,7 +15,7 @@ from click.testing import Result
 from bot.executor import Executor
 from bot.store import Store
 from bot.transports.memory import MemoryTransport
-from tests.conftest import edit, remove_member
+from tests.conftest import cancel_series_meeting, edit, remove_member
 
 LONDON = ZoneInfo("Europe/London")
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -101,8 +101,7 @@ def test_a_meeting_cancelled_sends_a_cancel_for_it_alone(
     ex = make_executor()
     ex.tick(T0)
     before = count(ex)
-    with (series_group / "group.toml").open("a") as f:
-        f.write("\n[[series.occurrence]]\ndate = 2027-05-11\ncancelled = true\n")
+    cancel_series_meeting(series_group / "group.toml", "2027-05-11")
     make_executor().tick(T0 + timedelta(hours=1))
     sent = make_executor().tick(T0 + timedelta(hours=1) + SETTLE).sent
     assert len(sent) == MEMBERS and all(k.endswith("/c1") for k in sent)
