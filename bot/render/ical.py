@@ -45,7 +45,7 @@ from icalendar import (
     vCalAddress,
     vRecur,
 )
-from icalendar.parser import Contentline
+from icalendar.parser import Contentline, Parameters, _foldline
 
 PRODID = "-//clerk//clerk//EN"
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -370,11 +370,57 @@ def _attendee(name: str, email: str, method: str) -> vCalAddress:
 
 
 def _attendee_line(name: str, email: str, method: str) -> bytes:
-    """The ATTENDEE content line (folded, CRLF) exactly as :func:`itip` writes it (through
-    the same icalendar call a component makes for each property)."""
+    """The ATTENDEE content line (folded, CRLF) exactly as :func:`itip` writes it: icalendar
+    writes the parameters that are the same for every attendee once (:func:`_attendee_rest`)
+    and each attendee's CN; the whole line when that cannot be done."""
+    rest = _attendee_rest(method)
+    if rest is None:
+        line = _attendee_contentline(name, email, method)
+    else:
+        line = f"ATTENDEE;{_cn(name)}{rest}:{_mailto(email)}"
+    return fold(line).encode() + b"\r\n"
+
+
+def _attendee_contentline(name: str, email: str, method: str) -> str:
+    """The ATTENDEE line, unfolded, through the icalendar call a component makes for it."""
     attendee = _attendee(name, email, method)
-    line: bytes = Contentline.from_parts("ATTENDEE", attendee.params, attendee).to_ical()
-    return line + b"\r\n"
+    return str(Contentline.from_parts("ATTENDEE", attendee.params, attendee))
+
+
+def _cn(name: str) -> str:
+    return str(Parameters({"CN": _display_name(name)}).to_ical().decode())
+
+
+@lru_cache(maxsize=8)
+def _attendee_rest(method: str) -> str | None:
+    """What follows the CN parameter in every ATTENDEE line for ``method`` (the parameters
+    sorted after it), or None when the line is not CN first and the address last."""
+    name, email = _PLACEHOLDER
+    line = _attendee_contentline(name, email, method)
+    head, tail = f"ATTENDEE;{_cn(name)}", f":{_mailto(email)}"
+    if not (line.startswith(head) and line.endswith(tail)):
+        return None
+    return line[len(head):-len(tail)]
+
+
+def fold(line: str) -> str:
+    """``line`` folded as icalendar folds it (RFC 5545 3.1: at 75 octets, and never just
+    after a backslash or caret, which would split an escape) — the same string, for ASCII
+    lines in a fraction of the time: slices instead of a loop over characters."""
+    if len(line) < _FOLD or not line.isascii():
+        return _foldline(line) if len(line.encode()) >= _FOLD else line
+    chunks, start, end = [], 0, len(line)
+    while end - start >= _FOLD:  # a chunk holds _FOLD - 1 characters
+        cut = start + _FOLD - 1
+        if line[cut - 1] in "\\^":  # the escape character starts the next chunk
+            cut -= 1
+        chunks.append(line[start:cut])
+        start = cut
+    chunks.append(line[start:])
+    return "\r\n ".join(chunks)
+
+
+_FOLD = 75  # octets, as icalendar folds
 
 
 _PLACEHOLDER = ("clerk attendee", "attendee@clerk.invalid")

@@ -20,9 +20,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dateutil.rrule import rrulestr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from icalendar import Calendar, Event, Timezone
+from icalendar.parser import _foldline
 
-from bot.render.ical import EventSpec, compact_vtimezone, invite_calendar, itip, itip_for
+from bot.render.ical import (
+    EventSpec,
+    compact_vtimezone,
+    fold,
+    invite_calendar,
+    itip,
+    itip_for,
+)
 
 YEARS = range(2026, 2031)
 ZONES = (
@@ -425,7 +435,9 @@ def test_bad_input_raises(changes: dict[str, Any], message: str) -> None:
 NAMES = [("Ann Smith", "ann@example.org"), ("Zoë Ångström-Łukasz", "zoe@example.org"),
          ("Smith, Jo; \"JJ\": chair", "jo@example.org"), ("李小龍", "lee@example.org"),
          ("A very long name " * 6, "long.name.of.a.member@a-long-domain.example.org"),
-         ("", "noname@example.org"), ("clerk attendee", "attendee@example.org")]
+         ("", "noname@example.org"), ("clerk attendee", "attendee@example.org"),
+         ("Seán O'Brien ^ x", "sean@example.org"), ("Plain", "p@example.org"),
+         ("Eve\nSmith\r\n", "a.very.long.address.of.someone.at.a.long.domain@x" * 2)]
 
 
 def _specs(n: int) -> list[EventSpec]:
@@ -461,3 +473,27 @@ def test_a_calendar_written_once_is_never_served_for_another_revision() -> None:
     assert b"SEQUENCE:2" in first and b"SEQUENCE:3" in moved
     assert _event(moved)["DTSTART"].dt == datetime(2027, 1, 21, 14, 0, tzinfo=LONDON)
     assert itip_for(**common)(NAMES[0]) == first
+
+
+# --- folding (ical.fold: icalendar's own folding, faster for ASCII) ----------------------
+
+_FOLDABLE = st.text(alphabet=st.sampled_from("ab;:,\"\\^ ~Z"), max_size=400) | st.text(
+    alphabet=st.sampled_from("ab\\^ é€😀"), max_size=200)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_FOLDABLE)
+def test_a_line_is_folded_exactly_as_icalendar_folds_it(line: str) -> None:
+    assert fold(line) == _foldline(line)
+
+
+@pytest.mark.parametrize("at", [0, 1, 72, 73, 74, 75, 146, 147, 148, 149])
+@pytest.mark.parametrize("escape", ["\\", "^", "\\\\", "^^", "\\^"])
+@pytest.mark.parametrize("length", [74, 75, 76, 148, 149, 150, 223, 300])
+def test_an_escape_at_a_fold_moves_to_the_next_line_as_icalendar_moves_it(at: int, escape: str,
+                                                                 length: int) -> None:
+    line = ("x" * at + escape + "y" * length)[:length]
+    folded = fold(line)
+    assert folded == _foldline(line)
+    assert folded.replace("\r\n ", "") == line
+    assert all(len(part) <= 75 for part in folded.split("\r\n"))
