@@ -387,8 +387,8 @@ class Executor:
     def _start(self, key: str, message: Mail, now: datetime, result: TickResult) -> bool:
         """One message at a time (outbox, smtp): wait for the answer to the message in
         flight, and hand ``key``'s message to the transport, which records that one ``sent``
-        and claims ``key``'s row when it says (smtp: while the server answers MAIL FROM and
-        the first RCPT TO), always before anything could deliver it. The answer to a
+        and claims ``key``'s row, in one transaction, when it says (smtp: while the server
+        answers MAIL FROM), always before anything could deliver it. The answer to a
         message's data is awaited only once the next message is rendered, so clerk renders
         while the server works, and a kill still leaves at most one message in doubt."""
         done = self._wait(now, result)
@@ -704,10 +704,9 @@ class Executor:
 
 
 class _Claim:
-    """What the transport calls before a message can be delivered (``Transport.start``):
-    :meth:`settle` records the message before it sent (a transport may call it early, while
-    it waits for the server), and calling the claim takes the message's row — in the same
-    transaction as settling when that was not done yet. Remembers what was done and the
+    """What the transport calls, once, before a message can be delivered
+    (``Transport.start``): it records the message before as sent, when :meth:`settles` said
+    how, and takes this message's row — in one transaction. Remembers what was done and the
     ledger's error, if any."""
 
     def __init__(self, store: Store, take: Callable[[Connection], bool]) -> None:
@@ -720,39 +719,24 @@ class _Claim:
         self.error: BaseException | None = None
 
     def settles(self, record: Callable[[Connection], None], report: Callable[[], None]) -> None:
-        """What settling writes (in a transaction), and what it reports once committed."""
+        """What the claim records first (in its transaction), and reports once committed."""
         self._record, self._report, self.settled = record, report, False
-
-    def settle(self) -> None:
-        if not self.settled:
-            self._run(self._record)
-            self.settled = True
-            self._report()
 
     def __call__(self) -> bool:
         if self.called:
             raise RuntimeError("a row is claimed once")
         self.called = True
-        settle = not self.settled
-
-        def both(conn: Connection) -> bool:
-            if settle:
-                self._record(conn)
-            return self._take(conn)
-
-        self.claimed = bool(self._run(both))
-        if settle:
-            self.settled = True
-            self._report()
-        return self.claimed
-
-    def _run(self, work: Callable[[Connection], Any]) -> Any:
         try:
             with self._store.atomic() as conn:
-                return work(conn)
+                self._record(conn)
+                self.claimed = bool(self._take(conn))
         except BaseException as exc:
             self.error = exc
             raise
+        if not self.settled:
+            self.settled = True
+            self._report()
+        return self.claimed
 
 
 def _nothing(*_: Any) -> None:

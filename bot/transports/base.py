@@ -30,11 +30,9 @@ PROPERTY_SET = "4c3b2e7a-6f2d-4c55-9a57-0c1e1e2f6b7d"
 
 
 class Claim(Protocol):
-    """The ledger's part in :meth:`Transport.start`: ``settle()`` records the message before
-    this one (optional, any time before the claim: while the server is busy), and calling
-    it claims this message's row — True when it is ours to send."""
-
-    def settle(self) -> None: ...
+    """The ledger's part in :meth:`Transport.start`: calling it records the message before
+    this one (when the executor has one to record) and claims this message's row, in one
+    transaction — True when the message is ours to send."""
 
     def __call__(self) -> bool: ...
 

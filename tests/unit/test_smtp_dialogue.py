@@ -180,24 +180,17 @@ def test_an_address_that_is_not_ascii_fails_clearly_without_smtputf8():
 
 class Ledger:
     """A claim that notes, in the server's own list of commands, when the ledger was
-    written — each time after the server has logged the command just sent, and the claim
-    after giving a wrong transport 50 ms to send DATA too early."""
+    written: after the server has logged MAIL FROM, and after giving a wrong transport 50 ms
+    to send RCPT TO or DATA too early."""
 
     def __init__(self, server: ScriptedSMTP, ours: bool = True) -> None:
         self.server, self.ours = server, ours
 
-    def _after(self, verb: str) -> None:
-        deadline = time.monotonic() + 5
-        while not any(c.startswith(verb) for c in self.server.commands):
-            assert time.monotonic() < deadline, f"the server never got {verb}"
-            time.sleep(0.001)
-
-    def settle(self) -> None:
-        self._after("MAIL")
-        self.server.commands.append("(ledger: settled)")
-
     def __call__(self) -> bool:
-        self._after("RCPT")
+        deadline = time.monotonic() + 5
+        while not any(c.startswith("MAIL") for c in self.server.commands):
+            assert time.monotonic() < deadline, "the server never got MAIL"
+            time.sleep(0.001)
         time.sleep(0.05)
         self.server.commands.append("(ledger: claimed)")
         return self.ours
@@ -210,9 +203,9 @@ def test_nothing_is_sent_that_could_deliver_the_message_before_its_claim(server:
     finish()
     t.close()
     verbs = [c.split(":")[0].split(" ")[0] for c in server.commands]
-    # the message before is recorded while MAIL FROM is answered, the claim made while the
-    # first RCPT TO is, and DATA comes only after it
-    assert verbs[1:6] == ["MAIL", "(ledger", "RCPT", "(ledger", "DATA"]
+    # the message before is recorded and this one claimed while MAIL FROM is answered;
+    # RCPT TO and DATA come only after it
+    assert verbs[1:5] == ["MAIL", "(ledger", "RCPT", "DATA"]
     assert len(server.messages) == 1
 
 
@@ -256,17 +249,17 @@ def _failing_once(monkeypatch: pytest.MonkeyPatch, owner: object, name: str, n: 
 LOCKED = sa.exc.OperationalError("UPDATE ledger", {}, Exception("database is locked"))
 
 
-@pytest.mark.parametrize("where", ["settle", "claim", "claim after the transport failed"])
+@pytest.mark.parametrize("where", ["recording", "claim", "claim after the transport failed"])
 def test_a_ledger_failure_never_leaves_a_delivered_message_unrecorded(
         smtp_config: Path, store: Store, server: ScriptedSMTP, monkeypatch: pytest.MonkeyPatch,
         where: str):
     """Whatever the ledger fails on while the next message starts, the message the server
     already took is recorded sent: nothing is left in `sending` to be sent twice."""
-    if where == "settle":  # recording message 1 while the server answers message 2's MAIL
+    if where == "recording":  # recording message 1 while the server answers message 2's MAIL
         _failing_once(monkeypatch, store, "update_row", 1, LOCKED)
     else:
         _failing_once(monkeypatch, store, "claim", 2, LOCKED)
-    if where == "claim after the transport failed":  # message 2 fails before any settle
+    if where == "claim after the transport failed":  # message 2 fails before its claim
         _failing_once(monkeypatch, smtp_mod, "_mail_options", 2,
                       smtp_mod.NotAscii("no SMTPUTF8"))
     with pytest.raises(sa.exc.OperationalError):
