@@ -304,3 +304,39 @@ def test_a_pause_between_messages_never_sleeps_with_one_delivered_and_unrecorded
     assert config.settings.pause == 5
     Executor(config, store, t).tick(T0)
     assert len(seen) >= 20 and all(delivered == sent for delivered, sent in seen)
+
+
+def test_the_statements_of_sending_write_what_sqlalchemy_writes(store: Store):
+    """The claim, the `sent` update and their events run as prepared SQL (store._Prepared):
+    the same values as SQLAlchemy's own execute writes — instants in any zone stored as
+    the same naive UTC, read back aware — on SQLite and PostgreSQL alike."""
+    from zoneinfo import ZoneInfo
+
+    from bot.store import events
+
+    at = datetime(2026, 12, 1, 11, 30, 15, 250000, tzinfo=ZoneInfo("Europe/Paris"))
+    common = {"group_id": "g", "meeting_id": "m", "rule_id": "r", "kind": "invitation",
+              "recipient": "a@example.org", "send_at": at, "latest_at": at,
+              "created_at": at, "updated_at": at}
+    with store.atomic() as conn:  # SQLAlchemy's execute: what the rows must read alike
+        conn.execute(ledger.insert(), [{"key": k, "state": s, **common}
+                                       for k, s in (("k1", "planned"), ("k2", "retry"),
+                                                    ("k3", "sent"))])
+    assert store.claim("k1", at, "<m1@x>", "smtp") and store.claim("k2", at, "<m2@x>", "smtp")
+    assert not store.claim("k3", at, "<m3@x>", "smtp")  # only planned and retry rows go
+    with store.atomic() as conn:
+        store.update_row(conn, "k1", at, "delivered", state="sent", sent_at=at)
+    with store.engine.connect() as conn:
+        rows = {r.key: r for r in conn.execute(sa.select(ledger))}
+        raw = conn.exec_driver_sql("SELECT key, created_at, updated_at, sent_at FROM ledger "
+                                   "WHERE key = 'k1'").one()
+        logged = [(e.key, e.at, e.state, e.detail) for e in conn.execute(
+            sa.select(events).order_by(events.c.id))]
+    assert raw.updated_at == raw.created_at == raw.sent_at  # the same stored form
+    assert rows["k1"].sent_at == rows["k1"].updated_at == at.astimezone(UTC)
+    assert (rows["k1"].state, rows["k2"].state, rows["k3"].state) == ("sent", "sending", "sent")
+    assert (rows["k1"].attempts, rows["k2"].attempts, rows["k3"].attempts) == (1, 1, 0)
+    assert rows["k2"].message_id == "<m2@x>" and rows["k2"].transport == "smtp"
+    assert rows["k2"].claimed_by and rows["k2"].claimed_at.tzinfo is UTC
+    assert logged == [("k1", at, "sending", ""), ("k2", at, "sending", ""),
+                      ("k1", at, "sent", "delivered")]
