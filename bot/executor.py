@@ -9,6 +9,7 @@ is not found — so a crash costs at most one duplicate (RFC 1047: exactly-once 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -388,9 +389,10 @@ class Executor:
         """One message at a time (outbox, smtp): wait for the answer to the message in
         flight, and hand ``key``'s message to the transport, which records that one ``sent``
         and claims ``key``'s row, in one transaction, when it says (smtp: while the server
-        answers MAIL FROM), always before anything could deliver it. The answer to a
-        message's data is awaited only once the next message is rendered, so clerk renders
-        while the server works, and a kill still leaves at most one message in doubt."""
+        answers MAIL FROM and the first RCPT TO), always before anything could deliver it.
+        The answer to a message's data is awaited only once the next message is rendered, so
+        clerk renders while the server works, and a kill still leaves at most one message in
+        doubt."""
         done = self._wait(now, result)
         claim = _Claim(self.store, lambda conn: self.store.claim(
             key, now, message.message_id, self.transport.name, conn))
@@ -414,6 +416,7 @@ class Executor:
             if not claim.called:
                 raise RuntimeError(f"{self.transport.name}: start() never claimed {key}")
         except BaseException:
+            claim.close()  # a transaction begun and left: rolled back
             if done is not None and not claim.settled:  # what went is recorded alone
                 self._sent(done, now, result)
             raise
@@ -706,13 +709,15 @@ class Executor:
 class _Claim:
     """What the transport calls, once, before a message can be delivered
     (``Transport.start``): it records the message before as sent, when :meth:`settles` said
-    how, and takes this message's row — in one transaction. Remembers what was done and the
-    ledger's error, if any."""
+    how, and takes this message's row, in one transaction — which :meth:`begin` may open
+    earlier, with the record, so the work is split between two waits for the server.
+    Remembers what was done and the ledger's error, if any."""
 
     def __init__(self, store: Store, take: Callable[[Connection], bool]) -> None:
         self._store, self._take = store, take
         self._record: Callable[[Connection], None] = _nothing
         self._report: Callable[[], None] = _nothing
+        self._tx: tuple[contextlib.ExitStack, Connection] | None = None  # the open one
         self.settled = True  # nothing to record unless settles() says what
         self.called = False
         self.claimed = False
@@ -722,21 +727,49 @@ class _Claim:
         """What the claim records first (in its transaction), and reports once committed."""
         self._record, self._report, self.settled = record, report, False
 
+    def begin(self) -> None:
+        """Open the claim's transaction and record the message before in it."""
+        if self._tx is None and not self.called:
+            self._ledger(self._begin)
+
     def __call__(self) -> bool:
         if self.called:
             raise RuntimeError("a row is claimed once")
+        self.begin()
         self.called = True
-        try:
-            with self._store.atomic() as conn:
-                self._record(conn)
-                self.claimed = bool(self._take(conn))
-        except BaseException as exc:
-            self.error = exc
-            raise
+        self.claimed = bool(self._ledger(self._take_and_commit))
         if not self.settled:
             self.settled = True
             self._report()
         return self.claimed
+
+    def close(self) -> None:
+        """Roll back the transaction, when it was begun and the claim never made."""
+        self._end(RuntimeError("the claim was not made"))
+
+    def _begin(self) -> None:
+        stack = contextlib.ExitStack()
+        self._tx = stack, stack.enter_context(self._store.atomic())
+        self._record(self._tx[1])
+
+    def _take_and_commit(self) -> bool:
+        assert self._tx is not None
+        (stack, conn), self._tx = self._tx, None
+        with stack:  # committed on the way out, rolled back on an error
+            return self._take(conn)
+
+    def _ledger(self, work: Callable[[], Any]) -> Any:
+        try:
+            return work()
+        except BaseException as exc:
+            self.error = exc
+            self._end(exc)
+            raise
+
+    def _end(self, exc: BaseException) -> None:
+        if self._tx is not None:
+            (stack, _), self._tx = self._tx, None
+            stack.__exit__(type(exc), exc, exc.__traceback__)  # rolled back
 
 
 def _nothing(*_: Any) -> None:

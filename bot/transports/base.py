@@ -32,7 +32,11 @@ PROPERTY_SET = "4c3b2e7a-6f2d-4c55-9a57-0c1e1e2f6b7d"
 class Claim(Protocol):
     """The ledger's part in :meth:`Transport.start`: calling it records the message before
     this one (when the executor has one to record) and claims this message's row, in one
-    transaction — True when the message is ours to send."""
+    transaction — True when the message is ours to send. ``begin()`` (optional, any time
+    before) opens that transaction and records the message before, so a transport can
+    split the work between two waits for a server."""
+
+    def begin(self) -> None: ...
 
     def __call__(self) -> bool: ...
 

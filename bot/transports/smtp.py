@@ -119,33 +119,43 @@ class SmtpTransport(Transport):
         return [(True, what, "")]
 
     def send(self, message: Mail) -> None:
-        finish = self.start(message, lambda: True)  # nothing to record, always ours
+        finish = self.start(message, _Ours())
         assert finish is not None
         finish()
 
     def start(self, message: Mail, claim: Claim) -> Callable[[], None] | None:
-        """The ledger is written while the server answers MAIL FROM (the message before
-        recorded and this one's row claimed, in one transaction; nothing is delivered before
-        the data). Then RCPT, DATA and the message. Returns the call that waits for the
-        server's last answer (meanwhile the executor renders the next message), or None when
-        the claim was refused (then RSET)."""
+        """The ledger is written while the server answers: one transaction, begun with the
+        message before recorded while it answers MAIL FROM, and committed with this one's
+        row claimed while it answers the first RCPT TO (nothing is delivered before the
+        data). Then the rest of RCPT, DATA and the message. Returns the call that waits for
+        the server's last answer (meanwhile the executor renders the next message), or None
+        when the claim was refused (then RSET)."""
         sender = self.options.get("envelope_from") or message.sender[1]
         recipients = message.recipients
         with self._errors():
             conn = self._connection()
             _put(conn, "mail", sender, _mail_options(conn, sender, message))
-        claimed = self._meanwhile(claim)
+        self._meanwhile(claim.begin)
         with self._errors():
             code, text = conn.getreply()
-            if not claimed or code != 250:
+            if code == 250:
+                _put(conn, "rcpt", recipients[0])
+        claimed = self._meanwhile(claim)
+        with self._errors():
+            if code != 250:
                 if code == 421:
                     self._drop()  # the server closed the session
                 _reset(conn, code)
                 if not claimed:
                     return None
                 raise smtplib.SMTPSenderRefused(code, text, sender)
-            _put(conn, "rcpt", recipients[0])
-            _data(conn, recipients, message.data, conn.getreply())
+            first = conn.getreply()
+            if not claimed:
+                _reset(conn, first[0])
+                if first[0] == 421:
+                    self._drop()
+                return None
+            _data(conn, recipients, message.data, first)
 
         def finish() -> None:
             with self._errors():
@@ -204,6 +214,16 @@ class SmtpTransport(Transport):
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+
+
+class _Ours:
+    """The claim of a plain :meth:`SmtpTransport.send`: nothing to record, always ours."""
+
+    def begin(self) -> None:
+        pass
+
+    def __call__(self) -> bool:
+        return True
 
 
 class NotAscii(Exception):

@@ -5,6 +5,7 @@ refuse (the DATA command itself, a 421 at RCPT, a server without SMTPUTF8)."""
 from __future__ import annotations
 
 import contextlib
+import smtplib
 import socket
 import threading
 import time
@@ -20,7 +21,7 @@ from bot import config as config_mod
 from bot import transports
 from bot.errors import TransportError
 from bot.executor import Executor
-from bot.store import Store
+from bot.store import Store, ledger
 from bot.transports import smtp as smtp_mod
 from bot.transports.base import Mail
 from bot.transports.smtp import SmtpTransport
@@ -180,17 +181,24 @@ def test_an_address_that_is_not_ascii_fails_clearly_without_smtputf8():
 
 class Ledger:
     """A claim that notes, in the server's own list of commands, when the ledger was
-    written: after the server has logged MAIL FROM, and after giving a wrong transport 50 ms
-    to send RCPT TO or DATA too early."""
+    written — each time after the server has logged the command just sent, and the claim
+    after giving a wrong transport 50 ms to send DATA too early."""
 
     def __init__(self, server: ScriptedSMTP, ours: bool = True) -> None:
         self.server, self.ours = server, ours
 
-    def __call__(self) -> bool:
+    def _after(self, verb: str) -> None:
         deadline = time.monotonic() + 5
-        while not any(c.startswith("MAIL") for c in self.server.commands):
-            assert time.monotonic() < deadline, "the server never got MAIL"
+        while not any(c.startswith(verb) for c in self.server.commands):
+            assert time.monotonic() < deadline, f"the server never got {verb}"
             time.sleep(0.001)
+
+    def begin(self) -> None:
+        self._after("MAIL")
+        self.server.commands.append("(ledger: begun)")
+
+    def __call__(self) -> bool:
+        self._after("RCPT")
         time.sleep(0.05)
         self.server.commands.append("(ledger: claimed)")
         return self.ours
@@ -203,9 +211,9 @@ def test_nothing_is_sent_that_could_deliver_the_message_before_its_claim(server:
     finish()
     t.close()
     verbs = [c.split(":")[0].split(" ")[0] for c in server.commands]
-    # the message before is recorded and this one claimed while MAIL FROM is answered;
-    # RCPT TO and DATA come only after it
-    assert verbs[1:5] == ["MAIL", "(ledger", "RCPT", "DATA"]
+    # the claim's transaction begun (the message before recorded) while MAIL FROM is
+    # answered, this one claimed and committed while the first RCPT TO is; DATA after it
+    assert verbs[1:6] == ["MAIL", "(ledger", "RCPT", "(ledger", "DATA"]
     assert len(server.messages) == 1
 
 
@@ -307,3 +315,26 @@ def test_a_421_for_a_copy_retries_the_message_on_a_new_session(server: ScriptedS
     t.send(mail(2))
     t.close()
     assert server.connections == 2 and len(server.messages) == 1
+
+
+def test_a_refused_mail_from_completes_the_claim_begun_while_it_was_answered(
+        smtp_config: Path, store: Store, server: ScriptedSMTP):
+    """The claim's transaction is begun while MAIL FROM is answered; a 421 there still
+    ends it (the row claimed and retried), and the rest go on a new session."""
+    server.replies["MAIL"] = ["250 OK", "421 4.3.2 shutting down"]
+    result = _executor(smtp_config, store).tick(T0)
+    assert len(result.retry) == 1 and len(result.sent) == len(server.messages) == 20
+    assert "sending" not in store.counts() and server.connections == 2
+
+
+def test_an_interrupt_while_mail_from_is_answered_leaves_no_transaction_open(
+        smtp_config: Path, store: Store, server: ScriptedSMTP, monkeypatch: pytest.MonkeyPatch):
+    """Stopped between the claim's begin (message 1 recorded in it) and the claim: the
+    transaction is rolled back, message 1 recorded alone, and the ledger is free."""
+    _failing_once(monkeypatch, smtplib.SMTP, "getreply", 7, KeyboardInterrupt())  # MAIL 2
+    with pytest.raises(KeyboardInterrupt):
+        _executor(smtp_config, store).tick(T0)
+    assert len(server.messages) == 1
+    assert store.counts().get("sent") == 1 and "sending" not in store.counts()
+    with store.atomic() as conn:  # nothing holds the ledger
+        conn.execute(sa.update(ledger).values(reason="free"))
