@@ -416,9 +416,11 @@ class Executor:
             if not claim.called:
                 raise RuntimeError(f"{self.transport.name}: start() never claimed {key}")
         except BaseException:
-            claim.close()  # a transaction begun and left: rolled back
-            if done is not None and not claim.settled:  # what went is recorded alone
-                self._sent(done, now, result)
+            try:
+                claim.close()  # a transaction begun and left: rolled back
+            finally:
+                if done is not None and not claim.settled:  # what went is recorded alone
+                    self._sent(done, now, result)
             raise
         if finish is not None and claim.claimed:
             self._in_flight = key, finish
@@ -728,15 +730,17 @@ class _Claim:
         self._record, self._report, self.settled = record, report, False
 
     def begin(self) -> None:
-        """Open the claim's transaction and record the message before in it."""
-        if self._tx is None and not self.called:
+        """Open the claim's transaction and record the message before in it (nothing to
+        record: nothing done before the claim)."""
+        if self._tx is None and not self.called and not self.settled:
             self._ledger(self._begin)
 
     def __call__(self) -> bool:
         if self.called:
             raise RuntimeError("a row is claimed once")
-        self.begin()
         self.called = True
+        if self._tx is None:  # not begun: the record (if any) and the claim at once
+            self._ledger(self._begin)
         self.claimed = bool(self._ledger(self._take_and_commit))
         if not self.settled:
             self.settled = True

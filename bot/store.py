@@ -65,7 +65,7 @@ class _Prepared:
 
     def __init__(self, statement: Any, keys: Sequence[str] | None = None) -> None:
         self.statement, self.keys = statement, keys
-        self._compiled: dict[Any, tuple[str, bool, list[tuple[str, Any, Any]]]] = {}
+        self._compiled: dict[Any, tuple[str, bool, list[tuple[str, str, Any, Any]]]] = {}
 
     def __call__(self, conn: Connection, params: dict[str, Any]) -> int:
         dialect = conn.dialect
@@ -73,21 +73,31 @@ class _Prepared:
         compiled = self._compiled.get(kind) or self._compile(kind, dialect)
         sql, positional, binds = compiled
         values = []
-        for name, fixed, convert in binds:
-            value = params[name] if fixed is _GIVEN else fixed
+        for _, key, fixed, convert in binds:
+            value = params[key] if fixed is _GIVEN else fixed
             values.append(convert(value) if convert else value)
         given = tuple(values) if positional else dict(
-            zip((name for name, _, _ in binds), values, strict=True))
+            zip((name for name, _, _, _ in binds), values, strict=True))
         return int(conn.exec_driver_sql(sql, given).rowcount)
 
-    def _compile(self, kind: Any, dialect: Any) -> tuple[str, bool, list[tuple[str, Any, Any]]]:
+    def _compile(self, kind: Any,
+                 dialect: Any) -> tuple[str, bool, list[tuple[str, str, Any, Any]]]:
         compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
-        names = compiled.positiontup if compiled.positional else list(compiled.binds)
-        binds = []
-        for name in names:  # each parameter: its name, its value when fixed, its conversion
-            bind = compiled.binds[name]
+        if (compiled.post_compile_params or compiled.literal_execute_params
+                or compiled.insert_prefetch or compiled.update_prefetch):
+            raise ValueError(f"cannot prepare {compiled.string!r}: it needs SQLAlchemy at "
+                             "each execution (expanding parameters or Python-side defaults)")
+        escaped = compiled.escaped_bind_names or {}
+        if compiled.positional:
+            named = [(name, compiled.binds[name]) for name in compiled.positiontup or ()]
+        else:
+            named = [(escaped.get(name, name), bind)
+                     for bind, name in compiled.bind_names.items()]
+        binds = []  # each parameter: its name in the SQL, its key, its value when fixed, and
+        for name, bind in named:  # its conversion
             fixed = _GIVEN if bind.required else bind.effective_value
-            binds.append((name, fixed, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+            binds.append((name, bind.key, fixed,
+                          bind.type.dialect_impl(dialect).bind_processor(dialect)))
         self._compiled[kind] = done = compiled.string, bool(compiled.positional), binds
         return done
 
@@ -95,7 +105,8 @@ class _Prepared:
 _GIVEN = object()  # a parameter given at each call
 
 # the statements of sending one message, built once with bind parameters
-_ADD_EVENT = _Prepared(events.insert(), keys=("key", "at", "state", "detail"))
+_ADD_EVENT = _Prepared(events.insert().inline(),  # inline: no RETURNING of the new id
+                       keys=("key", "at", "state", "detail"))
 _CLAIM = _Prepared(ledger.update().where(
     ledger.c.key == sa.bindparam("b_key"),
     sa.or_(ledger.c.state == "planned", ledger.c.state == "retry")).values(

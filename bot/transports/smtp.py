@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import select
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator
@@ -127,20 +128,25 @@ class SmtpTransport(Transport):
         """The ledger is written while the server answers: one transaction, begun with the
         message before recorded while it answers MAIL FROM, and committed with this one's
         row claimed while it answers the first RCPT TO (nothing is delivered before the
-        data). Then the rest of RCPT, DATA and the message. Returns the call that waits for
-        the server's last answer (meanwhile the executor renders the next message), or None
-        when the claim was refused (then RSET)."""
+        data) — or at once, when MAIL FROM's answer takes longer than ``HOLD``, so other
+        writers never wait on the server. Then the rest of RCPT, DATA and the message.
+        Returns the call that waits for the server's last answer (meanwhile the executor
+        renders the next message), or None when the claim was refused (then RSET)."""
         sender = self.options.get("envelope_from") or message.sender[1]
         recipients = message.recipients
         with self._errors():
             conn = self._connection()
             _put(conn, "mail", sender, _mail_options(conn, sender, message))
         self._meanwhile(claim.begin)
+        claimed = None
+        if not _answered(conn, HOLD):  # a slow server: the transaction is not held meanwhile
+            claimed = self._meanwhile(claim)
         with self._errors():
             code, text = conn.getreply()
             if code == 250:
                 _put(conn, "rcpt", recipients[0])
-        claimed = self._meanwhile(claim)
+        if claimed is None:
+            claimed = self._meanwhile(claim)
         with self._errors():
             if code != 250:
                 if code == 421:
@@ -214,6 +220,18 @@ class SmtpTransport(Transport):
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+
+
+HOLD = 0.5  # seconds the claim's transaction may wait for MAIL FROM's answer
+
+
+def _answered(conn: smtplib.SMTP, seconds: float) -> bool:
+    """Whether the server's answer arrives within ``seconds`` (nothing is read: without
+    pipelining, nothing is left in smtplib's buffer between answers)."""
+    sock = conn.sock
+    if sock is None or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+        return True  # (no socket: reading the answer says what is wrong)
+    return bool(select.select([sock], [], [], seconds)[0])
 
 
 class _Ours:

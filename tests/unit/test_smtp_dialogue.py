@@ -36,6 +36,7 @@ class ScriptedSMTP:
 
     def __init__(self, replies: dict[str, list[str]] | None = None, utf8: bool = True) -> None:
         self.replies = replies or {}
+        self.delays: dict[str, float] = {}  # seconds before answering a command
         self.utf8 = utf8
         self.commands: list[str] = []
         self.messages: list[bytes] = []
@@ -66,6 +67,7 @@ class ScriptedSMTP:
             command = line.decode("utf-8", "replace").strip()
             verb = command.split(" ", 1)[0].split(":", 1)[0].upper()
             self.commands.append(verb + command[len(verb):])
+            time.sleep(self.delays.get(verb, 0))
             scripted = self.replies.get(verb)
             if scripted:
                 reply = scripted.pop(0)
@@ -214,6 +216,34 @@ def test_nothing_is_sent_that_could_deliver_the_message_before_its_claim(server:
     # the claim's transaction begun (the message before recorded) while MAIL FROM is
     # answered, this one claimed and committed while the first RCPT TO is; DATA after it
     assert verbs[1:6] == ["MAIL", "(ledger", "RCPT", "(ledger", "DATA"]
+    assert len(server.messages) == 1
+
+
+def test_a_slow_answer_to_mail_from_never_holds_the_claims_transaction(
+        server: ScriptedSMTP, monkeypatch: pytest.MonkeyPatch):
+    """Past HOLD without MAIL FROM's answer, the claim is made (and committed) before
+    waiting on: other writers never wait on the server."""
+    monkeypatch.setattr(smtp_mod, "HOLD", 0.05)
+    server.delays["MAIL"] = 0.5
+    done: list[str] = []
+
+    class Recorder:
+        def begin(self) -> None:
+            done.append("begun")
+
+        def __call__(self) -> bool:
+            time.sleep(0.05)  # a RCPT TO already written would reach the server meanwhile
+            done.append("claimed, with MAIL FROM still unanswered"
+                        if not any(c.startswith("RCPT") for c in server.commands)
+                        else "claimed")
+            return True
+
+    t = transport(server.port)
+    finish = t.start(mail(1), Recorder())
+    assert finish is not None
+    finish()
+    t.close()
+    assert done == ["begun", "claimed, with MAIL FROM still unanswered"]
     assert len(server.messages) == 1
 
 
