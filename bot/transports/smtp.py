@@ -139,7 +139,9 @@ class SmtpTransport(Transport):
             _put(conn, "mail", sender, _mail_options(conn, sender, message))
         self._meanwhile(claim.begin)
         claimed = None
-        if not _answered(conn, HOLD):  # a slow server: the transaction is not held meanwhile
+        with self._errors():
+            slow = not _answered(conn, HOLD)
+        if slow:  # a slow server: the transaction is not held while it thinks
             claimed = self._meanwhile(claim)
         with self._errors():
             code, text = conn.getreply()
