@@ -229,52 +229,53 @@ class Executor:
         batch: list[tuple[str, Mail]] = []  # (key, message) handed to the transport together
         lookups = [True]  # whether messages in doubt can be looked up this tick
         size = max(1, self.transport.batch)
-        try:
-            for row in self._due(now):
-                if self.stop.is_set():
-                    result.stopped = True
-                    break
-                if row.latest_at < now:
-                    with self.store.atomic() as conn:
-                        self.store.update_row(conn, row.key, now, "its window had passed",
-                                              state="skipped_late")
-                    result.skipped_late.append(row.key)
-                    log.warning("skipped_late %s: latest was %s", row.key, row.latest_at)
-                    continue
-                if self._window_shut(row.group_id, now, row.latest_at):
-                    continue  # released (approved, retried) while it is shut: wait for it
-                d = self._by_key.get(row.key)
-                if self.on_calendar and d is not None and d.kind in calendar.INVITE_KINDS:
-                    meetings.setdefault((d.group, d.meeting), []).append(row.key)
-                    continue  # one change per meeting, below
-                if (row.attempts and lookups and (row.last_error or "").startswith(IN_DOUBT)
-                        and self._delivered_before(row, now, result, lookups)):
-                    continue
-                ready = self._prepare(row.key, now, result)
-                if ready is not None:
-                    batch.append(ready)
-                if len(batch) >= size:
-                    if self._deliver(batch, now, result) and pause:
-                        self._finish(now, result)  # nothing delivered waits unrecorded
-                        time.sleep(pause)
-                    batch = []
-            if batch and not self.stop.is_set():
-                self._deliver(batch, now, result)
-            self._finish(now, result)
-            for (group_id, unit), keys in meetings.items():
-                if self.stop.is_set():
-                    result.stopped = True
-                    break
-                self._sync_meeting(group_id, unit, keys, now, result)
-            if self.on_calendar and not self.stop.is_set():
-                self.read_calendar(now, result)
-        finally:
+        with self.store.held():  # the tick's transactions share one connection
             try:
-                self._finish(now, result)  # only after an error: what went is recorded
+                for row in self._due(now):
+                    if self.stop.is_set():
+                        result.stopped = True
+                        break
+                    if row.latest_at < now:
+                        with self.store.atomic() as conn:
+                            self.store.update_row(conn, row.key, now, "its window had passed",
+                                                  state="skipped_late")
+                        result.skipped_late.append(row.key)
+                        log.warning("skipped_late %s: latest was %s", row.key, row.latest_at)
+                        continue
+                    if self._window_shut(row.group_id, now, row.latest_at):
+                        continue  # released (approved, retried) while it is shut: wait for it
+                    d = self._by_key.get(row.key)
+                    if self.on_calendar and d is not None and d.kind in calendar.INVITE_KINDS:
+                        meetings.setdefault((d.group, d.meeting), []).append(row.key)
+                        continue  # one change per meeting, below
+                    if (row.attempts and lookups and (row.last_error or "").startswith(IN_DOUBT)
+                            and self._delivered_before(row, now, result, lookups)):
+                        continue
+                    ready = self._prepare(row.key, now, result)
+                    if ready is not None:
+                        batch.append(ready)
+                    if len(batch) >= size:
+                        if self._deliver(batch, now, result) and pause:
+                            self._finish(now, result)  # nothing delivered waits unrecorded
+                            time.sleep(pause)
+                        batch = []
+                if batch and not self.stop.is_set():
+                    self._deliver(batch, now, result)
+                self._finish(now, result)
+                for (group_id, unit), keys in meetings.items():
+                    if self.stop.is_set():
+                        result.stopped = True
+                        break
+                    self._sync_meeting(group_id, unit, keys, now, result)
+                if self.on_calendar and not self.stop.is_set():
+                    self.read_calendar(now, result)
             finally:
-                self.transport.close()
-                if self.mailbox is not None:
-                    self.mailbox.close()  # a Sent copy may have opened it again
+                try:
+                    self._finish(now, result)  # only after an error: what went is recorded
+                finally:
+                    self.transport.close()
+                    if self.mailbox is not None:
+                        self.mailbox.close()  # a Sent copy may have opened it again
         return result
 
     def _window_shut(self, group_id: str, now: datetime, latest: datetime) -> bool:

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -151,15 +152,37 @@ class Store(Facts):
         self.engine: Engine = sa.create_engine(url)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._held = threading.local()  # the connection a thread holds (held()), if any
 
     @contextmanager
     def atomic(self, conn: Connection | None = None) -> Iterator[Connection]:
-        """One transaction; within ``conn``'s, when one is given."""
+        """One transaction; within ``conn``'s, when one is given. On the connection this
+        thread holds (:meth:`held`) when it is free, else on one from the pool."""
         if conn is not None:
             yield conn
             return
+        held: Connection | None = getattr(self._held, "conn", None)
+        if held is not None and not held.in_transaction():
+            with held.begin():
+                yield held
+            return
         with self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Within it, this thread's transactions share one connection instead of taking one
+        from the pool each time (a tick's sending: ≈ 100 µs a message). Between them it
+        holds no transaction and no lock."""
+        if getattr(self._held, "conn", None) is not None:  # already held: the outer one's
+            yield
+            return
+        with self.engine.connect() as conn:
+            self._held.conn = conn
+            try:
+                yield
+            finally:
+                self._held.conn = None
 
     def migrate(self) -> list[str]:
         from bot.migrations import apply

@@ -340,3 +340,49 @@ def test_the_statements_of_sending_write_what_sqlalchemy_writes(store: Store):
     assert rows["k2"].claimed_by and rows["k2"].claimed_at.tzinfo is UTC
     assert logged == [("k1", at, "sending", ""), ("k2", at, "sending", ""),
                       ("k1", at, "sent", "delivered")]
+
+
+def test_a_thread_holding_a_connection_runs_its_transactions_on_it(store: Store):
+    """Store.held(): this thread's transactions share one connection; a transaction opened
+    while one is in progress, or by another thread, takes its own from the pool."""
+    import threading
+
+    def connection_of(conn: sa.Connection) -> Any:
+        return conn.connection.dbapi_connection
+
+    with store.held():
+        with store.atomic() as first:
+            held = connection_of(first)
+            with store.atomic() as inner:  # the held one is busy: another connection
+                assert connection_of(inner) is not held
+        with store.held(), store.atomic() as again:  # nested held(): the same connection
+            assert connection_of(again) is held
+        other: list[Any] = []
+
+        def elsewhere() -> None:
+            with store.atomic() as conn:
+                other.append(connection_of(conn))
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        assert other and other[0] is not held
+    with store.atomic() as conn:  # released: back to the pool
+        conn.execute(sa.select(ledger.c.key)).all()
+
+
+def test_a_tick_takes_a_connection_once_not_once_a_message(
+        make_executor: Callable[[], Executor], store: Store):
+    checkouts = [0]
+
+    def count(*_: Any) -> None:
+        checkouts[0] += 1
+
+    ex = make_executor()
+    ex.current_plan(T0)
+    sa.event.listen(store.engine, "checkout", count)
+    try:
+        sent = len(ex.tick(T0).sent)
+    finally:
+        sa.event.remove(store.engine, "checkout", count)
+    assert sent == 21 and checkouts[0] < 10
