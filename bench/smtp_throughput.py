@@ -56,6 +56,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from bench.install import example_people, renamed_group  # noqa: E402
 from bot import config as config_mod  # noqa: E402
+from bot import executor as executor_mod  # noqa: E402
 from bot import transports  # noqa: E402
 from bot.executor import Executor, TickResult  # noqa: E402
 from bot.render import email as render_email  # noqa: E402
@@ -303,10 +304,6 @@ class Breakdown:
         self.calls: dict[str, int] = defaultdict(int)
         self._stack: list[tuple[str, list[float]]] = []  # (label, [children's time])
 
-    @property
-    def current(self) -> str | None:
-        return self._stack[-1][0] if self._stack else None
-
     @contextlib.contextmanager
     def part(self, label: str) -> Iterator[None]:
         start = time.perf_counter()
@@ -329,27 +326,16 @@ class Breakdown:
 
         return wrapper
 
-    def wrap_cm(self, label: str, fn: Callable[..., Any], unless: str) -> Callable[..., Any]:
-        """A context manager timed as ``label``, except inside ``unless`` (its own)."""
-
-        @contextlib.contextmanager
-        def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            part = self.part(label) if self.current != unless else contextlib.nullcontext()
-            with part, fn(*args, **kwargs) as value:
-                yield value
-
-        return wrapper
-
 
 LABELS = {
     "jinja": "jinja2: text + HTML parts",
     "ical": "iCalendar (invite_ics)",
     "mime": "MIME: headers and parts written to bytes (rest of build)",
-    "start": "SMTP: MAIL FROM, its answer (rest of SmtpTransport.start)",
-    "smtp": "SMTP: RCPT, DATA and the message, with their answers",
+    "start": "SMTP: MAIL FROM and its answer, the first RCPT TO",
+    "smtp": "SMTP: the first RCPT's answer, DATA, the message (_data)",
     "answer": "SMTP: waiting for the answer to the message's data",
-    "claim": "ledger: claim → sending (UPDATE + event INSERT)",
-    "sent": "ledger: mark sent + the commit (one transaction with the claim)",
+    "begin": "ledger: begin; the message before → sent (UPDATE + INSERT)",
+    "claim": "ledger: this row → sending (UPDATE + INSERT), commit",
     "due": "ledger: due_keys + tick set-up (current_plan check)",
     "connect": "SMTP connect + EHLO + QUIT",
     "other": "executor loop, token, Message-ID, logging, rest",
@@ -372,9 +358,11 @@ def breakdown_round(inst: Install) -> tuple[Breakdown, float, int]:
         mock.patch.object(smtp_cls, "connect", bd.wrap("connect", smtp_cls.connect)),
         mock.patch.object(smtp_cls, "ehlo", bd.wrap("connect", smtp_cls.ehlo)),
         mock.patch.object(smtp_cls, "quit", bd.wrap("connect", smtp_cls.quit)),
-        mock.patch.object(store, "claim", bd.wrap("claim", store.claim)),
-        # outside claim(), atomic() in the send loop is the "sent" commit
-        mock.patch.object(store, "atomic", bd.wrap_cm("sent", store.atomic, unless="claim")),
+        # the claim's transaction: begun while MAIL FROM is answered, committed after RCPT
+        mock.patch.object(executor_mod._Claim, "begin",
+                          bd.wrap("begin", executor_mod._Claim.begin)),
+        mock.patch.object(executor_mod._Claim, "__call__",
+                          bd.wrap("claim", executor_mod._Claim.__call__)),
         mock.patch.object(store, "due_keys", bd.wrap("due", store.due_keys)),
         mock.patch.object(ex, "current_plan", bd.wrap("due", ex.current_plan)),
         mock.patch.object(ex, "recover", bd.wrap("due", ex.recover)),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import select
 import smtplib
 import ssl
@@ -300,7 +299,7 @@ def _data(conn: smtplib.SMTP, recipients: list[str], data: bytes,
         _reset(conn, code)  # else the next MAIL FROM meets "503 nested MAIL command"
         raise smtplib.SMTPDataError(code, text)
     end = b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
-    conn.send(_LEADING_DOT.sub(b"..", data) + end)  # RFC 5321 4.5.2: a leading dot doubled
+    conn.send(dot_stuffed(data) + end)
 
 
 def _end(conn: smtplib.SMTP) -> None:
@@ -319,7 +318,10 @@ def _reset(conn: smtplib.SMTP, code: int) -> None:
             conn.rset()
 
 
-_LEADING_DOT = re.compile(rb"(?m)^\.")
+def dot_stuffed(data: bytes) -> bytes:
+    """``data`` with a dot put before each line that starts with one (RFC 5321 4.5.2)."""
+    stuffed = data.replace(b"\n.", b"\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
 
 def _keep_sent_copy(mailbox: Any, message: Mail) -> None:

@@ -5,6 +5,7 @@ refuse (the DATA command itself, a 421 at RCPT, a server without SMTPUTF8)."""
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import socket
 import threading
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot import config as config_mod
 from bot import transports
@@ -368,3 +371,13 @@ def test_an_interrupt_while_mail_from_is_answered_leaves_no_transaction_open(
     assert store.counts().get("sent") == 1 and "sending" not in store.counts()
     with store.atomic() as conn:  # nothing holds the ledger
         conn.execute(sa.update(ledger).values(reason="free"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60) | st.lists(st.sampled_from(
+    [b".", b"..", b"a", b"\r\n", b"\n", b"\r", b".\r\n", b" ."]), max_size=20).map(b"".join))
+def test_dot_stuffing_doubles_the_dot_that_starts_a_line_and_no_other(data: bytes):
+    stuffed = smtp_mod.dot_stuffed(data)
+    assert stuffed == re.sub(rb"(?m)^\.", b"..", data)  # as smtplib's own quotedata does
+    # a reader removes one dot from each line starting with one: the same bytes again
+    assert re.sub(rb"(?m)^\.", b"", stuffed) == data
