@@ -163,8 +163,15 @@ class Store(Facts):
             return
         held: Connection | None = getattr(self._held, "conn", None)
         if held is not None and not held.in_transaction():
-            with held.begin():
-                yield held
+            try:
+                with held.begin():
+                    yield held
+            except BaseException:
+                # not used again: a failed COMMIT can leave SQLite in the transaction while
+                # SQLAlchemy says it is over; closed, the pool's reset rolls it back
+                self._held.conn = None
+                held.close()
+                raise
             return
         with self.engine.begin() as conn:
             yield conn

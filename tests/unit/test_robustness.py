@@ -386,3 +386,36 @@ def test_a_tick_takes_a_connection_once_not_once_a_message(
     finally:
         sa.event.remove(store.engine, "checkout", count)
     assert sent == 21 and checkouts[0] < 10
+
+
+def test_a_failed_commit_on_the_held_connection_is_rolled_back_not_carried_on(tmp_path: Path):
+    """SQLite can refuse a COMMIT and stay in the transaction (a deferred constraint);
+    the held connection is then dropped, so the failed writes are never committed by the
+    next transaction and nothing holds the database meanwhile."""
+    import sqlite3
+
+    import pytest
+
+    path = tmp_path / "state.sqlite"
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    sa.event.listen(store.engine, "connect",
+                    lambda dbapi, _: dbapi.execute("PRAGMA foreign_keys=ON"))
+    store.engine.dispose()  # connections from now on enforce foreign keys
+    with store.atomic() as conn:
+        conn.exec_driver_sql("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql("CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER "
+                             "REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)")
+    with store.held():
+        with pytest.raises(sa.exc.IntegrityError), store.atomic() as conn:
+            conn.exec_driver_sql("INSERT INTO child VALUES (1, 99)")  # refused at COMMIT
+        other = sqlite3.connect(path, timeout=0.1)  # nothing holds the database
+        other.execute("INSERT INTO parent VALUES (7)")
+        other.commit()
+        other.close()
+        with store.atomic() as conn:
+            conn.exec_driver_sql("INSERT INTO parent VALUES (1)")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM child").scalar() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM parent").scalar() == 2
+    store.dispose()
