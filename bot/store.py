@@ -56,6 +56,7 @@ def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
 
 CLAIMANT = f"{socket.gethostname()}:{os.getpid()}"
 
+
 class _Prepared:
     """A statement of sending one message, compiled once per kind of database and run with
     ``exec_driver_sql``: the SQL SQLAlchemy writes for it, each value converted by its

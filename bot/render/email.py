@@ -67,8 +67,8 @@ def build(group: Group, desired: Desired, now: datetime, token: str | None = Non
     files = list(attachments)
     if desired.kind in ("invitation", *CANCELLATIONS):
         ics = invite_ics(group, desired, now)
-        method = "CANCEL" if desired.kind in CANCELLATIONS else "REQUEST"
-        body.append(mime.text_part(ics.decode(), "calendar", (f'method="{method}"',)))
+        body.append(mime.text_part(ics.decode(), "calendar",
+                                   (f'method="{itip_method(desired.kind)}"',)))
         # the alternative goes inside multipart/mixed; the .ics attachment goes beside it
         files.insert(0, ("invite.ics", "application/ics", ics))
     entity = mime.multipart("alternative", body, seed)
@@ -132,13 +132,12 @@ def invite_ics(group: Group, desired: Desired, now: datetime) -> bytes:
     key = (desired.meeting, desired.kind, desired.sequence, scope, rids, now)
 
     def calendar() -> Callable[[tuple[str, str]], bytes]:
-        method = "CANCEL" if desired.kind in CANCELLATIONS else "REQUEST"
         series = next((s for s in group.series if s.id == desired.meeting), None)
         years = sorted({o.start.year for o in series.occurrences}
                        | {o.recurrence_id.year for o in series.occurrences
                           if o.recurrence_id}) if series else []
         return itip_for(
-            method=method, uid=invite_uid(group, desired.meeting),
+            method=itip_method(desired.kind), uid=invite_uid(group, desired.meeting),
             sequence=desired.sequence or 0, dtstamp=now, zone=group.zone,
             organiser_name=group.organiser.name, organiser_email=group.organiser.email,
             events=meeting_events(group, desired.meeting, scope, rids), zone_years=years)
@@ -152,6 +151,11 @@ _CALENDARS: dict[Any, tuple[Group, Callable[[tuple[str, str]], bytes]]] = {}
 
 
 CANCELLATIONS = ("cancellation", "occurrence_cancellation")
+
+
+def itip_method(kind: str) -> str:
+    """The iTIP method of an invitation's or a cancellation's calendar."""
+    return "CANCEL" if kind in CANCELLATIONS else "REQUEST"
 
 
 def meeting_events(group: Group, unit: str, scope: str = "",
