@@ -207,10 +207,11 @@ def to_csv(found: Iterable[Action]) -> str:
 
 
 def from_csv(text: str, where: str, groups: dict[str, Group],
-             known: dict[int, Action]) -> list[dict[str, Any]]:
+             known: dict[int, Action], now: datetime) -> list[dict[str, Any]]:
     """Validate every row of an actions CSV; UsageError listing every bad row (by line) so
     that nothing is half-imported. Rows without an id are new actions; rows with one update
-    that action."""
+    that action. A row marked done with no completion date was completed ``now`` (in its
+    group's zone)."""
     import csv
     import io
 
@@ -230,7 +231,7 @@ def from_csv(text: str, where: str, groups: dict[str, Group],
             continue
         values = dict(zip(CSV_COLUMNS, (c.strip() for c in row), strict=True))
         try:
-            out.append(_csv_row(values, groups, known))
+            out.append(_csv_row(values, groups, known, now))
         except (UsageError, ValueError) as exc:
             problems.append(Problem(where, getattr(exc, "message", str(exc)), line=n))
     if problems:
@@ -240,7 +241,7 @@ def from_csv(text: str, where: str, groups: dict[str, Group],
 
 
 def _csv_row(v: dict[str, str], groups: dict[str, Group],
-             known: dict[int, Action]) -> dict[str, Any]:
+             known: dict[int, Action], now: datetime) -> dict[str, Any]:
     group = groups.get(v["group"])
     if group is None:
         raise UsageError(f"unknown group {v['group']!r}")
@@ -264,7 +265,8 @@ def _csv_row(v: dict[str, str], groups: dict[str, Group],
     except ValueError:
         raise UsageError("due and completed must be dates like 2027-05-01") from None
     if v["status"] == "done" and completed is None:
-        completed = before.completed if before and before.completed else date.today()
+        completed = (before.completed if before and before.completed
+                     else now.astimezone(timeutil.zone(group.zone)).date())
     return {"id": int(v["id"]) if v["id"] else None, "group_id": group.id,
             "meeting_id": v["meeting"], "topic": v["topic"], "text": v["action"],
             "owners": owners_of(group, v["owners"].split(";")), "due": due,

@@ -44,10 +44,15 @@ class ClerkGroup(click.Group):
               help="Config folder (env CLERK_CONFIG).")
 @click.option("--state", envvar="CLERK_STATE", metavar="URL",
               help="State store URL; overrides clerk.toml (env CLERK_STATE).")
+@click.option("--now", metavar="TIME",
+              help="Act as if it were TIME (ISO 8601, e.g. 2027-03-11T09:00; without an "
+                   "offset, in the first group's zone): every command, and `run` starts its "
+                   "clock there. For rehearsing a cycle on a scratch state.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="clerkbot")
 @click.pass_context
-def cli(ctx: click.Context, folder: str, state: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, folder: str, state: str | None, now: str | None,
+        verbose: int) -> None:
     """clerk: the clerk of a recurring group.
 
     It plans every message of a group (invitations, requests for information, chasers,
@@ -58,7 +63,7 @@ def cli(ctx: click.Context, folder: str, state: str | None, verbose: int) -> Non
 
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
-    ctx.obj = Ctx(folder, state)
+    ctx.obj = Ctx(folder, state, now)
 
 
 @cli.command()
@@ -88,7 +93,7 @@ def plan(obj: Ctx, since: str | None, until: str | None, now: str | None,
     from bot import report
 
     config = obj.config()
-    rows = report.plan_rows(config, obj.store(config), _now(now, config),
+    rows = report.plan_rows(config, obj.store(config), obj.now(config, now),
                             since=_now(since, config) if since else None,
                             until=_now(until, config) if until else None,
                             group=_group(config, group_id))
@@ -115,7 +120,7 @@ def plan(obj: Ctx, since: str | None, until: str | None, now: str | None,
 def tick(obj: Ctx, now: str | None, dry_run: bool, as_json: bool) -> None:
     """One reconcile pass: plan, record, send what is due, print a summary."""
     config = obj.config()
-    at = _now(now, config)
+    at = obj.now(config, now)
     result = obj.executor(config).tick(at, dry_run=dry_run)
     if as_json:
         _json(result.as_dict())
@@ -137,13 +142,15 @@ def tick(obj: Ctx, now: str | None, dry_run: bool, as_json: bool) -> None:
 @click.pass_obj
 def run(obj: Ctx) -> None:
     """Run the worker: a tick at start-up, then one every `interval` seconds."""
+    from bot.timeutil import Clock
     from bot.worker import Worker
 
     config = obj.config()  # refuses to start on a config with problems
     import logging
 
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-    Worker(obj.executor(config), obj.folder).run()
+    clock = Clock(obj.now(config) if obj.now_text else None)
+    Worker(obj.executor(config), obj.folder, clock).run()
 
 
 @cli.command()
@@ -156,7 +163,7 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
     from bot import report
 
     config = obj.config()
-    data = report.status(config, obj.store(config), _now(now, config),
+    data = report.status(config, obj.store(config), obj.now(config, now),
                          _group(config, group_id))
     if as_json:
         _json(data)
@@ -238,7 +245,7 @@ def preview(obj: Ctx, key: str, now: str | None) -> None:
 
     config = obj.config()
     store = obj.store(config)
-    at = _now(now, config)
+    at = obj.now(config, now)
     desired = planner.plan(config, store.snapshot(), at).by_key().get(key)
     if desired is None:
         row = store.row(key)
@@ -250,11 +257,12 @@ def preview(obj: Ctx, key: str, now: str | None) -> None:
 
 
 def _move(obj: Ctx, keys: tuple[str, ...], from_states: tuple[str, ...], to_state: str,
-          verb: str, done: str, **values: Any) -> None:
-    from bot import timeutil
-
+          verb: str, done: str, *, retry: bool = False) -> None:
     config = obj.config()
-    moved = obj.store(config).set_state(keys, from_states, to_state, timeutil.utcnow(),
+    now = obj.now(config)
+    values: dict[str, Any] = dict(next_attempt_at=now, first_failed_at=None,
+                                  notified_at=None) if retry else {}
+    moved = obj.store(config).set_state(keys, from_states, to_state, now,
                                         f"{done} by {os.environ.get('USER', 'the admin')}",
                                         **values)
     if not moved:
@@ -290,10 +298,7 @@ for _command in (actions_cli, minutes_cli, nudge_cli, submissions_cli):
 @click.pass_obj
 def retry(obj: Ctx, keys: tuple[str, ...]) -> None:
     """Send failed or parked messages again (KEY, or a key prefix ending in "/")."""
-    from bot import timeutil
-
-    _move(obj, keys, ("failed", "parked"), "retry", "retry", "queued again",
-          next_attempt_at=timeutil.utcnow(), first_failed_at=None, notified_at=None)
+    _move(obj, keys, ("failed", "parked"), "retry", "retry", "queued again", retry=True)
 
 
 @cli.command()
@@ -356,7 +361,7 @@ def simulate(obj: Ctx, since: str | None, until: str | None, out: str | None,
 
     config = obj.config()
     start = _now(since, config) if since else max(
-        [_now(None)] + [g.go_live for g in config.groups])
+        [obj.now(config)] + [g.go_live for g in config.groups])
     end = _now(until, config) if until else start + timedelta(days=365)
     timeline, outbox = run_simulation(obj.folder, obj.state or config.settings.state, start,
                                       end, Path(out) if out else None)

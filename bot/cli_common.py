@@ -17,13 +17,21 @@ if TYPE_CHECKING:
 
 
 class Ctx:
-    """What every command shares: the config folder and the state URL override."""
+    """What every command shares: the config folder, the state URL override and the time
+    the command acts at (``clerk --now``; the real clock by default)."""
 
-    def __init__(self, folder: str, state: str | None) -> None:
+    def __init__(self, folder: str, state: str | None, now: str | None = None) -> None:
         from pathlib import Path
 
         self.folder: Path = Path(folder)
         self.state = state
+        self.now_text = now
+
+    def now(self, config: Config | None, override: str | None = None) -> datetime:
+        """The instant this command acts at: the command's own ``--now``, else the global
+        ``clerk --now``, else the real clock. A time without an offset is read in the first
+        group's zone."""
+        return _now(override or self.now_text, config)
 
     def config(self) -> Config:
         from bot import config

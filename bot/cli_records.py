@@ -70,11 +70,11 @@ def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | Non
                 meeting: str, topic: str, text: str, as_json: bool) -> None:
     """Record an action."""
 
-    from bot import actions, timeutil
+    from bot import actions
 
     config = obj.config()
     group = config.group(_group(config, group_id) or group_id)
-    now = timeutil.utcnow()
+    now = obj.now(config)
     when = _date(due) if due else actions.default_due(group, now)
     values = {"group_id": group.id, "meeting_id": _meeting_of(group, meeting),
               "topic": topic, "text": text,
@@ -89,14 +89,14 @@ def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | Non
 
 
 def _change(obj: Ctx, action_id: int, command: str, as_json: bool, **kw: Any) -> None:
-    from bot import actions, timeutil
+    from bot import actions
 
     config = obj.config()
     store = obj.store(config)
     action = actions.find(store, action_id)
     said = actions.apply(store, config.group(action.group), action, command,
                          who=os.environ.get("USER", "admin"), via="cli",
-                         now=timeutil.utcnow(), **kw)
+                         now=obj.now(config), **kw)
     if as_json:
         _json(_action_row(actions.find(store, action_id)))
     else:
@@ -122,18 +122,19 @@ def actions_import(obj: Ctx, path: str) -> None:
     nothing is imported until all are right."""
     from pathlib import Path
 
-    from bot import actions, timeutil
+    from bot import actions
 
     config = obj.config()
     store = obj.store(config)
+    now = obj.now(config)
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise _usage_error(f"{path} is not UTF-8: save it from Excel as 'CSV UTF-8'") from None
     rows = actions.from_csv(text, path, {g.id: g for g in config.groups},
-                            {a.id: a for a in store.actions()})
+                            {a.id: a for a in store.actions()}, now)
     added, updated = store.import_actions(rows, os.environ.get("USER", "admin"),
-                                          f"csv {Path(path).name}", timeutil.utcnow())
+                                          f"csv {Path(path).name}", now)
     click.echo(f"added {added}, updated {updated} action(s)")
 
 
@@ -194,12 +195,12 @@ def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes:
     (.docx, .md or .txt); names are matched to the roster and every doubt reported."""
     from pathlib import Path
 
-    from bot import actions, minutes, timeutil
+    from bot import actions, minutes
 
     config = obj.config()
     group = _meeting_group(config, meeting, group_id)
     store = obj.store(config)
-    now = timeutil.utcnow()
+    now = obj.now(config)
     items = minutes.read(Path(path))
 
     def choose(item: minutes.Item, found: minutes.Match) -> minutes.Match:
@@ -310,7 +311,7 @@ def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: 
     m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*m(onths?)?\s*", window)
     if not m or int(m.group(1)) > int(m.group(2)):
         raise _usage_error(f"{window!r} is not a window; write it like 6-9m")
-    now = timeutil.utcnow()
+    now = obj.now(config)
     start_day = _date(since) if since else now.astimezone(timeutil.zone(group.zone)).date()
     _meeting_of(group, meeting)
     start, end = minutes.nudge_window(start_day, (int(m.group(1)), int(m.group(2))))
@@ -366,8 +367,6 @@ def submissions_cli() -> None:
 def submissions_mark(obj: Ctx, meeting: str, organisation: str, nil: bool, rule: str,
                      group_id: str | None) -> None:
     """Record that an organisation answered (by hand: a paper brought along, a phone call)."""
-    from bot import timeutil
-
     config = obj.config()
     group = _meeting_group(config, meeting, group_id)
     orgs = {m.organisation for m in group.members}
@@ -378,6 +377,6 @@ def submissions_mark(obj: Ctx, meeting: str, organisation: str, nil: bool, rule:
     if (rule and rule not in requests) or not requests or (not rule and len(requests) > 1):
         raise _usage_error(f"give --rule, one of: {', '.join(requests) or 'none'}")
     obj.store(config).mark_submitted(group.id, meeting, rule or requests[0], organisation,
-                                     "nil" if nil else "submitted", timeutil.utcnow(),
+                                     "nil" if nil else "submitted", obj.now(config),
                                      source="cli")
     click.echo(f"{organisation}: {'nil return' if nil else 'submitted'} for {meeting}")

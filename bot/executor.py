@@ -280,11 +280,35 @@ class Executor:
 
     def _window_shut(self, group_id: str, now: datetime, latest: datetime) -> bool:
         """Whether the group's send window is shut now and opens again in time."""
+        opens = self._opening(group_id, now)
+        return now < opens <= latest
+
+    def next_instant(self, now: datetime) -> datetime | None:
+        """The first instant after ``now`` at which a tick may have something to do: a row's
+        send or retry time (moved on to its group's next send-window opening), the opening
+        of a window a due row waits for, a row's latest time passing (it is then recorded
+        skipped_late), or the end of the plan's validity. ``clerk simulate`` steps through
+        these, so it acts at every instant the worker would (it may also stop at a few
+        where nothing happens)."""
+        found: list[datetime] = []
+        for g in self.store.pending(now):
+            if g.ahead is not None:
+                found.append(self._opening(g.group_id, g.ahead))
+            if g.waiting:
+                found.append(self._opening(g.group_id, now))
+            if g.latest is not None:
+                found.append(g.latest + timedelta(microseconds=1))  # the first tick after it
+        if self._plan is not None and self._plan.valid_until is not None:
+            found.append(self._plan.valid_until)
+        later = [t for t in found if t > now]
+        return min(later) if later else None
+
+    def _opening(self, group_id: str, instant: datetime) -> datetime:
+        """When the group's send window is next open at or after ``instant``."""
         group = next((g for g in self.config.groups if g.id == group_id), None)
         if group is None or group.window is None:
-            return False
-        opens = windows.next_opening(group.window, group.zone, now)
-        return now < opens <= latest
+            return instant
+        return windows.next_opening(group.window, group.zone, instant)
 
     def _due(self, now: datetime) -> Iterator[Any]:
         """Every row due at ``now``, a thousand at a time, until none is left (a row that

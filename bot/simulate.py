@@ -1,8 +1,10 @@
 """``clerk simulate``: a scratch copy of config and state run through simulated time.
 
 It ticks as the worker would, but jumps straight from one instant where something can happen
-(a row's send time, a retry, the plan's ``valid_until``) to the next, rounded up to the
-worker's interval, so a year of the group's mail takes seconds. Nothing real is touched: the
+(:meth:`Executor.next_instant`: a row's send or retry time, a send window opening for a row
+that waits for it, a row's latest time, the plan's ``valid_until``) to the next, rounded up to
+the worker's interval, so a year of the group's mail takes seconds and goes out at the very
+ticks the worker would send it at. Nothing real is touched: the
 state is a copy and the transport is an outbox in ``--out``.
 """
 
@@ -16,25 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from bot import config as config_mod
 from bot.executor import Executor
-from bot.store import Store, ledger
+from bot.store import Store
 from bot.transports.outbox import OutboxTransport
-
-
-def _next_instant(store: Store, now: datetime, valid_until: datetime | None) -> datetime | None:
-    with store.engine.connect() as conn:
-        send = conn.execute(sa.select(sa.func.min(ledger.c.send_at)).where(
-            ledger.c.state == "planned", ledger.c.send_at > now)).scalar()
-        retry = conn.execute(sa.select(sa.func.min(ledger.c.next_attempt_at)).where(
-            ledger.c.state == "retry")).scalar()
-    candidates = [t for t in (send, retry) if t is not None]
-    if valid_until is not None:
-        candidates.append(valid_until)
-    later = [t for t in candidates if t > now]
-    return min(later) if later else None
 
 
 def simulate(folder: Path, state_url: str, start: datetime, until: datetime,
@@ -67,8 +54,7 @@ def simulate(folder: Path, state_url: str, start: datetime, until: datetime,
                 "rule": row.rule_id, "kind": row.kind, "state": state,
                 "subject": row.subject, "recipients": []})
             entry["recipients"].append(row.recipient)
-        plan = executor.plan
-        nxt = _next_instant(store, now, plan.valid_until if plan else None)
+        nxt = executor.next_instant(now)
         if nxt is None:
             break
         steps = -(-(nxt - start) // interval)  # ceil: the first worker tick at or after it

@@ -331,6 +331,24 @@ class Store(Facts):
                     if r.state != "retry" or r.next_attempt_at is None
                     or r.next_attempt_at <= now]
 
+    def pending(self, now: datetime) -> list[Any]:
+        """Per group, what is still to go: the earliest time a row may go after ``now``
+        (``ahead``: its send time, or its retry time), whether a row is already due but
+        waiting (``waiting``: a send window shut, say) and the earliest latest time of any
+        row still to go (``latest``). For stepping simulated time (bot/simulate.py)."""
+        at = sa.case((ledger.c.state == "retry",
+                      sa.func.coalesce(ledger.c.next_attempt_at, ledger.c.send_at)),
+                     else_=ledger.c.send_at)
+        q = sa.select(
+            ledger.c.group_id,
+            sa.func.min(sa.case((at > now, at))).label("ahead"),
+            sa.func.max(sa.case((at <= now, 1), else_=0)).label("waiting"),
+            sa.func.min(sa.case((ledger.c.latest_at >= now, ledger.c.latest_at))).label(
+                "latest"),
+        ).where(ledger.c.state.in_(("planned", "retry"))).group_by(ledger.c.group_id)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
+
     def claim(self, key: str, now: datetime, message_id: str, transport: str,
               conn: Connection | None = None) -> bool:
         """Move one row to ``sending``; False when another worker got it first. The claim

@@ -106,6 +106,16 @@ def parse_instant(text: str, tz: ZoneInfo | None = None) -> datetime:
     return value.astimezone(UTC)
 
 
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Clock:
+    """The worker's clock: the real one, or a rehearsal's that starts at ``start`` and then
+    runs at the real pace (``clerk --now TIME run``)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.offset = start - utcnow() if start is not None else timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -23,9 +24,11 @@ log = logging.getLogger("clerk")
 
 
 class Worker:
-    def __init__(self, executor: Executor, folder: Path) -> None:
+    def __init__(self, executor: Executor, folder: Path,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.executor = executor
         self.folder = folder
+        self.clock = clock  # the real clock, or a rehearsal's (``clerk --now TIME run``)
         self.signature = config_mod.stat_signature(folder)
         self.stop = executor.stop
         self.ticks = 0
@@ -50,7 +53,7 @@ class Worker:
             return
         try:
             self.reload_if_changed()
-            result = self.executor.tick(now or utcnow())
+            result = self.executor.tick(now or self.clock())
             self.ticks += 1
             if result.sent or result.failed or result.skipped_late or result.retry:
                 log.info("tick: %d sent, %d retry, %d failed, %d skipped_late",

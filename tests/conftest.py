@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,31 @@ EXAMPLE = ROOT / "config" / "example"
 
 # tests run in a non-UTC zone too: nothing may depend on the machine's zone
 os.environ.setdefault("TZ", "America/New_York")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--clock", metavar="TIME",
+                     help="Run every test with the wall clock moved to TIME (ISO 8601 with an "
+                          "offset), running on from there (time-machine). Nothing may depend "
+                          "on the real date or hour: tests/clock.sh runs the suite so.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    when = config.getoption("--clock")
+    if when:
+        import time_machine
+
+        at = datetime.fromisoformat(when)
+        if at.tzinfo is None:
+            raise pytest.UsageError(f"--clock {when}: give an offset, e.g. {when}+00:00")
+        traveller = time_machine.travel(at, tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    when = config.getoption("--clock")
+    return f"clock moved to {when} (time-machine)" if when else None
 
 
 @pytest.fixture
@@ -117,16 +143,23 @@ def make_executor(config_dir: Path, store: Store) -> Callable[[], Executor]:
     return make
 
 
+# The time the CLI acts at in tests (``clerk --now``): go-live day of the example group, a
+# Tuesday morning in its send window. A test that needs another passes its own ``--now``
+# first (the last one given wins); no test reads the real clock.
+CLI_NOW = datetime(2026, 12, 1, 10, tzinfo=UTC)
+
+
 @pytest.fixture
 def clerk(config_dir: Path, tmp_path: Path) -> Callable[..., Result]:
-    """Invoke the CLI in-process with the scratch config and state."""
+    """Invoke the CLI in-process with the scratch config and state, at :data:`CLI_NOW`."""
     from bot.cli import cli
 
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:
         return runner.invoke(cli, ["--config", str(config_dir), "--state",
-                                   f"sqlite:///{tmp_path / 'state.sqlite'}", *args],
+                                   f"sqlite:///{tmp_path / 'state.sqlite'}",
+                                   "--now", CLI_NOW.isoformat(), *args],
                              catch_exceptions=False)
 
     return invoke

@@ -88,13 +88,14 @@ def test_a_kill_mid_batch_loses_nothing_and_duplicates_at_most_one(
     assert all(n <= 2 for n in attempts.values())
 
 
+# the worker's rehearsal clock starts here (`clerk --now … run`): nothing reads the real date
+NOW = "2026-12-07T10:00:00+00:00"
+
+
 def _near_future_group(group_dir: Path) -> None:
-    """Dates relative to today, so the worker (on the real clock) has mail due now."""
-    today = date.today()
+    """Two meetings soon after NOW, so the worker has both meetings' invitations due."""
+    today = date.fromisoformat(NOW[:10])
     edit(group_dir / "group.toml", "go_live = 2026-12-01", f"go_live = {today - timedelta(1)}")
-    # the real clock may be at night or at a weekend: no send window for these
-    edit(group_dir / "group.toml", 'zone = "Europe/London"',
-         'zone = "Europe/London"\nsend_window = ""')
     for n, old in enumerate(["2027-01-14", "2027-04-15", "2027-07-15", "2027-10-14"]):
         edit(group_dir / "group.toml", f"start = {old}T14:00:00",
              f"start = {today + timedelta(days=60 + 30 * n)}T14:00:00")
@@ -105,7 +106,7 @@ def test_the_worker_stops_on_sigterm_after_the_message_in_hand(
     _near_future_group(config_dir / "example")
     state = settings(config_dir, tmp_path, pause=0.2, interval=1)
     new = tmp_path / "outbox" / "new"
-    proc = start(["--config", str(config_dir), "run"], tmp_path)
+    proc = start(["--config", str(config_dir), "--now", NOW, "run"], tmp_path)
     wait_for_files(new, 3, proc)
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=20)
@@ -123,7 +124,7 @@ def test_the_worker_ticks_at_start_up_and_on_its_interval(config_dir: Path, tmp_
     _near_future_group(config_dir / "example")
     settings(config_dir, tmp_path, pause=0.0, interval=1)
     new = tmp_path / "outbox" / "new"
-    proc = start(["--config", str(config_dir), "-v", "run"], tmp_path)
+    proc = start(["--config", str(config_dir), "--now", NOW, "-v", "run"], tmp_path)
     try:
         wait_for_files(new, 2 * MEMBERS, proc)  # both near meetings' invitations
         # a member added while it runs is invited within a tick or two

@@ -174,7 +174,9 @@ def test_clerk_retry_sends_parked_messages_again(
     assert Counter(r.state for r in store.rows() if "/invitation/" in r.key
                    and r.meeting_id == "2027-q1") == {"parked": MEMBERS}
     fault_smtp.start()
-    result = clerk("retry", "qa-leads/2027-q1/invitation/")
+    # the admin retries at 10:30 (the command's clock is the same as the ticks')
+    result = clerk("--now", (T0 + timedelta(minutes=30)).isoformat(), "retry",
+                   "qa-leads/2027-q1/invitation/")
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert result.output.count("queued again") == MEMBERS  # type: ignore[attr-defined]
     sent = ex.tick(T0 + timedelta(minutes=31)).sent

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import Result
@@ -16,6 +15,7 @@ from click.testing import Result
 from bot.executor import Executor
 from bot.store import Store
 from bot.transports.memory import MemoryTransport
+from tests.conftest import CLI_NOW
 
 T0 = datetime(2027, 1, 15, 12, tzinfo=UTC)  # the day after the first meeting
 KIM = "kim.osei@network.example"
@@ -104,7 +104,7 @@ def test_done_stops_the_chasing_at_once(make_executor: Callable[[], Executor],
 
 
 def test_actions_commands(clerk: Callable[..., Result], group_dir: Path):
-    future = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    future = (CLI_NOW + timedelta(days=40)).date().isoformat()
     added = clerk("actions", "add", "--group", "qa-leads", "--owner", AMAN, "--due", future,
                   "--meeting", "2027-q1", "--topic", "LADO", "Share the LADO audit tool")
     assert added.exit_code == 0, added.output
@@ -114,9 +114,8 @@ def test_actions_commands(clerk: Callable[..., Result], group_dir: Path):
     # by due date: #2 took the default, four weeks (no [actions] due is set)
     assert [(r["ref"], r["owners"], r["status"]) for r in rows] == [
         ("#2", ["*"], "open"), ("#1", [AMAN], "open")]
-    london = ZoneInfo("Europe/London")
-    assert rows[0]["due"] == (datetime.now(london) + timedelta(days=28)).date().isoformat()
-    later = (datetime.now(UTC) + timedelta(days=60)).date().isoformat()
+    assert rows[0]["due"] == (CLI_NOW + timedelta(days=28)).date().isoformat()
+    later = (CLI_NOW + timedelta(days=60)).date().isoformat()
     assert clerk("actions", "new-date", "1", later).output.strip() == f"#1 now due {later}"
     assert clerk("actions", "update", "1", "waiting for sign-off").exit_code == 0
     assert clerk("actions", "drop", "2").output.strip() == "#2 dropped"
@@ -146,7 +145,7 @@ def test_csv_export_and_import_round_trip(clerk: Callable[..., Result], tmp_path
     import csv
     import io
 
-    future = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    future = (CLI_NOW + timedelta(days=40)).date().isoformat()
     clerk("actions", "add", "-g", "qa-leads", "--owner", AMAN, "--due", future,
           "--topic", "LADO", "Share the LADO audit tool")
     rows = list(csv.reader(io.StringIO(clerk("actions", "export").output)))
@@ -206,11 +205,11 @@ def test_one_digest_across_groups(make_executor: Callable[[], Executor], store: 
 
 
 def test_every_actions_command_speaks_json(clerk: Callable[..., Result]):
-    future = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    future = (CLI_NOW + timedelta(days=40)).date().isoformat()
     added = json.loads(clerk("actions", "add", "-g", "qa-leads", "--owner", AMAN, "--due",
                              future, "--json", "Share the tool").output)
     assert added["ref"] == "#1" and added["status"] == "open" and added["owners"] == [AMAN]
-    later = (datetime.now(UTC) + timedelta(days=50)).date().isoformat()
+    later = (CLI_NOW + timedelta(days=50)).date().isoformat()
     assert json.loads(clerk("actions", "new-date", "1", later, "--json").output)["due"] == later
     assert json.loads(clerk("actions", "update", "1", "soon", "--json").output)["id"] == 1
     assert json.loads(clerk("actions", "done", "1", "--json").output)["status"] == "done"
@@ -220,7 +219,7 @@ def test_every_actions_command_speaks_json(clerk: Callable[..., Result]):
 
 def test_a_csv_never_reopens_or_moves_an_action(clerk: Callable[..., Result], tmp_path: Path,
                                                 config_dir: Path):
-    future = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    future = (CLI_NOW + timedelta(days=40)).date().isoformat()
     clerk("init", str(config_dir / "second"))
     clerk("actions", "add", "-g", "qa-leads", "--owner", AMAN, "--due", future, "Share it")
     sheet = tmp_path / "a.csv"

@@ -166,3 +166,47 @@ def test_held_messages_wait_for_approval(clerk: Callable[..., Result], group_dir
     assert held.exit_code == 0 and held.output.count("held ") == 21
     nothing = clerk("hold", "qa-leads/2027-q1/pack/")
     assert nothing.exit_code == 2 and "nothing to hold" in nothing.output
+
+
+def test_every_command_acts_at_the_global_now(clerk: Callable[..., Result], tmp_path: Path):
+    """`clerk --now TIME …`: what each command records, chooses and shows is at TIME."""
+    at = "2027-03-01T09:15:00+00:00"  # a Monday, long after the fixture's own --now
+
+    def run(*args: str) -> Result:
+        result = clerk("--now", at, *args)
+        assert result.exit_code == 0, result.output
+        return result
+
+    # the default due date: four weeks from TIME
+    added = json.loads(run("actions", "add", "-g", "qa-leads", "--owner",
+                           "aman.sekhon-gill@bucks.example", "--json", "Share it").output)
+    assert added["due"] == "2027-03-29"
+    assert json.loads(run("actions", "done", "1", "--json").output)["completed"] == "2027-03-01"
+    # a nudge's window counts from TIME's day
+    assert "2027-09-01 to 2027-12-01" in run("nudge", "add", "-g", "qa-leads", "--window",
+                                             "6-9m", "Come back to it").output
+    # the plan and the status are as at TIME: the first meeting is over
+    plan = json.loads(run("plan", "--json").output)
+    assert plan and all(r["meeting"] != "2027-q1" or r["state"] != "planned" for r in plan)
+    status = json.loads(run("status", "--json").output)
+    assert status["meetings"][0]["meeting"] == "2027-q2"
+    # hold and approve say in the ledger when they happened
+    run("tick")
+    key = next(r["key"] for r in plan if r["state"] == "scheduled")
+    run("hold", key)
+    run("approve", key)
+    history = json.loads(run("log", key, "--json").output)[0]["history"]
+    assert [(h["state"], h["at"][:19]) for h in history[-2:]] == [
+        ("held", "2027-03-01T09:15:00"), ("planned", "2027-03-01T09:15:00")]
+    # submissions marked by hand: recorded at TIME
+    run("submissions", "mark", "--meeting", "2027-q2", "--organisation", "Kent")
+    import sqlalchemy as sa
+
+    from bot.schema import submissions
+    from bot.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    with store.engine.connect() as conn:
+        (marked,) = conn.execute(sa.select(submissions.c.at)).scalars()
+    store.dispose()
+    assert marked.isoformat()[:19] == "2027-03-01T09:15:00"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The guard against tests that read the real clock: runs the unit tests and the end-to-end
+# tests of the worker and of sending (SQLite only) with the wall clock moved, by
+# time-machine, to instants where such a test breaks: early morning and late night in London
+# today, 29 February 2028, five years ahead. The suite pins its own times (fixtures,
+# `clerk --now`): it must pass at any of them. (A subprocess keeps the real clock: a test
+# that starts clerk must give it the time with `--now`, or it breaks on the moved dates.)
+# Usage: tests/clock.sh PYTHON. Quiet unless a run fails; exits non-zero if any does.
+set -uo pipefail
+python="${1:-python3}"
+mapfile -t clocks < <("$python" - <<'PY'
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+london = ZoneInfo("Europe/London")
+today = datetime.now(london).date()
+try:
+    ahead = today.replace(year=today.year + 5)
+except ValueError:  # 29 February
+    ahead = date(today.year + 5, 2, 28)
+for day, at in ((today, time(6, 30)), (today, time(23, 30)), (date(2028, 2, 29), time(12)),
+                (ahead, time(9))):
+    print(datetime.combine(day, at, london).isoformat())
+PY
+)
+[ "${#clocks[@]}" -eq 4 ] || { echo "tests/clock.sh: could not compute the clocks" >&2; exit 1; }
+
+status=0
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+# two at a time: each run is mostly one busy core
+for pair in "0 1" "2 3"; do
+  pids=()
+  for i in $pair; do
+    "$python" -m pytest -q -p no:cacheprovider -k "not postgresql" --clock "${clocks[$i]}" \
+      tests/unit tests/e2e/test_process.py tests/e2e/test_smtp.py >"$out/$i.log" 2>&1 &
+    pids+=("$!")
+  done
+  for n in "${!pids[@]}"; do
+    i="${pair:$((n * 2)):1}"
+    wait "${pids[$n]}"
+    code=$?
+    if [ "$code" -ne 0 ]; then
+      echo "tests/clock.sh: the unit tests fail with the clock at ${clocks[$i]} (exit $code):" >&2
+      tail -n 40 "$out/$i.log" >&2
+      status=1
+    else
+      echo "clock at ${clocks[$i]}: $(tail -n 1 "$out/$i.log")"
+    fi
+  done
+done
+exit "$status"
