@@ -1,5 +1,6 @@
 # make run   — create .venv, install clerk, check the example group, show the plan, run the worker
-# make test  — install what the tests need and run the whole suite
+# make test  — install what the tests need and run the whole suite against a PostgreSQL, Postfix
+#              and Dovecot of its own, stopped at the end (tests/run.sh)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -22,10 +23,7 @@ test: $(STAMP)
 	$(BIN)/ruff check bot tests bench
 	$(BIN)/mypy
 	bash tests/setup.sh
-	bash tests/postgres.sh > $(VENV)/pg-url
-	bash tests/mailservers.sh > $(VENV)/mail.json
-	CLERK_TEST_PG_URL="$$(cat $(VENV)/pg-url)" CLERK_TEST_MAIL=$(VENV)/mail.json \
-	  bash tests/run.sh $(BIN)/python
+	bash tests/run.sh $(BIN)/python
 
 bench: $(STAMP)
 	$(BIN)/python bench/idle_tick.py

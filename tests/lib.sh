@@ -1,8 +1,8 @@
 # shellcheck shell=bash disable=SC2154  # $me and $log are set by the sourcing script
-# Shared by the scripts that install and start what the tests need (setup.sh, mailservers.sh,
-# postgres.sh). Source it after setting $me (the script's name) and $log (a file for the output
-# of every command: nothing goes to the caller's stdout or stderr, so no daemon can hold CI's
-# pipe open).
+# Shared by the scripts that install, start and stop what the tests need (setup.sh, run.sh,
+# postgres.sh, mailservers.sh). Source it after setting $me (the script's name) and $log (a file
+# for the output of every command: nothing goes to the caller's stdout or stderr, so no daemon
+# can hold CI's pipe open).
 
 fail() {
   echo "$me: $*" >&2
@@ -31,4 +31,30 @@ apt_install() {
   quiet 600 apt-get "${opts[@]}" update || fail "apt-get update failed"
   quiet 900 apt-get "${opts[@]}" install -y --no-install-recommends "${missing[@]}" \
     || fail "apt-get install ${missing[*]} failed"
+}
+
+# A TCP port on 127.0.0.1 that is free now: the kernel's pick for port 0.  Another process may
+# take it before the server that is given it binds it, so callers retry with a new one.
+free_port() {
+  timeout 10 python3 -c 'import socket
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])' </dev/null 2>>"$log"
+}
+
+# Is process $1 alive (and not a zombie)?
+alive() {
+  local state
+  state="$(awk '/^State:/ {print $2}' "/proc/$1/status" 2>/dev/null)" || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Wait up to $2 seconds for process $1 to end; return 1 if it is still there.
+wait_gone() {
+  local i
+  for ((i = 0; i < $2 * 20; i++)); do
+    alive "$1" || return 0
+    sleep 0.05
+  done
+  ! alive "$1"
 }

@@ -1,18 +1,20 @@
 """Mail servers for tests: a real Postfix + Dovecot on loopback, and a programmable aiosmtpd.
 
-Real servers (``tests/mailservers.sh`` installs, configures and starts them; ``make test`` runs
-it and exports ``CLERK_TEST_MAIL``, the JSON it printed or the path of a file holding it):
+Real servers (``tests/mailservers.sh start DIR`` installs, configures and starts a private pair
+for one run under DIR; ``make test`` runs it through ``tests/run.sh``, which exports
+``CLERK_TEST_MAIL``, the JSON it printed or the path of a file holding it, and stops both servers
+at the end):
 
 * Postfix takes mail on ``127.0.0.1:<smtp_port>`` and delivers *every* recipient to one of two
-  local users, keeping the address it was sent to in ``X-Original-To``: the organiser mailbox
+  mailboxes, keeping the address it was sent to in ``X-Original-To``: the organiser mailbox
   (``qa-leads@network.example``, any local part starting ``qa-leads``, or an address listed in
   ``CLERK_MAIL_ORGANISERS`` when the script ran) goes to ``clerk``; every other address goes to
   ``members``.  One message to n member addresses lands as n copies in ``members``' INBOX, one
   per ``X-Original-To``.  An address in an ``.invalid`` domain is accepted and then bounced;
   bounces go to the sender's address, so to ``clerk`` when clerk sent as the organiser.  An
   unknown ``@localhost`` user is refused at RCPT (550).  Nothing leaves the machine.
-* Dovecot serves both users' ``~/Maildir`` over IMAP on ``127.0.0.1:<imap_port>`` (plain LOGIN,
-  passwords in the JSON).
+* Dovecot serves both mailboxes (Maildirs, ``maildirs`` in the JSON) over IMAP on
+  ``127.0.0.1:<imap_port>`` (plain LOGIN as ``clerk`` or ``members``, passwords in the JSON).
 
 Fixtures: :func:`mailservers` (session: the servers' :class:`MailServers`; it *fails*, never
 skips, when ``CLERK_TEST_MAIL`` is missing or the servers do not answer) and :func:`mailboxes`
@@ -59,8 +61,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = "CLERK_TEST_MAIL"
-SETUP = (f"run `bash tests/mailservers.sh > .venv/mail.json` as root and set "
-         f"{ENV}=.venv/mail.json (`make test` does both)")
+SETUP = (f"run `bash tests/mailservers.sh start DIR > mail.json` as root and set "
+         f"{ENV}=mail.json (`make test` does both, and stops the servers at the end)")
 USERS = ("clerk", "members")
 
 
@@ -82,6 +84,7 @@ class MailServers:
     maildirs: dict[str, str] = field(default_factory=dict)
     organisers: tuple[str, ...] = ()
     logs: dict[str, str] = field(default_factory=dict)
+    postfix_config: str = ""  # this instance's config directory (`postfix -c`), if not the default
 
     def log_tail(self, name: str = "postfix", lines: int = 20) -> str:
         """The end of a server's log, for failure messages ('' if unreadable)."""
@@ -112,7 +115,8 @@ def servers() -> MailServers:
                            imap_port=int(data["imap_port"]), users=dict(data["users"]),
                            maildirs=dict(data.get("maildirs", {})),
                            organisers=tuple(data.get("organisers", ())),
-                           logs=dict(data.get("logs", {})))
+                           logs=dict(data.get("logs", {})),
+                           postfix_config=str(data.get("postfix_config", "")))
     except (ValueError, KeyError, TypeError) as exc:
         raise MailServersMissing(f"{ENV} is not what tests/mailservers.sh prints ({exc!r}): "
                                  f"{SETUP}") from exc
@@ -239,13 +243,15 @@ def _postqueue() -> str | None:
 
 
 def wait_queue_empty(timeout: float = 5.0) -> None:
-    """Wait until Postfix has delivered (or bounced) everything it accepted."""
+    """Wait until this run's Postfix has delivered (or bounced) everything it accepted."""
     postqueue = _postqueue()
     if postqueue is None:
         raise MailServersMissing(f"postqueue is not installed; {SETUP}")
+    config = servers().postfix_config
+    command = [postqueue, *(["-c", config] if config else []), "-j"]
     deadline = time.monotonic() + timeout
     while True:
-        queue = subprocess.run([postqueue, "-j"], capture_output=True, text=True, timeout=10,
+        queue = subprocess.run(command, capture_output=True, text=True, timeout=10,
                                stdin=subprocess.DEVNULL, check=True).stdout
         if not queue.strip():
             return
