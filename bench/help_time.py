@@ -1,6 +1,6 @@
 """Benchmark: the start-up cost of ``clerk --help``, as a ratio to ``python -c pass``.
 
-The target is the ``clerk`` console script with a warm help cache (bot/launch.py): what a user
+The target is the ``clerk`` console script with a warm help cache (bot/cli/launch.py): what a user
 gets from the second ``--help`` on. The cache lives in a temp ``XDG_CACHE_HOME`` that the
 untimed warm-up runs fill; a warm run that imports click stops the benchmark. For information
 it also times ``python -m bot --help`` (warm), the console script with ``CLERK_HELP_CACHE=0``

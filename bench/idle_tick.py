@@ -43,11 +43,11 @@ import sqlalchemy as sa  # noqa: E402
 
 from bench.install import example_people, renamed_group  # noqa: E402
 from bot import config as config_mod  # noqa: E402
-from bot.executor import Executor  # noqa: E402
-from bot.model import Config  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.domain.model import Config  # noqa: E402
+from bot.engine.executor import Executor  # noqa: E402
+from bot.engine.store import Store  # noqa: E402
+from bot.engine.worker import Worker  # noqa: E402
 from bot.transports.memory import MemoryTransport  # noqa: E402
-from bot.worker import Worker  # noqa: E402
 
 EXAMPLE = ROOT / "config" / "example"
 MEMBERS = 40

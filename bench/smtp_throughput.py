@@ -56,11 +56,11 @@ import sqlalchemy as sa  # noqa: E402
 
 from bench.install import example_people, renamed_group  # noqa: E402
 from bot import config as config_mod  # noqa: E402
-from bot import executor as executor_mod  # noqa: E402
 from bot import transports  # noqa: E402
-from bot.executor import Executor, TickResult  # noqa: E402
+from bot.engine import executor as executor_mod  # noqa: E402
+from bot.engine.executor import Executor, TickResult  # noqa: E402
+from bot.engine.store import Store  # noqa: E402
 from bot.render import email as render_email  # noqa: E402
-from bot.store import Store  # noqa: E402
 from bot.transports import smtp as smtp_mod  # noqa: E402
 
 EXAMPLE = ROOT / "config" / "example"

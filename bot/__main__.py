@@ -1,6 +1,6 @@
-"""``python -m bot``: the ``clerk`` command, through its launcher (bot/launch.py)."""
+"""``python -m bot``: the ``clerk`` command, through its launcher (bot/cli/launch.py)."""
 
-from bot.launch import main
+from bot.cli.launch import main
 
 if __name__ == "__main__":
     main()

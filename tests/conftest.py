@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bot import config as config_mod
-from bot.executor import Executor
-from bot.store import Store
+from bot.engine.executor import Executor
+from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
 from tests.ews_fake import ews  # noqa: F401  (a fixture: a fake Exchange Server)
 from tests.graph_fake import graph  # noqa: F401  (a fixture: a fake Microsoft 365)
@@ -125,7 +125,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 def _drop_all(s: Store) -> None:
     import sqlalchemy as sa
 
-    from bot.store import metadata
+    from bot.engine.store import metadata
 
     with s.atomic() as conn:
         metadata.drop_all(conn)
@@ -152,7 +152,7 @@ CLI_NOW = datetime(2026, 12, 1, 10, tzinfo=UTC)
 @pytest.fixture
 def clerk(config_dir: Path, tmp_path: Path) -> Callable[..., Result]:
     """Invoke the CLI in-process with the scratch config and state, at :data:`CLI_NOW`."""
-    from bot.cli import cli
+    from bot.cli.main import cli
 
     runner = CliRunner()
 
@@ -168,6 +168,6 @@ def clerk(config_dir: Path, tmp_path: Path) -> Callable[..., Result]:
 def run_clerk(*args: str, cwd: Path, timeout: float = 60,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``clerk`` as a real subprocess (for exit codes, signals and crashes)."""
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, text=True,
+    return subprocess.run([sys.executable, "-m", "bot.cli.main", *args], cwd=cwd, text=True,
                           capture_output=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})

@@ -176,7 +176,7 @@ class FakeEws:
         """[transport] options for a transport (or mailbox) talking to this fake: basic
         auth (the credentials in ``SECRETS``' variables), no retries inside exchangelib
         (``max_wait = 0``)."""
-        from bot.options import REQUIRED
+        from bot.domain.options import REQUIRED
         from bot.transports.exchange import OPTIONS
 
         for variable, value in SECRETS.items():

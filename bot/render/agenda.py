@@ -27,7 +27,7 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import RGBColor
 
-from bot import timeutil
+from bot.domain import timeutil
 
 
 class Apology(TypedDict):

@@ -16,10 +16,10 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.model import Desired, Group, Meeting, Person, Series
+from bot.domain.model import Desired, Group, Meeting, Person, Series
+from bot.listen.replies import tag_subject
 from bot.render import mime
 from bot.render.templates import per_group, render
-from bot.replies import tag_subject
 from bot.transports.base import Mail
 
 if TYPE_CHECKING:

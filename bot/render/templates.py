@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import jinja2
 import jinja2.meta
 
-from bot.errors import Problem
-from bot.model import Config, Group
+from bot.domain.errors import Problem
+from bot.domain.model import Config, Group
 
 PARTS = ("subject", "txt", "html")
 T = TypeVar("T")
@@ -127,8 +127,8 @@ def _where(exc: Exception, name: str, env: jinja2.Environment) -> tuple[str, int
 
 def check_templates(config: Config) -> list[Problem]:
     """Render every template each group uses against an example context."""
-    from bot.context import example_context
-    from bot.notices import other_examples
+    from bot.plan.context import example_context
+    from bot.plan.notices import other_examples
 
     problems: list[Problem] = []
     for group in config.groups:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from bot.errors import ConfigError, Problem
+from bot.domain.errors import ConfigError, Problem
 from bot.transports.base import Transport
 
 REGISTRY = {

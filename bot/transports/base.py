@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.errors import TransportError
+from bot.domain.errors import TransportError
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -45,7 +45,7 @@ class Transport:
     """Base class of every transport; subclasses override :meth:`send`."""
 
     name = "base"
-    calendar = False  # True: the server owns meetings (bot/calendar.py), no iCalendar mail
+    calendar = False  # True: the server owns meetings (bot/plan/calendar.py), no iCalendar mail
     batch = 1  # messages handed over together (send_many); the in-doubt window after a crash
     mailbox: Any = None  # the organiser's mailbox, when clerk reads one (a Sent copy)
 

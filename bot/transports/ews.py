@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from bot.credentials import secret
-from bot.errors import TransportError
-from bot.options import REQUIRED, Option, _bool, _choice, _email, _float, _int, _str
+from bot.domain.errors import TransportError
+from bot.domain.options import REQUIRED, Option, _bool, _choice, _email, _float, _int, _str
 from bot.transports.base import PROPERTY_SET
+from bot.transports.credentials import secret
 
 log = logging.getLogger("clerk")
 T = TypeVar("T")

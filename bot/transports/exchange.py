@@ -4,7 +4,7 @@ exchangelib.
 The organiser's mailbox does the work, as for the ``graph`` transport:
 
 - meetings are items in the organiser's calendar with the members as attendees; Exchange
-  mails the invitations, updates and cancellations (bot/calendar.py says who hears what).
+  mails the invitations, updates and cancellations (bot/plan/calendar.py says who hears what).
   A series is one recurring master; its cancelled meetings are deleted as occurrences and its
   moved ones changed as occurrences, each mailed by the server;
 - messages are created and sent in the mailbox (a copy stays in Sent Items), a hundred to a
@@ -41,11 +41,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part
-from bot.credentials import secret
-from bot.errors import TransportError
-from bot.recurrence import Pattern, pattern
+from bot.domain.errors import TransportError
+from bot.domain.recurrence import Pattern, pattern
+from bot.plan.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part
 from bot.transports.base import Mail
+from bot.transports.credentials import secret
 from bot.transports.ews import OPTIONS, Ews, lenient
 
 __all__ = ["OPTIONS", "ExchangeMailbox", "ExchangeTransport", "recurrence"]
@@ -639,7 +639,7 @@ def _key(value: Any) -> Any:
 
 
 def recurrence(rule: Pattern) -> Any:
-    """bot.recurrence's pattern as EWS's Recurrence (one element per pattern type; a
+    """bot.domain.recurrence's pattern as EWS's Recurrence (one element per pattern type; a
     numbered, end-dated or endless range)."""
     from exchangelib.fields import MONTHS
     from exchangelib.recurrence import (

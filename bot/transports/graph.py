@@ -38,11 +38,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from bot.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part, Unanswered
-from bot.credentials import secret
-from bot.errors import TransportError
-from bot.options import Option, _float, _int, _str
+from bot.domain.errors import TransportError
+from bot.domain.options import Option, _float, _int, _str
+from bot.plan.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part, Unanswered
 from bot.transports.base import PROPERTY_SET, Mail
+from bot.transports.credentials import secret
 
 log = logging.getLogger("clerk")
 
@@ -315,10 +315,10 @@ def _series(change: MeetingChange) -> bool:
 
 
 def recurrence(rrule: str, start: datetime, zone: str) -> dict[str, Any]:
-    """Graph's ``patternedRecurrence`` for a series' RRULE (bot/recurrence.py)."""
+    """Graph's ``patternedRecurrence`` for a series' RRULE (bot/domain/recurrence.py)."""
     from zoneinfo import ZoneInfo
 
-    from bot.recurrence import pattern
+    from bot.domain.recurrence import pattern
 
     p = pattern(rrule, start.astimezone(ZoneInfo(zone)))
     pat: dict[str, Any] = {"type": p.type, "interval": p.interval}

@@ -1,6 +1,7 @@
 """The imap mailbox: the organiser's inbox, read by clerk.
 
-clerk reads each new message in the inbox, hands it to bot/replies.py and bot/inbox.py, then
+clerk reads each new message in the inbox, hands it to bot/listen/replies.py and
+bot/engine/inbox.py, then
 moves it to a processed folder (``clerk/processed``) or, when it could not use it, to
 ``clerk/unprocessed`` for the admin to look at. Mail is never deleted. The same mailbox can
 keep a copy of what clerk sends in a Sent folder, and find a message there by Message-ID
@@ -14,9 +15,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from bot.credentials import secret
-from bot.errors import TransportError
-from bot.options import Option, _int, _str
+from bot.domain.errors import TransportError
+from bot.domain.options import Option, _int, _str
+from bot.transports.credentials import secret
 from bot.transports.net import connection_options, endpoint, tls_context
 
 log = logging.getLogger("clerk")

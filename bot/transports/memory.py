@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 from typing import Any
 
-from bot.errors import TransportError
+from bot.domain.errors import TransportError
 from bot.transports.base import Mail, Transport
 
 

@@ -1,5 +1,6 @@
 """What every network transport and mailbox shares: where the server is, how the connection
-is secured, and where the credentials come from (never config files: bot/credentials.py)."""
+is secured, and where the credentials come from (never config files:
+bot/transports/credentials.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
-from bot.errors import TransportError
-from bot.options import Option, _bool, _choice, _float, _int, _str
+from bot.domain.errors import TransportError
+from bot.domain.options import Option, _bool, _choice, _float, _int, _str
 
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bot.errors import TransportError
-from bot.options import Option, _bool, _str
+from bot.domain.errors import TransportError
+from bot.domain.options import Option, _bool, _str
 from bot.transports.base import Mail, Transport
 
 OPTIONS = {

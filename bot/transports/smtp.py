@@ -21,10 +21,10 @@ import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from bot.credentials import secret
-from bot.errors import TransportError
-from bot.options import Option, _str
+from bot.domain.errors import TransportError
+from bot.domain.options import Option, _str
 from bot.transports.base import Claim, Mail, Transport
+from bot.transports.credentials import secret
 from bot.transports.net import connection_options, endpoint, tls_context
 
 log = logging.getLogger("clerk")

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from bot.executor import Executor
+from bot.engine.executor import Executor
 from bot.transports.memory import MemoryTransport
 from tests.conftest import (
     add_series,

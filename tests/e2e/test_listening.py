@@ -14,10 +14,11 @@ import icalendar
 import pytest
 
 from bot import config as config_mod
-from bot import report, transports
-from bot.executor import Executor
+from bot import transports
+from bot.cli import report
+from bot.engine.executor import Executor
+from bot.engine.store import Store
 from bot.render import email as render_email
-from bot.store import Store
 from tests.mail import (
     MailServers,
     imap_fetch,
@@ -224,7 +225,7 @@ def test_answers_to_a_request_become_submissions_and_stop_the_chasers(
 def _rsvps(store: Store) -> list[object]:
     import sqlalchemy as sa
 
-    from bot.store import rsvps
+    from bot.engine.store import rsvps
 
     with store.engine.connect() as conn:
         return list(conn.execute(sa.select(rsvps)))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.store import Store, events, ledger
+from bot.engine.store import Store, events, ledger
 from tests.conftest import ROOT, edit
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def settings(config_dir: Path, tmp_path: Path, *, pause: float, interval: int = 
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], cwd=cwd, text=True,
+    return subprocess.Popen([sys.executable, "-m", "bot.cli.main", *args], cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -70,7 +70,7 @@ def test_a_kill_mid_batch_loses_nothing_and_duplicates_at_most_one(
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
-    restart = subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=tmp_path,
+    restart = subprocess.run([sys.executable, "-m", "bot.cli.main", *args], cwd=tmp_path,
                              capture_output=True, text=True, timeout=120,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert restart.returncode == 0, restart.stderr

@@ -12,8 +12,8 @@ import pytest
 
 from bot import config as config_mod
 from bot import transports
-from bot.executor import Executor
-from bot.store import Store
+from bot.engine.executor import Executor
+from bot.engine.store import Store
 from tests.mail import FaultSMTP, MailServers, imap_fetch, wait_for
 
 pytestmark = pytest.mark.slow

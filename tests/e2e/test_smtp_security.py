@@ -18,8 +18,8 @@ from click.testing import Result
 
 from bot import config as config_mod
 from bot import transports
-from bot.executor import Executor
-from bot.store import Store
+from bot.engine.executor import Executor
+from bot.engine.store import Store
 from tests.mail import free_port
 
 pytestmark = pytest.mark.slow
@@ -138,7 +138,7 @@ def test_a_password_in_the_config_file_is_refused(clerk: Callable[..., Result],
 
 
 def test_plain_text_to_a_remote_server_is_refused(config_dir: Path, store: Store):
-    from bot.errors import TransportError
+    from bot.domain.errors import TransportError
 
     (config_dir / "clerk.toml").write_text(
         '[clerk]\ntransport = "smtp"\n\n[transport]\nhost = "smtp.example.org"\n'

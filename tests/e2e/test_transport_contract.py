@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from bot import config as config_mod
-from bot.errors import TransportError
-from bot.planner import plan
+from bot.domain.errors import TransportError
+from bot.listen.replies import make_token
+from bot.plan.planner import plan
+from bot.plan.state import State
 from bot.render import email as render_email
-from bot.replies import make_token
-from bot.state import State
 from bot.transports.base import Mail, Transport
 from tests.conftest import EXAMPLE
 
@@ -167,7 +167,7 @@ class TestTransportContract:
         t.close()  # harmless twice
 
 
-# --- the calendar side (bot/calendar.py), for the transports whose server owns meetings ----
+# --- the calendar side (bot/plan/calendar.py), for the transports whose server owns meetings ----
 
 @dataclass
 class Calendar:
@@ -214,8 +214,8 @@ def _change(revision: int, invite: tuple[tuple[str, str], ...] = (),
             cancelled: bool = False) -> Any:
     from zoneinfo import ZoneInfo
 
-    from bot.calendar import Attendee, Content, MeetingChange
-    from bot.model import Person
+    from bot.domain.model import Person
+    from bot.plan.calendar import Attendee, Content, MeetingChange
     from bot.render.ical import EventSpec
 
     start = datetime(2027, 1, 14, 14, tzinfo=ZoneInfo("Europe/London"))
@@ -230,7 +230,7 @@ def _change(revision: int, invite: tuple[tuple[str, str], ...] = (),
 
 
 def _apply(server: Calendar, change: Any, parts: list[Any]) -> list[Any]:
-    from bot.calendar import operations
+    from bot.plan.calendar import operations
 
     return list(server.transport.apply_all(change, operations(change, parts), parts))
 

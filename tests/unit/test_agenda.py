@@ -13,7 +13,7 @@ from pathlib import Path
 import docx
 import pytest
 
-from bot import minutes
+from bot.listen import minutes
 from bot.render.agenda import (
     ZIP_TIME,
     Agenda,

@@ -1,12 +1,12 @@
-"""The calendar side's pure parts (bot/calendar.py): which operations a change makes, how
+"""The calendar side's pure parts (bot/plan/calendar.py): which operations a change makes, how
 the server's items are merged after a crash, and when a row counts as carried out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.calendar import Attendee, Content, MeetingChange, Op, Part, merge, operations, settled
-from bot.model import Person
+from bot.domain.model import Person
+from bot.plan.calendar import Attendee, Content, MeetingChange, Op, Part, merge, operations, settled
 from bot.render.ical import EventSpec
 
 START = datetime(2027, 1, 14, 14, tzinfo=UTC)

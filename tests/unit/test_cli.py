@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import Result
 
-from bot.cli import cli
+from bot.cli.main import cli
 from tests.conftest import ROOT, edit
 
 PLAN_KEYS = {"key", "kind", "group", "meeting", "rule", "revision", "sequence", "send_at",
@@ -202,8 +202,8 @@ def test_every_command_acts_at_the_global_now(clerk: Callable[..., Result], tmp_
     run("submissions", "mark", "--meeting", "2027-q2", "--organisation", "Kent")
     import sqlalchemy as sa
 
-    from bot.schema import submissions
-    from bot.store import Store
+    from bot.engine.schema import submissions
+    from bot.engine.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'state.sqlite'}")
     with store.engine.connect() as conn:

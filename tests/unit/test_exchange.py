@@ -19,13 +19,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import config as config_mod
-from bot.calendar import Attendee, Content, MeetingChange, Part, operations
-from bot.errors import TransportError
-from bot.executor import Executor
-from bot.model import Person
-from bot.recurrence import pattern
+from bot.domain.errors import TransportError
+from bot.domain.model import Person
+from bot.domain.recurrence import pattern
+from bot.engine.executor import Executor
+from bot.engine.store import Store
+from bot.plan.calendar import Attendee, Content, MeetingChange, Part, operations
 from bot.render.ical import EventSpec
-from bot.store import Store
 from bot.transports import load
 from bot.transports.base import PROPERTY_SET, Mail
 from bot.transports.exchange import ExchangeTransport, recurrence
@@ -99,7 +99,7 @@ def test_importing_the_exchange_transport_does_not_import_exchangelib():
 
 
 def test_options_and_the_transport_never_show_credentials(ews: FakeEws):
-    from bot.options import REQUIRED
+    from bot.domain.options import REQUIRED
     from bot.transports.exchange import OPTIONS
 
     assert OPTIONS["server"].default is REQUIRED and OPTIONS["mailbox"].default is REQUIRED

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.executor import Executor
+from bot.engine.executor import Executor
 from bot.transports.memory import MemoryTransport
 from tests.conftest import ROOT, add_series, edit, move_series_meeting, remove_member
 

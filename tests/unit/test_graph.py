@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from bot import config as config_mod
-from bot.errors import TransportError
-from bot.executor import Executor
+from bot.domain.errors import TransportError
+from bot.engine.executor import Executor
+from bot.engine.store import Store
 from bot.render import email as render_email
-from bot.store import Store
 from bot.transports.graph import DONE_PROP, PART_PROP, REV_PROP, UID_PROP
 from tests.conftest import (
     ROOT,
@@ -244,8 +244,8 @@ def test_attendees_answers_are_read_back_as_rsvps_in_one_batch(
 # --- messages ------------------------------------------------------------------------------
 
 def _message(config_dir: Path, attachments: list[tuple[str, str, bytes]]) -> Any:
-    from bot.planner import plan
-    from bot.state import State
+    from bot.plan.planner import plan
+    from bot.plan.state import State
 
     config = config_mod.load(config_dir)
     group = config.groups[0]
@@ -294,8 +294,8 @@ def test_a_large_attachment_goes_through_an_upload_session(
 
 def test_messages_without_attachments_go_four_to_a_batch_each_with_its_outcome(
         config_dir: Path, graph: FakeGraph):
-    from bot.planner import plan
-    from bot.state import State
+    from bot.plan.planner import plan
+    from bot.plan.state import State
 
     config = config_mod.load(config_dir)
     wanted = [d for d in plan(config, State(), GO_LIVE).messages if d.kind == "request"][:21]
@@ -509,8 +509,8 @@ class TestLiveGraph:
         assert all(ok for ok, _, _ in self.transport().doctor())
 
     def test_a_meeting_is_made_found_read_and_cancelled(self) -> None:
-        from bot.calendar import Attendee, Content, MeetingChange, Op, Part
-        from bot.model import Person
+        from bot.domain.model import Person
+        from bot.plan.calendar import Attendee, Content, MeetingChange, Op, Part
         from bot.render.ical import EventSpec
 
         t = self.transport()
@@ -675,7 +675,7 @@ def test_a_meeting_another_worker_is_changing_waits_for_it(
         on_graph: Callable[[], Executor], graph: FakeGraph, store: Store):
     import socket
 
-    from bot.schema import meta
+    from bot.engine.schema import meta
 
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

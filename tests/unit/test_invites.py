@@ -1,4 +1,5 @@
-"""Invites as iTIP: updates, per-person adds and cancellations, settle windows (bot/invites.py)."""
+"""Invites as iTIP: updates, per-person adds and cancellations, settle windows
+(bot/plan/invites.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import icalendar
 
-from bot.executor import Executor
-from bot.store import Store
+from bot.engine.executor import Executor
+from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
 from tests.conftest import edit, remove_member
 

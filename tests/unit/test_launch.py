@@ -1,4 +1,4 @@
-"""The launcher (bot/launch.py): ``clerk … --help`` answered from a cache of click's own output.
+"""The launcher (bot/cli/launch.py): ``clerk … --help`` answered from a cache of click's own output.
 
 Every test runs clerk as a subprocess with a cache of its own (``XDG_CACHE_HOME``) and every
 import printed (``PYTHONPROFILEIMPORTTIME``): "served" means answered from the cache without
@@ -19,7 +19,7 @@ import click
 import pytest
 
 import bot
-from bot.cli import cli
+from bot.cli.main import cli
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow  # subprocesses
@@ -41,7 +41,7 @@ class Done:
 
     @property
     def served(self) -> bool:
-        return "click" not in self.modules and "bot.cli" not in self.modules
+        return "click" not in self.modules and "bot.cli.main" not in self.modules
 
 
 def environment(cache: Path, pythonpath: Path = ROOT, **extra: str) -> dict[str, str]:
@@ -123,7 +123,7 @@ def test_the_first_help_is_stored_and_the_second_is_served_without_click(
     [entry] = entries(cache)
     key = entry.read_bytes().split(b"\n", 1)[0].decode()
     assert "('plan',)" in key and repr(sys.version) in key and repr(bot.__version__) in key
-    assert "cli_records.py" in key and os.path.join("click", "__init__.py") in key
+    assert "cli/records.py" in key and os.path.join("click", "__init__.py") in key
     second = clerk("plan", "--help", how=how)
     assert second.code == 0 and second.err == "" and second.served
     assert second.out == first.out == click_says("plan", "--help").out
@@ -316,7 +316,7 @@ def test_an_unknown_command_exits_2_and_is_never_stored(
 def test_a_help_that_exits_non_zero_is_never_stored(tmp_path: Path,
                                                     clerk: Callable[..., Done], cache: Path):
     src = copy_of_clerk(tmp_path)  # a clerk whose command line prints its help, then exits 3
-    cli_py = src / "bot" / "cli.py"
+    cli_py = src / "bot" / "cli" / "main.py"
     text = cli_py.read_text(encoding="utf-8")
     call = '    cli(prog_name="clerk")\n'
     assert call in text
@@ -328,8 +328,8 @@ def test_a_help_that_exits_non_zero_is_never_stored(tmp_path: Path,
     assert entries(cache) == []
 
 
-@pytest.mark.parametrize("source", ["bot/__init__.py", "bot/cli.py", "bot/cli_common.py",
-                                    "bot/cli_records.py", "click/__init__.py"])
+@pytest.mark.parametrize("source", ["bot/__init__.py", "bot/cli/main.py", "bot/cli/common.py",
+                                    "bot/cli/records.py", "click/__init__.py"])
 def test_a_touched_source_file_is_noticed(source: str, tmp_path: Path,
                                           clerk: Callable[..., Done],
                                           click_says: Callable[..., Done], cache: Path):
@@ -352,7 +352,7 @@ def test_a_touched_source_file_is_noticed(source: str, tmp_path: Path,
 def test_an_edited_help_text_is_shown_at_once(tmp_path: Path, clerk: Callable[..., Done]):
     src = copy_of_clerk(tmp_path)
     assert b"(a copy)" not in clerk("--help", pythonpath=src).out
-    cli_py = src / "bot" / "cli.py"
+    cli_py = src / "bot" / "cli" / "main.py"
     text = cli_py.read_text(encoding="utf-8")
     old = "clerk: the clerk of a recurring group."
     assert old in text
@@ -423,8 +423,8 @@ def test_a_closed_pipe_exits_1_quietly_as_click_does(how: str, cache: Path, tmp_
 
 
 def test_the_launcher_imports_nothing_but_itself():
-    code = ("import sys; before = set(sys.modules); import bot.launch; "
+    code = ("import sys; before = set(sys.modules); import bot.cli.launch; "
             "print(sorted(set(sys.modules) - before))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.stdout.strip() == "['bot', 'bot.launch']"
+    assert out.stdout.strip() == "['bot', 'bot.cli', 'bot.cli.launch']"

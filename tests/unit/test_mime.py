@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from bot import config as config_mod
-from bot.model import Desired, Group, Person
-from bot.planner import plan
+from bot.domain.model import Desired, Group, Person
+from bot.plan.planner import plan
+from bot.plan.state import State
 from bot.render import email as render_email
 from bot.render import mime
-from bot.state import State
 from bot.transports.base import Mail
 from tests.conftest import EXAMPLE
 

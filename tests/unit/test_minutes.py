@@ -61,7 +61,7 @@ def test_the_seed_minutes_yield_nine_actions_and_a_nudge(
     assert done == {"Meeting invites": "2023-06-22", "Meeting length": "2023-06-22",
                     "Agenda Setting": "2023-06-23", "Terms of Reference": "2023-06-23"}
     assert {r["topic"] for r in rows if r["owners"] == ["*"]} == {"LADO Audit Tool"}
-    from bot.store import Store
+    from bot.engine.store import Store
 
     store = Store(f"sqlite:///{store_path}")
     (nudge,) = store.nudges()
@@ -233,8 +233,8 @@ def test_the_chair_approves_the_minutes_by_replying(
     from datetime import UTC, datetime
     from email.message import EmailMessage
 
-    from bot import replies
-    from bot.inbox import Inbox
+    from bot.engine.inbox import Inbox
+    from bot.listen import replies
     from bot.transports.memory import MemoryTransport
 
     edit(group_dir / "group.toml", 'zone = "Europe/London"',
@@ -272,8 +272,8 @@ def test_a_corrected_file_needs_approving_again(make_executor: Callable[..., obj
     from datetime import UTC, datetime
     from email.message import EmailMessage
 
-    from bot import replies
-    from bot.inbox import Inbox
+    from bot.engine.inbox import Inbox
+    from bot.listen import replies
     from bot.transports.memory import MemoryTransport
 
     edit(group_dir / "group.toml", 'zone = "Europe/London"',
@@ -317,7 +317,7 @@ def test_minutes_approved_at_the_weekend_wait_for_monday(
 
 
 def test_next_agenda_items_stop_at_the_next_heading(tmp_path: Path):
-    from bot import minutes
+    from bot.listen import minutes
 
     path = tmp_path / "m.md"
     path.write_text("## Items for the next agenda\n\n1. Ofsted readiness\n2. Voice of the "

@@ -14,8 +14,8 @@ from pathlib import Path
 import docx
 from click.testing import Result
 
-from bot.executor import Executor
-from bot.store import Store
+from bot.engine.executor import Executor
+from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
 
 PACK_DAY = datetime(2027, 4, 8, 10, tzinfo=UTC)  # a week before the 15 April meeting
@@ -158,8 +158,8 @@ def test_a_member_proposes_an_agenda_item_by_replying(make_executor: Callable[[]
                                                       store: Store, clerk: Callable[..., Result]):
     from email.message import EmailMessage
 
-    from bot import replies
-    from bot.inbox import Inbox
+    from bot.engine.inbox import Inbox
+    from bot.listen import replies
 
     ex = make_executor()
     ex.tick(datetime(2026, 12, 1, 10, tzinfo=UTC))
@@ -193,7 +193,7 @@ def test_a_simulated_year_of_the_run_up(make_executor: Callable[[], Executor], s
     from email.utils import parsedate_to_datetime
     from zoneinfo import ZoneInfo
 
-    from bot import windows
+    from bot.domain import windows
 
     london = ZoneInfo("Europe/London")
     store.add_nudge({"group_id": "qa-leads", "meeting_id": "2027-q1",

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import config as config_mod
-from bot import planner
-from bot.executor import Executor
-from bot.model import Config, Meeting, Rule
-from bot.store import Store
-from bot.timeutil import parse_offset
+from bot.domain.model import Config, Meeting, Rule
+from bot.domain.timeutil import parse_offset
+from bot.engine.executor import Executor
+from bot.engine.store import Store
+from bot.plan import planner
 from bot.transports.memory import MemoryTransport
 from tests.conftest import EXAMPLE
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.executor import Executor
-from bot.store import Store
+from bot.engine.executor import Executor
+from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
 from tests.conftest import edit, remove_member
 
@@ -184,7 +184,7 @@ def test_chasers_go_only_to_organisations_that_have_not_replied(
 
 def test_a_transport_error_retries_then_fails_only_that_row(
         make_executor: Callable[[], Executor], store: Store):
-    from bot.errors import TransportError
+    from bot.domain.errors import TransportError
 
     ex = make_executor()
     assert isinstance(ex.transport, MemoryTransport)
@@ -240,7 +240,7 @@ def test_invitation_is_an_imip_request(make_executor: Callable[[], Executor]):
 def test_migrations_are_named_recorded_and_bring_an_old_store_up(tmp_path: Path):
     import sqlalchemy as sa
 
-    from bot.migrations import MIGRATIONS
+    from bot.engine.migrations import MIGRATIONS
 
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     old = Store(url)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar, Event, vCalAddress
 
-from bot.replies import (
+from bot.listen.replies import (
     Answer,
     Incoming,
     Rsvp,

@@ -14,8 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.executor import Executor
-from bot.store import Store, ledger
+from bot.engine.executor import Executor
+from bot.engine.store import Store, ledger
 from bot.transports.base import Mail
 from bot.transports.memory import MemoryTransport
 from tests.conftest import edit
@@ -144,7 +144,7 @@ def test_nothing_is_chased_before_go_live(make_executor: Callable[[], Executor],
 def test_a_transport_with_a_batch_gets_messages_together_and_each_outcome_is_recorded(
         config_dir: Path, store: Store):
     from bot import config as config_mod
-    from bot.errors import TransportError
+    from bot.domain.errors import TransportError
 
     class Batched(MemoryTransport):
         batch = 8
@@ -171,7 +171,7 @@ def test_a_transport_with_a_batch_gets_messages_together_and_each_outcome_is_rec
 def test_a_message_whose_answer_was_lost_is_looked_up_before_it_goes_again(
         config_dir: Path, store: Store):
     from bot import config as config_mod
-    from bot.errors import TransportError
+    from bot.domain.errors import TransportError
 
     class LostAnswers(MemoryTransport):
         lose = True
@@ -193,7 +193,7 @@ def test_a_message_whose_answer_was_lost_is_looked_up_before_it_goes_again(
 def test_a_message_surely_refused_is_not_looked_up_before_it_goes_again(
         config_dir: Path, store: Store):
     from bot import config as config_mod
-    from bot.errors import TransportError
+    from bot.domain.errors import TransportError
 
     class Counting(MemoryTransport):
         lookups = 0
@@ -217,7 +217,7 @@ def test_the_next_message_is_rendered_while_one_is_in_flight_and_one_alone_is_in
     that answer is recorded before the next row is claimed, so at every moment at most one
     row is in `sending` — what a kill can leave in doubt."""
     from bot import config as config_mod
-    from bot.errors import TransportError
+    from bot.domain.errors import TransportError
     from bot.render import email as render_email
 
     steps: list[tuple[str, str, int]] = []
@@ -293,7 +293,7 @@ def test_a_claim_that_fails_never_takes_the_delivered_message_before_it_with_it(
 def test_a_pause_between_messages_never_sleeps_with_one_delivered_and_unrecorded(
         config_dir: Path, store: Store, monkeypatch: Any):
     from bot import config as config_mod
-    from bot import executor as executor_mod
+    from bot.engine import executor as executor_mod
 
     (config_dir / "clerk.toml").write_text("[clerk]\npause = 5\n")
     seen: list[tuple[int, int]] = []
@@ -312,7 +312,7 @@ def test_the_statements_of_sending_write_what_sqlalchemy_writes(store: Store):
     the same naive UTC, read back aware — on SQLite and PostgreSQL alike."""
     from zoneinfo import ZoneInfo
 
-    from bot.store import events
+    from bot.engine.store import events
 
     at = datetime(2026, 12, 1, 11, 30, 15, 250000, tzinfo=ZoneInfo("Europe/Paris"))
     common = {"group_id": "g", "meeting_id": "m", "rule_id": "r", "kind": "invitation",

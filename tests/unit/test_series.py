@@ -12,8 +12,8 @@ import icalendar
 import pytest
 from click.testing import Result
 
-from bot.executor import Executor
-from bot.store import Store
+from bot.engine.executor import Executor
+from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
 from tests.conftest import cancel_series_meeting, edit, remove_member
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from bot import config as config_mod
-from bot.executor import Executor
-from bot.simulate import simulate
-from bot.store import Store
+from bot.engine.executor import Executor
+from bot.engine.simulate import simulate
+from bot.engine.store import Store
 from bot.transports.outbox import OutboxTransport
 from tests.conftest import edit
 

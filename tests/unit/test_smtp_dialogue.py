@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from bot import config as config_mod
 from bot import transports
-from bot.errors import TransportError
-from bot.executor import Executor
-from bot.store import Store, ledger
+from bot.domain.errors import TransportError
+from bot.engine.executor import Executor
+from bot.engine.store import Store, ledger
 from bot.transports import smtp as smtp_mod
 from bot.transports.base import Mail
 from bot.transports.smtp import SmtpTransport

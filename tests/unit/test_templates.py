@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot import config as config_mod
-from bot.context import example_context
-from bot.notices import other_examples
+from bot.plan.context import example_context
+from bot.plan.notices import other_examples
 from bot.render.templates import environment
 from tests.conftest import EXAMPLE
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import timeutil
+from bot.domain import timeutil
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -75,7 +75,7 @@ def test_unknown_zone():
 
 
 def test_a_meeting_over_a_clock_change_lasts_its_duration():
-    from bot.model import Meeting
+    from bot.domain.model import Meeting
 
     start = timeutil.localize(datetime(2027, 10, 31, 0, 30), LONDON)
     m = Meeting(id="m", title="t", start=start, duration=timedelta(hours=2), location="",

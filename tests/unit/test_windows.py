@@ -11,8 +11,8 @@ import pytest
 from click.testing import Result
 
 from bot import config as config_mod
-from bot import windows
-from bot.simulate import simulate
+from bot.domain import windows
+from bot.engine.simulate import simulate
 from tests.conftest import edit
 
 LONDON = ZoneInfo("Europe/London")

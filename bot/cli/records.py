@@ -1,0 +1,385 @@
+"""The `clerk` commands for what the group keeps: the action log, minutes, nudges and the
+returns register. Registered on the main command by bot/cli/main.py."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from bot.cli.common import (
+    Ctx,
+    _date,
+    _group,
+    _json,
+    _meeting_group,
+    _meeting_of,
+    _usage_error,
+    group_option,
+    json_option,
+)
+
+
+@click.group("actions")
+def actions_cli() -> None:
+    """The action log: list, add, and mark actions done, re-dated, updated or dropped."""
+
+
+def _action_row(a: Any) -> dict[str, Any]:
+    return {"id": a.id, "ref": a.ref, "group": a.group, "meeting": a.meeting,
+            "topic": a.topic, "text": a.text, "owners": list(a.owners),
+            "due": a.due.isoformat(), "status": a.status,
+            "completed": a.completed.isoformat() if a.completed else None}
+
+
+@actions_cli.command("list")
+@group_option
+@click.option("--status", type=click.Choice(["open", "done", "dropped", "all"]),
+              default="open", show_default=True, help="Which actions.")
+@json_option
+@click.pass_obj
+def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> None:
+    """The actions, open first by due date."""
+    config = obj.config()
+    found = [a for a in obj.store(config).actions(_group(config, group_id))
+             if status == "all" or a.status == status]
+    found.sort(key=lambda a: (a.status != "open", a.due, a.id))
+    if as_json:
+        _json([_action_row(a) for a in found])
+        return
+    for a in found:
+        owners = "all members" if "*" in a.owners else ", ".join(a.owners)
+        click.echo(f"{a.ref:>5} {a.status:<7} due {a.due}  {a.group}  {owners}")
+        click.echo(f"{'':6}{a.topic + ': ' if a.topic else ''}{a.text}")
+    click.echo(f"{len(found)} action(s)")
+
+
+@actions_cli.command("add")
+@click.option("--group", "-g", "group_id", metavar="ID", required=True, help="The group.")
+@click.option("--owner", "owners", metavar="EMAIL", multiple=True, required=True,
+              help="A member who owes it (repeat for several; `all` for every member).")
+@click.option("--due", metavar="DATE", help="Due date (default: [actions] due before the "
+                                            "next meeting, else four weeks).")
+@click.option("--meeting", metavar="ID", default="", help="The meeting that made it.")
+@click.option("--topic", default="", help="Its topic, as in the minutes' table.")
+@click.argument("text")
+@json_option
+@click.pass_obj
+def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | None,
+                meeting: str, topic: str, text: str, as_json: bool) -> None:
+    """Record an action."""
+
+    from bot.plan import actions
+
+    config = obj.config()
+    group = config.group(_group(config, group_id) or group_id)
+    now = obj.now(config)
+    when = _date(due) if due else actions.default_due(group, now)
+    values = {"group_id": group.id, "meeting_id": _meeting_of(group, meeting),
+              "topic": topic, "text": text,
+              "owners": actions.owners_of(group, owners),
+              "due": actions.check_due(when, now, group)}
+    store = obj.store(config)
+    new_id = store.add_action(values, os.environ.get("USER", "admin"), "cli", now)
+    if as_json:
+        _json(_action_row(actions.find(store, new_id)))
+    else:
+        click.echo(f"added #{new_id}, due {when}")
+
+
+def _change(obj: Ctx, action_id: int, command: str, as_json: bool, **kw: Any) -> None:
+    from bot.plan import actions
+
+    config = obj.config()
+    store = obj.store(config)
+    action = actions.find(store, action_id)
+    said = actions.apply(store, config.group(action.group), action, command,
+                         who=os.environ.get("USER", "admin"), via="cli",
+                         now=obj.now(config), **kw)
+    if as_json:
+        _json(_action_row(actions.find(store, action_id)))
+    else:
+        click.echo(said)
+
+
+@actions_cli.command("export")
+@group_option
+@click.pass_obj
+def actions_export(obj: Ctx, group_id: str | None) -> None:
+    """Print the action log as CSV (open it in Excel; `import` reads it back)."""
+    from bot.plan import actions
+
+    config = obj.config()
+    click.echo(actions.to_csv(obj.store(config).actions(_group(config, group_id))), nl=False)
+
+
+@actions_cli.command("import")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, exists=True))
+@click.pass_obj
+def actions_import(obj: Ctx, path: str) -> None:
+    """Add (no id) or update (with an id) actions from a CSV; every bad row is listed and
+    nothing is imported until all are right."""
+    from pathlib import Path
+
+    from bot.plan import actions
+
+    config = obj.config()
+    store = obj.store(config)
+    now = obj.now(config)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise _usage_error(f"{path} is not UTF-8: save it from Excel as 'CSV UTF-8'") from None
+    rows = actions.from_csv(text, path, {g.id: g for g in config.groups},
+                            {a.id: a for a in store.actions()}, now)
+    added, updated = store.import_actions(rows, os.environ.get("USER", "admin"),
+                                          f"csv {Path(path).name}", now)
+    click.echo(f"added {added}, updated {updated} action(s)")
+
+
+@actions_cli.command("done")
+@click.argument("action_id", metavar="ID", type=int)
+@json_option
+@click.pass_obj
+def actions_done(obj: Ctx, action_id: int, as_json: bool) -> None:
+    """Mark action ID done (its chasers stop at once)."""
+    _change(obj, action_id, "DONE", as_json)
+
+
+@actions_cli.command("update")
+@click.argument("action_id", metavar="ID", type=int)
+@click.argument("text")
+@json_option
+@click.pass_obj
+def actions_update(obj: Ctx, action_id: int, text: str, as_json: bool) -> None:
+    """Add a note on how action ID is going."""
+    _change(obj, action_id, "UPDATE", as_json, text=text)
+
+
+@actions_cli.command("new-date")
+@click.argument("action_id", metavar="ID", type=int)
+@click.argument("due", metavar="DATE")
+@json_option
+@click.pass_obj
+def actions_new_date(obj: Ctx, action_id: int, due: str, as_json: bool) -> None:
+    """Give action ID a new due date."""
+    _change(obj, action_id, "NEW DATE", as_json, new_date=_date(due))
+
+
+@actions_cli.command("drop")
+@click.argument("action_id", metavar="ID", type=int)
+@json_option
+@click.pass_obj
+def actions_drop(obj: Ctx, action_id: int, as_json: bool) -> None:
+    """Drop action ID (no longer needed; its chasers stop)."""
+    _change(obj, action_id, "DROP", as_json)
+
+
+@click.group("minutes")
+def minutes_cli() -> None:
+    """Minutes: circulate them, and import their actions and nudges."""
+
+
+@minutes_cli.command("import")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--meeting", "meeting", metavar="ID", required=True,
+              help="The meeting the minutes are of.")
+@group_option
+@click.option("--yes", is_flag=True, help="Do not ask: import what matched, report the rest.")
+@json_option
+@click.pass_obj
+def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes: bool,
+                   as_json: bool) -> None:
+    """Import the actions and "remind the group in N-M months" nudges of minutes FILE
+    (.docx, .md or .txt); names are matched to the roster and every doubt reported."""
+    from pathlib import Path
+
+    from bot.listen import minutes
+    from bot.plan import actions
+
+    config = obj.config()
+    group = _meeting_group(config, meeting, group_id)
+    store = obj.store(config)
+    now = obj.now(config)
+    items = minutes.read(Path(path))
+
+    def choose(item: minutes.Item, found: minutes.Match) -> minutes.Match:
+        if yes or as_json:
+            return found
+        options = found.candidates or list(group.members)
+        click.echo(f"line {item.line}: who is {item.owner_text!r}? ({item.text})")
+        for n, p in enumerate(options, 1):
+            click.echo(f"  {n}. {p.name} <{p.email}>")
+        pick = click.prompt("number (0 to skip)", type=click.IntRange(0, len(options)),
+                            default=0)
+        return minutes.Match((options[pick - 1].email,), f"{item.owner_text!r} → "
+                             f"{options[pick - 1].name} (chosen)") if pick else found
+
+    plan = minutes.plan_import(group, meeting, items, due=actions.default_due(group, now),
+                               seen=store.sources(), choose=choose)
+    following = [m for m in group.meetings if m.start > next(
+        x.start for x in group.meetings if x.id == meeting) and not m.cancelled]
+    proposed = [p for p in minutes.next_agenda(Path(path))
+                if following and (group.id, following[0].id, f"minutes:{meeting}", p)
+                not in set(store.proposals())]
+    for item in proposed:
+        store.propose(group.id, following[0].id, f"minutes:{meeting}", item, now)
+    ids = store.import_minutes(plan.actions, plan.nudges, os.environ.get("USER", "admin"),
+                               f"minutes {Path(path).name}", now)
+    unresolved: list[dict[str, Any]] = [
+        {"line": i.line, "owner": i.owner_text, "text": i.text,
+         "candidates": [p.email for p in m.candidates]} for i, m in plan.unresolved]
+    if as_json:
+        _json({"actions": ids, "nudges": len(plan.nudges), "already": plan.already,
+               "notes": plan.notes, "unresolved": unresolved, "next_agenda": proposed})
+        return
+    click.echo(f"imported {len(ids)} action(s) and {len(plan.nudges)} nudge(s) for "
+               f"{group.id}/{meeting}" + (f"; {plan.already} already imported"
+                                         if plan.already else ""))
+    for item in proposed:
+        click.echo(f"  for the agenda of {following[0].id}: {item}")
+    for note in plan.notes:
+        click.echo(f"  matched {note}")
+    for u in unresolved:
+        who = f" (could be {', '.join(u['candidates'])})" if u["candidates"] else ""
+        click.echo(f"  NOT imported, line {u['line']}: who is {u['owner']!r}?{who} — add it "
+                   "with `clerk actions add`")
+
+
+@minutes_cli.command("send")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, exists=True))
+@click.option("--meeting", "meeting", metavar="ID", required=True,
+              help="The meeting the minutes are of.")
+@group_option
+@click.pass_obj
+def minutes_send(obj: Ctx, path: str, meeting: str, group_id: str | None) -> None:
+    """Circulate minutes FILE to every member (held for approval first, unless the group
+    says otherwise), with the website link and, for newcomers, the joining instructions."""
+    import shutil
+    from pathlib import Path
+
+    from bot.config import MINUTES_FOLDER, MINUTES_TYPES
+
+    config = obj.config()
+    group = _meeting_group(config, meeting, group_id)
+    source = Path(path)
+    if source.suffix.lower() not in MINUTES_TYPES:
+        raise _usage_error(f"{source.name}: minutes go as {', '.join(MINUTES_TYPES)}")
+    target = group.folder / MINUTES_FOLDER / f"{meeting}{source.suffix.lower()}"
+    target.parent.mkdir(exist_ok=True)
+    if source.resolve() != target.resolve():
+        for old in target.parent.glob(f"{meeting}.*"):
+            if old.resolve() != source.resolve():
+                old.unlink()  # a corrected file replaces the one before
+        shutil.copyfile(source, target)
+    store = obj.store(config)
+    if any(r.state in ("sending", "sent") for r in store.rows(group=group.id, states=None)
+           if r.kind == "minutes" and r.meeting_id == meeting):
+        click.echo(f"the minutes of {meeting} went out already; members who have them are "
+                   "not sent the correction (newcomers get it)")
+        return
+    how = (f"held for approval: `clerk approve {group.id}/{meeting}/minutes/` releases them"
+           + ("; the chair is asked to approve them by replying APPROVE"
+              if group.minutes_approval == "chair" else "")
+           if group.minutes_approval != "none" else "they go at the next tick")
+    click.echo(f"minutes of {meeting} saved as {target}; {how}")
+
+
+@click.group("nudge")
+def nudge_cli() -> None:
+    """Nudges: "remind the group in 6-9 months" — a subject for a future agenda."""
+
+
+@nudge_cli.command("add")
+@click.option("--group", "-g", "group_id", metavar="ID", required=True, help="The group.")
+@click.option("--window", required=True, metavar="N-Mm",
+              help="From N to M months after --from (today by default), e.g. 6-9m.")
+@click.option("--from", "since", metavar="DATE", help="Count the window from this date.")
+@click.option("--meeting", default="", metavar="ID", help="The meeting that asked for it.")
+@click.argument("text")
+@click.pass_obj
+def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: str,
+              text: str) -> None:
+    """Record a nudge; it goes on the agenda of the first meeting inside its window."""
+    import re
+
+    from bot.domain import timeutil
+    from bot.domain.model import Nudge
+    from bot.listen import minutes
+    from bot.plan import context
+
+    config = obj.config()
+    group = config.group(_group(config, group_id) or group_id)
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*m(onths?)?\s*", window)
+    if not m or int(m.group(1)) > int(m.group(2)):
+        raise _usage_error(f"{window!r} is not a window; write it like 6-9m")
+    now = obj.now(config)
+    start_day = _date(since) if since else now.astimezone(timeutil.zone(group.zone)).date()
+    _meeting_of(group, meeting)
+    start, end = minutes.nudge_window(start_day, (int(m.group(1)), int(m.group(2))))
+    values = {"group_id": group.id, "meeting_id": meeting, "text": text,
+              "window_start": start, "window_end": end, "source": "cli"}
+    new_id = obj.store(config).add_nudge(values, now)
+    target = context.nudge_meeting(group, Nudge(new_id, group.id, meeting, text, start, end))
+    click.echo(f"added nudge #{new_id}: {start} to {end}; " + (
+        f"on the agenda of {target.id}" if target else
+        "warning: no meeting falls in that window; the chair is told when it opens"))
+
+
+@nudge_cli.command("list")
+@group_option
+@json_option
+@click.pass_obj
+def nudge_list(obj: Ctx, group_id: str | None, as_json: bool) -> None:
+    """The nudges and the meeting each one lands on."""
+    from bot.domain.model import Nudge
+    from bot.plan import context
+
+    config = obj.config()
+    rows = []
+    for n in obj.store(config).nudges(_group(config, group_id)):
+        group = config.group(n.group_id)
+        nudge = Nudge(n.id, n.group_id, n.meeting_id, n.text, n.window_start, n.window_end)
+        target = context.nudge_meeting(group, nudge)
+        rows.append({"id": n.id, "group": n.group_id, "text": n.text, "from": n.meeting_id,
+                     "window_start": n.window_start.isoformat(),
+                     "window_end": n.window_end.isoformat(),
+                     "meeting": target.id if target else None})
+    if as_json:
+        _json(rows)
+        return
+    for r in rows:
+        click.echo(f"#{r['id']} {r['window_start']}..{r['window_end']} {r['group']}: "
+                   f"{r['text']} -> {r['meeting'] or 'no meeting in the window'}")
+
+
+@click.group("submissions")
+def submissions_cli() -> None:
+    """The returns register: who has answered a request for information."""
+
+
+@submissions_cli.command("mark")
+@click.option("--meeting", required=True, metavar="ID", help="The meeting.")
+@click.option("--organisation", "organisation", required=True, help="The organisation.")
+@click.option("--nil", is_flag=True, help="A nil return.")
+@click.option("--rule", default="", metavar="ID", help="The request rule (default: the "
+              "group's only one).")
+@group_option
+@click.pass_obj
+def submissions_mark(obj: Ctx, meeting: str, organisation: str, nil: bool, rule: str,
+                     group_id: str | None) -> None:
+    """Record that an organisation answered (by hand: a paper brought along, a phone call)."""
+    config = obj.config()
+    group = _meeting_group(config, meeting, group_id)
+    orgs = {m.organisation for m in group.members}
+    if organisation not in orgs:
+        raise _usage_error(f"unknown organisation {organisation!r}; the roster of {group.id} "
+                           f"has: {', '.join(sorted(orgs))}")
+    requests = [r.id for r in group.rules if r.kind == "request"]
+    if (rule and rule not in requests) or not requests or (not rule and len(requests) > 1):
+        raise _usage_error(f"give --rule, one of: {', '.join(requests) or 'none'}")
+    obj.store(config).mark_submitted(group.id, meeting, rule or requests[0], organisation,
+                                     "nil" if nil else "submitted", obj.now(config),
+                                     source="cli")
+    click.echo(f"{organisation}: {'nil return' if nil else 'submitted'} for {meeting}")

@@ -1,0 +1,247 @@
+"""Domain values: groups, members, meetings, rules and the messages clerk wants to send.
+
+Plain frozen dataclasses, no I/O. Times are aware datetimes; local wall times are computed
+in the group's zone and stored as instants in UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.domain.errors import Problem
+
+KINDS = ("invitation", "request", "chaser", "pack", "minutes_due")
+ROLES = ("member", "lead", "chair")
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    email: str  # always lower case: the stable id of a member
+
+    @property
+    def address(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+
+@dataclass(frozen=True)
+class Member(Person):
+    organisation: str = ""
+    role: str = "member"
+    line: int = 0  # line in the roster file, for messages about this member
+
+
+@dataclass(frozen=True)
+class Meeting:
+    id: str
+    title: str
+    start: datetime  # aware, in the group's zone
+    duration: timedelta
+    location: str
+    link: str
+    description: str
+    items: tuple[str, ...]
+    cancelled: bool = False
+    series: str | None = None  # the series it is an occurrence of
+    recurrence_id: datetime | None = None  # an occurrence's original start (RFC 5545)
+
+    @property
+    def end(self) -> datetime:
+        # an exact duration: zoned arithmetic would follow the wall clock over a DST change
+        return (self.start.astimezone(UTC) + self.duration).astimezone(self.start.tzinfo)
+
+
+@dataclass(frozen=True)
+class Series:
+    """Meetings on a repeating rule with one UID. ``master`` holds the rule's times and
+    details (its ``start`` is the first occurrence); ``occurrences`` are the meetings as they
+    are, moves and cancellations applied."""
+
+    id: str
+    master: Meeting
+    repeat: str  # the RRULE value, e.g. "FREQ=MONTHLY;INTERVAL=3;COUNT=4"
+    occurrences: tuple[Meeting, ...]
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action from a meeting: who owes what by when. Kept in the state store."""
+
+    id: int
+    group: str
+    meeting: str  # the meeting that made it ("" if none)
+    topic: str
+    text: str
+    owners: tuple[str, ...]  # member emails; ("*",) = all members
+    due: date
+    status: str  # open | done | dropped
+    completed: date | None
+    created: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"#{self.id}"
+
+
+@dataclass(frozen=True)
+class Nudge:
+    """"Remind the group in 6–9 months": a subject to come back to, within a window."""
+
+    id: int
+    group: str
+    meeting: str  # the meeting that asked for it ("" if added by hand)
+    text: str
+    start: date
+    end: date
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ChaseLadder:
+    """How owners are chased (``[actions]`` in group.toml)."""
+
+    first: timedelta = timedelta(days=7)  # after the action is recorded
+    before_due: timedelta = timedelta(days=3)
+    overdue_every: timedelta = timedelta(days=7)
+    copy_chair_after: int = 3  # from this chaser on, the chair is copied
+    due: Offset | None = None  # default due date, from the next meeting's start
+    at: tuple[int, int] = (9, 0)
+
+
+@dataclass(frozen=True)
+class Offset:
+    """A time relative to a meeting's start: "-28d", "+10d", "-2w", "-90m", "-3h".
+
+    Day and week offsets move the calendar date and then take the rule's time of day;
+    hour and minute offsets are exact.
+    """
+
+    text: str
+    amount: int
+    unit: str  # "m", "h", "d" or "w"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    kind: str
+    send: Offset
+    at: tuple[int, int] = (9, 0)  # local time of day for day/week offsets
+    latest: Offset | None = None
+    deadline: Offset | None = None
+    to: str = "members"  # members | leads | admin | chair
+    chases: str | None = None  # for kind chaser: the request rule it chases
+    questions: tuple[str, ...] = ()
+    template: str = ""  # defaults to the kind
+    approve: bool = False  # rows wait in "held" until `clerk approve`
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    name: str
+    zone: str
+    go_live: datetime
+    organiser: Person
+    admin: Person
+    website: str
+    joining_instructions: str
+    members: tuple[Member, ...]
+    meetings: tuple[Meeting, ...]
+    rules: tuple[Rule, ...]
+    folder: Path
+    standing_items: tuple[str, ...] = ()
+    settle: timedelta = timedelta(minutes=10)  # updates wait this long after the last edit
+    series: tuple[Series, ...] = ()  # their occurrences are in ``meetings`` too
+    wording_updates: bool = False  # a reworded description also sends an update
+    ladder: ChaseLadder = field(default_factory=ChaseLadder)
+    window: Any = None  # bot.windows.Window: when mail may go (None: any time)
+    minutes: Mapping[str, Path] = field(default_factory=dict)  # meeting id -> minutes file
+    minutes_approval: str = "admin"  # admin | chair | none: who releases held minutes
+
+    @property
+    def chair(self) -> Member | None:
+        return next((m for m in self.members if m.role == "chair"), None)
+
+    def leads(self) -> list[Member]:
+        """One member per organisation: its marked lead, else its first member listed."""
+        chosen: dict[str, Member] = {}
+        for m in self.members:
+            current = chosen.get(m.organisation)
+            if current is None or (m.role == "lead" and current.role != "lead"):
+                chosen[m.organisation] = m
+        return list(chosen.values())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Install-wide settings (``clerk.toml`` in the config folder)."""
+
+    state: str = "sqlite:///state/clerk.sqlite"
+    transport: str = "outbox"
+    transport_options: dict[str, Any] = field(default_factory=dict)
+    interval: int = 60  # seconds between the worker's ticks
+    pause: float = 0.0  # seconds between two messages (rate limit)
+    retry_base: int = 60  # seconds before the first retry; doubles each time
+    retry_cap: int = 3600
+    park_after: timedelta = timedelta(hours=24)  # failing this long: parked, admin told
+    mailbox: str = ""  # where replies are read ("imap"); empty: clerk does not listen
+    mailbox_options: dict[str, Any] = field(default_factory=dict)
+    rsvp_every: timedelta = timedelta(minutes=15)  # exchange, graph: answers read this often
+    papers: str = "papers"  # where attachments of answers are saved
+    max_attachment: int = 10 * 1024 * 1024
+    zip_papers_above: int = 5 * 1024 * 1024  # the pack's papers go as one zip above this
+
+
+@dataclass(frozen=True)
+class Config:
+    folder: Path
+    settings: Settings
+    groups: tuple[Group, ...]
+    fingerprint: str  # changes whenever any file clerk read changes
+    warnings: tuple[Problem, ...] = ()
+
+    def group(self, group_id: str) -> Group:
+        for g in self.groups:
+            if g.id == group_id:
+                return g
+        raise KeyError(group_id)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One revision of a meeting's invite: SEQUENCE = rev (RFC 5546 3.2.2)."""
+
+    rev: int
+    digest: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A message the planner wants sent: one recipient, one idempotency key."""
+
+    key: str
+    group: str
+    meeting: str
+    rule: str
+    kind: str
+    recipient: Person
+    send_at: datetime  # UTC
+    latest: datetime  # UTC; after this it is recorded skipped_late, not sent
+    subject: str
+    reason: str
+    template: str
+    context: dict[str, Any]
+    revision: int | None = None  # invitations: the content revision
+    sequence: int | None = None  # invitations and cancellations: the iCalendar SEQUENCE
+    initial: str = "planned"  # planned | held | skipped_late
+    cc: tuple[Person, ...] = ()  # copied (the chair, on a late chaser)
+
+    def digest_fields(self) -> tuple[Any, ...]:
+        return (self.send_at, self.latest, self.subject, self.reason, self.recipient.name)

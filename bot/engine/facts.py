@@ -1,0 +1,305 @@
+"""The facts clerk learns and keeps beside the ledger: submissions, RSVPs, bounces, the inbox
+log, the action log, nudges and proposals. A mixin of :class:`bot.store.Store`: every write is
+atomic and bumps the facts version, so the planner plans again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bot.domain.model import Action
+from bot.engine.schema import (
+    DELIVERED,
+    action_history,
+    actions,
+    bounces,
+    calendar_items,
+    inbox,
+    ledger,
+    meta,
+    nudges,
+    proposals,
+    rsvps,
+    submissions,
+)
+
+
+class Facts:
+    """Reading and writing the facts; needs ``engine``, ``atomic``, ``bump_facts`` and
+    ``update_row`` from the store."""
+
+    engine: Engine
+
+    def atomic(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def bump_facts(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
+                   **values: Any) -> None:
+        raise NotImplementedError
+
+    def mark_submitted(self, group: str, meeting: str, rule: str, organisation: str,
+                       status: str, now: datetime, source: str = "") -> None:
+        with self.atomic() as conn:
+            done = conn.execute(sa.select(submissions.c.status).where(
+                (submissions.c.group_id == group) & (submissions.c.meeting_id == meeting)
+                & (submissions.c.rule_id == rule)
+                & (submissions.c.organisation == organisation))).scalar()
+            if done == "submitted" and status == "nil":
+                return  # a later "nil" does not undo papers already in
+            conn.execute(submissions.delete().where(
+                (submissions.c.group_id == group) & (submissions.c.meeting_id == meeting)
+                & (submissions.c.rule_id == rule)
+                & (submissions.c.organisation == organisation)))
+            conn.execute(submissions.insert().values(
+                group_id=group, meeting_id=meeting, rule_id=rule, organisation=organisation,
+                status=status, at=now, source=source))
+            self.bump_facts(conn)
+
+    # --- what the mailbox tells ---------------------------------------------------------
+
+    def meta_value(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.name == name)).scalar()
+        return None if value is None else str(value)
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self.atomic() as conn:
+            if conn.execute(meta.update().where(meta.c.name == name).values(value=value)
+                            ).rowcount == 0:
+                conn.execute(meta.insert().values(name=name, value=value))
+
+    def secret(self) -> bytes:
+        """The key of the reference tokens in subjects (made once, kept in the store)."""
+        with self.atomic() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.name == "token_secret")
+                                 ).scalar()
+            if value is None:
+                import secrets
+
+                value = secrets.token_hex(32)
+                conn.execute(meta.insert().values(name="token_secret", value=value))
+        return bytes.fromhex(value)
+
+    def snapshot_held(self, group: str, unit: str) -> dict[str, int]:
+        """The last SEQUENCE sent to each person for a meeting or series."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(ledger.c.recipient, sa.func.max(ledger.c.sequence))
+                                .where(ledger.c.group_id == group, ledger.c.meeting_id == unit,
+                                       ledger.c.sequence.is_not(None),
+                                       ledger.c.state.in_(DELIVERED))
+                                .group_by(ledger.c.recipient))
+            return {email: seq for email, seq in rows}
+
+    def by_message_ids(self, ids: Sequence[str]) -> Any:
+        """The ledger row of the first of ``ids`` clerk sent, or None."""
+        if not ids:
+            return None
+        with self.engine.connect() as conn:
+            rows = {r.message_id: r for r in conn.execute(
+                sa.select(ledger).where(ledger.c.message_id.in_(list(ids))))}
+        return next((rows[i] for i in ids if i in rows), None)
+
+    def sent_to(self, email: str, kinds: Sequence[str]) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(ledger).where(
+                ledger.c.recipient == email, ledger.c.kind.in_(list(kinds)),
+                ledger.c.state == "sent")))
+
+    def record_rsvp(self, group: str, unit: str, rid: str, email: str, partstat: str,
+                    comment: str, sequence: int, now: datetime) -> None:
+        rid, partstat = rid[:40], partstat[:20]
+        where = ((rsvps.c.group_id == group) & (rsvps.c.unit == unit) & (rsvps.c.rid == rid)
+                 & (rsvps.c.email == email))
+        with self.atomic() as conn:
+            conn.execute(rsvps.delete().where(where))
+            conn.execute(rsvps.insert().values(group_id=group, unit=unit, rid=rid, email=email,
+                                               partstat=partstat, comment=comment,
+                                               sequence=sequence, at=now))
+            self.bump_facts(conn)
+
+    def calendar_parts(self, transport: str, group: str | None = None,
+                       unit: str | None = None) -> dict[tuple[str, str], list[Any]]:
+        """The calendar items clerk keeps on ``transport``'s server, by (group, unit)."""
+        from bot.plan.calendar import Part
+
+        q = sa.select(calendar_items).where(calendar_items.c.transport == transport)
+        if group is not None:
+            q = q.where(calendar_items.c.group_id == group)
+        if unit is not None:
+            q = q.where(calendar_items.c.unit == unit)
+        out: dict[tuple[str, str], list[Any]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(q.order_by(calendar_items.c.part)):
+                out.setdefault((r.group_id, r.unit), []).append(Part(
+                    r.part, r.item_id, tuple((n, e) for n, e in json.loads(r.attendees)),
+                    r.revision, bool(r.cancelled), r.change_key))
+        return out
+
+    def save_parts(self, transport: str, group: str, unit: str, parts: Sequence[Any],
+                   now: datetime) -> None:
+        """Replace what clerk knows of a meeting's calendar items with ``parts``."""
+        where = ((calendar_items.c.transport == transport) & (calendar_items.c.group_id == group)
+                 & (calendar_items.c.unit == unit))
+        with self.atomic() as conn:
+            conn.execute(calendar_items.delete().where(where))
+            for p in parts:
+                conn.execute(calendar_items.insert().values(
+                    transport=transport, group_id=group, unit=unit, part=p.part,
+                    item_id=p.item_id, change_key=p.change_key,
+                    attendees=json.dumps([list(a) for a in p.attendees]), revision=p.revision,
+                    cancelled=p.cancelled, updated_at=now))
+
+    def record_bounce(self, email: str, status: str, diagnostic: str, permanent: bool,
+                      message_id: str | None, now: datetime) -> Any:
+        """Flag ``email`` as bouncing; a permanent bounce of a message clerk sent marks that
+        message failed, so the admin hears of it in the next digest. Returns its row."""
+        row = self.by_message_ids([message_id]) if message_id else None
+        with self.atomic() as conn:
+            conn.execute(bounces.insert().values(
+                email=email[:320], at=now, status=status[:20], diagnostic=diagnostic[:2000],
+                permanent=permanent, message_id=(message_id or "")[:300] or None))
+            if row is not None and permanent and row.state in ("sent", "sending"):
+                self.update_row(conn, row.key, now, f"bounced: {status} {diagnostic}",
+                                state="failed", last_error=f"bounced: {status} {diagnostic}",
+                                notified_at=None)
+            self.bump_facts(conn)
+        return row
+
+    def log_inbox(self, message_id: str | None, sender: str, subject: str, kind: str,
+                  handled: bool, detail: str, now: datetime) -> None:
+        with self.atomic() as conn:
+            conn.execute(inbox.insert().values(  # header text is the sender's: cut to fit
+                message_id=(message_id or "")[:300] or None, at=now, sender=sender[:320],
+                subject=subject[:500], kind=kind, handled=handled, detail=detail[:2000]))
+
+    def inbox_log(self, handled: bool | None = None) -> list[Any]:
+        q = sa.select(inbox).order_by(inbox.c.id)
+        if handled is not None:
+            q = q.where(inbox.c.handled == handled)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
+
+    def bouncing(self) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(bounces).order_by(bounces.c.id)))
+
+    # --- the action log -----------------------------------------------------------------
+
+    def add_action(self, values: dict[str, Any], who: str, via: str, now: datetime) -> int:
+        with self.atomic() as conn:
+            inserted = conn.execute(actions.insert().values(
+                **{"status": "open", **values, "owners": json.dumps(list(values["owners"]))},
+                created_at=now)).inserted_primary_key
+            assert inserted is not None
+            new_id = inserted[0]
+            conn.execute(action_history.insert().values(action_id=new_id, at=now, who=who,
+                                                        what="added", via=via))
+            self.bump_facts(conn)
+        return int(new_id)
+
+    def sources(self) -> set[str]:
+        """The sources of every action and nudge (what minutes imports already made)."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(actions.c.source)).scalars()) | set(
+                conn.execute(sa.select(nudges.c.source)).scalars())
+
+    def import_minutes(self, rows: Sequence[dict[str, Any]], nudge_rows: Sequence[dict[str, Any]],
+                       who: str, via: str, now: datetime) -> list[int]:
+        """Record the actions and nudges of one minutes file, all or nothing."""
+        ids: list[int] = []
+        with self.atomic() as conn:
+            for values in rows:
+                inserted = conn.execute(actions.insert().values(
+                    **{**values, "owners": json.dumps(list(values["owners"]))},
+                    created_at=now)).inserted_primary_key
+                assert inserted is not None
+                ids.append(int(inserted[0]))
+                conn.execute(action_history.insert().values(
+                    action_id=ids[-1], at=now, who=who, what="added", via=via))
+            if nudge_rows:
+                conn.execute(nudges.insert(), [dict(n, created_at=now) for n in nudge_rows])
+            self.bump_facts(conn)
+        return ids
+
+    def add_nudge(self, values: dict[str, Any], now: datetime) -> int:
+        with self.atomic() as conn:
+            inserted = conn.execute(nudges.insert().values(**values, created_at=now)
+                                    ).inserted_primary_key
+            assert inserted is not None
+            self.bump_facts(conn)
+        return int(inserted[0])
+
+    def propose(self, group: str, meeting: str, email: str, item: str, now: datetime) -> None:
+        with self.atomic() as conn:
+            conn.execute(proposals.insert().values(group_id=group, meeting_id=meeting,
+                                                   email=email, item=item, at=now))
+            self.bump_facts(conn)
+
+    def proposals(self) -> list[tuple[str, str, str, str]]:
+        with self.engine.connect() as conn:
+            return [(r.group_id, r.meeting_id, r.email, r.item) for r in conn.execute(
+                sa.select(proposals).order_by(proposals.c.id))]
+
+    def import_actions(self, rows: Sequence[dict[str, Any]], who: str, via: str,
+                       now: datetime) -> tuple[int, int]:
+        """New actions and updates from a CSV, all or nothing: (added, updated)."""
+        added = updated = 0
+        with self.atomic() as conn:
+            for row in rows:
+                values = {k: v for k, v in row.items() if k != "id"}
+                values["owners"] = json.dumps(list(values["owners"]))
+                if row["id"] is None:
+                    inserted = conn.execute(actions.insert().values(
+                        **values, created_at=now, source=via)).inserted_primary_key
+                    assert inserted is not None
+                    action_id, what = int(inserted[0]), "added"
+                    added += 1
+                else:
+                    conn.execute(actions.update().where(actions.c.id == row["id"])
+                                 .values(**values))
+                    action_id, what = row["id"], "updated from a spreadsheet"
+                    updated += 1
+                conn.execute(action_history.insert().values(action_id=action_id, at=now,
+                                                            who=who, what=what, via=via))
+            self.bump_facts(conn)
+        return added, updated
+
+    def nudges(self, group: str | None = None) -> list[Any]:
+        q = sa.select(nudges).order_by(nudges.c.id)
+        if group:
+            q = q.where(nudges.c.group_id == group)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
+
+    def change_action(self, action_id: int, what: str, who: str, via: str, now: datetime,
+                      **values: Any) -> None:
+        with self.atomic() as conn:
+            if values:
+                conn.execute(actions.update().where(actions.c.id == action_id).values(**values))
+            conn.execute(action_history.insert().values(action_id=action_id, at=now, who=who,
+                                                        what=what, via=via))
+            self.bump_facts(conn)
+
+    def actions(self, group: str | None = None) -> list[Action]:
+        q = sa.select(actions).order_by(actions.c.id)
+        if group:
+            q = q.where(actions.c.group_id == group)
+        with self.engine.connect() as conn:
+            return [Action(id=r.id, group=r.group_id, meeting=r.meeting_id, topic=r.topic,
+                           text=r.text, owners=tuple(json.loads(r.owners)), due=r.due,
+                           status=r.status, completed=r.completed, created=r.created_at)
+                    for r in conn.execute(q)]
+
+    def action_history(self, action_id: int) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(action_history).where(
+                action_history.c.action_id == action_id).order_by(action_history.c.id)))

@@ -1,0 +1,260 @@
+"""What clerk does with each message in its mailbox, once bot/listen/replies.py has read it.
+
+- An RSVP (iMIP REPLY) becomes that member's answer for the meeting, or for one meeting of a
+  series; a reply older than the SEQUENCE last sent to that person is ignored (RFC 5546 2.1.5).
+- An answer to a request for information or its chaser — found by In-Reply-To/References,
+  or by the ``[#token]`` in its subject (an HMAC of the ledger key, so it cannot be guessed) —
+  becomes a submission for the sender's organisation: "nil return" counts; attachments are
+  saved to the meeting's papers folder under safe names. Chasers stop for that organisation.
+- A bounce flags the address and fails the message it returns, so the admin hears of it.
+- An auto-reply is filed and never taken as an answer.
+- Anything else goes to the unprocessed folder for the admin, with the reason logged.
+
+Every message clerk reads is logged in the ``inbox`` table, handled or not.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.domain.errors import UsageError
+from bot.domain.model import Config, Group, Member
+from bot.engine.store import Store
+from bot.listen.replies import ANSWERABLE, Answer, Incoming, check_token
+from bot.plan import actions
+from bot.plan.calendar import OWNED_BY_SERVER
+from bot.plan.notices import approval_key
+from bot.render.email import invite_uid
+
+log = logging.getLogger("clerk")
+ACTION_COMMANDS = ("DONE", "NEW DATE", "UPDATE")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    handled: bool  # False: it goes to the unprocessed folder
+    detail: str
+
+
+class Inbox:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.uids: dict[str, tuple[Group, str]] = {}
+        # a meeting the server made has the server's UID: its answers are found by start
+        self.starts: dict[str, list[tuple[Group, str]]] = {}
+        for group in config.groups:
+            units = [m.id for m in group.meetings if not m.series] + [s.id for s in group.series]
+            for unit in units:
+                self.uids[invite_uid(group, unit)] = (group, unit)
+            for m in group.meetings:
+                for at in {m.start, m.recurrence_id or m.start}:
+                    self.starts.setdefault(at.astimezone(UTC).isoformat(), []).append(
+                        (group, m.series or m.id))
+
+    def apply(self, incoming: Incoming, now: datetime) -> Outcome:
+        outcome = self._apply(incoming, now)
+        self.store.log_inbox(incoming.message_id, incoming.sender, incoming.subject,
+                             incoming.kind, outcome.handled, outcome.detail, now)
+        log.info("inbox: %s from %s: %s", incoming.kind, incoming.sender or "?",
+                 outcome.detail)
+        return outcome
+
+    def _apply(self, incoming: Incoming, now: datetime) -> Outcome:
+        if incoming.kind == "rsvp":
+            return self._rsvps(incoming, now)
+        if incoming.kind == "bounce" and incoming.bounce is not None:
+            b = incoming.bounce
+            for email in b.recipients:
+                self.store.record_bounce(email, b.status, b.diagnostic, b.permanent,
+                                         b.original_message_id, now)
+            state = "bouncing" if b.permanent else "delayed"
+            return Outcome(True, f"{', '.join(b.recipients)} {state} ({b.status})")
+        if incoming.kind == "auto_reply":
+            return Outcome(True, f"automatic reply ({incoming.reason}); not an answer")
+        if incoming.kind == "answer" and incoming.answer is not None:
+            return self._answer(incoming, incoming.answer, now)
+        return Outcome(False, incoming.reason or "not something clerk can use")
+
+    def _rsvps(self, incoming: Incoming, now: datetime) -> Outcome:
+        done: list[str] = []
+        for r in incoming.rsvps:
+            found = self.uids.get(r.uid)
+            server = found is None and self.config.settings.transport in OWNED_BY_SERVER
+            if server:  # its SEQUENCE is the server's count, not clerk's
+                found = self._by_start(r)
+            if found is None:
+                return Outcome(False, f"a reply for an unknown meeting (UID {r.uid})")
+            group, unit = found
+            member = _member(group, r.attendee)
+            if member is None:
+                return Outcome(False, f"{r.attendee} answered but is not on the roster of "
+                                      f"{group.id}")
+            last = self.store.snapshot_held(group.id, unit).get(member.email)
+            if last is not None and r.sequence < last and not server:
+                done.append(f"ignored an old reply (SEQUENCE {r.sequence} < {last})")
+                continue
+            self.store.record_rsvp(group.id, unit, r.recurrence_id or "", member.email,
+                                   r.partstat, r.comment, r.sequence, now)
+            done.append(f"{member.email} {r.partstat.lower()} {unit}"
+                        + (f" ({r.comment})" if r.comment else ""))
+        return Outcome(True, "; ".join(done))
+
+    def _by_start(self, r: Any) -> tuple[Group, str] | None:
+        """The meeting a server made (transports exchange, graph) that ``r`` answers: the
+        one of the attendee's group starting when the answer says (its reason is only
+        here; the calendar gives the answer alone)."""
+        for group, unit in self.starts.get(r.start or "", []):
+            if _member(group, r.attendee) is not None:
+                return group, unit
+        return None
+
+    def _answer(self, incoming: Incoming, answer: Answer, now: datetime) -> Outcome:
+        if answer.command == "AGENDA":
+            return self._proposal(incoming, answer, now)
+        row = self._answered_row(incoming)
+        if row is None:
+            return Outcome(False, "an answer to nothing clerk sent (no reference, no token)")
+        if row.group_id not in {g.id for g in self.config.groups}:
+            return Outcome(False, f"an answer about group {row.group_id}, which is no longer "
+                                  "in the config")
+        group = self.config.group(row.group_id)
+        if row.kind == "action_chaser":
+            return self._action_reply(incoming, answer, row, group, now)
+        if row.kind == "approval_request":
+            return self._approval(incoming, answer, row, group, now)
+        member = _member(group, incoming.sender)
+        if member is None:
+            return Outcome(False, f"{incoming.sender} is not on the roster of {group.id}")
+        rule = next((r for r in group.rules if r.id == row.rule_id), None)
+        request = rule.chases if rule is not None and rule.kind == "chaser" else row.rule_id
+        nil = answer.command == "NIL" and not answer.attachments
+        saved = self._save_papers(group.id, row.meeting_id, member, answer)
+        self.store.mark_submitted(group.id, row.meeting_id, request or row.rule_id,
+                                  member.organisation, "nil" if nil else "submitted", now,
+                                  source=f"{incoming.sender} {incoming.message_id or ''}")
+        what = "a nil return" if nil else f"a submission ({len(saved)} paper(s))"
+        skipped = [a.filename for a in answer.attachments if a.data is None]
+        note = f"; too large, not kept: {', '.join(skipped)}" if skipped else ""
+        return Outcome(True, f"{what} from {member.organisation} for {row.meeting_id}{note}")
+
+    def _proposal(self, incoming: Incoming, answer: Answer, now: datetime) -> Outcome:
+        """"AGENDA: <item>" in reply to any message about a meeting: a proposal for its
+        agenda, from a member; the admin sees it in `clerk status` and the pack lists it."""
+        ids = [i for i in (incoming.in_reply_to, *incoming.references) if i]
+        row = self.store.by_message_ids(ids)
+        if row is None or row.meeting_id == "-" or row.group_id not in {
+                g.id for g in self.config.groups}:
+            return Outcome(False, "an agenda item in reply to nothing about a meeting")
+        group = self.config.group(row.group_id)
+        member = _member(group, incoming.sender)
+        if member is None:
+            return Outcome(False, f"{incoming.sender} is not on the roster of {group.id}")
+        meeting = row.meeting_id
+        found = next((m for m in group.meetings if m.id == meeting), None)
+        if found is None or found.cancelled or found.start <= now:  # a series, or past
+            upcoming = [m for m in group.meetings if not m.cancelled and m.start > now
+                        and (found is not None or m.series == meeting)]
+            if not upcoming:
+                return Outcome(False, "an agenda item, but no meeting is coming up")
+            meeting = upcoming[0].id
+        self.store.propose(group.id, meeting, member.email, answer.argument, now)
+        return Outcome(True, f"{member.name} proposed {answer.argument!r} for {meeting}")
+
+    def _approval(self, incoming: Incoming, answer: Answer, row: Any, group: Group,
+                  now: datetime) -> Outcome:
+        """APPROVE from the chair (the request's [#token] verified) releases the minutes."""
+        if not incoming.token or not check_token(self.store.secret(), row.key,
+                                                 incoming.token):
+            return Outcome(False, "an answer to an approval request without its [#token]: "
+                                  "not applied")
+        if incoming.sender != row.recipient:
+            return Outcome(False, f"{incoming.sender} is not {row.recipient}, who was asked "
+                                  "to approve: not applied")
+        if answer.command != "APPROVE":
+            return Outcome(False, "no APPROVE on the first line: the minutes stay held")
+        path = group.minutes.get(row.meeting_id)
+        if path is None or approval_key(group, row.meeting_id, row.recipient, path) != row.key:
+            return Outcome(False, "these minutes have changed since this request; the chair "
+                                  "is asked again: not applied")
+        released = self.store.set_state([f"{group.id}/{row.meeting_id}/minutes/"], ("held",),
+                                        "planned", now, f"approved by {incoming.sender}")
+        return Outcome(True, f"minutes of {row.meeting_id} approved by {incoming.sender}: "
+                             f"{len(released)} message(s) released")
+
+    def _action_reply(self, incoming: Incoming, answer: Answer, row: Any, group: Group,
+                      now: datetime) -> Outcome:
+        """DONE / NEW DATE / UPDATE from the owner the chaser went to (or the admin), and only
+        with the chaser's [#token]: a Message-ID alone can be guessed, an HMAC cannot."""
+        if not incoming.token or not check_token(self.store.secret(), row.key,
+                                                 incoming.token):
+            return Outcome(False, "an answer to an action chaser without its [#token] in the "
+                                  "subject: not applied")
+        sender, admin = incoming.sender, group.admin.email
+        if sender not in (row.recipient, admin):
+            return Outcome(False, f"{sender} answered the chaser sent to {row.recipient}; only "
+                                  "the owner or the admin may: not applied")
+        if answer.command not in ACTION_COMMANDS:
+            why = answer.reason or "no DONE, NEW DATE or UPDATE on the first line"
+            return Outcome(False, f"{why}: not applied")
+        listed_by = row.sent_at or now  # what the chaser listed: nothing newer
+        mine = [a for a in self.store.actions() if a.status == "open"  # in all their groups
+                and a.created <= listed_by
+                and (row.recipient in a.owners or (actions.ALL in a.owners
+                                                   and a.group == group.id))]
+        chosen = [a for a in mine if a.id == answer.ref] if answer.ref is not None else mine
+        if len(chosen) != 1:
+            listed = " ".join(a.ref for a in mine) or "none open"
+            return Outcome(False, f"say which action ({listed}), e.g. \"DONE #12\": "
+                                  "not applied")
+        try:
+            result = actions.apply(self.store, self.config.group(chosen[0].group), chosen[0],
+                                   str(answer.command),
+                                   who=sender, via=f"reply {incoming.message_id or ''}",
+                                   now=now, new_date=answer.date, text=answer.argument)
+        except UsageError as exc:  # a NEW DATE in the past
+            return Outcome(False, f"{exc.message}: not applied")
+        return Outcome(True, result)
+
+    def _answered_row(self, incoming: Incoming) -> Any:
+        """The request or chaser this answers: by reference, else by its subject's token."""
+        ids = [i for i in (incoming.in_reply_to, *incoming.references) if i]
+        row = self.store.by_message_ids(ids)
+        if row is not None and row.kind in ANSWERABLE:
+            return row
+        if incoming.token:
+            secret = self.store.secret()
+            for candidate in self.store.sent_to(incoming.sender, ANSWERABLE):
+                if check_token(secret, candidate.key, incoming.token):
+                    return candidate
+        return None
+
+    def _save_papers(self, group: str, meeting: str, member: Member,
+                     answer: Answer) -> list[Path]:
+        folder = Path(self.config.settings.papers) / group / meeting
+        saved: list[Path] = []
+        for a in answer.attachments:
+            if a.data is None:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = f"{_slug(member.organisation)}--{a.filename}"
+            path, n = folder / stem, 1
+            while path.exists():  # never overwrite an earlier paper
+                n += 1
+                path = folder / f"{_slug(member.organisation)}--{n}--{a.filename}"
+            path.write_bytes(a.data)
+            saved.append(path)
+        return saved
+
+
+def _member(group: Group, email: str) -> Member | None:
+    return next((m for m in group.members if m.email == email.lower()), None)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "member"

@@ -1,0 +1,98 @@
+"""Named schema migrations, applied in order and recorded in the ``migrations`` table.
+
+Add a migration by appending a function to ``MIGRATIONS``; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.engine import schema as s
+
+if TYPE_CHECKING:
+    from bot.engine.store import Store
+
+
+def _initial(conn: Connection) -> None:
+    # a new store gets today's tables; later migrations then find nothing to add
+    for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions, s.rsvps,
+                  s.bounces, s.inbox, s.actions, s.action_history, s.nudges, s.proposals,
+                  s.calendar_items):
+        table.create(conn, checkfirst=True)
+
+
+def _delivery_failures(conn: Connection) -> None:
+    """When a row first failed (it is parked after ``park_after``) and when the admin was
+    told about it."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
+    for name in ("first_failed_at", "notified_at"):
+        if name not in columns:
+            conn.execute(sa.text(f"ALTER TABLE ledger ADD COLUMN {name} TIMESTAMP"))
+
+
+def _listening(conn: Connection) -> None:
+    """What the mailbox tells clerk: RSVPs, bounces, and a log of every message read."""
+    for table in (s.rsvps, s.bounces, s.inbox):
+        table.create(conn, checkfirst=True)
+    indexes = {i["name"] for i in sa.inspect(conn).get_indexes("ledger")}
+    if "ix_ledger_message_id" not in indexes:
+        conn.execute(sa.text("CREATE INDEX ix_ledger_message_id ON ledger (message_id)"))
+
+
+def _actions(conn: Connection) -> None:
+    """The action log: what each meeting asked of whom, and every change to it."""
+    for table in (s.actions, s.action_history):
+        table.create(conn, checkfirst=True)
+
+
+def _nudges(conn: Connection) -> None:
+    """Long-horizon nudges: subjects the group asked to come back to within a window."""
+    s.nudges.create(conn, checkfirst=True)
+    s.proposals.create(conn, checkfirst=True)
+
+
+def _claims(conn: Connection) -> None:
+    """Who claimed a row in ``sending``, and when by the wall clock: a row another live
+    process is sending is not in doubt."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
+    if "claimed_by" not in columns:
+        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN claimed_by VARCHAR(200)"))
+    if "claimed_at" not in columns:
+        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN claimed_at TIMESTAMP"))
+
+
+def _calendar_items(conn: Connection) -> None:
+    """The calendar items a server holds for a meeting (transports exchange and graph)."""
+    s.calendar_items.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("0001_initial", _initial),
+    ("0002_delivery_failures", _delivery_failures),
+    ("0003_listening", _listening),
+    ("0004_actions", _actions),
+    ("0005_nudges", _nudges),
+    ("0006_claims", _claims),
+    ("0007_calendar_items", _calendar_items),
+]
+
+
+def apply(store: Store) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied."""
+    applied: list[str] = []
+    with store.atomic() as conn:
+        s.migrations_table.create(conn, checkfirst=True)
+        done = set(conn.execute(sa.select(s.migrations_table.c.name)).scalars())
+        for name, step in MIGRATIONS:
+            if name in done:
+                continue
+            step(conn)
+            conn.execute(s.migrations_table.insert().values(name=name,
+                                                            applied_at=datetime.now(UTC)))
+            applied.append(name)
+    return applied

@@ -1,0 +1,204 @@
+"""The tables of the state store, declared once (SQLAlchemy Core). Instants are stored as
+naive UTC and returned aware. Schema changes are named migrations (bot/engine/migrations.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+migrations_table = sa.Table(
+    "migrations", metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# States: planned → sending → sent | retry | failed | parked; skipped_late; held; withdrawn
+# (no longer desired before it went: a member removed, a revision superseded).
+ledger = sa.Table(
+    "ledger", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(500), nullable=False, unique=True),
+    sa.Column("group_id", sa.String(100), nullable=False),
+    sa.Column("meeting_id", sa.String(100), nullable=False),
+    sa.Column("rule_id", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("recipient_name", sa.String(300), nullable=False, default=""),
+    sa.Column("revision", sa.Integer, nullable=True),
+    sa.Column("sequence", sa.Integer, nullable=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("send_at", UTCDateTime, nullable=False),
+    sa.Column("latest_at", UTCDateTime, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False, default=""),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("message_id", sa.String(300), nullable=True),
+    sa.Column("transport", sa.String(30), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("first_failed_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
+    sa.Column("notified_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
+    sa.Column("claimed_by", sa.String(200), nullable=True),  # 0006_claims: host:pid
+    sa.Column("claimed_at", UTCDateTime, nullable=True),  # 0006_claims: the wall clock
+    sa.Index("ix_ledger_state_send", "state", "send_at"),
+    sa.Index("ix_ledger_group_meeting", "group_id", "meeting_id", "rule_id"),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(500), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+
+invite_revisions = sa.Table(
+    "invite_revisions", metadata,
+    sa.Column("group_id", sa.String(100), primary_key=True),
+    sa.Column("meeting_id", sa.String(100), primary_key=True),
+    sa.Column("rev", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("fields", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+submissions = sa.Table(
+    "submissions", metadata,
+    sa.Column("group_id", sa.String(100), primary_key=True),
+    sa.Column("meeting_id", sa.String(100), primary_key=True),
+    sa.Column("rule_id", sa.String(100), primary_key=True),
+    sa.Column("organisation", sa.String(300), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),  # submitted | nil
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.Text, nullable=False, default=""),
+)
+
+rsvps = sa.Table(
+    "rsvps", metadata,
+    sa.Column("group_id", sa.String(100), primary_key=True),
+    sa.Column("unit", sa.String(100), primary_key=True),  # a meeting, or a series
+    sa.Column("rid", sa.String(40), primary_key=True),  # a series' meeting, or ""
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("partstat", sa.String(20), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+bounces = sa.Table(
+    "bounces", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("diagnostic", sa.Text, nullable=False, default=""),
+    sa.Column("permanent", sa.Boolean, nullable=False),
+    sa.Column("message_id", sa.String(300), nullable=True),
+)
+
+inbox = sa.Table(  # every message clerk read, and what it made of it
+    "inbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(300), nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("sender", sa.String(320), nullable=False, default=""),
+    sa.Column("subject", sa.Text, nullable=False, default=""),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("handled", sa.Boolean, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+
+actions = sa.Table(
+    "actions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(100), nullable=False, index=True),
+    sa.Column("meeting_id", sa.String(100), nullable=False, default=""),
+    sa.Column("topic", sa.Text, nullable=False, default=""),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("owners", sa.Text, nullable=False),  # JSON list of emails, or ["*"]
+    sa.Column("due", sa.Date, nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),  # open | done | dropped
+    sa.Column("completed", sa.Date, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.Text, nullable=False, default=""),
+)
+
+action_history = sa.Table(
+    "action_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("action_id", sa.Integer, nullable=False, index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("who", sa.String(320), nullable=False),
+    sa.Column("what", sa.Text, nullable=False),
+    sa.Column("via", sa.Text, nullable=False, default=""),
+)
+
+proposals = sa.Table(  # "AGENDA: <item>" from a member's reply
+    "proposals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(100), nullable=False),
+    sa.Column("meeting_id", sa.String(100), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("item", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+nudges = sa.Table(  # "remind the group in 6-9 months": a subject for a future agenda
+    "nudges", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(100), nullable=False, index=True),
+    sa.Column("meeting_id", sa.String(100), nullable=False, default=""),  # where it was agreed
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("window_start", sa.Date, nullable=False),
+    sa.Column("window_end", sa.Date, nullable=False),
+    sa.Column("source", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+calendar_items = sa.Table(  # meetings a server owns (transports exchange, graph): its items
+    "calendar_items", metadata,
+    sa.Column("transport", sa.String(40), primary_key=True),
+    sa.Column("group_id", sa.String(100), primary_key=True),
+    sa.Column("unit", sa.String(100), primary_key=True),  # a meeting, or a series
+    sa.Column("part", sa.Integer, primary_key=True),  # 0: the first item; n: newcomers
+    sa.Column("item_id", sa.Text, nullable=False),
+    sa.Column("change_key", sa.Text, nullable=False, default=""),
+    sa.Column("attendees", sa.Text, nullable=False),  # JSON [[name, email], ...]
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("cancelled", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+ACTIVE = ("planned", "held", "retry", "withdrawn")  # rows the planner may still change
+REVIVABLE = ("skipped_late",)  # ... and these, when an edit makes them timely again
+DELIVERED = ("sending", "sent")

@@ -1,0 +1,470 @@
+"""The state store: the ledger and the facts clerk writes. No business rules live here.
+
+SQLAlchemy Core; SQLite in WAL mode by default, any SQLAlchemy URL (PostgreSQL) by setting.
+Every write happens inside :meth:`Store.atomic`. Ledger rows are never deleted: the ledger
+is the audit log. Instants are stored as naive UTC and returned aware.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bot.domain.model import Nudge, Revision
+from bot.engine.facts import Facts
+from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
+    ACTIVE,
+    DELIVERED,
+    REVIVABLE,
+    UTCDateTime,
+    action_history,
+    actions,
+    bounces,
+    events,
+    inbox,
+    invite_revisions,
+    ledger,
+    meta,
+    metadata,
+    migrations_table,
+    nudges,
+    proposals,
+    rsvps,
+    submissions,
+)
+from bot.plan.invites import Held
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+CLAIMANT = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Prepared:
+    """A statement of sending one message, compiled once per kind of database and run with
+    ``exec_driver_sql``: the SQL SQLAlchemy writes for it, each value converted by its
+    column's type as SQLAlchemy converts it, without the compile-cache lookup and parameter
+    processing of each ``execute`` (most of the cost of writing a message's rows; see
+    bench/smtp_throughput.py). ``keys``: the columns an INSERT writes. Returns the row
+    count."""
+
+    def __init__(self, statement: Any, keys: Sequence[str] | None = None) -> None:
+        self.statement, self.keys = statement, keys
+        self._compiled: dict[Any, tuple[str, bool, list[tuple[str, str, Any, Any]]]] = {}
+
+    def __call__(self, conn: Connection, params: dict[str, Any]) -> int:
+        dialect = conn.dialect
+        kind = type(dialect), dialect.paramstyle
+        compiled = self._compiled.get(kind) or self._compile(kind, dialect)
+        sql, positional, binds = compiled
+        values = []
+        for _, key, fixed, convert in binds:
+            value = params[key] if fixed is _GIVEN else fixed
+            values.append(convert(value) if convert else value)
+        given = tuple(values) if positional else dict(
+            zip((name for name, _, _, _ in binds), values, strict=True))
+        return int(conn.exec_driver_sql(sql, given).rowcount)
+
+    def _compile(self, kind: Any,
+                 dialect: Any) -> tuple[str, bool, list[tuple[str, str, Any, Any]]]:
+        compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
+        if (compiled.post_compile_params or compiled.literal_execute_params
+                or compiled.insert_prefetch or compiled.update_prefetch):
+            raise ValueError(f"cannot prepare {compiled.string!r}: it needs SQLAlchemy at "
+                             "each execution (expanding parameters or Python-side defaults)")
+        escaped = compiled.escaped_bind_names or {}
+        if compiled.positional:
+            named = [(name, compiled.binds[name]) for name in compiled.positiontup or ()]
+        else:
+            named = [(escaped.get(name, name), bind)
+                     for bind, name in compiled.bind_names.items()]
+        binds = []  # each parameter: its name in the SQL, its key, its value when fixed, and
+        for name, bind in named:  # its conversion
+            fixed = _GIVEN if bind.required else bind.effective_value
+            binds.append((name, bind.key, fixed,
+                          bind.type.dialect_impl(dialect).bind_processor(dialect)))
+        self._compiled[kind] = done = compiled.string, bool(compiled.positional), binds
+        return done
+
+
+_GIVEN = object()  # a parameter given at each call
+
+# the statements of sending one message, built once with bind parameters
+_ADD_EVENT = _Prepared(events.insert().inline(),  # inline: no RETURNING of the new id
+                       keys=("key", "at", "state", "detail"))
+_CLAIM = _Prepared(ledger.update().where(
+    ledger.c.key == sa.bindparam("b_key"),
+    sa.or_(ledger.c.state == "planned", ledger.c.state == "retry")).values(
+    state="sending", updated_at=sa.bindparam("b_now"), attempts=ledger.c.attempts + 1,
+    message_id=sa.bindparam("b_message_id"), transport=sa.bindparam("b_transport"),
+    claimed_by=sa.bindparam("b_by"), claimed_at=sa.bindparam("b_at")))
+
+
+@functools.lru_cache(maxsize=64)
+def _update_of(columns: tuple[str, ...]) -> _Prepared:
+    """UPDATE ledger SET updated_at and ``columns`` WHERE key: parameters ``b_<column>``."""
+    return _Prepared(ledger.update().where(ledger.c.key == sa.bindparam("b_key")).values(
+        updated_at=sa.bindparam("b_updated_at"),
+        **{c: sa.bindparam(f"b_{c}") for c in columns}))
+
+
+def _alive(claimant: str | None, claimed_at: datetime | None, lease: timedelta) -> bool:
+    """Whether the process that claimed a row may still be sending it."""
+    if not claimant or claimed_at is None:
+        return False
+    host, _, pid = claimant.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False  # this very process: nothing of ours is in flight between ticks
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return datetime.now(UTC) - claimed_at < lease
+
+
+class Store(Facts):
+    """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = sa.create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._held = threading.local()  # the connection a thread holds (held()), if any
+
+    @contextmanager
+    def atomic(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """One transaction; within ``conn``'s, when one is given. On the connection this
+        thread holds (:meth:`held`) when it is free, else on one from the pool."""
+        if conn is not None:
+            yield conn
+            return
+        held: Connection | None = getattr(self._held, "conn", None)
+        if held is not None and not held.in_transaction():
+            try:
+                with held.begin():
+                    yield held
+            except BaseException:
+                # not used again: a failed COMMIT can leave SQLite in the transaction while
+                # SQLAlchemy says it is over; closed, the pool's reset rolls it back
+                self._held.conn = None
+                held.close()
+                raise
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Within it, this thread's transactions share one connection instead of taking one
+        from the pool each time (a tick's sending: ≈ 100 µs a message). Between them it
+        holds no transaction and no lock."""
+        if getattr(self._held, "conn", None) is not None:  # already held: the outer one's
+            yield
+            return
+        with self.engine.connect() as conn:
+            self._held.conn = conn
+            try:
+                yield
+            finally:
+                self._held.conn = None
+
+    def migrate(self) -> list[str]:
+        from bot.engine.migrations import apply
+
+        return apply(self)
+
+    # --- facts the planner reads -------------------------------------------------------
+
+    def facts_version(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(meta.c.value).where(meta.c.name == "facts")).scalar()
+        return int(value or 0)
+
+    def bump_facts(self, conn: Connection) -> None:
+        """Record that a fact the planner reads has changed (forces a re-plan)."""
+        updated = conn.execute(meta.update().where(meta.c.name == "facts").values(
+            value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.Text))).rowcount
+        if not updated:
+            conn.execute(meta.insert().values(name="facts", value="1"))
+
+    def snapshot(self) -> Any:
+        from bot.plan.state import State, Undelivered
+
+        with self.engine.connect() as conn:
+            keys: dict[str, str] = {}
+            recorded: set[tuple[str, str, str]] = set()
+            delivered: set[tuple[str, str, int]] = set()
+            held: dict[tuple[str, str], dict[str, Held]] = {}
+            first: dict[tuple[str, str, str, int], datetime] = {}
+            rows = conn.execute(sa.select(
+                ledger.c.key, ledger.c.state, ledger.c.group_id, ledger.c.meeting_id,
+                ledger.c.rule_id, ledger.c.revision, ledger.c.sequence, ledger.c.kind,
+                ledger.c.recipient, ledger.c.recipient_name, ledger.c.created_at))
+            for key, state, g, m, r, rev, seq, kind, email, name, planned_at in rows:
+                keys[key] = state
+                recorded.add((g, m, r))
+                if seq is None:
+                    continue
+                first[(g, m, email, seq)] = planned_at
+                if state in DELIVERED:
+                    if kind != "cancellation":
+                        delivered.add((g, m, rev))
+                    mine = held.setdefault((g, m), {})
+                    if email not in mine or mine[email].sequence < seq:
+                        method = "CANCEL" if kind == "cancellation" else "REQUEST"
+                        mine[email] = Held(seq, method, rev, name,
+                                           partial=kind == "occurrence_cancellation")
+            revisions: dict[tuple[str, str], tuple[Revision, ...]] = {}
+            created: dict[tuple[str, str, int], datetime] = {}
+            for row in conn.execute(sa.select(invite_revisions).order_by(
+                    invite_revisions.c.rev)):
+                revisions[(row.group_id, row.meeting_id)] = (
+                    *revisions.get((row.group_id, row.meeting_id), ()),
+                    Revision(row.rev, row.digest, json.loads(row.fields)))
+                created[(row.group_id, row.meeting_id, row.rev)] = row.created_at
+            submitted = {(r.group_id, r.meeting_id, r.rule_id, r.organisation): r.status
+                         for r in conn.execute(sa.select(submissions))}
+            answers: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = {}
+            for r in conn.execute(sa.select(rsvps)):
+                answers.setdefault((r.group_id, r.unit, r.rid), {})[r.email] = (r.partstat,
+                                                                             r.comment)
+        undelivered = {g: tuple(Undelivered(r.key, r.recipient, r.subject, r.state,
+                                            r.last_error or "", r.updated_at) for r in rows)
+                       for g, rows in self.undelivered().items()}
+        return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
+                     delivered=frozenset(delivered), submitted=submitted,
+                     revision_created=created, held=held, first_planned=first,
+                     undelivered=undelivered, rsvps=answers, actions=tuple(self.actions()),
+                     nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text,
+                                        r.window_start, r.window_end, r.source)
+                                  for r in self.nudges()),
+                     proposals=tuple(self.proposals()))
+
+    def record_revision(self, conn: Connection, group: str, meeting: str, revision: Revision,
+                        replaces: bool, restart: bool, now: datetime) -> None:
+        values: dict[str, Any] = {"digest": revision.digest, "fields": json.dumps(revision.fields,
+                                                                  sort_keys=True)}
+        where = sa.and_(invite_revisions.c.group_id == group,
+                        invite_revisions.c.meeting_id == meeting,
+                        invite_revisions.c.rev == revision.rev)
+        if replaces:
+            if restart:  # an update edited again: its settle window starts over
+                values["created_at"] = now
+            conn.execute(invite_revisions.update().where(where).values(**values))
+        else:
+            conn.execute(invite_revisions.insert().values(
+                group_id=group, meeting_id=meeting, rev=revision.rev, created_at=now, **values))
+
+    # --- the ledger --------------------------------------------------------------------
+
+    def active_rows(self, conn: Connection) -> dict[str, Any]:
+        cols = [ledger.c.key, ledger.c.state, ledger.c.send_at, ledger.c.latest_at,
+                ledger.c.subject, ledger.c.reason, ledger.c.recipient_name]
+        rows = conn.execute(sa.select(*cols).where(ledger.c.state.in_(ACTIVE + REVIVABLE)))
+        return {r.key: r for r in rows}
+
+    def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert ledger rows; a key already there (another worker's) is left as it is."""
+        if rows:
+            conn.execute(self._insert_if_absent(), list(rows))
+            conn.execute(events.insert(), [
+                {"key": r["key"], "at": r["created_at"], "state": r["state"],
+                 "detail": r["reason"]} for r in rows])
+
+    def _insert_if_absent(self) -> Any:
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(ledger).on_conflict_do_nothing(index_elements=["key"])
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(ledger).on_conflict_do_nothing(index_elements=["key"])
+        return ledger.insert()
+
+    def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
+                   **values: Any) -> None:
+        if any(isinstance(v, sa.ClauseElement) for v in values.values()):
+            conn.execute(ledger.update().where(ledger.c.key == key).values(updated_at=now,
+                                                                            **values))
+        else:  # one statement per set of columns, built once: sending is mostly this
+            _update_of(tuple(sorted(values)))(conn, {
+                "b_key": key, "b_updated_at": now, **{f"b_{k}": v for k, v in values.items()}})
+        if "state" in values:
+            _ADD_EVENT(conn, {"key": key, "at": now, "state": values["state"],
+                              "detail": detail})
+
+    def due_keys(self, now: datetime, limit: int = 1000) -> list[Any]:
+        """Rows whose send time has come, oldest first (an index range scan)."""
+        with self.engine.connect() as conn:
+            q = sa.select(ledger.c.key, ledger.c.state, ledger.c.latest_at,
+                          ledger.c.next_attempt_at, ledger.c.attempts, ledger.c.last_error,
+                          ledger.c.group_id).where(
+                ledger.c.state.in_(("planned", "retry")), ledger.c.send_at <= now,
+            ).order_by(ledger.c.send_at, ledger.c.key).limit(limit)
+            return [r for r in conn.execute(q)
+                    if r.state != "retry" or r.next_attempt_at is None
+                    or r.next_attempt_at <= now]
+
+    def pending(self, now: datetime) -> list[Any]:
+        """Per group, what is still to go: the earliest time a row may go after ``now``
+        (``ahead``: its send time, or its retry time), whether a row is already due but
+        waiting (``waiting``: a send window shut, say) and the earliest latest time of any
+        row still to go (``latest``). For stepping simulated time (bot/engine/simulate.py)."""
+        at = sa.case((ledger.c.state == "retry",
+                      sa.func.coalesce(ledger.c.next_attempt_at, ledger.c.send_at)),
+                     else_=ledger.c.send_at)
+        q = sa.select(
+            ledger.c.group_id,
+            sa.func.min(sa.case((at > now, at))).label("ahead"),
+            sa.func.max(sa.case((at <= now, 1), else_=0)).label("waiting"),
+            sa.func.min(sa.case((ledger.c.latest_at >= now, ledger.c.latest_at))).label(
+                "latest"),
+        ).where(ledger.c.state.in_(("planned", "retry"))).group_by(ledger.c.group_id)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
+
+    def claim(self, key: str, now: datetime, message_id: str, transport: str,
+              conn: Connection | None = None) -> bool:
+        """Move one row to ``sending``; False when another worker got it first. The claim
+        names this process (host:pid) and the wall-clock time, so another process can tell a
+        row in flight from one left behind by a crash."""
+        with self.atomic(conn) as conn:
+            got = _CLAIM(conn, {"b_key": key, "b_now": now, "b_message_id": message_id,
+                                "b_transport": transport, "b_by": CLAIMANT,
+                                "b_at": datetime.now(UTC)})
+            if got:
+                _ADD_EVENT(conn, {"key": key, "at": now, "state": "sending", "detail": ""})
+            return bool(got)
+
+    def lock(self, name: str, lease: timedelta = timedelta(minutes=15)) -> bool:
+        """Take the lock ``name`` (a meta row naming this process); False while another live
+        process holds it. One left by a process that is gone is taken over."""
+        key, mine = f"lock:{name}", f"{CLAIMANT}@{datetime.now(UTC).isoformat()}"
+        try:
+            with self.atomic() as conn:
+                held = conn.execute(sa.select(meta.c.value).where(meta.c.name == key)).scalar()
+                if held is None:
+                    conn.execute(meta.insert().values(name=key, value=mine))
+                    return True
+                holder, _, at = str(held).rpartition("@")
+                if _alive(holder, datetime.fromisoformat(at), lease):
+                    return False
+                return bool(conn.execute(meta.update().where(
+                    meta.c.name == key, meta.c.value == held).values(value=mine)).rowcount)
+        except sa.exc.IntegrityError:  # another process took it at the same moment
+            return False
+
+    def unlock(self, name: str) -> None:
+        with self.atomic() as conn:
+            conn.execute(meta.delete().where(meta.c.name == f"lock:{name}",
+                                             meta.c.value.startswith(f"{CLAIMANT}@")))
+
+    @contextmanager
+    def locked(self, name: str) -> Iterator[bool]:
+        """``with store.locked(name) as got``: whether the lock was taken; let go after."""
+        got = self.lock(name)
+        try:
+            yield got
+        finally:
+            if got:
+                self.unlock(name)
+
+    def set_state(self, keys: Sequence[str], from_states: Sequence[str], to_state: str,
+                  now: datetime, detail: str, **values: Any) -> list[str]:
+        """Move the rows whose key is in ``keys`` (or starts with an entry ending in "/")
+        from one of ``from_states`` to ``to_state``; return the keys moved."""
+        moved: list[str] = []
+        with self.atomic() as conn:
+            for key in keys:
+                match = ledger.c.key.startswith(key, autoescape=True) if key.endswith("/") \
+                    else ledger.c.key == key
+                rows = conn.execute(sa.select(ledger.c.key).where(
+                    match, ledger.c.state.in_(from_states))).scalars().all()
+                for k in rows:
+                    self.update_row(conn, k, now, detail, state=to_state, **values)
+                moved += rows
+        return moved
+
+    def mark_notified(self, conn: Connection, keys: Sequence[str], now: datetime) -> None:
+        if keys:
+            conn.execute(ledger.update().where(ledger.c.key.in_(list(keys)))
+                         .values(notified_at=now))
+            self.bump_facts(conn)
+
+    def undelivered(self) -> dict[str, list[Any]]:
+        """Per group, the failed and parked messages the admin has not been told about."""
+        q = sa.select(ledger).where(ledger.c.state.in_(("failed", "parked")),
+                                    ledger.c.notified_at.is_(None), ledger.c.kind != "notice"
+                                    ).order_by(ledger.c.updated_at, ledger.c.key)
+        out: dict[str, list[Any]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(q):
+                out.setdefault(row.group_id, []).append(row)
+        return out
+
+    def in_doubt(self, lease: timedelta = timedelta(minutes=15)) -> list[Any]:
+        """Rows left in ``sending`` by a process that is gone: one of this host whose pid no
+        longer runs, or one claimed longer than ``lease`` ago (wall clock) elsewhere. A row
+        another live process is sending right now is not in doubt."""
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(sa.select(ledger).where(ledger.c.state == "sending")))
+        return [r for r in rows if not _alive(r.claimed_by, r.claimed_at, lease)]
+
+    def row(self, key: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(ledger).where(ledger.c.key == key)).first()
+
+    def rows(self, *, group: str | None = None, states: Sequence[str] | None = None,
+             since: datetime | None = None, until: datetime | None = None) -> list[Any]:
+        q = sa.select(ledger)
+        if group:
+            q = q.where(ledger.c.group_id == group)
+        if states:
+            q = q.where(ledger.c.state.in_(states))
+        if since:
+            q = q.where(ledger.c.send_at >= since)
+        if until:
+            q = q.where(ledger.c.send_at < until)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q.order_by(ledger.c.send_at, ledger.c.key)))
+
+    def history(self, key: str) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(events).where(events.c.key == key)
+                                     .order_by(events.c.id)))
+
+    def counts(self, group: str | None = None) -> dict[str, int]:
+        q = sa.select(ledger.c.state, sa.func.count()).group_by(ledger.c.state)
+        if group:
+            q = q.where(ledger.c.group_id == group)
+        with self.engine.connect() as conn:
+            return {state: n for state, n in conn.execute(q)}
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,95 @@
+"""The worker: APScheduler 3.11 as a clock around :meth:`Executor.tick`.
+
+One interval job in a MemoryJobStore (max_instances=1, coalesce=True,
+misfire_grace_time=None) plus a tick at start-up. Never one stored job per email:
+APScheduler 3 advances or deletes a job before it runs and drops late runs, so the ledger —
+not the scheduler — knows what is due. SIGINT/SIGTERM stop it after the message in hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+from bot import config as config_mod
+from bot.domain.errors import ClerkError
+from bot.domain.timeutil import utcnow
+from bot.engine.executor import Executor
+
+log = logging.getLogger("clerk")
+
+
+class Worker:
+    def __init__(self, executor: Executor, folder: Path,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.executor = executor
+        self.folder = folder
+        self.clock = clock  # the real clock, or a rehearsal's (``clerk --now TIME run``)
+        self.signature = config_mod.stat_signature(folder)
+        self.stop = executor.stop
+        self.ticks = 0
+
+    def reload_if_changed(self) -> None:
+        """Pick up config edits; a config with problems is reported and the old one kept."""
+        signature = config_mod.stat_signature(self.folder)
+        if signature == self.signature:
+            return
+        self.signature = signature
+        from bot.render.templates import clear_cache
+
+        clear_cache()
+        try:
+            self.executor.use_config(config_mod.load(self.folder))
+            log.info("config reloaded from %s", self.folder)
+        except ClerkError as exc:
+            log.error("config has problems; still using the last good one:\n%s", exc)
+
+    def tick(self, now: datetime | None = None) -> None:
+        if self.stop.is_set():
+            return
+        try:
+            self.reload_if_changed()
+            result = self.executor.tick(now or self.clock())
+            self.ticks += 1
+            if result.sent or result.failed or result.skipped_late or result.retry:
+                log.info("tick: %d sent, %d retry, %d failed, %d skipped_late",
+                         len(result.sent), len(result.retry), len(result.failed),
+                         len(result.skipped_late))
+        except Exception:  # the worker keeps running; the next tick tries again
+            log.exception("tick failed")
+
+    def run(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.memory import MemoryJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        scheduler = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
+        interval = self.executor.config.settings.interval
+        scheduler.add_job(self.tick, "interval", seconds=interval, id="tick",
+                          next_run_time=datetime.now().astimezone())  # a tick at start-up
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("stopping after the message in hand (signal %d)", signum)
+            self.stop.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        scheduler.start()
+        log.info("clerk worker started: ticking every %ss; Ctrl-C stops it", interval)
+        try:
+            while not self.stop.wait(0.5):
+                pass
+        finally:
+            scheduler.shutdown(wait=True)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            log.info("clerk worker stopped")
+
+

@@ -1,0 +1,174 @@
+"""What a message's templates see: the group, the meeting (with its RSVPs, action tracker,
+nudges, proposals and returns), the rule, the people. Pure: built from config and state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from bot.domain import timeutil, windows
+from bot.domain.model import (
+    Group,
+    Meeting,
+    Member,
+    Nudge,
+    Person,
+    Rule,
+    Series,
+)
+from bot.plan.state import State
+
+
+def person(p: Person) -> dict[str, str]:
+    return {"name": p.name, "email": p.email}
+
+def member(m: Member) -> dict[str, str]:
+    return {"name": m.name, "email": m.email, "organisation": m.organisation, "role": m.role}
+
+BUCKETS = {"ACCEPTED": "accepted", "TENTATIVE": "tentative", "DECLINED": "declined"}
+
+def rsvp_summary(group: Group, meeting: Meeting, state: State) -> dict[str, list[dict[str, str]]]:
+    """Who has accepted, is tentative, sent apologies (with their reason), or not answered —
+    from the members' iMIP replies. A reply to one meeting of a series overrides one to the
+    whole series."""
+    unit = meeting.series or meeting.id
+    answers = dict(state.rsvps.get((group.id, unit, ""), {}))
+    if meeting.recurrence_id is not None:
+        rid = meeting.recurrence_id.astimezone(UTC).isoformat()
+        answers.update(state.rsvps.get((group.id, unit, rid), {}))
+    out: dict[str, list[dict[str, str]]] = {
+        "accepted": [], "tentative": [], "declined": [], "no_answer": []}
+    for m in group.members:
+        partstat, comment = answers.get(m.email, ("NEEDS-ACTION", ""))
+        out[BUCKETS.get(partstat, "no_answer")].append(
+            {"name": m.name, "email": m.email, "organisation": m.organisation,
+             "comment": comment})
+    return out
+
+def nudge_meeting(group: Group, nudge: Nudge) -> Meeting | None:
+    """The first meeting whose date falls inside the nudge's window."""
+    return next((m for m in group.meetings if not m.cancelled
+                 and nudge.start <= m.start.date() <= nudge.end), None)
+
+def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
+    """What the agenda pack carries: the action tracker (matters arising), the nudges that
+    fall due, the items members proposed, and the returns register."""
+    before = [m for m in group.meetings if m.start < meeting.start and not m.cancelled]
+    since = before[-1].start.date() if before else None
+    names = {m.email: m for m in group.members}
+    tracker = [a for a in state.actions if a.group == group.id and (
+        a.status == "open" or (since is not None and a.completed is not None
+                               and a.completed >= since))]
+    tracker.sort(key=lambda a: (a.status != "open", a.due, a.id))
+    asked = [r.id for r in group.rules if r.kind == "request"]
+    return {
+        "actions": [{"ref": a.ref, "topic": a.topic, "text": a.text, "status": a.status,
+                     "owner": "all members" if "*" in a.owners else ", ".join(
+                         names[o].name if o in names else o for o in a.owners),
+                     "due": a.due, "completed": a.completed} for a in tracker],
+        "nudges": [{"text": n.text, "from": n.meeting} for n in state.nudges
+                   if n.group == group.id and (found := nudge_meeting(group, n)) is not None
+                   and found.id == meeting.id],
+        "proposals": [{"item": item, "by": names[email].name if email in names else
+                       f"the minutes of {email.split(':', 1)[1]}"
+                       if email.startswith("minutes:") else email}
+                      for (g, m, email, item) in state.proposals
+                      if g == group.id and m == meeting.id],
+        "returns": [{"organisation": org, "status": _return_status(state, group, meeting, org,
+                                                                   asked)}
+                    for org in sorted({m.organisation for m in group.members})] if asked
+        else [],
+    }
+
+def _return_status(state: State, group: Group, meeting: Meeting, org: str,
+                   asked: list[str]) -> str:
+    found = {state.submitted[key] for key in state.submitted
+             if key[:2] == (group.id, meeting.id) and key[3] == org and key[2] in asked}
+    if "submitted" in found:
+        return "submitted"
+    return "nil return" if found else "outstanding"
+
+def meeting_context(group: Group, meeting: Meeting,
+                    state: State | None = None) -> dict[str, Any]:
+    tz = timeutil.zone(group.zone)
+    series = _series_of(group, meeting)
+    return {
+        "id": meeting.id, "title": meeting.title, "start": meeting.start.astimezone(tz),
+        "end": meeting.end.astimezone(tz),
+        "duration": timeutil.format_duration(meeting.duration),
+        "location": meeting.location, "link": meeting.link,
+        "description": meeting.description, "agenda": list(meeting.items),
+        "rsvp": rsvp_summary(group, meeting, state or State()),
+        **run_up(group, meeting, state or State()),
+        # a series: each of its meetings as it is now (moved, cancelled)
+        "occurrences": [{"start": o.start.astimezone(tz), "end": o.end.astimezone(tz),
+                         "cancelled": o.cancelled, "moved": o.start != o.recurrence_id,
+                         "rid": o.recurrence_id.astimezone(UTC).isoformat()
+                         if o.recurrence_id else ""}
+                        for o in series.occurrences] if series else [],
+    }
+
+def rule_context(group: Group, meeting: Meeting, rule: Rule) -> dict[str, Any]:
+    tz = timeutil.zone(group.zone)
+    request = _chased(group, rule) or rule
+    deadline = _deadline(group, meeting, request)
+    return {
+        "id": rule.id, "kind": rule.kind, "questions": list(request.questions),
+        "deadline": deadline.astimezone(tz) if deadline else None,
+    }
+
+def shared_context_group(group: Group) -> dict[str, Any]:
+    return {"id": group.id, "name": group.name, "website": group.website,
+            "joining_instructions": group.joining_instructions, "zone": group.zone,
+            "members": len(group.members),
+            "organisations": len({m.organisation for m in group.members})}
+
+def shared_context(group: Group, meeting: Meeting, rule: Rule,
+                   state: State | None = None) -> dict[str, Any]:
+    chair = group.chair
+    return {
+        "group": shared_context_group(group),
+        "meeting": meeting_context(group, meeting, state),
+        "rule": rule_context(group, meeting, rule),
+        "organiser": person(group.organiser),
+        "admin": person(group.admin),
+        "chair": member(chair) if chair else None,
+        "revision": None,
+        "change": "",
+        "scope": "",  # a series message: "", "overrides" or "occurrences"
+        "rids": [],  # ... and the original starts (UTC ISO) of the meetings it names
+    }
+
+def example_context(group: Group, rule: Rule) -> dict[str, Any]:
+    """A context like a real message's, for checking templates before anything is sent."""
+    meeting = group.meetings[0] if group.meetings else Meeting(
+        id="example", title=group.name, start=group.go_live + timedelta(days=30, hours=14),
+        duration=timedelta(hours=2), location="Online", link="https://example.org/meet",
+        description="", items=group.standing_items)
+    ctx = shared_context(group, meeting, rule)
+    ctx["recipient"] = member(group.members[0]) if group.members else member(
+        Member(name="A Member", email="member@example.org", organisation="An Organisation"))
+    ctx["revision"] = 0
+    return ctx
+
+def _series_of(group: Group, meeting: Meeting) -> Series | None:
+    """The series whose master ``meeting`` is (None for a meeting or an occurrence)."""
+    if meeting.series is None or meeting.recurrence_id is not None:
+        return None
+    return next((s for s in group.series if s.id == meeting.series), None)
+
+def _chased(group: Group, rule: Rule) -> Rule | None:
+    if rule.kind != "chaser":
+        return None
+    return next((r for r in group.rules if r.id == rule.chases), None)
+
+def _deadline(group: Group, meeting: Meeting, rule: Rule) -> datetime | None:
+    """17:00 on the deadline's day — the working day before, if the window is shut then."""
+    if rule.deadline is None:
+        return None
+    when = timeutil.apply_offset(meeting.start, rule.deadline, (17, 0))
+    if group.window is None:
+        return when
+    tz = timeutil.zone(group.zone)
+    day = windows.working_day_on_or_before(group.window, when.astimezone(tz).date())
+    return datetime.combine(day, time(17, 0), tzinfo=tz).astimezone(UTC)

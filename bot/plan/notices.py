@@ -1,0 +1,251 @@
+"""Group-level messages that no rule schedules: the admin's digest of undelivered mail, the
+owners' action chasers (bot/plan/actions.py) and the chair's nudge notes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.domain import timeutil
+from bot.domain.model import (
+    Action,
+    Config,
+    Desired,
+    Group,
+    Meeting,
+    Member,
+    Nudge,
+    Person,
+)
+from bot.plan import actions
+from bot.plan.context import meeting_context, member, nudge_meeting, person, shared_context_group
+from bot.plan.state import State, Undelivered
+from bot.render.templates import render
+
+NOTICE = "notice"
+
+NUDGE_NOTE = "nudge_note"
+
+ACTION_CHASER = "action_chaser"
+
+def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
+    """Example contexts of the templates no rule names: the action chaser, the digest of
+    undelivered messages."""
+    now = group.go_live
+    sample = Action(id=1, group=group.id, meeting="", topic="Example", text="An example action",
+                    owners=(group.members[0].email,) if group.members else ("*",),
+                    due=now.date() + timedelta(days=30), status="open", completed=None,
+                    created=now)
+    owner = group.members[0] if group.members else Member(name="A Member",
+                                                          email="member@example.org")
+    digest = actions.Digest(owner, now.date(), (sample,), 1, now, now)
+    chaser = [_digest_message([(group, digest)], now)]
+    notice = _undelivered_notice(group, (Undelivered("k", owner.email, "A subject", "failed",
+                                                     "550 no such user", now),))
+    nudge = Nudge(1, group.id, "", "An example subject", now.date(),
+                  now.date() + timedelta(days=90))
+    notes = _nudge_notes(group, State(nudges=(nudge,)), now - timedelta(days=1), [])
+    circulated: list[Desired] = []  # the minutes and, for a chair who approves, the request
+    if group.meetings and group.members:
+        first = group.meetings[0]
+        example = replace(group, minutes={first.id: Path(f"{first.id}.docx")},
+                          minutes_approval="chair")
+        found = minutes_messages(example, State(), first.start, [])
+        circulated = found[:1] + [d for d in found if d.kind == APPROVAL]
+    return [(d.template, d.context) for d in (*chaser, notice, *notes, *circulated)]
+
+def _nudge_notes(group: Group, state: State, now: datetime,
+                 horizon: list[datetime]) -> list[Desired]:
+    """A note to the chair when a nudge's window opens: on which meeting's agenda it is, or
+    that no meeting falls in the window."""
+    tz = timeutil.zone(group.zone)
+    to = group.chair or group.admin
+    out = []
+    for n in state.nudges:
+        if n.group != group.id:
+            continue
+        send_at = max(datetime.combine(n.start, time(9, 0), tzinfo=tz),
+                      datetime.combine(group.go_live.date(), time(9, 0), tzinfo=tz)
+                      ).astimezone(UTC)
+        latest = send_at + timedelta(days=14)
+        if latest < group.go_live or (latest <= now and
+                                      _nudge_key(group, n, to) not in state.keys):
+            continue
+        if send_at > now:
+            horizon.append(send_at)
+        target = nudge_meeting(group, n)
+        ctx: dict[str, Any] = {
+            "group": shared_context_group(group), "organiser": person(group.organiser),
+            "admin": person(group.admin), "recipient": dict(person(to), organisation="",
+                                                            role="chair"),
+            "nudge": {"text": n.text, "from": n.meeting, "start": n.start, "end": n.end},
+            "meeting": meeting_context(group, target, state) if target else None}
+        out.append(Desired(
+            key=_nudge_key(group, n, to), group=group.id, meeting=target.id if target else "-",
+            rule="nudge", kind=NUDGE_NOTE, recipient=to, send_at=send_at, latest=latest,
+            subject=render(group, "nudge_note", "subject", ctx),
+            reason=f"nudge #{n.id}: its window opens"
+                   + (f"; on the agenda of {target.id}" if target else "; no meeting in it"),
+            template="nudge_note", context=ctx))
+    return out
+
+def _nudge_key(group: Group, nudge: Nudge, to: Person) -> str:
+    return f"{group.id}/-/nudge/{to.email}/{nudge.id}"
+
+def action_chasers(config: Config, state: State, now: datetime,
+                   horizon: list[datetime]) -> list[Desired]:
+    """One digest per person per chase day, across all their groups (bot/plan/actions.py): it
+    belongs to the first of those groups (by id), and copies the chair of each group where
+    it is the ``copy_chair_after``-th chaser or later."""
+    open_actions = [a for a in state.actions if a.status == "open"]
+    parts: dict[tuple[str, date], list[tuple[Group, actions.Digest]]] = {}
+    for group in sorted(config.groups, key=lambda g: g.id):
+        found, upcoming = actions.digests(group, open_actions, now, state.keys)
+        if upcoming is not None:
+            horizon.append(upcoming)
+        for d in found:
+            parts.setdefault((d.owner.email, d.day), []).append((group, d))
+    return [_digest_message(found, now) for found in parts.values()]
+
+
+def _digest_message(parts: list[tuple[Group, actions.Digest]], now: datetime) -> Desired:
+    home, first = parts[0]
+    today = first.day  # overdue as of the day it goes, not the day it was planned
+    listed = [dict(a, group=g.name) for g, d in parts
+              for a in actions.context(g, d, today)["actions"]]
+    chairs = {g.chair.email: g.chair for g, d in parts
+              if g.chair and actions.context(g, d, today)["copy_chair"]
+              and g.chair.email != first.owner.email}
+    number = max(d.number for _, d in parts)
+    ctx: dict[str, Any] = {
+        "group": shared_context_group(home), "organiser": person(home.organiser),
+        "admin": person(home.admin), "chair": member(home.chair) if home.chair else None,
+        "recipient": member(first.owner), "actions": listed, "chaser_number": number,
+        "copy_chair": bool(chairs), "groups": [g.name for g, _ in parts]}
+    return Desired(
+        key=actions.digest_key(first.owner.email, first.day), group=home.id,
+        meeting="-", rule="actions", kind=ACTION_CHASER, recipient=first.owner,
+        send_at=min(d.send_at for _, d in parts), latest=min(d.latest for _, d in parts),
+        subject=render(home, "action_chaser", "subject", ctx),
+        reason=f"action chaser {number}: {len(listed)} open action(s)"
+               + (f" in {len(parts)} groups" if len(parts) > 1 else "")
+               + (", chair copied" if chairs else ""),
+        template="action_chaser", context=ctx, cc=tuple(chairs.values()))
+
+
+def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:
+    """One digest to the admin of the messages that failed or were parked since the last
+    one; its key names exactly those messages, so a later failure makes a new digest."""
+    keys = [r.key for r in rows]
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+    at = max(r.at for r in rows)
+    context = {
+        "group": shared_context_group(group), "organiser": person(group.organiser),
+        "admin": person(group.admin), "recipient": dict(person(group.admin), organisation="",
+                                                        role="admin"),
+        "undelivered": [{"key": r.key, "recipient": r.recipient, "subject": r.subject,
+                         "state": r.state, "error": r.error} for r in rows],
+        "undelivered_keys": keys,
+    }
+    return Desired(
+        key=f"{group.id}/-/undelivered/{group.admin.email}/{digest}", group=group.id,
+        meeting="-", rule="undelivered", kind=NOTICE, recipient=group.admin, send_at=at,
+        latest=at + timedelta(days=7),
+        subject=render(group, "undelivered", "subject", context),
+        reason=f"{len(rows)} message(s) could not be delivered", template="undelivered",
+        context=context)
+
+
+MINUTES = "minutes"
+
+
+def minutes_messages(group: Group, state: State, now: datetime,
+                     horizon: list[datetime]) -> list[Desired]:
+    """The minutes of each meeting that has a file in the group's minutes folder, to every
+    member, held for approval (``minutes_approval``) until released; a member who joined
+    since the minutes before gets the joining instructions too, once."""
+    out = []
+    received = _minutes_received(group, state)
+    for meeting in group.meetings:
+        path = group.minutes.get(meeting.id)
+        if path is None:
+            continue
+        send_at = max(meeting.end, group.go_live).astimezone(UTC)
+        latest = meeting.end.astimezone(UTC) + timedelta(days=90)
+        if latest <= now:
+            continue
+        horizon.append(latest)
+        prefix = f"{group.id}/{meeting.id}/minutes/"
+        released = any(k.startswith(prefix) and st in ("planned", "retry", "sending", "sent")
+                       for k, st in state.keys.items())
+        hold = group.minutes_approval != "none" and not released
+        shared = {
+            "group": shared_context_group(group), "organiser": person(group.organiser),
+            "admin": person(group.admin), "meeting": meeting_context(group, meeting, state),
+            "file": path.name}
+        for m in group.members:
+            new = _newcomer(group, meeting, m.email, received, state)
+            ctx = dict(shared, recipient=member(m), new_member=new)
+            out.append(Desired(
+                key=prefix + m.email, group=group.id,
+                meeting=meeting.id, rule=MINUTES, kind=MINUTES, recipient=m, send_at=send_at,
+                latest=latest, subject=render(group, "minutes", "subject", ctx),
+                reason=f"minutes of {meeting.id} ({path.name})"
+                       + ("; with the joining instructions" if new else ""),
+                template="minutes", context=ctx, initial="held" if hold else "planned"))
+        if group.minutes_approval == "chair" and group.chair is not None:
+            ctx = dict(shared, recipient=member(group.chair), new_member=False)
+            out.append(Desired(
+                key=approval_key(group, meeting.id, group.chair.email, path), group=group.id,
+                meeting=meeting.id, rule=MINUTES, kind=APPROVAL,
+                recipient=group.chair, send_at=send_at, latest=latest,
+                subject=render(group, "approval_request", "subject", ctx),
+                reason=f"the chair is asked to approve the minutes of {meeting.id}",
+                template="approval_request", context=ctx))
+    return out
+
+
+def approval_key(group: Group, meeting: str, chair: str, path: Path) -> str:
+    """One request per version of the file: a corrected file is a new request, and an
+    APPROVE of an older one releases nothing."""
+    version = hashlib.sha256(path.read_bytes()).hexdigest()[:10] if path.exists() else "-"
+    return f"{group.id}/{meeting}/minutes-approval/{chair}/{version}"
+
+
+def _minutes_received(group: Group, state: State) -> dict[str, set[str]]:
+    """Per member, the meetings whose minutes they were sent (or are being sent)."""
+    out: dict[str, set[str]] = {}
+    for key, st in state.keys.items():
+        parts = key.split("/")
+        if len(parts) == 4 and parts[0] == group.id and parts[2] == MINUTES and st in (
+                "sending", "sent"):
+            out.setdefault(parts[3], set()).add(parts[1])
+    return out
+
+
+def _newcomer(group: Group, meeting: Meeting, email: str, received: dict[str, set[str]],
+              state: State) -> bool:
+    """Whether a member gets the joining instructions with these minutes: they were sent no
+    earlier minutes though others were; or, before clerk circulated any, they were first
+    invited after the meeting before (and after go-live)."""
+    order = [m.id for m in group.meetings]
+    earlier = set(order[:order.index(meeting.id)])
+    if received.get(email, set()) & earlier or meeting.id in received.get(email, set()):
+        return False
+    if any(got & earlier for other, got in received.items() if other != email):
+        return True
+    before = [m for m in group.meetings if m.start < meeting.start and not m.cancelled]
+    since = before[-1].start if before else meeting.start
+    seen = [(e, at) for (g, _u, e, _s), at in state.first_planned.items() if g == group.id]
+    if not seen:
+        return False
+    start = min(at for _, at in seen)  # clerk's first plan: the roster as it stood then
+    joined = min(at for e, at in seen if e == email) if any(e == email for e, _ in seen) \
+        else None
+    return joined is not None and joined > max(since, start + timedelta(hours=1))
+
+
+APPROVAL = "approval_request"

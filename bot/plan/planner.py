@@ -1,0 +1,255 @@
+"""The planner: a pure function from config, state and now to the messages clerk wants sent.
+
+``plan(config, state, now)`` reads nothing and writes nothing. Every message it returns has an
+idempotency key built from stable ids — group, meeting, rule, recipient and, for invitations,
+the invite revision — so planning twice gives the same keys, and the executor's
+insert-if-absent makes a second tick at the same ``now`` send nothing new.
+
+The plan also says until when it stays valid (``valid_until``): the next instant at which
+time alone would change it (a rule's latest time passing). The worker re-plans when that
+instant passes or when config or state change, and otherwise only claims due rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.domain import timeutil, windows
+from bot.domain.model import (
+    Config,
+    Desired,
+    Group,
+    Meeting,
+    Member,
+    Offset,
+    Person,
+    Rule,
+)
+from bot.plan import invites
+from bot.plan.calendar import OWNED_BY_SERVER
+from bot.plan.context import (
+    _chased,
+    _deadline,
+    _series_of,
+    member,
+    person,
+    shared_context,
+)
+from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
+from bot.plan.notices import (
+    _nudge_notes,
+    _undelivered_notice,
+    action_chasers,
+    minutes_messages,
+)
+from bot.plan.state import State
+from bot.render import templates
+from bot.render.templates import render
+
+__all__ = ["Plan", "State", "plan"]
+
+
+MISSED = "skipped_late"
+
+SAME_DAY = Offset("0d", 0, "d")
+
+@dataclass(frozen=True)
+class Plan:
+    messages: tuple[Desired, ...]
+    revisions: tuple[NewRevision, ...]
+    valid_until: datetime | None
+
+    def by_key(self) -> dict[str, Desired]:
+        return {m.key: m for m in self.messages}
+
+def message_key(group: str, meeting: str, rule: str, email: str, sequence: int | None,
+                method: str = REQUEST) -> str:
+    """The idempotency key; invitations add r<SEQUENCE> (a REQUEST) or c<SEQUENCE> (a CANCEL)."""
+    key = f"{group}/{meeting}/{rule}/{email}"
+    if sequence is None:
+        return key
+    return f"{key}/{'c' if method == CANCEL else 'r'}{sequence}"
+
+def latest_time(group: Group, meeting: Meeting, rule: Rule, send_at: datetime) -> datetime:
+    """The last instant a message may still go: past it, it is recorded skipped_late."""
+    series = _series_of(group, meeting)
+    if series is not None:  # a series' invitations are useful until its last meeting
+        return max(o.start for o in series.occurrences).astimezone(UTC)
+    if rule.latest is not None:
+        return timeutil.apply_offset(meeting.start, rule.latest, rule.at)
+    if rule.kind in ("request", "chaser"):
+        deadline = _deadline(group, meeting, _chased(group, rule) or rule)
+        if deadline is not None:
+            return deadline
+    if rule.kind == "minutes_due":
+        return send_at + timedelta(days=7)
+    return meeting.start.astimezone(UTC)
+
+def audience(group: Group, rule: Rule) -> list[Person]:
+    if rule.to == "admin":
+        return [group.admin]
+    if rule.to == "chair":
+        return [group.chair] if group.chair else [group.admin]
+    if rule.to == "leads":
+        return list(group.leads())
+    return list(group.members)
+
+def plan(config: Config, state: State, now: datetime) -> Plan:
+    messages: list[Desired] = []
+    revisions: list[NewRevision] = []
+    horizon: list[datetime] = []
+    for group in config.groups:
+        for meeting in group.meetings:
+            for rule in group.rules:
+                if meeting.cancelled and rule.kind != "invitation":
+                    continue  # a cancelled meeting gets only its CANCELs
+                if meeting.series and rule.kind == "invitation":
+                    continue  # a series is invited as a whole, below
+                if rule.kind == "minutes_due" and meeting.id in group.minutes:
+                    continue  # the minutes are in: no reminder
+                messages += _plan_rule(group, meeting, rule, state, now, revisions, horizon)
+        for series in group.series:
+            for rule in group.rules:
+                if rule.kind == "invitation":
+                    messages += _plan_rule(group, series.master, rule, state, now, revisions,
+                                           horizon)
+        if state.undelivered.get(group.id):
+            messages.append(_undelivered_notice(group, state.undelivered[group.id]))
+        messages += _nudge_notes(group, state, now, horizon)
+        messages += minutes_messages(group, state, now, horizon)
+    messages += action_chasers(config, state, now, horizon)
+    if config.settings.transport in OWNED_BY_SERVER:
+        messages = _on_server(state, messages)
+    return Plan(tuple(_in_window(config, messages)), tuple(revisions),
+                min(horizon) if horizon else None)
+
+def _on_server(state: State, messages: list[Desired]) -> list[Desired]:
+    """Say in the plan how a server-owned meeting reaches a newcomer (bot/plan/calendar.py)."""
+    out = []
+    for m in messages:
+        held = state.held.get((m.group, m.meeting), {})
+        if m.kind == "invitation" and m.recipient.email not in held and any(
+                h.method == REQUEST for h in held.values()):
+            m = replace(m, reason=f"{m.reason}; a calendar item of their own, so nobody "
+                        "else is mailed")
+        out.append(m)
+    return out
+
+def _in_window(config: Config, messages: list[Desired]) -> list[Desired]:
+    """Each message at its send time, or the group's window's next opening after it."""
+    groups = {g.id: g for g in config.groups}
+    out = []
+    for m in messages:
+        g = groups[m.group]
+        at = windows.next_opening(g.window, g.zone, m.send_at) if g.window else m.send_at
+        if at > m.latest:
+            at = m.send_at  # the window would make it too late: it goes as it was due
+        out.append(m if at == m.send_at else replace(m, send_at=at))
+    return out
+
+def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: datetime,
+               revisions: list[NewRevision], horizon: list[datetime]) -> list[Desired]:
+    send_at = timeutil.apply_offset(meeting.start, rule.send, rule.at)
+    latest = latest_time(group, meeting, rule, send_at)
+    go_live = group.go_live.astimezone(UTC)
+    if latest < go_live:
+        return []  # dated before go-live: never sent, never recorded
+    # a message whose time fell before go-live goes on go-live day, at the rule's time
+    if send_at < go_live:
+        send_at = timeutil.apply_offset(group.go_live, SAME_DAY, rule.at)
+    if latest > now:
+        horizon.append(latest)
+    if rule.kind == "invitation":
+        specs = _invitations(group, meeting, rule, state, now, send_at, latest, revisions)
+    else:
+        specs = [InviteSpec(p, "", -1, -1, send_at, _reason(group, rule), "")
+                 for p in _recipients(group, meeting, rule, state)]
+    initial = "held" if rule.approve else "planned"
+    if latest <= now:
+        # its window has passed: keep what is recorded; report the rule once if it never was
+        if (group.id, meeting.id, rule.id) in state.rules_recorded:
+            specs = [s for s in specs if _key(group, meeting, rule, s) in state.keys]
+        else:
+            initial = MISSED
+            specs = [replace(s, reason=f"{s.reason} (its window had passed when first "
+                             "planned)") for s in specs]
+    shared = shared_context(group, meeting, rule, state)
+    subjects: dict[tuple[str, int], str] = {}  # per (method, sequence) when no one is named
+    return [_desired(group, meeting, rule, s, shared, latest, initial, subjects)
+            for s in specs]
+
+def _key(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec) -> str:
+    seq = spec.sequence if spec.method else None
+    return message_key(group.id, meeting.id, rule.id, spec.recipient.email, seq, spec.method)
+
+def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
+             shared: dict[str, Any], latest: datetime, initial: str,
+             subjects: dict[tuple[str, int], str]) -> Desired:
+    p = spec.recipient
+    context = dict(shared, recipient=member(p) if isinstance(p, Member) else
+                   dict(person(p), organisation="", role=""))
+    kind, template = rule.kind, rule.template
+    if spec.method:
+        context["revision"], context["change"] = spec.sequence, spec.change
+        context["scope"], context["rids"] = spec.scope, list(spec.rids)
+    if spec.method == CANCEL:
+        kind = "occurrence_cancellation" if spec.scope else "cancellation"
+        template = "cancellation"
+    return Desired(
+        key=_key(group, meeting, rule, spec), group=group.id, meeting=meeting.id,
+        rule=rule.id, kind=kind, recipient=p, send_at=spec.send_at, latest=latest,
+        subject=_subject(group, template, context, spec, subjects), reason=spec.reason,
+        template=template, context=context, revision=spec.revision if spec.method else None,
+        sequence=spec.sequence if spec.method else None, initial=initial,
+    )
+
+def _subject(group: Group, template: str, context: dict[str, Any], spec: InviteSpec,
+             cache: dict[tuple[str, int], str]) -> str:
+    if templates.uses(group, template, "subject", "recipient"):
+        return render(group, template, "subject", context)
+    batch = (spec.method, spec.sequence)
+    if batch not in cache:
+        cache[batch] = render(group, template, "subject", context)
+    return cache[batch]
+
+def _recipients(group: Group, meeting: Meeting, rule: Rule, state: State) -> list[Person]:
+    recipients = audience(group, rule)
+    if rule.kind == "chaser":
+        done = {org for (g, m, r, org) in state.submitted
+                if (g, m, r) == (group.id, meeting.id, rule.chases)}
+        recipients = [p for p in recipients if getattr(p, "organisation", None) not in done]
+    return recipients
+
+def _invitations(group: Group, meeting: Meeting, rule: Rule, state: State, now: datetime,
+                 send_at: datetime, latest: datetime,
+                 revisions: list[NewRevision]) -> list[InviteSpec]:
+    held = state.held.get((group.id, meeting.id), {})
+    history = state.revisions.get((group.id, meeting.id), ())
+    series = _series_of(group, meeting)
+    if latest > now:
+        fields = invites.series_fields(series) if series else invites.invite_fields(meeting)
+        current = invites.current_revision(group, meeting.id, fields, history,
+                                           state.revision_created, state.delivered, now,
+                                           revisions)
+    else:
+        current = invites.Current(history[-1].rev if history else 0, now, "")
+    if series is not None and series.cancelled:
+        meeting = replace(meeting, cancelled=True)
+    specs = invites.invitation_specs(
+        group, meeting, held=held, current=current, send_at=send_at, settle=group.settle,
+        first_planned=state.first_planned, now=now)
+    suffix = f" (rule {rule.id} {rule.send.text})"
+    return [replace(s, reason=s.reason + suffix) if s.method == REQUEST else s for s in specs]
+
+def _reason(group: Group, rule: Rule) -> str:
+    if rule.kind == "chaser":
+        return f"chaser for {rule.chases}: no reply from the organisation yet"
+    if rule.kind == "request":
+        return "request for information" + (" to each organisation's lead"
+                                            if rule.to == "leads" else " to every member")
+    return {
+        "invitation": "invitation", "pack": "agenda pack",
+        "minutes_due": "minutes are due: reminder to the admin",
+    }[rule.kind] + f" (rule {rule.id} {rule.send.text})"

@@ -1,0 +1,47 @@
+"""The facts the planner reads: a snapshot of the state store, taken by bot/engine/store.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.domain.model import (
+    Action,
+    Nudge,
+    Revision,
+)
+from bot.plan.invites import Held
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """A message that failed or was parked, not yet reported to the admin."""
+
+    key: str
+    recipient: str
+    subject: str
+    state: str
+    error: str
+    at: datetime
+
+@dataclass(frozen=True)
+class State:
+    """The facts the planner reads, as a snapshot taken by the store."""
+
+    keys: Mapping[str, str] = field(default_factory=dict)  # ledger key -> ledger state
+    rules_recorded: frozenset[tuple[str, str, str]] = frozenset()  # (group, meeting, rule)
+    revisions: Mapping[tuple[str, str], tuple[Revision, ...]] = field(default_factory=dict)
+    delivered: frozenset[tuple[str, str, int]] = frozenset()  # (group, meeting, rev) sent
+    # (group, meeting, request rule, organisation) -> "submitted" | "nil"
+    submitted: Mapping[tuple[str, str, str, str], str] = field(default_factory=dict)
+    revision_created: Mapping[tuple[str, str, int], datetime] = field(default_factory=dict)
+    held: Mapping[tuple[str, str], Mapping[str, Held]] = field(default_factory=dict)
+    first_planned: Mapping[tuple[str, str, str, int], datetime] = field(default_factory=dict)
+    undelivered: Mapping[str, tuple[Undelivered, ...]] = field(default_factory=dict)
+    # (group, meeting or series, original start or "") -> email -> (PARTSTAT, comment)
+    rsvps: Mapping[tuple[str, str, str], Mapping[str, tuple[str, str]]] = field(
+        default_factory=dict)
+    actions: tuple[Action, ...] = ()  # all of them: open, done and dropped
+    nudges: tuple[Nudge, ...] = ()
+    proposals: tuple[tuple[str, str, str, str], ...] = ()  # (group, meeting, member, item)
