@@ -58,3 +58,9 @@ wait_gone() {
   done
   ! alive "$1"
 }
+
+# Does something listen on 127.0.0.1:$1?
+taken() {
+  # shellcheck disable=SC2016  # $1 is the inner bash's argument
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" </dev/null >/dev/null 2>&1
+}

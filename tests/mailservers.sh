@@ -232,20 +232,20 @@ fi
 
 # The port is free when picked, but another process may take it first: then pick again.
 smtp_port=
+listener=
 for _ in 1 2 3 4 5; do
   port="$(free_port)" || fail "cannot pick a free port"
-  [ -z "$smtp_port" ] || quiet 30 postconf -c "$pf" -MX "127.0.0.1:$smtp_port/inet" \
-    || fail "postconf -MX failed"
-  quiet 30 postconf -c "$pf" -M "127.0.0.1:$port/inet=127.0.0.1:$port inet n - n - - smtpd" \
-    || fail "postconf -M 127.0.0.1:$port/inet failed"
-  smtp_port="$port"
+  [ -z "$listener" ] || quiet 30 postconf -c "$pf" -MX "$listener" || fail "postconf -MX failed"
+  listener="127.0.0.1:$port/inet"
+  quiet 30 postconf -c "$pf" -M "$listener=127.0.0.1:$port inet n - n - - smtpd" \
+    || fail "postconf -M $listener failed"
   if quiet 60 postfix -c "$pf" start; then
+    smtp_port="$port"
     wait_greeting "$smtp_port" "220 " "Postfix"
     break
   fi
-  grep -q "port $port: Address already in use" "$postfix_log" 2>/dev/null \
-    || fail "postfix -c $pf start failed (see $postfix_log)"
-  smtp_port=
+  # (the master's own complaint is lost: it dies before its log service is up)
+  taken "$port" || fail "postfix -c $pf start failed (see $postfix_log)"
 done
 [ -n "$smtp_port" ] || fail "Postfix found no free port"
 
@@ -303,7 +303,8 @@ EOF
     break
   fi
   cat "$dc/start.log" >>"$log"
-  grep -q "Address already in use" "$dc/start.log" || fail "dovecot -c $conf failed"
+  grep -q "Address already in use" "$dc/start.log" || taken "$port" \
+    || fail "dovecot -c $conf failed"
   : >"$dc/start.log"
 done
 [ -n "$imap_port" ] || fail "Dovecot found no free port"

@@ -89,7 +89,7 @@ for _ in 1 2 3 4 5; do
     port="$candidate"
     break
   fi
-  grep -q "could not bind" "$dir/postgres.log" 2>/dev/null \
+  grep -q "could not bind" "$dir/postgres.log" 2>/dev/null || taken "$candidate" \
     || fail "pg_ctl start failed (see $dir/postgres.log)"
 done
 [ -n "$port" ] || fail "PostgreSQL found no free port"
