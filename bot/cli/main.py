@@ -240,13 +240,14 @@ def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None,
 @click.pass_obj
 def preview(obj: Ctx, key: str, now: str | None) -> None:
     """Show the rendered message KEY (headers and parts) without sending it."""
+    from bot.engine import snapshot
     from bot.plan import planner
     from bot.render.email import build
 
     config = obj.config()
     store = obj.store(config)
     at = obj.now(config, now)
-    desired = planner.plan(config, store.snapshot(), at).by_key().get(key)
+    desired = planner.plan(config, snapshot.state(store), at).by_key().get(key)
     if desired is None:
         row = store.row(key)
         why = f"it is in the ledger as {row.state}" if row else "no such key"

@@ -41,8 +41,10 @@ def _action_row(a: Any) -> dict[str, Any]:
 @click.pass_obj
 def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> None:
     """The actions, open first by due date."""
+    from bot.engine import snapshot
+
     config = obj.config()
-    found = [a for a in obj.store(config).actions(_group(config, group_id))
+    found = [a for a in snapshot.actions(obj.store(config), _group(config, group_id))
              if status == "all" or a.status == status]
     found.sort(key=lambda a: (a.status != "open", a.due, a.id))
     if as_json:
@@ -70,35 +72,35 @@ def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | Non
                 meeting: str, topic: str, text: str, as_json: bool) -> None:
     """Record an action."""
 
-    from bot.plan import actions
+    from bot.engine import action_log
 
     config = obj.config()
     group = config.group(_group(config, group_id) or group_id)
     now = obj.now(config)
-    when = _date(due) if due else actions.default_due(group, now)
+    when = _date(due) if due else action_log.default_due(group, now)
     values = {"group_id": group.id, "meeting_id": _meeting_of(group, meeting),
               "topic": topic, "text": text,
-              "owners": actions.owners_of(group, owners),
-              "due": actions.check_due(when, now, group)}
+              "owners": action_log.owners_of(group, owners),
+              "due": action_log.check_due(when, now, group)}
     store = obj.store(config)
     new_id = store.add_action(values, os.environ.get("USER", "admin"), "cli", now)
     if as_json:
-        _json(_action_row(actions.find(store, new_id)))
+        _json(_action_row(action_log.find(store, new_id)))
     else:
         click.echo(f"added #{new_id}, due {when}")
 
 
 def _change(obj: Ctx, action_id: int, command: str, as_json: bool, **kw: Any) -> None:
-    from bot.plan import actions
+    from bot.engine import action_log
 
     config = obj.config()
     store = obj.store(config)
-    action = actions.find(store, action_id)
-    said = actions.apply(store, config.group(action.group), action, command,
+    action = action_log.find(store, action_id)
+    said = action_log.apply(store, config.group(action.group), action, command,
                          who=os.environ.get("USER", "admin"), via="cli",
                          now=obj.now(config), **kw)
     if as_json:
-        _json(_action_row(actions.find(store, action_id)))
+        _json(_action_row(action_log.find(store, action_id)))
     else:
         click.echo(said)
 
@@ -108,10 +110,11 @@ def _change(obj: Ctx, action_id: int, command: str, as_json: bool, **kw: Any) ->
 @click.pass_obj
 def actions_export(obj: Ctx, group_id: str | None) -> None:
     """Print the action log as CSV (open it in Excel; `import` reads it back)."""
-    from bot.plan import actions
+    from bot.engine import action_log, snapshot
 
     config = obj.config()
-    click.echo(actions.to_csv(obj.store(config).actions(_group(config, group_id))), nl=False)
+    found = snapshot.actions(obj.store(config), _group(config, group_id))
+    click.echo(action_log.to_csv(found), nl=False)
 
 
 @actions_cli.command("import")
@@ -122,7 +125,7 @@ def actions_import(obj: Ctx, path: str) -> None:
     nothing is imported until all are right."""
     from pathlib import Path
 
-    from bot.plan import actions
+    from bot.engine import action_log, snapshot
 
     config = obj.config()
     store = obj.store(config)
@@ -131,8 +134,8 @@ def actions_import(obj: Ctx, path: str) -> None:
         text = Path(path).read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise _usage_error(f"{path} is not UTF-8: save it from Excel as 'CSV UTF-8'") from None
-    rows = actions.from_csv(text, path, {g.id: g for g in config.groups},
-                            {a.id: a for a in store.actions()}, now)
+    rows = action_log.from_csv(text, path, {g.id: g for g in config.groups},
+                            {a.id: a for a in snapshot.actions(store)}, now)
     added, updated = store.import_actions(rows, os.environ.get("USER", "admin"),
                                           f"csv {Path(path).name}", now)
     click.echo(f"added {added}, updated {updated} action(s)")
@@ -195,8 +198,8 @@ def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes:
     (.docx, .md or .txt); names are matched to the roster and every doubt reported."""
     from pathlib import Path
 
+    from bot.engine import action_log
     from bot.listen import minutes
-    from bot.plan import actions
 
     config = obj.config()
     group = _meeting_group(config, meeting, group_id)
@@ -216,7 +219,7 @@ def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes:
         return minutes.Match((options[pick - 1].email,), f"{item.owner_text!r} → "
                              f"{options[pick - 1].name} (chosen)") if pick else found
 
-    plan = minutes.plan_import(group, meeting, items, due=actions.default_due(group, now),
+    plan = minutes.plan_import(group, meeting, items, due=action_log.default_due(group, now),
                                seen=store.sources(), choose=choose)
     following = [m for m in group.meetings if m.start > next(
         x.start for x in group.meetings if x.id == meeting) and not m.cancelled]
@@ -259,7 +262,7 @@ def minutes_send(obj: Ctx, path: str, meeting: str, group_id: str | None) -> Non
     import shutil
     from pathlib import Path
 
-    from bot.config import MINUTES_FOLDER, MINUTES_TYPES
+    from bot.config.files import MINUTES_FOLDER, MINUTES_TYPES
 
     config = obj.config()
     group = _meeting_group(config, meeting, group_id)

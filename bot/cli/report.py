@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.domain import timeutil
 from bot.domain.model import Config, Desired
+from bot.engine import snapshot
 from bot.engine.store import Store
 from bot.plan import context, planner
 
@@ -35,7 +36,7 @@ def _iso(value: datetime | None, zone: Any = None) -> str | None:
 def plan_rows(config: Config, store: Store, now: datetime, *, since: datetime | None = None,
               until: datetime | None = None, group: str | None = None) -> list[dict[str, Any]]:
     """Every message clerk will send (and has sent), with its state at ``now``."""
-    state = store.snapshot()
+    state = snapshot.state(store)
     plan = planner.plan(config, state, now)
     zones = {g.id: timeutil.zone(g.zone) for g in config.groups}
     rows: list[dict[str, Any]] = []
@@ -83,7 +84,7 @@ def status(config: Config, store: Store, now: datetime,
            group: str | None = None) -> dict[str, Any]:
     groups = [g for g in config.groups if group is None or g.id == group]
     meetings = []
-    state = store.snapshot()
+    state = snapshot.state(store)
     for g in groups:
         tz = timeutil.zone(g.zone)
         upcoming = [m for m in g.meetings if m.end > now and not m.cancelled][:3]

@@ -4,7 +4,6 @@ TOML table by its declarations and records every problem with its file, line and
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -193,21 +192,3 @@ class Reader:
             except ValueError as exc:
                 self.problem(key, str(exc), table=table, index=index, name=name)
         return out
-
-
-def read_toml(path: Path, problems: list[Problem]) -> tuple[dict[str, Any], str] | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem(str(path), f"cannot read: {exc}"))
-        return None
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        line = int(m.group(1)) if m else None
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        problems.append(Problem(str(path), f"not valid TOML: {message}", line=line,
-                                hint="see https://toml.io for the syntax"))
-        return None
-

@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 from bot.domain import windows
 from bot.domain.errors import TransportError
 from bot.domain.model import Config, Desired
+from bot.domain.tokens import ANSWERABLE, make_token
+from bot.engine import snapshot
 from bot.engine.store import Store
-from bot.listen.replies import ANSWERABLE, make_token
 from bot.plan import calendar, planner
 from bot.plan.planner import Plan
 from bot.render import email as render_email
 from bot.transports.base import Mail, Transport
+from bot.transports.calendar import INVITE_KINDS, RESPONSES, is_calendar
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -116,7 +118,7 @@ class Executor:
         if (plan is not None and stamp == self._stamp
                 and (plan.valid_until is None or now < plan.valid_until)):
             return plan, None
-        state = self.store.snapshot()
+        state = snapshot.state(self.store)
         plan = planner.plan(self.config, state, now)
         counts = self.record(plan, now, state.keys)
         # the facts as they were when the snapshot was taken (read before it), plus our own
@@ -136,7 +138,8 @@ class Executor:
         recorded = updated = withdrawn = 0
         with self.store.atomic() as conn:
             for r in plan.revisions:
-                self.store.record_revision(conn, r.group, r.meeting, r.revision, r.replaces,
+                self.store.record_revision(conn, r.group, r.meeting, r.revision.rev,
+                                           r.revision.digest, r.revision.fields, r.replaces,
                                            r.restart, now)
             if plan.revisions:
                 self.store.bump_facts(conn)
@@ -183,7 +186,7 @@ class Executor:
         """Settle rows a crash left in ``sending``: sent if the transport has them."""
         meetings = []
         for row in self.store.in_doubt():
-            if self.on_calendar and row.kind in calendar.INVITE_KINDS:
+            if self.on_calendar and row.kind in INVITE_KINDS:
                 meetings.append(row)
                 continue
             try:
@@ -246,7 +249,7 @@ class Executor:
                     if self._window_shut(row.group_id, now, row.latest_at):
                         continue  # released (approved, retried) while it is shut: wait for it
                     d = self._by_key.get(row.key)
-                    if self.on_calendar and d is not None and d.kind in calendar.INVITE_KINDS:
+                    if self.on_calendar and d is not None and d.kind in INVITE_KINDS:
                         meetings.setdefault((d.group, d.meeting), []).append(row.key)
                         continue  # one change per meeting, below
                     if (row.attempts and lookups and (row.last_error or "").startswith(IN_DOUBT)
@@ -510,7 +513,7 @@ class Executor:
 
     @property
     def on_calendar(self) -> bool:
-        return calendar.is_calendar(self.transport)
+        return is_calendar(self.transport)
 
     def _sync_meeting(self, group_id: str, unit: str, keys: list[str], now: datetime,
                       result: TickResult) -> None:
@@ -541,7 +544,7 @@ class Executor:
             for k in claimed:
                 self._fail(k, now, f"cannot render: {exc}", result)
             return
-        parts = self.store.calendar_parts(name, group_id, unit).get((group_id, unit), [])
+        parts = snapshot.calendar_parts(self.store, name, group_id, unit).get((group_id, unit), [])
         transport: Any = self.transport
         if any(self.store.row(k).attempts > 1 for k in claimed):
             # tried before: the server may have done it and its answer been lost; ask it
@@ -606,7 +609,7 @@ class Executor:
     def _recover_meeting(self, group_id: str, unit: str, found: list[Any], now: datetime,
                          result: TickResult) -> None:
         transport: Any = self.transport
-        kept = self.store.calendar_parts(transport.name, group_id, unit).get(
+        kept = snapshot.calendar_parts(self.store, transport.name, group_id, unit).get(
             (group_id, unit), [])
         try:
             group = self.config.group(group_id)
@@ -645,7 +648,7 @@ class Executor:
             return
         transport: Any = self.transport
         items: dict[str, tuple[str, str, int]] = {}
-        for (group_id, unit), parts in self.store.calendar_parts(transport.name).items():
+        for (group_id, unit), parts in snapshot.calendar_parts(self.store, transport.name).items():
             try:
                 ends = calendar.ends(self.config.group(group_id), unit)
             except KeyError:
@@ -669,14 +672,14 @@ class Executor:
     def _record_answers(self, items: Mapping[str, tuple[str, str, int]],
                         answers: Mapping[str, Mapping[str, str]], now: datetime,
                         result: TickResult) -> None:
-        known = self.store.snapshot().rsvps
+        known = snapshot.state(self.store).rsvps
         for item_id, by_email in answers.items():
             if item_id not in items:
                 continue
             group_id, unit, revision = items[item_id]
             had = known.get((group_id, unit, ""), {})
             for email, partstat in by_email.items():
-                if partstat not in calendar.RESPONSES or had.get(email, ("",))[0] == partstat:
+                if partstat not in RESPONSES or had.get(email, ("",))[0] == partstat:
                     continue
                 self.store.record_rsvp(group_id, unit, "", email, partstat, "", revision, now)
                 result.read += 1
@@ -722,7 +725,7 @@ class Executor:
 
     def _dry_run(self, now: datetime, result: TickResult) -> TickResult:
         """What a tick would do at ``now``, writing nothing."""
-        state = self.store.snapshot()
+        state = snapshot.state(self.store)
         plan = planner.plan(self.config, state, now)
         for d in plan.messages:
             current = state.keys.get(d.key)

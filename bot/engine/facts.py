@@ -13,7 +13,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bot.domain.model import Action
 from bot.engine.schema import (
     DELIVERED,
     action_history,
@@ -126,23 +125,17 @@ class Facts:
                                                sequence=sequence, at=now))
             self.bump_facts(conn)
 
-    def calendar_parts(self, transport: str, group: str | None = None,
-                       unit: str | None = None) -> dict[tuple[str, str], list[Any]]:
-        """The calendar items clerk keeps on ``transport``'s server, by (group, unit)."""
-        from bot.plan.calendar import Part
-
+    def calendar_rows(self, transport: str, group: str | None = None,
+                      unit: str | None = None) -> list[Any]:
+        """The calendar items clerk keeps on ``transport``'s server (bot/engine/snapshot.py
+        makes them :class:`Part` values)."""
         q = sa.select(calendar_items).where(calendar_items.c.transport == transport)
         if group is not None:
             q = q.where(calendar_items.c.group_id == group)
         if unit is not None:
             q = q.where(calendar_items.c.unit == unit)
-        out: dict[tuple[str, str], list[Any]] = {}
         with self.engine.connect() as conn:
-            for r in conn.execute(q.order_by(calendar_items.c.part)):
-                out.setdefault((r.group_id, r.unit), []).append(Part(
-                    r.part, r.item_id, tuple((n, e) for n, e in json.loads(r.attendees)),
-                    r.revision, bool(r.cancelled), r.change_key))
-        return out
+            return list(conn.execute(q.order_by(calendar_items.c.part)))
 
     def save_parts(self, transport: str, group: str, unit: str, parts: Sequence[Any],
                    now: datetime) -> None:
@@ -289,15 +282,13 @@ class Facts:
                                                         what=what, via=via))
             self.bump_facts(conn)
 
-    def actions(self, group: str | None = None) -> list[Action]:
+    def action_rows(self, group: str | None = None) -> list[Any]:
+        """The action log's rows (bot/engine/snapshot.py makes them :class:`Action` values)."""
         q = sa.select(actions).order_by(actions.c.id)
         if group:
             q = q.where(actions.c.group_id == group)
         with self.engine.connect() as conn:
-            return [Action(id=r.id, group=r.group_id, meeting=r.meeting_id, topic=r.topic,
-                           text=r.text, owners=tuple(json.loads(r.owners)), due=r.due,
-                           status=r.status, completed=r.completed, created=r.created_at)
-                    for r in conn.execute(q)]
+            return list(conn.execute(q))
 
     def action_history(self, action_id: int) -> list[Any]:
         with self.engine.connect() as conn:

@@ -24,8 +24,10 @@ from typing import Any
 
 from bot.domain.errors import UsageError
 from bot.domain.model import Config, Group, Member
+from bot.domain.tokens import ANSWERABLE, check_token
+from bot.engine import action_log, snapshot
 from bot.engine.store import Store
-from bot.listen.replies import ANSWERABLE, Answer, Incoming, check_token
+from bot.listen.replies import Answer, Incoming
 from bot.plan import actions
 from bot.plan.calendar import OWNED_BY_SERVER
 from bot.plan.notices import approval_key
@@ -203,7 +205,7 @@ class Inbox:
             why = answer.reason or "no DONE, NEW DATE or UPDATE on the first line"
             return Outcome(False, f"{why}: not applied")
         listed_by = row.sent_at or now  # what the chaser listed: nothing newer
-        mine = [a for a in self.store.actions() if a.status == "open"  # in all their groups
+        mine = [a for a in snapshot.actions(self.store) if a.status == "open"  # in all their groups
                 and a.created <= listed_by
                 and (row.recipient in a.owners or (actions.ALL in a.owners
                                                    and a.group == group.id))]
@@ -213,7 +215,7 @@ class Inbox:
             return Outcome(False, f"say which action ({listed}), e.g. \"DONE #12\": "
                                   "not applied")
         try:
-            result = actions.apply(self.store, self.config.group(chosen[0].group), chosen[0],
+            result = action_log.apply(self.store, self.config.group(chosen[0].group), chosen[0],
                                    str(answer.command),
                                    who=sender, via=f"reply {incoming.message_id or ''}",
                                    now=now, new_date=answer.date, text=answer.argument)

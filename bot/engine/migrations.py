@@ -7,15 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.engine import schema as s
-
-if TYPE_CHECKING:
-    from bot.engine.store import Store
 
 
 def _initial(conn: Connection) -> None:
@@ -82,17 +78,17 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
 ]
 
 
-def apply(store: Store) -> list[str]:
-    """Apply every migration not yet recorded; return the names applied."""
+def apply(conn: Connection) -> list[str]:
+    """Apply every migration not yet recorded, in the transaction ``conn`` is in; return the
+    names applied."""
     applied: list[str] = []
-    with store.atomic() as conn:
-        s.migrations_table.create(conn, checkfirst=True)
-        done = set(conn.execute(sa.select(s.migrations_table.c.name)).scalars())
-        for name, step in MIGRATIONS:
-            if name in done:
-                continue
-            step(conn)
-            conn.execute(s.migrations_table.insert().values(name=name,
-                                                            applied_at=datetime.now(UTC)))
-            applied.append(name)
+    s.migrations_table.create(conn, checkfirst=True)
+    done = set(conn.execute(sa.select(s.migrations_table.c.name)).scalars())
+    for name, step in MIGRATIONS:
+        if name in done:
+            continue
+        step(conn)
+        conn.execute(s.migrations_table.insert().values(name=name,
+                                                        applied_at=datetime.now(UTC)))
+        applied.append(name)
     return applied

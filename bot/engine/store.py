@@ -21,7 +21,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bot.domain.model import Nudge, Revision
 from bot.engine.facts import Facts
 from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
     ACTIVE,
@@ -43,7 +42,6 @@ from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in 
     rsvps,
     submissions,
 )
-from bot.plan.invites import Held
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
@@ -195,7 +193,8 @@ class Store(Facts):
     def migrate(self) -> list[str]:
         from bot.engine.migrations import apply
 
-        return apply(self)
+        with self.atomic() as conn:
+            return apply(conn)
 
     # --- facts the planner reads -------------------------------------------------------
 
@@ -211,73 +210,20 @@ class Store(Facts):
         if not updated:
             conn.execute(meta.insert().values(name="facts", value="1"))
 
-    def snapshot(self) -> Any:
-        from bot.plan.state import State, Undelivered
-
-        with self.engine.connect() as conn:
-            keys: dict[str, str] = {}
-            recorded: set[tuple[str, str, str]] = set()
-            delivered: set[tuple[str, str, int]] = set()
-            held: dict[tuple[str, str], dict[str, Held]] = {}
-            first: dict[tuple[str, str, str, int], datetime] = {}
-            rows = conn.execute(sa.select(
-                ledger.c.key, ledger.c.state, ledger.c.group_id, ledger.c.meeting_id,
-                ledger.c.rule_id, ledger.c.revision, ledger.c.sequence, ledger.c.kind,
-                ledger.c.recipient, ledger.c.recipient_name, ledger.c.created_at))
-            for key, state, g, m, r, rev, seq, kind, email, name, planned_at in rows:
-                keys[key] = state
-                recorded.add((g, m, r))
-                if seq is None:
-                    continue
-                first[(g, m, email, seq)] = planned_at
-                if state in DELIVERED:
-                    if kind != "cancellation":
-                        delivered.add((g, m, rev))
-                    mine = held.setdefault((g, m), {})
-                    if email not in mine or mine[email].sequence < seq:
-                        method = "CANCEL" if kind == "cancellation" else "REQUEST"
-                        mine[email] = Held(seq, method, rev, name,
-                                           partial=kind == "occurrence_cancellation")
-            revisions: dict[tuple[str, str], tuple[Revision, ...]] = {}
-            created: dict[tuple[str, str, int], datetime] = {}
-            for row in conn.execute(sa.select(invite_revisions).order_by(
-                    invite_revisions.c.rev)):
-                revisions[(row.group_id, row.meeting_id)] = (
-                    *revisions.get((row.group_id, row.meeting_id), ()),
-                    Revision(row.rev, row.digest, json.loads(row.fields)))
-                created[(row.group_id, row.meeting_id, row.rev)] = row.created_at
-            submitted = {(r.group_id, r.meeting_id, r.rule_id, r.organisation): r.status
-                         for r in conn.execute(sa.select(submissions))}
-            answers: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = {}
-            for r in conn.execute(sa.select(rsvps)):
-                answers.setdefault((r.group_id, r.unit, r.rid), {})[r.email] = (r.partstat,
-                                                                             r.comment)
-        undelivered = {g: tuple(Undelivered(r.key, r.recipient, r.subject, r.state,
-                                            r.last_error or "", r.updated_at) for r in rows)
-                       for g, rows in self.undelivered().items()}
-        return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
-                     delivered=frozenset(delivered), submitted=submitted,
-                     revision_created=created, held=held, first_planned=first,
-                     undelivered=undelivered, rsvps=answers, actions=tuple(self.actions()),
-                     nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text,
-                                        r.window_start, r.window_end, r.source)
-                                  for r in self.nudges()),
-                     proposals=tuple(self.proposals()))
-
-    def record_revision(self, conn: Connection, group: str, meeting: str, revision: Revision,
-                        replaces: bool, restart: bool, now: datetime) -> None:
-        values: dict[str, Any] = {"digest": revision.digest, "fields": json.dumps(revision.fields,
-                                                                  sort_keys=True)}
+    def record_revision(self, conn: Connection, group: str, meeting: str, rev: int,
+                        digest: str, fields: dict[str, Any], replaces: bool, restart: bool,
+                        now: datetime) -> None:
+        values: dict[str, Any] = {"digest": digest, "fields": json.dumps(fields, sort_keys=True)}
         where = sa.and_(invite_revisions.c.group_id == group,
                         invite_revisions.c.meeting_id == meeting,
-                        invite_revisions.c.rev == revision.rev)
+                        invite_revisions.c.rev == rev)
         if replaces:
             if restart:  # an update edited again: its settle window starts over
                 values["created_at"] = now
             conn.execute(invite_revisions.update().where(where).values(**values))
         else:
             conn.execute(invite_revisions.insert().values(
-                group_id=group, meeting_id=meeting, rev=revision.rev, created_at=now, **values))
+                group_id=group, meeting_id=meeting, rev=rev, created_at=now, **values))
 
     # --- the ledger --------------------------------------------------------------------
 

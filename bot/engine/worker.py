@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from bot import config as config_mod
+from bot.config.files import stat_signature
 from bot.domain.errors import ClerkError
 from bot.domain.timeutil import utcnow
 from bot.engine.executor import Executor
@@ -29,13 +30,13 @@ class Worker:
         self.executor = executor
         self.folder = folder
         self.clock = clock  # the real clock, or a rehearsal's (``clerk --now TIME run``)
-        self.signature = config_mod.stat_signature(folder)
+        self.signature = stat_signature(folder)
         self.stop = executor.stop
         self.ticks = 0
 
     def reload_if_changed(self) -> None:
         """Pick up config edits; a config with problems is reported and the old one kept."""
-        signature = config_mod.stat_signature(self.folder)
+        signature = stat_signature(self.folder)
         if signature == self.signature:
             return
         self.signature = signature

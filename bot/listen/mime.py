@@ -4,20 +4,12 @@ bot/listen/answers.py."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from email.message import Message
-
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class Unusable(Exception):
     """What is wrong with the message; :func:`read` returns it as ``unusable``."""
-
-
-def clean(text: str) -> str:
-    """One line, fit for a header: no CR, LF or other controls, no lone surrogates."""
-    return " ".join(_CONTROLS.sub(" ", text).split())
 
 
 def header_text(msg: Message, name: str) -> str:

@@ -36,9 +36,6 @@ matched even when its client drops In-Reply-To.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 from collections.abc import Iterator
 from contextlib import suppress
@@ -53,8 +50,9 @@ from typing import Any, Literal
 
 from icalendar import Calendar
 
+from bot.domain.tokens import IN_SUBJECT, clean
 from bot.listen.answers import Answer, answer
-from bot.listen.mime import Unusable, clean, header_text, leaf_parts, part_filename, part_text
+from bot.listen.mime import Unusable, header_text, leaf_parts, part_filename, part_text
 
 Kind = Literal["rsvp", "bounce", "auto_reply", "answer", "unusable"]
 MAX_ATTACHMENT = 10 * 1024 * 1024
@@ -101,32 +99,6 @@ class Incoming:
     reason: str = ""  # unusable: what is wrong; auto_reply: which mark it bore
 
 
-_TOKEN = re.compile(r"\[#([a-z2-7]{10})\]", re.IGNORECASE)
-
-
-# the messages whose subjects carry a [#token]: an answer to one is matched (and, for actions
-# and approvals, trusted) by the token even when its client drops In-Reply-To
-ANSWERABLE = ("request", "chaser", "action_chaser", "approval_request")
-
-
-def make_token(secret: bytes, key: str) -> str:
-    digest = hmac.new(secret, key.encode(), hashlib.sha256).digest()
-    return base64.b32encode(digest).decode().lower()[:10]
-
-
-def check_token(secret: bytes, key: str, token: str) -> bool:
-    given = token.strip().lower().encode("utf-8", "replace")
-    return hmac.compare_digest(make_token(secret, key).encode(), given)
-
-
-def tag_subject(subject: str, token: str) -> str:
-    """``subject [#token]``; a subject that already carries the tag is left as it is."""
-    if not re.fullmatch(r"[a-z2-7]{10}", token):
-        raise ValueError(f"not a clerk token: {token!r}")
-    tag, subject = f"[#{token}]", clean(subject)
-    return subject if tag in subject else f"{subject} {tag}".strip()
-
-
 def read(raw: bytes | EmailMessage, *, max_attachment: int = MAX_ATTACHMENT) -> Incoming:
     """What ``raw`` is; never raises."""
     head = Incoming(kind="unusable")
@@ -170,7 +142,7 @@ def _head(msg: Message) -> Incoming:
     sender, name = _sender(msg)
     subject = clean(header_text(msg, "Subject"))
     own, parent = (_IDS.findall(header_text(msg, h)) for h in ("Message-ID", "In-Reply-To"))
-    token = _TOKEN.search(subject)
+    token = IN_SUBJECT.search(subject)
     return Incoming(
         kind="unusable", message_id=own[0] if own else None, sender=sender,
         sender_name=name, subject=subject, in_reply_to=parent[0] if parent else None,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.model import Desired, Group, Meeting, Person, Series
-from bot.listen.replies import tag_subject
+from bot.domain.tokens import tag_subject
 from bot.render import mime
 from bot.render.templates import per_group, render
 from bot.transports.base import Mail

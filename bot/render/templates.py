@@ -19,7 +19,7 @@ import jinja2
 import jinja2.meta
 
 from bot.domain.errors import Problem
-from bot.domain.model import Config, Group
+from bot.domain.model import Group
 
 PARTS = ("subject", "txt", "html")
 T = TypeVar("T")
@@ -125,34 +125,27 @@ def _where(exc: Exception, name: str, env: jinja2.Environment) -> tuple[str, int
     return source or name, None
 
 
-def check_templates(config: Config) -> list[Problem]:
-    """Render every template each group uses against an example context."""
-    from bot.plan.context import example_context
-    from bot.plan.notices import other_examples
-
+def check(group: Group, uses: list[tuple[str, str, dict[str, Any]]]) -> list[Problem]:
+    """Render each (rule id, template, example context) of ``uses`` with the group's
+    templates; every template missing or failing is a problem with its file and line."""
     problems: list[Problem] = []
-    for group in config.groups:
-        env = environment(group)
-        uses = [(rule.id, rule.template, example_context(group, rule)) for rule in group.rules]
-        uses += [(rule.id, "cancellation", example_context(group, rule))
-                 for rule in group.rules if rule.kind == "invitation"]
-        uses += [(template, template, context) for template, context in other_examples(group)]
-        for rule_id, template, context in uses:
-            for part in PARTS:
-                name = f"{template}.{part}.j2"
-                try:
-                    env.get_template(name).render(context)
-                except jinja2.TemplateNotFound:
-                    problems.append(Problem(
-                        str(group.folder / "group.toml"), f"template {name} not found",
-                        key=f"rule {rule_id}",
-                        hint=f"add {group.folder / 'templates' / name} or fix `template`"))
-                except Exception as exc:  # any error a template raises is the user's to fix
-                    where, line = _where(exc, name, env)
-                    message = exc.message if isinstance(exc, jinja2.TemplateError) else \
-                        f"{type(exc).__name__}: {exc}"
-                    problems.append(Problem(where, f"template error: {message}", line=line,
-                                            key=f"rule {rule_id}", hint=_hint(exc)))
+    env = environment(group)
+    for rule_id, template, context in uses:
+        for part in PARTS:
+            name = f"{template}.{part}.j2"
+            try:
+                env.get_template(name).render(context)
+            except jinja2.TemplateNotFound:
+                problems.append(Problem(
+                    str(group.folder / "group.toml"), f"template {name} not found",
+                    key=f"rule {rule_id}",
+                    hint=f"add {group.folder / 'templates' / name} or fix `template`"))
+            except Exception as exc:  # any error a template raises is the user's to fix
+                where, line = _where(exc, name, env)
+                message = exc.message if isinstance(exc, jinja2.TemplateError) else \
+                    f"{type(exc).__name__}: {exc}"
+                problems.append(Problem(where, f"template error: {message}", line=line,
+                                        key=f"rule {rule_id}", hint=_hint(exc)))
     return problems
 
 

@@ -43,8 +43,8 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.errors import TransportError
 from bot.domain.recurrence import Pattern, pattern
-from bot.plan.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part
 from bot.transports.base import Mail
+from bot.transports.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part
 from bot.transports.credentials import secret
 from bot.transports.ews import OPTIONS, Ews, lenient
 
@@ -165,8 +165,8 @@ class ExchangeTransport(CalendarTransport):
     def _finish(self, change: MeetingChange, item: Any, reset: bool = False,
                 again: bool = False) -> None:
         """A series' exceptions, once the item is made or changed; a failure keeps the item
-        (:class:`bot.calendar.HalfDone`): the next tick finds its revision done and does only
-        these."""
+        (:class:`bot.transports.calendar.HalfDone`): the next tick finds its revision done and
+        does only these."""
         from exchangelib.items import SEND_TO_NONE
 
         try:

@@ -40,8 +40,8 @@ from urllib.parse import quote
 
 from bot.domain.errors import TransportError
 from bot.domain.options import Option, _float, _int, _str
-from bot.plan.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part, Unanswered
 from bot.transports.base import PROPERTY_SET, Mail
+from bot.transports.calendar import CalendarTransport, HalfDone, MeetingChange, Op, Part, Unanswered
 from bot.transports.credentials import secret
 
 log = logging.getLogger("clerk")

@@ -16,6 +16,7 @@ import pytest
 from bot import config as config_mod
 from bot import transports
 from bot.cli import report
+from bot.engine import snapshot
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.render import email as render_email
@@ -211,8 +212,8 @@ def test_answers_to_a_request_become_submissions_and_stop_the_chasers(
     wait_for("clerk", 3)
     result = clerk_executor().tick(RFI_DAY + timedelta(hours=1))
     assert result.read == 3 and len(result.unprocessed) == 1
-    assert ("qa-leads", "2027-q1", "rfi", "Kent") in store.snapshot().submitted
-    assert ("qa-leads", "2027-q1", "rfi", "Slough") in store.snapshot().submitted
+    assert ("qa-leads", "2027-q1", "rfi", "Kent") in snapshot.state(store).submitted
+    assert ("qa-leads", "2027-q1", "rfi", "Slough") in snapshot.state(store).submitted
     papers = list((tmp_path / "papers" / "qa-leads" / "2027-q1").iterdir())
     assert [p.name for p in papers] == ["kent--kent numbers.xlsx"]
     assert papers[0].read_bytes() == b"PK\x03\x04 numbers"
@@ -313,14 +314,14 @@ def test_done_from_the_owner_closes_an_action_and_a_spoofed_done_does_not(
     assert len(result.unprocessed) == 2
     assert any("only the owner or the admin" in u for u in result.unprocessed)
     assert any("without its [#token]" in u for u in result.unprocessed)
-    assert {a.status for a in store.actions()} == {"open"}
+    assert {a.status for a in snapshot.actions(store)} == {"open"}
     # aman's own DONE closes his action, and his chasers stop
     smtp_send(answer(chaser, aman, "DONE, shared on the website"), aman, [ORGANISER])
     wait_queue_empty()
     wait_for("clerk", 1)
     result = clerk_executor().tick(chase_day + timedelta(minutes=20))
     assert result.unprocessed == []
-    status = {a.id: a.status for a in store.actions()}
+    status = {a.id: a.status for a in snapshot.actions(store)}
     assert status == {ids[0]: "done", ids[1]: "open"}
     history = [h.what for h in store.action_history(ids[0])]
     assert history == ["added", "DONE"]

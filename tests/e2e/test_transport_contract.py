@@ -15,7 +15,7 @@ import pytest
 
 from bot import config as config_mod
 from bot.domain.errors import TransportError
-from bot.listen.replies import make_token
+from bot.domain.tokens import make_token
 from bot.plan.planner import plan
 from bot.plan.state import State
 from bot.render import email as render_email
@@ -215,8 +215,8 @@ def _change(revision: int, invite: tuple[tuple[str, str], ...] = (),
     from zoneinfo import ZoneInfo
 
     from bot.domain.model import Person
-    from bot.plan.calendar import Attendee, Content, MeetingChange
     from bot.render.ical import EventSpec
+    from bot.transports.calendar import Attendee, Content, MeetingChange
 
     start = datetime(2027, 1, 14, 14, tzinfo=ZoneInfo("Europe/London"))
     return MeetingChange(

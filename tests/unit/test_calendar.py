@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.domain.model import Person
-from bot.plan.calendar import Attendee, Content, MeetingChange, Op, Part, merge, operations, settled
+from bot.plan.calendar import merge, operations, settled
 from bot.render.ical import EventSpec
+from bot.transports.calendar import Attendee, Content, MeetingChange, Op, Part
 
 START = datetime(2027, 1, 14, 14, tzinfo=UTC)
 A, B, C, D = (("Ann", "a@x.example"), ("Bo", "b@x.example"), ("Cy", "c@x.example"),

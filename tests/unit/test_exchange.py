@@ -24,10 +24,11 @@ from bot.domain.model import Person
 from bot.domain.recurrence import pattern
 from bot.engine.executor import Executor
 from bot.engine.store import Store
-from bot.plan.calendar import Attendee, Content, MeetingChange, Part, operations
+from bot.plan.calendar import operations
 from bot.render.ical import EventSpec
 from bot.transports import load
 from bot.transports.base import PROPERTY_SET, Mail
+from bot.transports.calendar import Attendee, Content, MeetingChange, Part
 from bot.transports.exchange import ExchangeTransport, recurrence
 from tests import ews_fake
 from tests.conftest import ROOT

@@ -19,15 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar, Event, vCalAddress
 
-from bot.listen.replies import (
-    Answer,
-    Incoming,
-    Rsvp,
-    check_token,
-    make_token,
-    read,
-    tag_subject,
-)
+from bot.domain.tokens import check_token, make_token, tag_subject
+from bot.listen.replies import Answer, Incoming, Rsvp, read
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "replies"
 CLERK = "clerk@network.example"

@@ -1,0 +1,160 @@
+"""The action log as it is kept: what the admin (the CLI, a CSV from Excel) and the owners
+(their replies) do to it. The chasing itself is planned in bot/plan/actions.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from bot.domain import timeutil
+from bot.domain.errors import UsageError
+from bot.domain.model import Action, Group
+from bot.engine import snapshot
+from bot.engine.store import Store
+from bot.plan.actions import ALL
+
+
+def owners_of(group: Group, owners: Iterable[str]) -> tuple[str, ...]:
+    """Validate owners (emails of members, or "all"); UsageError naming the unknown ones."""
+    given = [o.strip().lower() for o in owners if o.strip()]
+    if not given:
+        raise UsageError("an action needs an owner: --owner EMAIL (or --owner all)")
+    if any(o in ("all", ALL) for o in given):
+        return (ALL,)
+    emails = {m.email for m in group.members} | {group.admin.email}
+    unknown = [o for o in given if o not in emails]
+    if unknown:
+        raise UsageError(f"not on the roster of {group.id}: {', '.join(unknown)}; add them to "
+                         "roster.csv first, or check the spelling")
+    return tuple(given)
+
+
+def default_due(group: Group, now: datetime) -> date:
+    """A set time before the next meeting (``[actions] due``), else four weeks from now."""
+    ladder = group.ladder
+    upcoming = [m for m in group.meetings if m.start > now and not m.cancelled]
+    if ladder.due is not None and upcoming:
+        when = timeutil.apply_offset(upcoming[0].start, ladder.due, ladder.at)
+        return when.astimezone(timeutil.zone(group.zone)).date()
+    return (now + timedelta(days=28)).astimezone(timeutil.zone(group.zone)).date()
+
+
+def check_due(due: date, now: datetime, group: Group) -> date:
+    if due < now.astimezone(timeutil.zone(group.zone)).date():
+        raise UsageError(f"{due} is in the past; give a date from today on")
+    return due
+
+
+def find(store: Store, action_id: int) -> Action:
+    found = next((a for a in snapshot.actions(store) if a.id == action_id), None)
+    if found is None:
+        raise UsageError(f"no action #{action_id}; `clerk actions list` shows them")
+    return found
+
+
+def apply(store: Store, group: Group, action: Action, command: str, *, who: str, via: str,
+          now: datetime, new_date: date | None = None, text: str = "") -> str:
+    """DONE, NEW DATE, UPDATE or DROP on an action; returns what was done."""
+    today = now.astimezone(timeutil.zone(group.zone)).date()
+    if action.status != "open" and command != "UPDATE":
+        return f"{action.ref} is already {action.status}"
+    if command == "DONE":
+        store.change_action(action.id, "DONE", who, via, now, status="done", completed=today)
+        return f"{action.ref} done"
+    if command == "DROP":
+        store.change_action(action.id, "dropped", who, via, now, status="dropped")
+        return f"{action.ref} dropped"
+    if command == "NEW DATE" and new_date is not None:
+        check_due(new_date, now, group)
+        store.change_action(action.id, f"NEW DATE {new_date}", who, via, now, due=new_date)
+        return f"{action.ref} now due {new_date}"
+    if command == "UPDATE" and text:
+        store.change_action(action.id, f"UPDATE {text}", who, via, now)
+        return f"{action.ref} updated"
+    raise UsageError(f"cannot {command} {action.ref}")
+
+
+CSV_COLUMNS = ("id", "group", "meeting", "topic", "action", "owners", "due", "status",
+               "completed")
+
+
+def to_csv(found: Iterable[Action]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for a in found:
+        writer.writerow([a.id, a.group, a.meeting, a.topic, a.text,
+                         "all" if ALL in a.owners else "; ".join(a.owners), a.due.isoformat(),
+                         a.status, a.completed.isoformat() if a.completed else ""])
+    return out.getvalue()
+
+
+def from_csv(text: str, where: str, groups: dict[str, Group],
+             known: dict[int, Action], now: datetime) -> list[dict[str, Any]]:
+    """Validate every row of an actions CSV; UsageError listing every bad row (by line) so
+    that nothing is half-imported. Rows without an id are new actions; rows with one update
+    that action. A row marked done with no completion date was completed ``now`` (in its
+    group's zone)."""
+    import csv
+    import io
+
+    from bot.domain.errors import Problem
+
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    if not rows or [c.strip().lower() for c in rows[0]] != list(CSV_COLUMNS):
+        raise UsageError(f"{where}: the first line must be {','.join(CSV_COLUMNS)}")
+    problems: list[Problem] = []
+    out: list[dict[str, Any]] = []
+    for n, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != len(CSV_COLUMNS):
+            problems.append(Problem(where, f"{len(row)} values, expected {len(CSV_COLUMNS)}",
+                                    line=n))
+            continue
+        values = dict(zip(CSV_COLUMNS, (c.strip() for c in row), strict=True))
+        try:
+            out.append(_csv_row(values, groups, known, now))
+        except (UsageError, ValueError) as exc:
+            problems.append(Problem(where, getattr(exc, "message", str(exc)), line=n))
+    if problems:
+        raise UsageError(f"{len(problems)} bad row(s) in {where}; nothing was imported",
+                         problems)
+    return out
+
+
+def _csv_row(v: dict[str, str], groups: dict[str, Group],
+             known: dict[int, Action], now: datetime) -> dict[str, Any]:
+    group = groups.get(v["group"])
+    if group is None:
+        raise UsageError(f"unknown group {v['group']!r}")
+    if v["id"] and (not v["id"].isdigit() or int(v["id"]) not in known):
+        raise UsageError(f"no action #{v['id']} to update")
+    before = known.get(int(v["id"])) if v["id"] else None
+    if before is not None and before.group != group.id:
+        raise UsageError(f"#{before.id} is an action of {before.group}, not {group.id}")
+    if before is not None and before.status != "open" and v["status"] == "open":
+        raise UsageError(f"#{before.id} is {before.status} in clerk since; export again "
+                         "to change it")
+    if not v["action"]:
+        raise UsageError("the action is empty")
+    if v["status"] not in ("open", "done", "dropped"):
+        raise UsageError(f"status {v['status']!r} is not open, done or dropped")
+    if v["meeting"] and v["meeting"] not in {m.id for m in group.meetings}:
+        raise UsageError(f"no meeting {v['meeting']!r} in {group.id}")
+    try:
+        due = date.fromisoformat(v["due"])
+        completed = date.fromisoformat(v["completed"]) if v["completed"] else None
+    except ValueError:
+        raise UsageError("due and completed must be dates like 2027-05-01") from None
+    if v["status"] == "done" and completed is None:
+        completed = (before.completed if before and before.completed
+                     else now.astimezone(timeutil.zone(group.zone)).date())
+    return {"id": int(v["id"]) if v["id"] else None, "group_id": group.id,
+            "meeting_id": v["meeting"], "topic": v["topic"], "text": v["action"],
+            "owners": owners_of(group, v["owners"].split(";")), "due": due,
+            "status": v["status"], "completed": completed}

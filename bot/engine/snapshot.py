@@ -1,0 +1,93 @@
+"""The facts the planner reads, made from the store's rows: a :class:`State` snapshot, the
+action log as :class:`Action` values, a meeting's calendar items as :class:`Part` values.
+The store itself (bot/engine/store.py, facts.py) holds rows and knows none of these types."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot.domain.model import Action, Nudge, Revision
+from bot.engine.schema import DELIVERED, invite_revisions, ledger, rsvps, submissions
+from bot.engine.store import Store
+from bot.plan.invites import Held
+from bot.plan.state import State, Undelivered
+from bot.transports.calendar import Part
+
+
+def state(store: Store) -> State:
+    """Everything the planner reads, as it is now."""
+    with store.engine.connect() as conn:
+        keys: dict[str, str] = {}
+        recorded: set[tuple[str, str, str]] = set()
+        delivered: set[tuple[str, str, int]] = set()
+        held: dict[tuple[str, str], dict[str, Held]] = {}
+        first: dict[tuple[str, str, str, int], datetime] = {}
+        rows = conn.execute(sa.select(
+            ledger.c.key, ledger.c.state, ledger.c.group_id, ledger.c.meeting_id,
+            ledger.c.rule_id, ledger.c.revision, ledger.c.sequence, ledger.c.kind,
+            ledger.c.recipient, ledger.c.recipient_name, ledger.c.created_at))
+        for key, state, g, m, r, rev, seq, kind, email, name, planned_at in rows:
+            keys[key] = state
+            recorded.add((g, m, r))
+            if seq is None:
+                continue
+            first[(g, m, email, seq)] = planned_at
+            if state in DELIVERED:
+                if kind != "cancellation":
+                    delivered.add((g, m, rev))
+                mine = held.setdefault((g, m), {})
+                if email not in mine or mine[email].sequence < seq:
+                    method = "CANCEL" if kind == "cancellation" else "REQUEST"
+                    mine[email] = Held(seq, method, rev, name,
+                                       partial=kind == "occurrence_cancellation")
+        revisions: dict[tuple[str, str], tuple[Revision, ...]] = {}
+        created: dict[tuple[str, str, int], datetime] = {}
+        for row in conn.execute(sa.select(invite_revisions).order_by(
+                invite_revisions.c.rev)):
+            revisions[(row.group_id, row.meeting_id)] = (
+                *revisions.get((row.group_id, row.meeting_id), ()),
+                Revision(row.rev, row.digest, json.loads(row.fields)))
+            created[(row.group_id, row.meeting_id, row.rev)] = row.created_at
+        submitted = {(r.group_id, r.meeting_id, r.rule_id, r.organisation): r.status
+                     for r in conn.execute(sa.select(submissions))}
+        answers: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = {}
+        for r in conn.execute(sa.select(rsvps)):
+            answers.setdefault((r.group_id, r.unit, r.rid), {})[r.email] = (r.partstat,
+                                                                         r.comment)
+    undelivered = {g: tuple(Undelivered(r.key, r.recipient, r.subject, r.state,
+                                        r.last_error or "", r.updated_at) for r in rows)
+                   for g, rows in store.undelivered().items()}
+    return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
+                 delivered=frozenset(delivered), submitted=submitted,
+                 revision_created=created, held=held, first_planned=first,
+                 undelivered=undelivered, rsvps=answers, actions=tuple(actions(store)),
+                 nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text,
+                                    r.window_start, r.window_end, r.source)
+                              for r in store.nudges()),
+                 proposals=tuple(store.proposals()))
+
+
+def action(row: Any) -> Action:
+    return Action(id=row.id, group=row.group_id, meeting=row.meeting_id, topic=row.topic,
+                  text=row.text, owners=tuple(json.loads(row.owners)), due=row.due,
+                  status=row.status, completed=row.completed, created=row.created_at)
+
+
+def actions(store: Store, group: str | None = None) -> list[Action]:
+    """The action log (of ``group``, or all), oldest first."""
+    return [action(r) for r in store.action_rows(group)]
+
+
+def calendar_parts(store: Store, transport: str, group: str | None = None,
+                   unit: str | None = None) -> dict[tuple[str, str], list[Part]]:
+    """The calendar items clerk keeps on ``transport``'s server, by (group, unit)."""
+    out: dict[tuple[str, str], list[Part]] = {}
+    for r in store.calendar_rows(transport, group, unit):
+        out.setdefault((r.group_id, r.unit), []).append(Part(
+            r.part, r.item_id, tuple((n, e) for n, e in json.loads(r.attendees)),
+            r.revision, bool(r.cancelled), r.change_key))
+    return out
