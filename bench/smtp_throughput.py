@@ -57,8 +57,9 @@ import sqlalchemy as sa  # noqa: E402
 from bench.install import example_people, renamed_group  # noqa: E402
 from bot import config as config_mod  # noqa: E402
 from bot import transports  # noqa: E402
-from bot.engine import executor as executor_mod  # noqa: E402
-from bot.engine.executor import Executor, TickResult  # noqa: E402
+from bot.engine import sending as sending_mod  # noqa: E402
+from bot.engine.executor import Executor  # noqa: E402
+from bot.engine.result import TickResult  # noqa: E402
 from bot.engine.store import Store  # noqa: E402
 from bot.render import email as render_email  # noqa: E402
 from bot.transports import smtp as smtp_mod  # noqa: E402
@@ -359,10 +360,10 @@ def breakdown_round(inst: Install) -> tuple[Breakdown, float, int]:
         mock.patch.object(smtp_cls, "ehlo", bd.wrap("connect", smtp_cls.ehlo)),
         mock.patch.object(smtp_cls, "quit", bd.wrap("connect", smtp_cls.quit)),
         # the claim's transaction: begun while MAIL FROM is answered, committed after RCPT
-        mock.patch.object(executor_mod._Claim, "begin",
-                          bd.wrap("begin", executor_mod._Claim.begin)),
-        mock.patch.object(executor_mod._Claim, "__call__",
-                          bd.wrap("claim", executor_mod._Claim.__call__)),
+        mock.patch.object(sending_mod._Claim, "begin",
+                          bd.wrap("begin", sending_mod._Claim.begin)),
+        mock.patch.object(sending_mod._Claim, "__call__",
+                          bd.wrap("claim", sending_mod._Claim.__call__)),
         mock.patch.object(store, "due_keys", bd.wrap("due", store.due_keys)),
         mock.patch.object(ex, "current_plan", bd.wrap("due", ex.current_plan)),
         mock.patch.object(ex, "recover", bd.wrap("due", ex.recover)),

@@ -1,0 +1,31 @@
+"""What one tick did."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class TickResult:
+    """What one tick did; ``clerk tick --json`` prints it (a documented contract)."""
+
+    now: str
+    dry_run: bool = False
+    replanned: bool = False
+    recorded: int = 0
+    updated: int = 0
+    withdrawn: int = 0
+    recovered: int = 0
+    sent: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)
+    parked: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped_late: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stopped: bool = False
+    read: int = 0  # messages read from the mailbox
+    unprocessed: list[str] = field(default_factory=list)  # why each unusable one was
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
