@@ -66,6 +66,14 @@ def group_dir(config_dir: Path) -> Path:
     return config_dir / "example"
 
 
+def second_group(config_dir: Path, group_id: str = "second") -> Path:
+    """A second group beside the example, with the same roster (a member in two groups)."""
+    folder = config_dir / group_id
+    shutil.copytree(EXAMPLE, folder)
+    edit(folder / "group.toml", 'id = "qa-leads"', f'id = "{group_id}"')
+    return folder
+
+
 def edit(path: Path, old: str, new: str) -> None:
     """Replace ``old`` by ``new`` in a config file, failing loudly if ``old`` is absent."""
     text = path.read_text(encoding="utf-8")

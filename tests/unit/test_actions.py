@@ -15,7 +15,7 @@ from click.testing import Result
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
-from tests.conftest import CLI_NOW
+from tests.conftest import CLI_NOW, second_group
 
 T0 = datetime(2027, 1, 15, 12, tzinfo=UTC)  # the day after the first meeting
 KIM = "kim.osei@network.example"
@@ -188,7 +188,7 @@ def test_csv_with_bad_rows_imports_nothing(clerk: Callable[..., Result], tmp_pat
 
 def test_one_digest_across_groups(make_executor: Callable[[], Executor], store: Store,
                                   clerk: Callable[..., Result], config_dir: Path):
-    assert clerk("init", str(config_dir / "second")).exit_code == 0  # the same roster
+    second_group(config_dir)  # the same roster
     add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
     store.add_action({"group_id": "second", "meeting_id": "", "topic": "Board",
                       "text": "Send the board paper", "owners": (AMAN,),
@@ -220,7 +220,7 @@ def test_every_actions_command_speaks_json(clerk: Callable[..., Result]):
 def test_a_csv_never_reopens_or_moves_an_action(clerk: Callable[..., Result], tmp_path: Path,
                                                 config_dir: Path):
     future = (CLI_NOW + timedelta(days=40)).date().isoformat()
-    clerk("init", str(config_dir / "second"))
+    second_group(config_dir)
     clerk("actions", "add", "-g", "qa-leads", "--owner", AMAN, "--due", future, "Share it")
     sheet = tmp_path / "a.csv"
     sheet.write_text(clerk("actions", "export").output, encoding="utf-8")  # #1 open

@@ -88,17 +88,64 @@ def test_preview_renders_without_sending(clerk: Callable[..., Result]):
     assert json.loads(clerk("log", "--json").output) == []
 
 
-def test_init_creates_a_group_that_checks(tmp_path: Path, clerk: Callable[..., Result],
-                                          config_dir: Path):
-    result = clerk("init", str(config_dir / "board-2027"))
+INIT = ["--name", "Thames Valley Safeguarding Leads", "--admin", "Rosa Kent <rosa.kent@tv.example>",
+        "--chair", "Dev Patel <dev.patel@reading.example>", "--organiser",
+        "tv-leads@tv.example", "--first-meeting", "2027-03-11T10:00"]
+
+
+def test_init_starts_a_group_of_its_own(clerk: Callable[..., Result], tmp_path: Path):
+    config = tmp_path / "fresh"
+    config.mkdir()
+    result = clerk("--config", str(config), "init", str(config / "tv-leads"), *INIT)
     assert result.exit_code == 0, result.output
-    text = (config_dir / "board-2027" / "group.toml").read_text()
-    assert 'id = "board-2027"' in text and text.startswith("#")
-    check = clerk("check")
+    group = (config / "tv-leads" / "group.toml").read_text()
+    assert 'id = "tv-leads"' in group and 'name = "Thames Valley Safeguarding Leads"' in group
+    assert "rosa.kent@tv.example" in group and "tv-leads@tv.example" in group
+    assert "go_live = 2026-12-01" in group  # the day it was made (the fixture's --now)
+    # the first meeting and three more, a quarter apart; nothing of the example's
+    assert [line for line in group.splitlines() if line.startswith("start = ")] == [
+        "start = 2027-03-11T10:00:00", "start = 2027-06-11T10:00:00",
+        "start = 2027-09-11T10:00:00", "start = 2027-12-11T10:00:00"]
+    assert "qa-leads" not in group and "Ofsted" not in group and "Kim Osei" not in group
+    assert (config / "tv-leads" / "roster.csv").read_text() == (
+        "name,email,organisation,role\nDev Patel,dev.patel@reading.example,reading.example,"
+        "chair\n")
+    check = clerk("--config", str(config), "check")
     assert check.exit_code == 0, check.output
-    assert "board-2027: 21 members" in check.output
-    again = clerk("init", str(config_dir / "board-2027"))
-    assert again.exit_code == 2 and "not empty" in again.output
+    assert "tv-leads: 1 members" in check.output
+    plan = json.loads(clerk("--config", str(config), "plan", "--json").output)
+    assert {(r["kind"], r["meeting"]) for r in plan} >= {("invitation", "2027-03-11"),
+                                                        ("pack", "2027-03-11")}
+    again = clerk("--config", str(config), "init", str(config / "tv-leads"), *INIT)
+    assert again.exit_code == 2 and "exists and is not empty" in again.output
+
+
+@pytest.mark.parametrize("change,message", [
+    (("--admin", "Rosa Kent"), "--admin 'Rosa Kent': write it like"),
+    (("--organiser", "not-an-address"), "is not an email address"),
+    (("--first-meeting", "next Thursday"), "write it like 2027-03-11T14:00"),
+    (("--first-meeting", "2026-01-15T10:00"), "is before today"),
+    (("--first-meeting", "2027-03-28T01:30"), "does not exist in Europe/London"),
+    (("--zone", "Mars/Olympus"), "unknown time zone"),
+    (("--id", "Not An Id"), "is not an id"),
+])
+def test_init_refuses_what_would_not_work_and_writes_nothing(
+        clerk: Callable[..., Result], tmp_path: Path, change: tuple[str, str], message: str):
+    args = list(INIT)
+    if change[0] in args:
+        args[args.index(change[0]) + 1] = change[1]
+    else:
+        args += change
+    result = clerk("init", str(tmp_path / "g"), *args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "g").exists()
+
+
+def test_init_without_a_terminal_names_what_it_needs(clerk: Callable[..., Result],
+                                                     tmp_path: Path):
+    result = clerk("init", str(tmp_path / "g"), "--name", "A group")
+    assert result.exit_code == 2
+    assert "--admin, --chair, --organiser, --first-meeting" in result.output
 
 
 def test_simulate_shows_a_year_without_touching_the_real_state(
@@ -210,3 +257,47 @@ def test_every_command_acts_at_the_global_now(clerk: Callable[..., Result], tmp_
         (marked,) = conn.execute(sa.select(submissions.c.at)).scalars()
     store.dispose()
     assert marked.isoformat()[:19] == "2027-03-01T09:15:00"
+
+
+@pytest.mark.slow
+def test_init_in_a_terminal_asks_for_what_is_missing(tmp_path: Path):
+    import os
+    import pty
+    import select
+    import sys
+
+    from tests.conftest import ROOT as root
+
+    answers = {"name": "North Downs Leads", "admin": "Rosa Kent <rosa.kent@tv.example>",
+               "chair": "Dev Patel <dev.patel@reading.example>",
+               "mailbox": "nd-leads@tv.example", "meeting": "2027-03-11T10:00"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: clerk in a terminal
+        os.execve(sys.executable, [sys.executable, "-m", "bot.cli", "--now", "2026-12-01",
+                                   "init", str(tmp_path / "nd")],
+                  {**os.environ, "PYTHONPATH": str(root)})
+    seen = ""
+    try:
+        for _ in range(200):
+            ready, _, _ = select.select([fd], [], [], 10)
+            if not ready:
+                break
+            try:
+                chunk = os.read(fd, 4096).decode(errors="replace")
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+            tail = seen.rsplit("\n", 1)[-1]
+            for word, answer in answers.items():
+                if word in tail.lower() and tail.rstrip().endswith(":"):
+                    os.write(fd, answer.encode() + b"\r")
+                    answers.pop(word)
+                    break
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert answers == {}, seen
+    group = (tmp_path / "nd" / "group.toml").read_text()
+    assert 'name = "North Downs Leads"' in group and "start = 2027-03-11T10:00:00" in group
