@@ -38,7 +38,8 @@ leftovers() {
 
 finish() {
   local status=$? pid pids=()
-  trap '' INT TERM HUP  # a second Ctrl-C must not cut the clean-up short
+  # a second Ctrl-C must not cut the clean-up short, nor a reader of our stderr that went away
+  trap '' INT TERM HUP PIPE
   if [ -n "$tests_pid" ] && alive "$tests_pid"; then
     kill -TERM "$tests_pid" 2>/dev/null
     wait_gone "$tests_pid" 10 || kill -KILL "$tests_pid" 2>/dev/null
