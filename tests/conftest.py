@@ -8,6 +8,10 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,9 @@ from click.testing import CliRunner, Result
 from bot import config as config_mod
 from bot.engine.executor import Executor
 from bot.engine.store import Store
+from bot.listen import replies
+from bot.listen.authn import Trust
+from bot.listen.replies import Incoming
 from bot.transports.memory import MemoryTransport
 from tests.ews_fake import ews  # noqa: F401  (a fixture: a fake Exchange Server)
 from tests.graph_fake import graph  # noqa: F401  (a fixture: a fake Microsoft 365)
@@ -110,6 +117,28 @@ def move_series_meeting(toml: Path) -> None:
     """Move the series' 25 March meeting to 29 March: across the spring change."""
     with toml.open("a") as f:
         f.write("\n[[series.occurrence]]\ndate = 2027-03-25\nstart = 2027-03-29T14:00:00\n")
+
+
+# The receiving mail server the tests play: it authenticates a member's mail and says so on
+# top of it (RFC 8601), as an install's own server does; clerk is told its authserv-id.
+MX = "mx.clerk-test.example"
+
+
+def authenticated(message: EmailMessage | bytes) -> bytes:
+    """``message`` as the install's mail server hands it on once it has checked its From
+    (DMARC pass): with its Authentication-Results on top."""
+    raw = message if isinstance(message, bytes) else message.as_bytes()
+    sender = parseaddr(BytesHeaderParser(policy=policy.default).parsebytes(raw)["From"] or "")[1]
+    verdict = f"Authentication-Results: {MX}; dmarc=pass header.from={sender.rpartition('@')[2]}"
+    return verdict.encode() + b"\r\n" + raw
+
+
+TRUST = Trust(authserv_ids=(MX,))  # what clerk.toml's [mailbox] authserv_id = MX makes
+
+
+def read_reply(message: EmailMessage | bytes) -> Incoming:
+    """What clerk makes of ``message`` from a member, authenticated by the install's server."""
+    return replies.read(authenticated(message), trust=TRUST)
 
 
 PG_URL = os.environ.get("CLERK_TEST_PG_URL")  # set by `make test` (tests/postgres.sh)

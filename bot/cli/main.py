@@ -253,7 +253,7 @@ def preview(obj: Ctx, key: str, now: str | None) -> None:
         why = f"it is in the ledger as {row.state}" if row else "no such key"
         raise _usage_error(f"{key!r} is not in the current plan ({why}); "
                          "`clerk plan --json` lists the keys")
-    message = build(config.group(desired.group), desired, at)
+    message = build(config.group(desired.group), desired, at, secret=store.secret())
     click.echo(message.data.replace(b"\r\n", b"\n").decode(errors="replace"))
 
 

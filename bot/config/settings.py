@@ -22,6 +22,7 @@ from bot.domain.options import (
     _int,
     _str,
 )
+from bot.listen import authn
 
 SETTINGS_OPTIONS = {
     "state": Option(Settings.state, _str, "SQLAlchemy URL of the state store"),
@@ -61,15 +62,20 @@ def load_settings(folder: Path, problems: list[Problem]) -> Settings:
             r.problem(name, "unknown section", hint="sections: [clerk], [transport], [mailbox]")
     transport = _transport_options(r, clerk["transport"], data.get("transport", {}))
     mailbox: dict[str, Any] = {}
-    if clerk.get("mailbox") in ("exchange", "graph") and "mailbox" not in data:
+    raw = data.get("mailbox", {})
+    only_trust = isinstance(raw, dict) and set(raw) <= set(authn.OPTIONS)
+    if clerk.get("mailbox") in ("exchange", "graph") and only_trust:
         if clerk["mailbox"] != clerk["transport"]:  # the transport's own account, or say so
             r.problem("clerk.mailbox", f"mailbox {clerk['mailbox']!r} needs a [mailbox] "
                       "section", table="clerk", name="mailbox",
                       hint=f"add [mailbox], or set transport = {clerk['mailbox']!r} to read "
                       "the mailbox clerk sends from")
-        mailbox = transport
+        # the mailbox clerk sends from, with how to tell who sent a reply
+        mailbox = {**transport, **r.section(raw, authn.OPTIONS, "mailbox", table="mailbox")}
     elif clerk.get("mailbox"):
-        mailbox = _transport_options(r, clerk["mailbox"], data.get("mailbox", {}), "mailbox")
+        mailbox = _transport_options(r, clerk["mailbox"], raw, "mailbox")
+    if clerk.get("mailbox"):
+        _trust_problems(r, clerk["mailbox"], mailbox)
     problems.extend(r.problems)
     return Settings(
         state=clerk["state"], transport=clerk["transport"], transport_options=transport,
@@ -90,6 +96,8 @@ def _transport_options(r: Reader, name: str, raw: Any,
 
     registry = transports.REGISTRY if section == "transport" else transports.MAILBOXES
     declared = transports.options(name, registry)
+    if declared is not None and section == "mailbox":
+        declared = {**declared, **authn.OPTIONS}  # every mailbox: who sent a reply
     if declared is None:
         known = ", ".join(sorted(registry))
         r.problem(f"clerk.{section}", f"unknown {section} {name!r}", table="clerk",
@@ -104,3 +112,22 @@ def _transport_options(r: Reader, name: str, raw: Any,
                   name=key.split(".")[1], hint=hint)
     clean = {k: v for k, v in raw.items() if f"{section}.{k}" not in dict(bad)}
     return r.section(clean, declared, section, table=section)
+
+
+def _trust_problems(r: Reader, mailbox: str, options: dict[str, Any]) -> None:
+    """A mailbox with no way to tell who sent a reply applies none of them: say so."""
+    if options.get("trusted") and mailbox not in authn.VOUCHING:
+        r.problem("mailbox.trusted", f"a {mailbox} mailbox cannot vouch for its senders",
+                  table="mailbox", name="trusted",
+                  hint="set authserv_id to your mail server's authserv-id instead")
+    if options.get("microsoft365") and mailbox not in authn.TENANT:
+        r.problem("mailbox.microsoft365", f"Microsoft 365's verdict cannot be read from a "
+                  f"{mailbox} mailbox", table="mailbox", name="microsoft365",
+                  hint="only for exchange, graph or imap reading the tenant's mailbox")
+    if not authn.trust_of(options, mailbox).configured:
+        r.problem("mailbox.authserv_id", "clerk cannot tell who sent a reply, so it applies "
+                  "none: every answer goes to the unprocessed folder", table="mailbox",
+                  name="authserv_id", warning=True,
+                  hint='set authserv_id = "<your mail server\'s authserv-id>" (the first word '
+                  "of the Authentication-Results it adds), or trusted = true for an Exchange "
+                  "mailbox that admits authenticated senders only")

@@ -6,6 +6,7 @@ in the group's zone and stored as instants in UTC.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -33,6 +34,12 @@ class Member(Person):
     organisation: str = ""
     role: str = "member"
     line: int = 0  # line in the roster file, for messages about this member
+
+    @property
+    def row(self) -> str:
+        """A digest of this member's roster row: a hard bounce holds until the row changes."""
+        text = "\0".join((self.name, self.email, self.organisation, self.role))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""Reply tokens: the ``[#token]`` a message's subject carries so that an answer to it can be
-matched (and, for actions and approvals, trusted) even when the member's client drops
-In-Reply-To. A token is an HMAC of the ledger key under the install's secret: nobody without
-the secret can make one. Also :func:`clean`, the one-line form of any text put in a header."""
+"""Identifiers only this install can make. Reply tokens: the ``[#token]`` a message's subject
+carries so that an answer to it can be matched (and, for actions and approvals, trusted) even
+when the member's client drops In-Reply-To. Message-IDs. Both are HMACs of the ledger key
+under the install's secret (kept in the state store): the key, which every message carries in
+``X-Clerk-Key``, is no use without it. Also :func:`clean`, the one-line form of any text put
+in a header."""
 
 from __future__ import annotations
 
@@ -27,6 +29,12 @@ def clean(text: str) -> str:
 def make_token(secret: bytes, key: str) -> str:
     digest = hmac.new(secret, key.encode(), hashlib.sha256).digest()
     return base64.b32encode(digest).decode().lower()[:10]
+
+
+def message_digest(secret: bytes, key: str) -> str:
+    """What a message's Message-ID is made of: an HMAC of its ledger key, so that nobody
+    without the secret can name a message clerk sent (and forge an answer or a bounce)."""
+    return hmac.new(secret, b"message-id\0" + key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def check_token(secret: bytes, key: str, token: str) -> bool:

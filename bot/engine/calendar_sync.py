@@ -46,7 +46,7 @@ class CalendarSync(Sending):
         group = self.config.group(group_id)
         name = self.transport.name
         claimed = {k for k in keys if k in self._by_key and self.store.claim(
-            k, now, render_email.message_id(k, group.organiser), name)}
+            k, now, render_email.message_id(k, group.organiser, self._secret()), name)}
         if not claimed:
             return
         wanted = [self._by_key[k] for k in keys if k in claimed]

@@ -262,16 +262,19 @@ class Executor(Recovery):
         if self.mailbox is None:
             return
         from bot.engine.inbox import Inbox, Outcome
-        from bot.listen import replies
+        from bot.listen import authn, replies
 
         inbox = Inbox(self.config, self.store)
-        limit = self.config.settings.max_attachment
+        settings = self.config.settings
+        limit = settings.max_attachment
+        trust = authn.trust_of(settings.mailbox_options, settings.mailbox)
         try:
             for uid, raw in self.mailbox.messages():
                 if self.stop.is_set():
                     break
                 try:
-                    outcome = inbox.apply(replies.read(raw, max_attachment=limit), now)
+                    outcome = inbox.apply(replies.read(raw, max_attachment=limit, trust=trust),
+                                          now)
                 except Exception as exc:  # one odd message must not stop clerk for good
                     log.exception("inbox: could not use a message")
                     outcome = Outcome(False, f"clerk could not use it: {exc!r}"[:500])

@@ -114,7 +114,8 @@ class Facts:
                 ledger.c.state == "sent")))
 
     def record_rsvp(self, group: str, unit: str, rid: str, email: str, partstat: str,
-                    comment: str, sequence: int, now: datetime) -> None:
+                    comment: str, sequence: int, now: datetime, for_start: str = "") -> None:
+        """An answer; ``for_start`` is the start (UTC ISO) it was given for."""
         rid, partstat = rid[:40], partstat[:20]
         where = ((rsvps.c.group_id == group) & (rsvps.c.unit == unit) & (rsvps.c.rid == rid)
                  & (rsvps.c.email == email))
@@ -122,7 +123,8 @@ class Facts:
             conn.execute(rsvps.delete().where(where))
             conn.execute(rsvps.insert().values(group_id=group, unit=unit, rid=rid, email=email,
                                                partstat=partstat, comment=comment,
-                                               sequence=sequence, at=now))
+                                               sequence=sequence, at=now,
+                                               for_start=for_start[:40]))
             self.bump_facts(conn)
 
     def calendar_rows(self, transport: str, group: str | None = None,
@@ -152,14 +154,17 @@ class Facts:
                     cancelled=p.cancelled, updated_at=now))
 
     def record_bounce(self, email: str, status: str, diagnostic: str, permanent: bool,
-                      message_id: str | None, now: datetime) -> Any:
+                      message_id: str | None, now: datetime, roster_row: str = "") -> Any:
         """Flag ``email`` as bouncing; a permanent bounce of a message clerk sent marks that
-        message failed, so the admin hears of it in the next digest. Returns its row."""
+        message failed, so the admin hears of it in the next digest. ``roster_row`` is a
+        digest of the address's roster row then: it is not mailed again until the row
+        changes. Returns the ledger row of the message it returns."""
         row = self.by_message_ids([message_id]) if message_id else None
         with self.atomic() as conn:
             conn.execute(bounces.insert().values(
                 email=email[:320], at=now, status=status[:20], diagnostic=diagnostic[:2000],
-                permanent=permanent, message_id=(message_id or "")[:300] or None))
+                permanent=permanent, message_id=(message_id or "")[:300] or None,
+                row=roster_row[:64] or None))
             if row is not None and permanent and row.state in ("sent", "sending"):
                 self.update_row(conn, row.key, now, f"bounced: {status} {diagnostic}",
                                 state="failed", last_error=f"bounced: {status} {diagnostic}",
@@ -173,6 +178,13 @@ class Facts:
             conn.execute(inbox.insert().values(  # header text is the sender's: cut to fit
                 message_id=(message_id or "")[:300] or None, at=now, sender=sender[:320],
                 subject=subject[:500], kind=kind, handled=handled, detail=detail[:2000]))
+
+    def handled_before(self, message_id: str, sender: str) -> bool:
+        """Whether a message with this Message-ID from this sender was read and applied."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(inbox.c.id).where(
+                inbox.c.message_id == message_id[:300], inbox.c.sender == sender[:320],
+                inbox.c.handled.is_(True)).limit(1)).first() is not None
 
     def inbox_log(self, handled: bool | None = None) -> list[Any]:
         q = sa.select(inbox).order_by(inbox.c.id)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from bot.domain.model import Config, Group, Member
 from bot.domain.tokens import ANSWERABLE, check_token
 from bot.engine import action_log, snapshot
 from bot.engine.store import Store
+from bot.listen.answers import apologies
 from bot.listen.replies import Answer, Incoming
 from bot.plan import actions
 from bot.plan.calendar import OWNED_BY_SERVER
@@ -35,6 +36,7 @@ from bot.render.email import invite_uid
 
 log = logging.getLogger("clerk")
 ACTION_COMMANDS = ("DONE", "NEW DATE", "UPDATE")
+TOKEN_LIFE = timedelta(days=60)  # an action chaser's [#token] works this long
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,12 @@ class Inbox:
                         (group, m.series or m.id))
 
     def apply(self, incoming: Incoming, now: datetime) -> Outcome:
-        outcome = self._apply(incoming, now)
+        if incoming.message_id and self.store.handled_before(incoming.message_id,
+                                                            incoming.sender):
+            outcome = Outcome(True, f"already applied: {incoming.message_id} came again (a "
+                                    "second delivery); nothing done twice")
+        else:
+            outcome = self._apply(incoming, now)
         self.store.log_inbox(incoming.message_id, incoming.sender, incoming.subject,
                              incoming.kind, outcome.handled, outcome.detail, now)
         log.info("inbox: %s from %s: %s", incoming.kind, incoming.sender or "?",
@@ -71,21 +78,44 @@ class Inbox:
         if incoming.kind == "rsvp":
             return self._rsvps(incoming, now)
         if incoming.kind == "bounce" and incoming.bounce is not None:
-            b = incoming.bounce
-            for email in b.recipients:
-                self.store.record_bounce(email, b.status, b.diagnostic, b.permanent,
-                                         b.original_message_id, now)
-            state = "bouncing" if b.permanent else "delayed"
-            return Outcome(True, f"{', '.join(b.recipients)} {state} ({b.status})")
+            return self._bounce(incoming.bounce, now)
         if incoming.kind == "auto_reply":
             return Outcome(True, f"automatic reply ({incoming.reason}); not an answer")
         if incoming.kind == "answer" and incoming.answer is not None:
             return self._answer(incoming, incoming.answer, now)
         return Outcome(False, incoming.reason or "not something clerk can use")
 
+    def _bounce(self, b: Any, now: datetime) -> Outcome:
+        """A bounce counts only for a message clerk sent, to the address it names: its
+        Message-ID is an HMAC under the install's secret, so nobody else can name one."""
+        row = self.store.by_message_ids([b.original_message_id]) \
+            if b.original_message_id else None
+        if row is None:
+            return Outcome(False, "a bounce of a message clerk did not send (or that it cannot "
+                                  "tell): not applied")
+        named = [e for e in b.recipients if e == row.recipient]
+        if not named:
+            return Outcome(False, f"a bounce for {', '.join(b.recipients)}, but that message "
+                                  f"went to {row.recipient}: not applied")
+        group = next((g for g in self.config.groups if g.id == row.group_id), None)
+        member = _member(group, row.recipient) if group is not None else None
+        self.store.record_bounce(row.recipient, b.status, b.diagnostic, b.permanent,
+                                 b.original_message_id, now, member.row if member else "")
+        if b.permanent:
+            return Outcome(True, f"{row.recipient} bouncing ({b.status}): not mailed again "
+                                 "until its row in the roster changes")
+        return Outcome(True, f"{row.recipient} delayed ({b.status})")
+
     def _rsvps(self, incoming: Incoming, now: datetime) -> Outcome:
+        if not incoming.authenticated:
+            return Outcome(False, f"a calendar answer, not applied: {incoming.auth}")
         done: list[str] = []
+        refused: list[str] = []
         for r in incoming.rsvps:
+            if r.attendee != incoming.sender:  # RFC 6047 section 3: a spoofed attendee
+                refused.append(f"{incoming.sender} answered for {r.attendee}: not applied, "
+                               "only their own answer counts")
+                continue
             found = self.uids.get(r.uid)
             server = found is None and self.config.settings.transport in OWNED_BY_SERVER
             if server:  # its SEQUENCE is the server's count, not clerk's
@@ -102,10 +132,11 @@ class Inbox:
                 done.append(f"ignored an old reply (SEQUENCE {r.sequence} < {last})")
                 continue
             self.store.record_rsvp(group.id, unit, r.recurrence_id or "", member.email,
-                                   r.partstat, r.comment, r.sequence, now)
+                                   r.partstat, r.comment, r.sequence, now,
+                                   for_start=r.start or "")
             done.append(f"{member.email} {r.partstat.lower()} {unit}"
                         + (f" ({r.comment})" if r.comment else ""))
-        return Outcome(True, "; ".join(done))
+        return Outcome(bool(done), "; ".join(done + refused))
 
     def _by_start(self, r: Any) -> tuple[Group, str] | None:
         """The meeting a server made (transports exchange, graph) that ``r`` answers: the
@@ -117,15 +148,26 @@ class Inbox:
         return None
 
     def _answer(self, incoming: Incoming, answer: Answer, now: datetime) -> Outcome:
+        if not incoming.authenticated:
+            return Outcome(False, f"not applied: {incoming.auth}")
         if answer.command == "AGENDA":
             return self._proposal(incoming, answer, now)
         row = self._answered_row(incoming)
         if row is None:
-            return Outcome(False, "an answer to nothing clerk sent (no reference, no token)")
+            ids = [i for i in (incoming.in_reply_to, *incoming.references) if i]
+            other = self.store.by_message_ids(ids)
+            if other is None:
+                return Outcome(False, "an answer to nothing clerk sent (no reference, no "
+                                      "token)")
+            return self._reply_to(incoming, answer, other, now)
         if row.group_id not in {g.id for g in self.config.groups}:
             return Outcome(False, f"an answer about group {row.group_id}, which is no longer "
                                   "in the config")
         group = self.config.group(row.group_id)
+        meeting = next((m for m in group.meetings if m.id == row.meeting_id), None)
+        if row.kind in ("request", "chaser") and (meeting is None or meeting.start <= now):
+            return Outcome(False, f"an answer to the request for {row.meeting_id}, which is "
+                                  "over: not applied")
         if row.kind == "action_chaser":
             return self._action_reply(incoming, answer, row, group, now)
         if row.kind == "approval_request":
@@ -144,6 +186,34 @@ class Inbox:
         skipped = [a.filename for a in answer.attachments if a.data is None]
         note = f"; too large, not kept: {', '.join(skipped)}" if skipped else ""
         return Outcome(True, f"{what} from {member.organisation} for {row.meeting_id}{note}")
+
+    def _reply_to(self, incoming: Incoming, answer: Answer, row: Any,
+                  now: datetime) -> Outcome:
+        """A reply to a message that asks for no answer: apologies, when it says so."""
+        group = next((g for g in self.config.groups if g.id == row.group_id), None)
+        what = {"invitation": "invitation", "pack": "agenda pack"}.get(row.kind)
+        if group is None or what is None:
+            return Outcome(False, f"a reply to the {row.kind.replace('_', ' ')} of "
+                                  f"{row.meeting_id}: clerk does not act on these; for the "
+                                  "admin to read")
+        member = _member(group, incoming.sender)
+        if member is None:
+            return Outcome(False, f"{incoming.sender} is not on the roster of {group.id}")
+        if apologies(answer.text) is None:
+            return Outcome(False, f"a reply to the {what} of {row.meeting_id} from "
+                                  f"{member.name} that does not read as apologies: for the "
+                                  "admin to read")
+        meeting = next((m for m in group.meetings if m.id == row.meeting_id), None)
+        unit = meeting.series or meeting.id if meeting is not None else row.meeting_id
+        rid = meeting.recurrence_id.astimezone(UTC).isoformat() \
+            if meeting is not None and meeting.recurrence_id is not None else ""
+        reason = " ".join(answer.text.split())[:300]
+        self.store.record_rsvp(group.id, unit, rid, member.email, "DECLINED", reason,
+                               row.sequence if row.sequence is not None else 0, now,
+                               for_start=meeting.start.astimezone(UTC).isoformat()
+                               if meeting is not None else "")
+        return Outcome(True, f"{member.email} sent apologies for {row.meeting_id} by mail "
+                             f"({reason[:80]})")
 
     def _proposal(self, incoming: Incoming, answer: Answer, now: datetime) -> Outcome:
         """"AGENDA: <item>" in reply to any message about a meeting: a proposal for its
@@ -204,6 +274,10 @@ class Inbox:
         if answer.command not in ACTION_COMMANDS:
             why = answer.reason or "no DONE, NEW DATE or UPDATE on the first line"
             return Outcome(False, f"{why}: not applied")
+        if row.sent_at is not None and now - row.sent_at > TOKEN_LIFE:
+            return Outcome(False, f"an answer to a chaser of {row.sent_at:%d %B %Y}, more than "
+                                  f"{TOKEN_LIFE.days} days old: not applied; answer the latest "
+                                  "one")
         listed_by = row.sent_at or now  # what the chaser listed: nothing newer
         mine = [a for a in snapshot.actions(self.store) if a.status == "open"  # in all their groups
                 and a.created <= listed_by
@@ -214,6 +288,12 @@ class Inbox:
             listed = " ".join(a.ref for a in mine) or "none open"
             return Outcome(False, f"say which action ({listed}), e.g. \"DONE #12\": "
                                   "not applied")
+        since = [h for h in self.store.action_history(chosen[0].id)
+                 if row.sent_at is not None and h.at > row.sent_at]
+        if answer.command == "NEW DATE" and since:
+            return Outcome(False, f"{chosen[0].ref} changed after this chaser went "
+                                  f"({since[-1].what}): this NEW DATE is not applied; answer "
+                                  "the latest chaser")
         try:
             result = action_log.apply(self.store, self.config.group(chosen[0].group), chosen[0],
                                    str(answer.command),

@@ -67,6 +67,19 @@ def _calendar_items(conn: Connection) -> None:
     s.calendar_items.create(conn, checkfirst=True)
 
 
+def _trust(conn: Connection) -> None:
+    """Listening you can trust: the start an RSVP answered (a moved meeting's earlier answers
+    are stale), the roster row a bounce was for (not mailed again until it changes), and
+    an index to find a message read before (a second delivery is not applied twice)."""
+    inspect = sa.inspect(conn)
+    for table, column, kind in (("rsvps", "for_start", "VARCHAR(40)"),
+                                ("bounces", "row", "VARCHAR(64)")):
+        if column not in {c["name"] for c in inspect.get_columns(table)}:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+    if "ix_inbox_message_id" not in {i["name"] for i in inspect.get_indexes("inbox")}:
+        conn.execute(sa.text("CREATE INDEX ix_inbox_message_id ON inbox (message_id)"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -75,6 +88,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0005_nudges", _nudges),
     ("0006_claims", _claims),
     ("0007_calendar_items", _calendar_items),
+    ("0008_trust", _trust),
 ]
 
 

@@ -46,7 +46,8 @@ class Recovery(CalendarSync):
             return False
         organiser = self.config.group(desired.group).organiser
         try:
-            found = self.transport.lookup(render_email.message_id(row.key, organiser), row.key)
+            mid = row.message_id or render_email.message_id(row.key, organiser, self._secret())
+            found = self.transport.lookup(mid, row.key)
         except TransportError as exc:
             log.warning("cannot look up messages in doubt now: %s", exc)
             lookups[0] = False

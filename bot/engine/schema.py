@@ -113,6 +113,7 @@ rsvps = sa.Table(
     sa.Column("comment", sa.Text, nullable=False, default=""),
     sa.Column("sequence", sa.Integer, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("for_start", sa.String(40), nullable=True),  # 0008: the start it answered
 )
 
 bounces = sa.Table(
@@ -124,12 +125,13 @@ bounces = sa.Table(
     sa.Column("diagnostic", sa.Text, nullable=False, default=""),
     sa.Column("permanent", sa.Boolean, nullable=False),
     sa.Column("message_id", sa.String(300), nullable=True),
+    sa.Column("row", sa.String(64), nullable=True),  # 0008: the roster row when it bounced
 )
 
 inbox = sa.Table(  # every message clerk read, and what it made of it
     "inbox", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("message_id", sa.String(300), nullable=True),
+    sa.Column("message_id", sa.String(300), nullable=True, index=True),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("sender", sa.String(320), nullable=False, default=""),
     sa.Column("subject", sa.Text, nullable=False, default=""),

@@ -64,7 +64,8 @@ class Sending:
                 self.config.settings.zip_papers_above) if desired.kind == "pack" else []
             if desired.kind in ("minutes", "approval_request"):
                 files = render_email.file_attachment(group.minutes[desired.meeting])
-            return key, render_email.build(group, desired, now, token, files)
+            return key, render_email.build(group, desired, now, token, files,
+                                           secret=self._secret())
         except Exception as exc:  # a template that fails at send time: that row only
             self._fail(key, now, f"cannot render: {exc}", result)
             return None

@@ -11,7 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.domain.model import Action, Nudge, Revision
-from bot.engine.schema import DELIVERED, invite_revisions, ledger, rsvps, submissions
+from bot.engine.schema import (
+    DELIVERED,
+    bounces,
+    invite_revisions,
+    ledger,
+    rsvps,
+    submissions,
+)
 from bot.engine.store import Store
 from bot.plan.invites import Held
 from bot.plan.state import State, Undelivered
@@ -54,17 +61,23 @@ def state(store: Store) -> State:
             created[(row.group_id, row.meeting_id, row.rev)] = row.created_at
         submitted = {(r.group_id, r.meeting_id, r.rule_id, r.organisation): r.status
                      for r in conn.execute(sa.select(submissions))}
-        answers: dict[tuple[str, str, str], dict[str, tuple[str, str]]] = {}
+        answers: dict[tuple[str, str, str], dict[str, tuple[str, str, str]]] = {}
         for r in conn.execute(sa.select(rsvps)):
-            answers.setdefault((r.group_id, r.unit, r.rid), {})[r.email] = (r.partstat,
-                                                                         r.comment)
+            answers.setdefault((r.group_id, r.unit, r.rid), {})[r.email] = (
+                r.partstat, r.comment, r.for_start or "")
+        bounced: dict[str, set[str]] = {}
+        for r in conn.execute(sa.select(bounces.c.email, bounces.c.row).where(
+                bounces.c.permanent.is_(True), bounces.c.row.is_not(None))):
+            bounced.setdefault(r.email, set()).add(r.row)
     undelivered = {g: tuple(Undelivered(r.key, r.recipient, r.subject, r.state,
                                         r.last_error or "", r.updated_at) for r in rows)
                    for g, rows in store.undelivered().items()}
     return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
                  delivered=frozenset(delivered), submitted=submitted,
                  revision_created=created, held=held, first_planned=first,
-                 undelivered=undelivered, rsvps=answers, actions=tuple(actions(store)),
+                 undelivered=undelivered, rsvps=answers,
+                 bounced={e: frozenset(rows) for e, rows in bounced.items()},
+                 actions=tuple(actions(store)),
                  nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text,
                                     r.window_start, r.window_end, r.source)
                               for r in store.nudges()),

@@ -270,7 +270,7 @@ class Store(Facts):
         with self.engine.connect() as conn:
             q = sa.select(ledger.c.key, ledger.c.state, ledger.c.latest_at,
                           ledger.c.next_attempt_at, ledger.c.attempts, ledger.c.last_error,
-                          ledger.c.group_id).where(
+                          ledger.c.group_id, ledger.c.message_id).where(
                 ledger.c.state.in_(("planned", "retry")), ledger.c.send_at <= now,
             ).order_by(ledger.c.send_at, ledger.c.key).limit(limit)
             return [r for r in conn.execute(q)

@@ -218,3 +218,24 @@ def _safe_filename(name: str | None, n: int) -> str:
         ext = f".{ext}" if dot and len(ext) <= 16 else ""
         name = (stem if ext else name)[:120 - len(ext)].rstrip(" .") + ext
     return name or f"attachment-{n}"
+
+
+# Members answer an invitation or a pack by mail as often as with the calendar's buttons.
+_APOLOGIES = re.compile(
+    r"\b(?:apolog(?:y|ies|ise|ize|ising|izing)|regrets"
+    r"|(?:can'?t|cannot|can not|won'?t be able to|will not be able to|unable to|not able to"
+    r"|won'?t|will not|shan'?t)\s+(?:make|attend|come|join|be (?:there|present|at|joining))"
+    r"|(?:sorry|afraid)\b[^.!?\n]{0,60}\b(?:miss|not (?:make|attend|be (?:there|able)))"
+    r"|(?:on (?:leave|holiday|annual leave)|off sick|away) (?:that|on the|this)\b)", re.I)
+_ATTENDING = re.compile(
+    r"\b(?:no apologies|(?:i|we)(?:'ll| will| can| shall) (?:be there|attend|make it|join)"
+    r"|see you (?:there|then|on)|looking forward|count me in|i can make)", re.I)
+
+
+def apologies(text: str) -> bool | None:
+    """Whether a member's reply to an invitation or pack says they cannot come: True when
+    it clearly does, None when it cannot be told (it mentions both, or neither)."""
+    said = " ".join(text.replace("’", "'").split()[:120])
+    if _APOLOGIES.search(said) and not _ATTENDING.search(said):
+        return True
+    return None

@@ -52,6 +52,7 @@ from icalendar import Calendar
 
 from bot.domain.tokens import IN_SUBJECT, clean
 from bot.listen.answers import Answer, answer
+from bot.listen.authn import NO_TRUST, Trust, verdict
 from bot.listen.mime import Unusable, header_text, leaf_parts, part_filename, part_text
 
 Kind = Literal["rsvp", "bounce", "auto_reply", "answer", "unusable"]
@@ -97,15 +98,20 @@ class Incoming:
     bounce: Bounce | None = None
     answer: Answer | None = None
     reason: str = ""  # unusable: what is wrong; auto_reply: which mark it bore
+    authenticated: bool = False  # the sender is who From says (bot/listen/authn.py)
+    auth: str = ""  # what proved it, or why nothing did
 
 
-def read(raw: bytes | EmailMessage, *, max_attachment: int = MAX_ATTACHMENT) -> Incoming:
-    """What ``raw`` is; never raises."""
+def read(raw: bytes | EmailMessage, *, max_attachment: int = MAX_ATTACHMENT,
+         trust: Trust = NO_TRUST) -> Incoming:
+    """What ``raw`` is, and whether its sender is authenticated by ``trust``; never raises."""
     head = Incoming(kind="unusable")
     try:
         msg = raw if isinstance(raw, EmailMessage) else BytesParser(
             policy=policy.default).parsebytes(bytes(raw))
         head = _head(msg)
+        proof = verdict(msg, head.sender, trust)
+        head = replace(head, authenticated=proof.authenticated, auth=proof.how)
         return _classify(msg, head, max_attachment)
     except Unusable as e:
         return replace(head, kind="unusable", reason=str(e))
@@ -278,10 +284,13 @@ def _rsvps(cal: Calendar) -> Iterator[Rsvp]:
             start = _when(event, "DTSTART")
         for attendee in _all(event, "ATTENDEE"):
             email = re.sub(r"^mailto:", "", clean(str(attendee)), flags=re.I).lower()
-            state = str(getattr(attendee, "params", {}).get("PARTSTAT", "")).upper()
+            params = getattr(attendee, "params", {})
+            state = str(params.get("PARTSTAT", "")).upper()
+            # Google Calendar puts a decline's note on the ATTENDEE, Outlook in COMMENT
+            note = clean(str(params.get("X-RESPONSE-COMMENT", ""))) or comment
             if "@" in email:
                 yield Rsvp(uid, rid.isoformat() if rid else None, email,
-                           state if state in PARTSTATS else "NEEDS-ACTION", comment, sequence,
+                           state if state in PARTSTATS else "NEEDS-ACTION", note, sequence,
                            stamp.replace(tzinfo=UTC) if isinstance(stamp, datetime) else None,
                            start.isoformat() if isinstance(start, datetime) else None)
 

@@ -30,20 +30,36 @@ BUCKETS = {"ACCEPTED": "accepted", "TENTATIVE": "tentative", "DECLINED": "declin
 def rsvp_summary(group: Group, meeting: Meeting, state: State) -> dict[str, list[dict[str, str]]]:
     """Who has accepted, is tentative, sent apologies (with their reason), or not answered —
     from the members' iMIP replies. A reply to one meeting of a series overrides one to the
-    whole series."""
+    whole series. An answer given for another start than the meeting's now (it moved, and
+    the update asked everyone to answer again) is ``stale``: shown, not counted."""
     unit = meeting.series or meeting.id
-    answers = dict(state.rsvps.get((group.id, unit, ""), {}))
+    series_start = next((s.master.start for s in group.series if s.id == meeting.series),
+                        None)
+    moved = meeting.recurrence_id is not None and meeting.recurrence_id != meeting.start
+    answers = {email: (*a, _utc(series_start) if series_start and not moved else "-")
+               for email, a in state.rsvps.get((group.id, unit, ""), {}).items()}
     if meeting.recurrence_id is not None:
         rid = meeting.recurrence_id.astimezone(UTC).isoformat()
-        answers.update(state.rsvps.get((group.id, unit, rid), {}))
+        answers.update({email: (*a, _utc(meeting.start))
+                        for email, a in state.rsvps.get((group.id, unit, rid), {}).items()})
+    if meeting.series is None:
+        answers = {email: (*a[:3], _utc(meeting.start)) for email, a in answers.items()}
     out: dict[str, list[dict[str, str]]] = {
-        "accepted": [], "tentative": [], "declined": [], "no_answer": []}
+        "accepted": [], "tentative": [], "declined": [], "no_answer": [], "stale": []}
     for m in group.members:
-        partstat, comment = answers.get(m.email, ("NEEDS-ACTION", ""))
-        out[BUCKETS.get(partstat, "no_answer")].append(
-            {"name": m.name, "email": m.email, "organisation": m.organisation,
-             "comment": comment})
+        partstat, comment, given_for, now_at = answers.get(m.email, ("NEEDS-ACTION", "", "", ""))
+        entry = {"name": m.name, "email": m.email, "organisation": m.organisation,
+                 "comment": comment}
+        if partstat in BUCKETS and given_for and given_for != now_at:
+            out["stale"].append({**entry, "answer": partstat.lower(), "for": given_for})
+            continue
+        out[BUCKETS.get(partstat, "no_answer")].append(entry)
     return out
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
 
 def nudge_meeting(group: Group, nudge: Nudge) -> Meeting | None:
     """The first meeting whose date falls inside the nudge's window."""

@@ -120,10 +120,22 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
         messages += _nudge_notes(group, state, now, horizon)
         messages += minutes_messages(group, state, now, horizon)
     messages += action_chasers(config, state, now, horizon)
+    messages = _not_bouncing(config, state, messages)
     if config.settings.transport in OWNED_BY_SERVER:
         messages = _on_server(state, messages)
     return Plan(tuple(_in_window(config, messages)), tuple(revisions),
                 min(horizon) if horizon else None)
+
+def _not_bouncing(config: Config, state: State, messages: list[Desired]) -> list[Desired]:
+    """Nothing more to an address that bounced for good, until its roster row changes (the
+    admin was told of the bounce; fixing the row — or re-saving it — lets mail go again)."""
+    if not state.bounced:
+        return messages
+    rows = {(g.id, m.email): m.row for g in config.groups for m in g.members}
+    return [m for m in messages
+            if rows.get((m.group, m.recipient.email), "") not in
+            state.bounced.get(m.recipient.email, frozenset())]
+
 
 def _on_server(state: State, messages: list[Desired]) -> list[Desired]:
     """Say in the plan how a server-owned meeting reaches a newcomer (bot/plan/calendar.py)."""

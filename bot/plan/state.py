@@ -39,9 +39,13 @@ class State:
     held: Mapping[tuple[str, str], Mapping[str, Held]] = field(default_factory=dict)
     first_planned: Mapping[tuple[str, str, str, int], datetime] = field(default_factory=dict)
     undelivered: Mapping[str, tuple[Undelivered, ...]] = field(default_factory=dict)
-    # (group, meeting or series, original start or "") -> email -> (PARTSTAT, comment)
-    rsvps: Mapping[tuple[str, str, str], Mapping[str, tuple[str, str]]] = field(
+    # (group, meeting or series, original start or "") -> email -> (PARTSTAT, comment, the
+    # start it was given for, UTC ISO, or "" when unknown)
+    rsvps: Mapping[tuple[str, str, str], Mapping[str, tuple[str, str, str]]] = field(
         default_factory=dict)
+    # email -> the roster rows (Member.row) it bounced for, permanently: not mailed while
+    # the roster row is still one of these
+    bounced: Mapping[str, frozenset[str]] = field(default_factory=dict)
     actions: tuple[Action, ...] = ()  # all of them: open, done and dropped
     nudges: tuple[Nudge, ...] = ()
     proposals: tuple[tuple[str, str, str, str], ...] = ()  # (group, meeting, member, item)

@@ -8,7 +8,6 @@ message".
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.model import Desired, Group, Meeting, Person, Series
-from bot.domain.tokens import tag_subject
+from bot.domain.tokens import message_digest, tag_subject
 from bot.render import mime
 from bot.render.templates import per_group, render
 from bot.transports.base import Mail
@@ -26,10 +25,11 @@ if TYPE_CHECKING:
     from bot.render.ical import EventSpec
 
 
-def message_id(key: str, organiser: Person) -> str:
-    """Deterministic: the same ledger key always gives the same Message-ID."""
+def message_id(key: str, organiser: Person, secret: bytes) -> str:
+    """The same ledger key always gives the same Message-ID, which only this install can
+    make (bot/domain/tokens.py)."""
     domain = organiser.email.rpartition("@")[2] or "clerk.invalid"
-    return f"<clerk.{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+    return f"<clerk.{message_digest(secret, key)}@{domain}>"
 
 
 def invite_uid(group: Group, meeting_id: str) -> str:
@@ -52,12 +52,13 @@ def _address_header(name: str, people: Sequence[tuple[str, str]]) -> bytes:
 
 
 def build(group: Group, desired: Desired, now: datetime, token: str | None = None,
-          attachments: Sequence[tuple[str, str, bytes]] = ()) -> Mail:
+          attachments: Sequence[tuple[str, str, bytes]] = (), *, secret: bytes) -> Mail:
     """The message for ``desired``; ``token`` (requests, chasers) tags the subject so an
-    answer is matched even when its client drops In-Reply-To."""
+    answer is matched even when its client drops In-Reply-To; ``secret`` is the install's,
+    for the Message-ID."""
     ctx = desired.context
     subject = tag_subject(desired.subject, token) if token else desired.subject
-    mid = message_id(desired.key, group.organiser)
+    mid = message_id(desired.key, group.organiser, secret)
     sender, to = _who(group.organiser), _who(desired.recipient)
     cc = tuple(_who(p) for p in desired.cc)
     text = render(group, desired.template, "txt", ctx)

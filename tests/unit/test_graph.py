@@ -251,7 +251,7 @@ def _message(config_dir: Path, attachments: list[tuple[str, str, bytes]]) -> Any
     config = config_mod.load(config_dir)
     group = config.groups[0]
     desired = next(d for d in plan(config, State(), GO_LIVE).messages if d.kind == "pack")
-    return render_email.build(group, desired, GO_LIVE, None, attachments)
+    return render_email.build(group, desired, GO_LIVE, None, attachments, secret=b"s")
 
 
 def test_a_message_with_a_small_attachment_is_one_sendmail(
@@ -300,7 +300,7 @@ def test_messages_without_attachments_go_four_to_a_batch_each_with_its_outcome(
 
     config = config_mod.load(config_dir)
     wanted = [d for d in plan(config, State(), GO_LIVE).messages if d.kind == "request"][:21]
-    messages = [render_email.build(config.groups[0], d, GO_LIVE) for d in wanted]
+    messages = [render_email.build(config.groups[0], d, GO_LIVE, secret=b"s") for d in wanted]
     graph.refused.add(wanted[1].recipient.email)
     outcomes = graph.transport().send_many(messages)
     assert len(graph.calls("POST", "/\\$batch")) == 6  # four at a time: 21 = 5 × 4 + 1
@@ -463,6 +463,9 @@ def test_an_answer_in_the_inbox_to_a_server_made_meeting_is_recorded_with_its_re
     from email.message import EmailMessage
 
     use_graph(config_dir)
+    with (config_dir / "clerk.toml").open("a") as f:  # answers read in the tenant's mailbox
+        f.write('\n[mailbox]\nmicrosoft365 = true\n')
+    edit(config_dir / "clerk.toml", '[clerk]\n', '[clerk]\nmailbox = "graph"\n')
     ics = "\r\n".join((  # as Exchange Online writes a decline: its own UID and SEQUENCE
         "BEGIN:VCALENDAR", "METHOD:REPLY", "PRODID:Microsoft Exchange Server 2010",
         "VERSION:2.0", "BEGIN:VEVENT",
@@ -477,15 +480,24 @@ def test_an_answer_in_the_inbox_to_a_server_made_meeting_is_recorded_with_its_re
     answer["Subject"] = "Declined: QA Leads Network meeting"
     answer.set_content("On leave that week")
     answer.add_alternative(ics, subtype="calendar", params={"method": "REPLY"})
-    graph.inbox = {"r1": answer.as_bytes()}
+    # Exchange Online's own verdict, in its shape (no authserv-id, action=none)
+    stamp = (b"Authentication-Results: spf=pass (sender IP is 203.0.113.5) smtp.mailfrom="
+             b"bracknell.example; dkim=pass (signature was verified) header.d=bracknell.example;"
+             b"dmarc=pass action=none header.from=bracknell.example;compauth=pass reason=100\r\n")
+    # the same answer without it: anyone could have written it
+    graph.inbox = {"r0": answer.as_bytes(), "r1": stamp + answer.as_bytes()}
     ex = Executor(config_mod.load(config_dir), store, graph.transport(),
                   mailbox=graph.mailbox())
     result = ex.tick(GO_LIVE)
-    assert result.read == 1 and result.unprocessed == []
+    assert result.read == 2
+    assert result.unprocessed == ["a calendar answer, not applied: From "
+                                  "joanne.beale@bracknell.example is not authenticated: no "
+                                  "Authentication-Results from Microsoft 365's verdict"]
     names = {fid: name for fid, (_, name) in graph.folder_names.items()}
-    assert {names[f]: ids for f, ids in graph.folders.items()} == {"processed": ["r1"]}
+    assert {names[f]: ids for f, ids in graph.folders.items()} == {
+        "processed": ["r1"], "unprocessed": ["r0"]}
     answers = snapshot.state(store).rsvps[("qa-leads", "2027-q1", "")]
-    assert answers["joanne.beale@bracknell.example"] == ("DECLINED", "On leave that week")
+    assert answers["joanne.beale@bracknell.example"][:2] == ("DECLINED", "On leave that week")
 
 
 # --- a real Microsoft 365 mailbox, only when asked for -------------------------------------

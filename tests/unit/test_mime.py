@@ -184,8 +184,11 @@ def with_title(desired: Desired, title: str) -> Desired:
     return replace(desired, context=context)
 
 
+SECRET = b"the install's secret"
+
+
 def build(group: Group, desired: Desired, **kwargs: Any) -> Mail:
-    mail = render_email.build(group, desired, NOW, **kwargs)
+    mail = render_email.build(group, desired, NOW, secret=SECRET, **kwargs)
     assert_on_the_wire(mail.data)
     return mail
 
@@ -424,7 +427,7 @@ def test_a_header_value_with_a_line_break_is_refused(value: str):
 def test_a_subject_with_a_line_break_cannot_reach_the_wire(group: Group, invitation: Desired):
     with pytest.raises(ValueError):
         render_email.build(group, replace(invitation, subject="Hi\r\nBcc: eve@evil.example"),
-                           NOW)
+                           NOW, secret=SECRET)
 
 
 HEADERS = {"from", "to", "subject", "date", "message-id", "auto-submitted", "x-clerk-key",
@@ -478,7 +481,7 @@ def test_the_fixed_headers_are_there_exactly_once(group: Group, invitation: Desi
         assert len(msg.get_all(name, [])) == 1, name
     assert msg["Cc"] is None and msg["Bcc"] is None
     assert msg["Message-ID"] == mail.message_id == render_email.message_id(
-        invitation.key, group.organiser)
+        invitation.key, group.organiser, SECRET)
     # folded after the colon; Python keeps that blank (RFC 5322 unfolding removes CRLF only)
     assert msg["X-Clerk-Key"].lstrip() == mail.key == invitation.key
     assert msg["Auto-Submitted"] == "auto-generated" and msg["MIME-Version"] == "1.0"
@@ -610,10 +613,22 @@ def test_the_same_message_is_the_same_bytes(group: Group, invitation: Desired,
     assert build(group, request_).data == build(group, request_).data
 
 
+def test_the_message_id_is_the_installs_own(group: Group, invitation: Desired):
+    """Anyone can read a message's key (X-Clerk-Key); only the install's secret makes its
+    Message-ID from it, so nobody can name — and forge an answer to — another's message."""
+    import hashlib
+
+    mine = build(group, invitation).message_id
+    assert mine == build(group, invitation).message_id  # the same key, the same Message-ID
+    other = render_email.message_id(invitation.key, group.organiser, b"another install")
+    guessed = f"<clerk.{hashlib.sha256(invitation.key.encode()).hexdigest()[:32]}@"
+    assert mine != other and not mine.startswith(guessed)
+
+
 def test_boundaries_follow_the_key(group: Group, invitation: Desired):
     one = parse(build(group, invitation).data)
     other = parse(build(group, replace(invitation, key=invitation.key + "/again")).data)
-    seed = render_email.message_id(invitation.key, group.organiser)[7:23]
+    seed = render_email.message_id(invitation.key, group.organiser, SECRET)[7:23]
     assert one.get_boundary() == f"=_clerk.{seed}.m0"
     assert subparts(one)[0].get_boundary() == f"=_clerk.{seed}.a0"
     assert other.get_boundary() != one.get_boundary()
@@ -661,7 +676,7 @@ def test_nested_parts_keep_their_own_boundaries():
 
 def test_a_calendar_holding_the_messages_boundaries_still_parses(group: Group,
                                                                  invitation: Desired):
-    seed = render_email.message_id(invitation.key, group.organiser)[7:23]
+    seed = render_email.message_id(invitation.key, group.organiser, SECRET)[7:23]
     trap = f"--=_clerk.{seed}.a0 --=_clerk.{seed}.m0--"
     group = with_meeting(group, invitation.meeting, title=trap)
     mail = build(group, invitation)

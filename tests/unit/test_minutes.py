@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from tests.conftest import EXAMPLE, ROOT, edit
+from tests.conftest import EXAMPLE, ROOT, edit, read_reply
 
 SEED = ROOT.parent / "shared" / "seed" / "qa-leads-minutes-2023-06-15.txt"
 SEED_GROUP = ROOT / "tests" / "data" / "seed-group"
@@ -234,7 +234,6 @@ def test_the_chair_approves_the_minutes_by_replying(
     from email.message import EmailMessage
 
     from bot.engine.inbox import Inbox
-    from bot.listen import replies
     from bot.transports.memory import MemoryTransport
 
     edit(group_dir / "group.toml", 'zone = "Europe/London"',
@@ -259,9 +258,9 @@ def test_the_chair_approves_the_minutes_by_replying(
         return msg
 
     inbox = Inbox(ex.config, store)  # type: ignore[arg-type]
-    other = inbox.apply(replies.read(reply("gavin.swales@kent.example", "APPROVE")), day)
+    other = inbox.apply(read_reply(reply("gavin.swales@kent.example", "APPROVE")), day)
     assert not other.handled and "who was asked to approve" in other.detail
-    chair = inbox.apply(replies.read(reply("sophie.barton@hampshire-iow.example",
+    chair = inbox.apply(read_reply(reply("sophie.barton@hampshire-iow.example",
                                            "Approved, thanks")), day)
     assert chair.handled and "21 message(s) released" in chair.detail
     assert len([k for k in ex.tick(day).sent if "/minutes/" in k]) == 21
@@ -273,7 +272,6 @@ def test_a_corrected_file_needs_approving_again(make_executor: Callable[..., obj
     from email.message import EmailMessage
 
     from bot.engine.inbox import Inbox
-    from bot.listen import replies
     from bot.transports.memory import MemoryTransport
 
     edit(group_dir / "group.toml", 'zone = "Europe/London"',
@@ -295,7 +293,7 @@ def test_a_corrected_file_needs_approving_again(make_executor: Callable[..., obj
     old["Subject"], old["In-Reply-To"] = f"Re: {first['Subject']}", first["Message-ID"]
     old["Message-ID"] = "<old@x.example>"
     old.set_content("APPROVE")
-    outcome = Inbox(ex.config, store).apply(replies.read(old), day)  # type: ignore[arg-type]
+    outcome = Inbox(ex.config, store).apply(read_reply(old), day)  # type: ignore[arg-type]
     assert not outcome.handled and "changed since this request" in outcome.detail
 
 

@@ -17,6 +17,7 @@ from click.testing import Result
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
+from tests.conftest import read_reply
 
 PACK_DAY = datetime(2027, 4, 8, 10, tzinfo=UTC)  # a week before the 15 April meeting
 AMAN = "aman.sekhon-gill@bucks.example"
@@ -159,7 +160,6 @@ def test_a_member_proposes_an_agenda_item_by_replying(make_executor: Callable[[]
     from email.message import EmailMessage
 
     from bot.engine.inbox import Inbox
-    from bot.listen import replies
 
     ex = make_executor()
     ex.tick(datetime(2026, 12, 1, 10, tzinfo=UTC))
@@ -176,9 +176,9 @@ def test_a_member_proposes_an_agenda_item_by_replying(make_executor: Callable[[]
 
     inbox = Inbox(ex.config, store)
     now = datetime(2026, 12, 2, 10, tzinfo=UTC)
-    ok = inbox.apply(replies.read(reply(AMAN, "AGENDA: LADO audit tools\n\nThanks")), now)
+    ok = inbox.apply(read_reply(reply(AMAN, "AGENDA: LADO audit tools\n\nThanks")), now)
     assert ok.handled and "proposed 'LADO audit tools' for 2027-q1" in ok.detail
-    stranger = inbox.apply(replies.read(reply("who@else.example", "AGENDA: spam")), now)
+    stranger = inbox.apply(read_reply(reply("who@else.example", "AGENDA: spam")), now)
     assert not stranger.handled and "not on the roster" in stranger.detail
     assert store.proposals() == [("qa-leads", "2027-q1", AMAN, "LADO audit tools")]
     if store.url.startswith("sqlite"):
