@@ -173,7 +173,9 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
         r = m["rsvp"]
         click.echo(f"  {m['start'][:16]}  {m['group']}/{m['meeting']}  {m['title']}: "
                    f"{len(r['accepted'])} accepted, {len(r['tentative'])} tentative, "
-                   f"{len(r['declined'])} apologies, {len(r['no_answer'])} no answer")
+                   f"{len(r['declined'])} apologies, {len(r['no_answer'])} no answer"
+                   + (f", {len(r['stale'])} answered for an earlier time" if r["stale"]
+                      else ""))
         for a in m["apologies"]:
             click.echo(f"      apologies: {a['name']}" + (f" ({a['reason']})"
                                                           if a["reason"] else ""))

@@ -35,7 +35,7 @@ from bot.domain.options import Option, _bool
 
 
 def _ids(v: Any) -> tuple[str, ...]:
-    values = [v] if isinstance(v, str) else v
+    values = [v] if isinstance(v, str) else list(v) if isinstance(v, list | tuple) else v
     if not isinstance(values, list) or not all(isinstance(x, str) for x in values):
         raise ValueError('must be a name in quotes, or a list like ["mx1.example.org", '
                          '"mx2.example.org"]')

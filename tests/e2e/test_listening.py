@@ -20,6 +20,7 @@ from bot.engine import snapshot
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.render import email as render_email
+from tests.conftest import MX
 from tests.mail import (
     MailServers,
     imap_fetch,
@@ -45,7 +46,7 @@ def clerk_executor(config_dir: Path, store: Store, mailboxes: MailServers, tmp_p
         f'[transport]\nhost = "{mailboxes.host}"\nport = {mailboxes.smtp_port}\n'
         f'security = "none"\n\n'
         f'[mailbox]\nhost = "{mailboxes.host}"\nport = {mailboxes.imap_port}\n'
-        f'security = "none"\nsent = "Sent"\n')
+        f'security = "none"\nsent = "Sent"\nauthserv_id = "{MX}"\n')
     monkeypatch.setenv("CLERK_IMAP_USERNAME", "clerk")
     monkeypatch.setenv("CLERK_IMAP_PASSWORD", mailboxes.users["clerk"])
 
@@ -65,8 +66,17 @@ def invite_for(messages: list[EmailMessage], email: str) -> icalendar.Calendar:
     raise AssertionError(f"no invitation for {email}")
 
 
+def verified(msg: EmailMessage, authentic: bool) -> EmailMessage:
+    """The verdict the install's receiving server puts on top of a member's message when it
+    has checked its From (tests/conftest.py's MX): the test Postfix plays that server."""
+    if authentic:
+        domain = str(msg["From"]).rpartition("@")[2].strip(">")
+        msg["Authentication-Results"] = f"{MX}; dmarc=pass header.from={domain}"
+    return msg
+
+
 def reply(invite: icalendar.Calendar, email: str, partstat: str,
-          comment: str = "") -> EmailMessage:
+          comment: str = "", *, authentic: bool = True) -> EmailMessage:
     """What a member's calendar sends back: an iMIP REPLY (RFC 6047)."""
     event = invite.walk("VEVENT")[0]
     cal = icalendar.Calendar()
@@ -85,6 +95,7 @@ def reply(invite: icalendar.Calendar, email: str, partstat: str,
     cal.add_component(answer)
     msg = EmailMessage()
     msg["From"], msg["To"] = email, ORGANISER
+    verified(msg, authentic)
     msg["Subject"] = f"{partstat.title()}: {event['SUMMARY']}"
     msg["Message-ID"] = make_msgid(domain="members.example")
     msg.set_content(f"{partstat.title()}.")
@@ -94,9 +105,11 @@ def reply(invite: icalendar.Calendar, email: str, partstat: str,
 
 
 def answer(to_message: EmailMessage | None, email: str, body: str, *, subject: str = "",
-           attachment: tuple[str, bytes] | None = None, **headers: str) -> EmailMessage:
+           attachment: tuple[str, bytes] | None = None, authentic: bool = True,
+           **headers: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"], msg["To"] = email, ORGANISER
+    verified(msg, authentic)
     msg["Subject"] = subject or f"Re: {to_message['Subject'] if to_message else ''}"
     msg["Message-ID"] = make_msgid(domain="members.example")
     if to_message is not None:
@@ -168,7 +181,7 @@ def test_members_answers_are_read_and_each_lands_right(
     assert status["bouncing"] == ["nobody@gone.invalid"]
     assert [u["reason"] for u in status["unprocessed"]] == result.unprocessed
     pack = next(d for d in ex.current_plan(T0)[0].messages if d.kind == "pack")
-    body = render_email.build(ex.config.group("qa-leads"), pack, T0)
+    body = render_email.build(ex.config.group("qa-leads"), pack, T0, secret=store.secret())
     assert "Gavin Swales (Kent): Ofsted inspection that week" in \
         body.text
     assert len(imap_fetch("clerk", "clerk/processed")) == 5
@@ -305,14 +318,16 @@ def test_done_from_the_owner_closes_an_action_and_a_spoofed_done_does_not(
     assert "[#" in str(chaser["Subject"])
     # gavin replies DONE to aman's chaser (forwarded to him): token fine, sender wrong
     smtp_send(answer(chaser, gavin, "DONE"), gavin, [ORGANISER])
-    # someone forges aman's address and the reference, without the token
-    forged = answer(chaser, aman, "DONE", subject="Re: your actions")
-    smtp_send(forged, aman, [ORGANISER])
+    # someone forges aman's address, the reference and the token: the server cannot verify it
+    smtp_send(answer(chaser, aman, "DONE", authentic=False), aman, [ORGANISER])
+    # aman himself, without the token
+    smtp_send(answer(chaser, aman, "DONE", subject="Re: your actions"), aman, [ORGANISER])
     wait_queue_empty()
-    wait_for("clerk", 2)
+    wait_for("clerk", 3)
     result = clerk_executor().tick(chase_day + timedelta(minutes=10))
-    assert len(result.unprocessed) == 2
+    assert len(result.unprocessed) == 3
     assert any("only the owner or the admin" in u for u in result.unprocessed)
+    assert any(f"From {aman} is not authenticated" in u for u in result.unprocessed)
     assert any("without its [#token]" in u for u in result.unprocessed)
     assert {a.status for a in snapshot.actions(store)} == {"open"}
     # aman's own DONE closes his action, and his chasers stop

@@ -1,0 +1,287 @@
+"""Listening you can trust: a stranger's mail never changes what clerk knows, and every answer
+is applied once and right (bot/engine/inbox.py with bot/listen/authn.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import icalendar
+import pytest
+from click.testing import Result
+
+from bot.engine import snapshot
+from bot.engine.executor import Executor
+from bot.engine.inbox import Inbox, Outcome
+from bot.engine.store import Store
+from bot.listen import replies
+from bot.transports.memory import MemoryTransport
+from tests.conftest import MX, TRUST, authenticated, edit, read_reply
+
+T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
+RFI_DAY = datetime(2026, 12, 17, 10, tzinfo=UTC)
+ORGANISER = "qa-leads@network.example"
+JOANNE, GAVIN = "joanne.beale@bracknell.example", "gavin.swales@kent.example"
+AMAN = "aman.sekhon-gill@bucks.example"
+MALLORY = "mallory@evil.example"
+
+
+@pytest.fixture
+def sent(make_executor: Callable[[], Executor], config_dir: Path, tmp_path: Path
+         ) -> Callable[[datetime], list[EmailMessage]]:
+    """Tick at a time; what the memory transport holds so far."""
+    (config_dir / "clerk.toml").write_text(f'[clerk]\npapers = "{tmp_path / "papers"}"\n')
+    ex = make_executor()
+
+    def tick(at: datetime) -> list[EmailMessage]:
+        ex.tick(at)
+        assert isinstance(ex.transport, MemoryTransport)
+        return list(ex.transport.sent)
+    return tick
+
+
+def inbox(config_dir: Path, store: Store) -> Inbox:
+    from bot import config as config_mod
+
+    return Inbox(config_mod.load(config_dir), store)
+
+
+def to(messages: list[EmailMessage], email: str, kind: str) -> EmailMessage:
+    return next(m for m in messages if str(m["X-Clerk-Key"]).split("/")[2] == kind
+                and email in str(m["To"]))
+
+
+def calendar_reply(invite: EmailMessage, sender: str, answers: dict[str, str],
+                   **params: str) -> EmailMessage:
+    """An iMIP REPLY from ``sender`` carrying an ATTENDEE line per (email, PARTSTAT)."""
+    part = next(p for p in invite.walk() if p.get_content_type() == "text/calendar")
+    event = icalendar.Calendar.from_ical(part.get_content()).walk("VEVENT")[0]
+    cal = icalendar.Calendar()
+    cal.add("METHOD", "REPLY")
+    cal.add("VERSION", "2.0")
+    cal.add("PRODID", "-//a member//EN")
+    answer = icalendar.Event()
+    for name in ("UID", "SEQUENCE", "DTSTART", "DTEND", "DTSTAMP"):
+        answer.add(name, event[name])
+    for email, partstat in answers.items():
+        attendee = icalendar.vCalAddress(f"mailto:{email}")
+        attendee.params["PARTSTAT"] = partstat
+        attendee.params.update(params)
+        answer.add("ATTENDEE", attendee)
+    cal.add_component(answer)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, ORGANISER, "Re: invitation"
+    msg["Message-ID"] = f"<{hashlib.sha256(repr(answers).encode()).hexdigest()[:12]}@m.example>"
+    msg.set_content("answer")
+    msg.add_alternative(cal.to_ical().decode(), subtype="calendar", params={"method": "REPLY"})
+    return msg
+
+
+def mail_reply(to_message: EmailMessage | None, sender: str, body: str,
+               message_id: str = "<reply-1@m.example>", subject: str = "") -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"] = sender, ORGANISER
+    msg["Subject"] = subject or f"Re: {to_message['Subject'] if to_message else 'hello'}"
+    msg["Message-ID"] = message_id
+    if to_message is not None:
+        msg["In-Reply-To"] = to_message["Message-ID"]
+    msg.set_content(body)
+    return msg
+
+
+def answers(store: Store, unit: str = "2027-q1") -> dict[str, tuple[str, ...]]:
+    return dict(snapshot.state(store).rsvps.get(("qa-leads", unit, ""), {}))
+
+
+def test_a_strangers_calendar_reply_for_every_member_changes_nothing(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
+    invite = to(sent(T0), JOANNE, "invitation")
+    members = {p.split(",")[1]: "DECLINED" for p in
+               (config_dir / "example" / "roster.csv").read_text().splitlines()[1:]}
+    # authenticated as evil.example by our server (DMARC pass): still not any member
+    got = inbox(config_dir, store).apply(read_reply(calendar_reply(invite, MALLORY, members)),
+                                         T0)
+    assert not got.handled and answers(store) == {}
+    assert f"{MALLORY} answered for {JOANNE}: not applied" in got.detail
+
+
+def test_a_member_answers_for_themselves_only(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
+    invite = to(sent(T0), JOANNE, "invitation")
+    reply = calendar_reply(invite, JOANNE, {JOANNE: "ACCEPTED", GAVIN: "DECLINED"})
+    got = inbox(config_dir, store).apply(read_reply(reply), T0)
+    assert got.handled and set(answers(store)) == {JOANNE}
+    assert f"{JOANNE} answered for {GAVIN}: not applied" in got.detail
+
+
+def test_a_forged_from_is_not_applied(sent: Callable[[datetime], list[EmailMessage]],
+                                      config_dir: Path, store: Store):
+    invite = to(sent(T0), JOANNE, "invitation")
+    forged = calendar_reply(invite, JOANNE, {JOANNE: "DECLINED"})
+    mine = inbox(config_dir, store)
+    for raw in (forged.as_bytes(),  # no verdict at all
+                b"Authentication-Results: mx.evil.example; dmarc=pass header.from="
+                b"bracknell.example\r\n" + forged.as_bytes(),  # another server's name
+                f"Authentication-Results: {MX}; dmarc=fail header.from=bracknell.example\r\n"
+                .encode() + forged.as_bytes()):
+        got = mine.apply(replies.read(raw, trust=TRUST), T0)
+        assert not got.handled and "is not authenticated" in got.detail
+    assert answers(store) == {}
+
+
+def test_gmails_decline_note_is_the_reason(sent: Callable[[datetime], list[EmailMessage]],
+                                           config_dir: Path, store: Store):
+    invite = to(sent(T0), GAVIN, "invitation")
+    reply = calendar_reply(invite, GAVIN, {GAVIN: "DECLINED"},
+                           **{"X-RESPONSE-COMMENT": "Ofsted are in that week"})
+    assert inbox(config_dir, store).apply(read_reply(reply), T0).handled
+    assert answers(store)[GAVIN][:2] == ("DECLINED", "Ofsted are in that week")
+
+
+def test_answers_given_for_the_earlier_time_are_stale_after_a_move(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store,
+        clerk: Callable[..., Result]):
+    messages = sent(T0)
+    mine = inbox(config_dir, store)
+    for who, partstat in ((JOANNE, "ACCEPTED"), (GAVIN, "DECLINED")):
+        reply = calendar_reply(to(messages, who, "invitation"), who, {who: partstat})
+        assert mine.apply(read_reply(reply), T0).handled
+    status = json.loads(clerk("status", "--json").output)["meetings"][0]
+    assert status["rsvp"]["accepted"] == [JOANNE] and status["rsvp"]["stale"] == []
+    edit(config_dir / "example" / "group.toml", "start = 2027-01-14T14:00:00",
+         "start = 2027-01-14T15:00:00")  # 14:00 → 15:00: everyone is asked again
+    status = json.loads(clerk("status", "--json").output)["meetings"][0]
+    assert status["rsvp"]["accepted"] == [] and status["apologies"] == []
+    assert sorted(status["rsvp"]["stale"]) == sorted([JOANNE, GAVIN])
+    text = clerk("status").output
+    assert "2 answered for an earlier time" in text
+
+
+def test_the_same_message_delivered_twice_is_applied_once(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store,
+        tmp_path: Path):
+    request = to(sent(RFI_DAY), GAVIN, "rfi")
+    reply = mail_reply(request, GAVIN, "Our numbers attached")
+    reply.add_attachment(b"%PDF-1.7 numbers", maintype="application", subtype="pdf",
+                         filename="numbers.pdf")
+    mine = inbox(config_dir, store)
+    first, second = (mine.apply(read_reply(reply), RFI_DAY) for _ in range(2))
+    assert first.handled and "a submission (1 paper(s))" in first.detail
+    assert second.handled and "already applied" in second.detail
+    assert len(list((tmp_path / "papers" / "qa-leads" / "2027-q1").iterdir())) == 1
+
+
+def test_a_computed_reference_is_no_reference(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
+    request = to(sent(RFI_DAY), GAVIN, "rfi")
+    key = str(request["X-Clerk-Key"])  # printed in every message
+    guessed = f"<clerk.{hashlib.sha256(key.encode()).hexdigest()[:32]}@network.example>"
+    assert guessed != request["Message-ID"]
+    reply = mail_reply(None, GAVIN, "Nil return", subject="Re: Request for information")
+    reply["In-Reply-To"] = guessed
+    got = inbox(config_dir, store).apply(read_reply(reply), RFI_DAY)
+    assert not got.handled and "an answer to nothing clerk sent" in got.detail
+    assert snapshot.state(store).submitted == {}
+
+
+def test_an_answer_after_the_meeting_is_not_applied(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
+    request = to(sent(RFI_DAY), GAVIN, "rfi")
+    after = datetime(2027, 1, 15, 10, tzinfo=UTC)
+    got = inbox(config_dir, store).apply(read_reply(mail_reply(request, GAVIN, "nil")), after)
+    assert not got.handled and "which is over" in got.detail
+
+
+def _chaser(store: Store, sent: Callable[[datetime], list[EmailMessage]]) -> tuple[int,
+                                                                                 EmailMessage]:
+    action = store.add_action({"group_id": "qa-leads", "meeting_id": "2027-q1", "topic": "T",
+                               "text": "Share the LADO tool", "owners": (AMAN,),
+                               "due": date(2027, 2, 12)}, "test", "test", T0)
+    chase_day = datetime(2026, 12, 8, 10, tzinfo=UTC)
+    sent(T0)
+    chaser = next(m for m in sent(chase_day) if "/-/actions/" in str(m["X-Clerk-Key"]))
+    return action, chaser
+
+
+def test_an_old_chasers_token_stops_working(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
+    _, chaser = _chaser(store, sent)
+    late = datetime(2027, 2, 10, 10, tzinfo=UTC)  # 64 days after it went
+    got = inbox(config_dir, store).apply(read_reply(mail_reply(chaser, AMAN, "DONE")), late)
+    assert not got.handled and "more than 60 days old" in got.detail
+    assert snapshot.actions(store)[0].status == "open"
+
+
+def test_a_replayed_new_date_does_not_move_the_date_back(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
+    _, chaser = _chaser(store, sent)
+    day = datetime(2026, 12, 9, 10, tzinfo=UTC)
+    mine = inbox(config_dir, store)
+    first = mail_reply(chaser, AMAN, "NEW DATE 2027-03-01", message_id="<a@m.example>")
+    assert mine.apply(read_reply(first), day).handled
+    later = mail_reply(chaser, AMAN, "NEW DATE 2027-04-01", message_id="<b@m.example>")
+    assert mine.apply(read_reply(later), day + timedelta(hours=1)).handled is False
+    again = mine.apply(read_reply(first), day + timedelta(days=2))  # the first, replayed
+    assert again.handled and "already applied" in again.detail
+    assert snapshot.actions(store)[0].due == date(2027, 3, 1)
+
+
+def test_a_forged_bounce_stops_no_mail_and_a_real_one_stops_it_until_the_row_changes(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store,
+        make_executor: Callable[[], Executor]):
+    invite = to(sent(T0), GAVIN, "invitation")
+
+    def bounce(message_id: str) -> bytes:
+        return (f"From: MAILER-DAEMON@kent.example\r\nTo: {ORGANISER}\r\nSubject: Undelivered"
+                f"\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type="
+                f'delivery-status; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+                f"gone\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: "
+                f"dns; mx.kent.example\r\n\r\nFinal-Recipient: rfc822; {GAVIN}\r\nAction: "
+                f"failed\r\nStatus: 5.1.1\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n"
+                f"\r\nMessage-ID: {message_id}\r\n\r\n--b--\r\n").encode()
+
+    mine = inbox(config_dir, store)
+    forged = mine.apply(replies.read(bounce("<clerk.0123456789abcdef@network.example>")), T0)
+    assert not forged.handled and store.bouncing() == []
+    real = mine.apply(replies.read(bounce(str(invite["Message-ID"]))), T0)
+    assert real.handled and "not mailed again until its row in the roster changes" in \
+        real.detail
+    rfi = [k for k in make_executor().tick(RFI_DAY).sent if "/rfi/" in k]
+    assert len(rfi) == 15 and not any(GAVIN in k for k in rfi)
+    # the admin checks the row and saves it again, corrected: Gavin is mailed again
+    edit(config_dir / "example" / "roster.csv", "Gavin Swales,", "Gavin Swales (Kent),")
+    rfi = [k for k in make_executor().tick(RFI_DAY + timedelta(minutes=1)).sent
+           if "/rfi/" in k]
+    assert rfi == [f"qa-leads/2027-q1/rfi/{GAVIN}"]
+
+
+@pytest.mark.parametrize("body,applied", [
+    ("Apologies, I can't make Thursday — Ofsted are in.", True),
+    ("Sorry, I will not be able to attend this one.", True),
+    ("Please send my apologies.", True),
+    ("Hi, can you send the dial-in details again?", False),
+    ("No apologies from me, I'll be there.", False),
+])
+def test_apologies_by_mail_to_an_invitation(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store,
+        body: str, applied: bool):
+    invite = to(sent(T0), GAVIN, "invitation")
+    got = inbox(config_dir, store).apply(read_reply(mail_reply(invite, GAVIN, body)), T0)
+    assert got.handled is applied
+    if applied:
+        assert answers(store)[GAVIN][:2] == ("DECLINED", " ".join(body.split()))
+    else:
+        assert "does not read as apologies: for the admin to read" in got.detail
+        assert answers(store) == {}
+
+
+def test_nothing_is_applied_without_a_way_to_authenticate(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
+    invite = to(sent(T0), GAVIN, "invitation")
+    reply = authenticated(calendar_reply(invite, GAVIN, {GAVIN: "DECLINED"}))
+    got: Outcome = inbox(config_dir, store).apply(replies.read(reply), T0)  # no trust given
+    assert not got.handled and "set [mailbox] authserv_id" in got.detail
