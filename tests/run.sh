@@ -5,12 +5,12 @@
 #
 # It makes a fresh temp folder, starts a private PostgreSQL (tests/postgres.sh) and a private
 # Postfix and Dovecot (tests/mailservers.sh) in it on free loopback ports, exports
-# CLERK_TEST_PG_URL and CLERK_TEST_MAIL, runs `pytest -q` (pytest's temp folders are in there
-# too) and then, whatever happened (pass, failure, Ctrl-C, SIGTERM or SIGHUP), stops the three
-# servers and removes the folder.  So two runs, from two clones, can share a host, and nothing of
-# a run is left running.  "No tests collected" (pytest's exit 5) is a failure.  As root (it
-# installs packages and starts the servers).  CLERK_TEST_KEEP=1 keeps the folder, with the
-# servers' logs, once they are stopped.
+# CLERK_TEST_PG_URL and CLERK_TEST_MAIL, runs `pytest -q` (its temp folders and TMPDIR are in
+# there too) and then, whatever happened (pass, failure, Ctrl-C, SIGTERM or SIGHUP), stops the
+# three servers and removes the folder.  So two runs, from two clones, can share a host, and
+# nothing of a run is left running.  "No tests collected" (pytest's exit 5) is a failure.  As
+# root (it installs packages and starts the servers).  CLERK_TEST_KEEP=1 keeps the folder, with
+# the servers' logs, once they are stopped.
 # shellcheck disable=SC2317  # finish and interrupted run from traps
 set -uo pipefail
 
@@ -91,9 +91,11 @@ setsid -w bash "$here/mailservers.sh" start "$run/mail" >"$run/mail.json" || exi
 
 # In the background, so that this script hears a signal at once (`wait` returns); with SIGINT
 # back to its default (a background job starts with SIGINT ignored), so that Ctrl-C reaches it.
+# TMPDIR in the run's folder too, so that what tests leave in temp folders goes with it.
+install -d -m 0700 "$run/tmp"
 (
   trap - INT QUIT
-  CLERK_TEST_PG_URL="$(cat "$run/pg-url")" CLERK_TEST_MAIL="$run/mail.json" \
+  CLERK_TEST_PG_URL="$(cat "$run/pg-url")" CLERK_TEST_MAIL="$run/mail.json" TMPDIR="$run/tmp" \
     exec "$python" -m pytest -q --basetemp="$run/pytest" "$@"
 ) &
 tests_pid=$!
