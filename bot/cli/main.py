@@ -22,6 +22,7 @@ from bot.cli.common import (
     json_option,
     now_option,
 )
+from bot.cli.inbox import inbox_cli
 from bot.cli.records import actions_cli, minutes_cli, nudge_cli, submissions_cli
 
 
@@ -292,7 +293,7 @@ def hold(obj: Ctx, keys: tuple[str, ...]) -> None:
     _move(obj, keys, ("planned", "retry"), "held", "hold", "held")
 
 
-for _command in (actions_cli, minutes_cli, nudge_cli, submissions_cli):
+for _command in (actions_cli, inbox_cli, minutes_cli, nudge_cli, submissions_cli):
     cli.add_command(_command)
 
 

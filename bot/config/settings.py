@@ -23,6 +23,7 @@ from bot.domain.options import (
     _str,
 )
 from bot.listen import authn
+from bot.transports import MAILBOXES
 
 SETTINGS_OPTIONS = {
     "state": Option(Settings.state, _str, "SQLAlchemy URL of the state store"),
@@ -35,8 +36,8 @@ SETTINGS_OPTIONS = {
     "retry_cap": Option(Settings.retry_cap, _int, "longest wait between retries, seconds"),
     "park_after": Option(Settings.park_after, _duration,
                          "a message failing this long is parked and the admin told"),
-    "mailbox": Option("", _choice("", "imap", "exchange", "graph"),
-                      "where replies are read: imap, exchange, graph (or empty)"),
+    "mailbox": Option("", _choice("", *MAILBOXES),
+                      "where replies are read: imap, maildir, exchange, graph (or empty)"),
     "rsvp_every": Option(Settings.rsvp_every, _duration,
                          "exchange, graph: how often attendees' answers are read"),
     "papers": Option(Settings.papers, _str, "folder for the papers members send"),
@@ -56,7 +57,9 @@ def load_settings(folder: Path, problems: list[Problem]) -> Settings:
         return Settings()
     data, text = read
     r = Reader(path, text)
-    clerk = r.section(data.get("clerk", {}), SETTINGS_OPTIONS, "clerk", table="clerk")
+    # a value with a problem is reported and its default used, so every problem is found
+    clerk = {**{k: o.default for k, o in SETTINGS_OPTIONS.items()},
+             **r.section(data.get("clerk", {}), SETTINGS_OPTIONS, "clerk", table="clerk")}
     for name in data:
         if name not in ("clerk", "transport", "mailbox"):
             r.problem(name, "unknown section", hint="sections: [clerk], [transport], [mailbox]")
@@ -74,6 +77,11 @@ def load_settings(folder: Path, problems: list[Problem]) -> Settings:
         mailbox = {**transport, **r.section(raw, authn.OPTIONS, "mailbox", table="mailbox")}
     elif clerk.get("mailbox"):
         mailbox = _transport_options(r, clerk["mailbox"], raw, "mailbox")
+    elif only_trust:  # no mailbox, but message files read by hand (`clerk inbox read`)
+        mailbox = r.section(raw, authn.OPTIONS, "mailbox", table="mailbox")
+    elif "mailbox" in data:
+        r.problem("mailbox", "a [mailbox] section, but no mailbox", table="mailbox",
+                  hint='set mailbox = "imap" (or "maildir", "exchange", "graph") in [clerk]')
     if clerk.get("mailbox"):
         _trust_problems(r, clerk["mailbox"], mailbox)
     problems.extend(r.problems)

@@ -24,6 +24,7 @@ from bot.engine.recovery import Recovery
 from bot.engine.result import TickResult
 from bot.engine.sending import IN_DOUBT
 from bot.engine.store import Store
+from bot.listen import authn
 from bot.plan import planner
 from bot.plan.planner import Plan
 from bot.transports.base import Mail, Transport
@@ -261,23 +262,16 @@ class Executor(Recovery):
         """Turn each message in the mailbox into facts, then file it (never delete it)."""
         if self.mailbox is None:
             return
-        from bot.engine.inbox import Inbox, Outcome
-        from bot.listen import authn, replies
+        from bot.engine.inbox import Inbox, read
 
         inbox = Inbox(self.config, self.store)
         settings = self.config.settings
-        limit = settings.max_attachment
         trust = authn.trust_of(settings.mailbox_options, settings.mailbox)
         try:
             for uid, raw in self.mailbox.messages():
                 if self.stop.is_set():
                     break
-                try:
-                    outcome = inbox.apply(replies.read(raw, max_attachment=limit, trust=trust),
-                                          now)
-                except Exception as exc:  # one odd message must not stop clerk for good
-                    log.exception("inbox: could not use a message")
-                    outcome = Outcome(False, f"clerk could not use it: {exc!r}"[:500])
+                outcome = read(inbox, raw, trust, now)
                 self.mailbox.file(uid, outcome.handled)
                 result.read += 1
                 if not outcome.handled:

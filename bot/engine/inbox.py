@@ -27,7 +27,9 @@ from bot.domain.model import Config, Group, Member
 from bot.domain.tokens import ANSWERABLE, check_token
 from bot.engine import action_log, snapshot
 from bot.engine.store import Store
+from bot.listen import replies
 from bot.listen.answers import apologies
+from bot.listen.authn import Trust
 from bot.listen.replies import Answer, Incoming
 from bot.plan import actions
 from bot.plan.calendar import OWNED_BY_SERVER
@@ -332,6 +334,17 @@ class Inbox:
             path.write_bytes(a.data)
             saved.append(path)
         return saved
+
+
+def read(inbox: Inbox, raw: bytes, trust: Trust, now: datetime) -> Outcome:
+    """What one message from the mailbox (or a message file) comes to, applied. Never
+    raises: one odd message must not stop clerk for good."""
+    try:
+        limit = inbox.config.settings.max_attachment
+        return inbox.apply(replies.read(raw, max_attachment=limit, trust=trust), now)
+    except Exception as exc:
+        log.exception("inbox: could not use a message")
+        return Outcome(False, f"clerk could not use it: {exc!r}"[:500])
 
 
 def _member(group: Group, email: str) -> Member | None:

@@ -19,6 +19,7 @@ REGISTRY = {
 
 MAILBOXES = {
     "imap": "bot.transports.imap:ImapMailbox",
+    "maildir": "bot.transports.maildir:MaildirMailbox",
     "exchange": "bot.transports.exchange:ExchangeMailbox",
     "graph": "bot.transports.graph:GraphMailbox",
 }

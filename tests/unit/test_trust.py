@@ -285,3 +285,91 @@ def test_nothing_is_applied_without_a_way_to_authenticate(
     reply = authenticated(calendar_reply(invite, GAVIN, {GAVIN: "DECLINED"}))
     got: Outcome = inbox(config_dir, store).apply(replies.read(reply), T0)  # no trust given
     assert not got.handled and "set [mailbox] authserv_id" in got.detail
+
+
+# --- an inbox without a server: a Maildir, and message files read by hand ----------------
+
+
+def _maildir(root: Path) -> Path:
+    for sub in ("new", "cur", "tmp"):
+        (root / sub).mkdir(parents=True)
+    return root
+
+
+def test_a_maildir_is_read_like_a_mailbox_and_nothing_is_deleted(
+        make_executor: Callable[[], Executor], config_dir: Path, store: Store,
+        tmp_path: Path):
+    box = _maildir(tmp_path / "Maildir")
+    (config_dir / "clerk.toml").write_text(
+        f'[clerk]\nmailbox = "maildir"\n\n[mailbox]\npath = "{box}"\nauthserv_id = "{MX}"\n')
+    ex = make_executor()
+    ex.tick(T0)
+    assert isinstance(ex.transport, MemoryTransport)
+    invite = to(list(ex.transport.sent), GAVIN, "invitation")
+    (box / "new" / "1.eml").write_bytes(authenticated(calendar_reply(
+        invite, GAVIN, {GAVIN: "DECLINED"}, **{"X-RESPONSE-COMMENT": "On leave"})))
+    (box / "cur" / "2.eml:2,S").write_bytes(calendar_reply(invite, GAVIN, {GAVIN: "ACCEPTED"})
+                                            .as_bytes())  # forged: no verdict
+    from bot import config as config_mod
+    from bot import transports
+
+    s = config_mod.load(config_dir).settings
+    result = Executor(config_mod.load(config_dir), store, ex.transport,
+                      mailbox=transports.load_mailbox(s.mailbox, s.mailbox_options)
+                      ).tick(T0 + timedelta(minutes=5))
+    assert result.read == 2 and len(result.unprocessed) == 1
+    assert "is not authenticated" in result.unprocessed[0]
+    assert answers(store)[GAVIN][:2] == ("DECLINED", "On leave")
+    assert [p.name for p in (box / ".clerk.processed" / "cur").iterdir()] == ["1.eml:2,"]
+    assert [p.name for p in (box / ".clerk.unprocessed" / "cur").iterdir()] == ["2.eml:2,S"]
+    assert list((box / "new").iterdir()) == list((box / "cur").iterdir()) == []
+
+
+def test_clerk_inbox_read_applies_files_as_mail_from_the_mailbox(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store,
+        tmp_path: Path, clerk: Callable[..., Result]):
+    invite = to(sent(T0), GAVIN, "invitation")
+    with (config_dir / "clerk.toml").open("a") as f:  # no mailbox: files only
+        f.write(f'\n[mailbox]\nauthserv_id = "{MX}"\nmicrosoft365 = true\n')
+    saved = tmp_path / "Gavin's reply.eml"
+    saved.write_bytes(authenticated(mail_reply(invite, GAVIN, "Apologies, I can't make it")))
+    stamped = tmp_path / "stamped.eml"  # Microsoft's stamp is not believed from a file
+    stamped.write_bytes(
+        b"Authentication-Results: spf=pass smtp.mailfrom=bracknell.example; dmarc=pass "
+        b"action=none header.from=bracknell.example\r\n" + calendar_reply(
+            invite, JOANNE, {JOANNE: "ACCEPTED"}).as_bytes())
+    result = clerk("--now", "2026-12-02T09:00:00+00:00", "inbox", "read", str(saved),
+                   str(stamped), "--json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)
+    assert [(g["file"], g["applied"]) for g in got] == [(str(saved), True), (str(stamped), False)]
+    assert "is not authenticated" in got[1]["detail"]
+    assert answers(store)[GAVIN][0] == "DECLINED" and JOANNE not in answers(store)
+    assert saved.exists() and stamped.exists()  # the files stay where they are
+
+
+@pytest.mark.parametrize("settings,message", [
+    ('[clerk]\nmailbox = "maildir"\n', "mailbox.path"),
+    ('[clerk]\nmailbox = "imap"\n\n[mailbox]\nhost = "imap.example"\ntrusted = true\n',
+     "a imap mailbox cannot vouch for its senders"),
+    ('[clerk]\nmailbox = "maildir"\n\n[mailbox]\npath = "m"\nmicrosoft365 = true\n',
+     "Microsoft 365's verdict cannot be read from a maildir mailbox"),
+    ('[mailbox]\nhost = "imap.example"\n', "a [mailbox] section, but no mailbox"),
+    ('[mailbox]\nauthserv_id = "not a host name"\n', "is not an authserv-id"),
+    ('[mailbox]\nauthserv_id = 5\n', "must be a name in quotes"),
+])
+def test_bad_trust_settings_are_problems_with_their_key(
+        config_dir: Path, settings: str, message: str, clerk: Callable[..., Result]):
+    (config_dir / "clerk.toml").write_text(settings)
+    result = clerk("check")
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "clerk.toml:" in result.output
+
+
+def test_check_warns_when_no_reply_can_be_authenticated(config_dir: Path, tmp_path: Path,
+                                                         clerk: Callable[..., Result]):
+    (config_dir / "clerk.toml").write_text(
+        f'[clerk]\nmailbox = "maildir"\n\n[mailbox]\npath = "{tmp_path}"\n')
+    result = clerk("check")
+    assert result.exit_code == 0 and "warning" in result.output
+    assert "clerk cannot tell who sent a reply" in result.output
