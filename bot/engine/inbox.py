@@ -112,7 +112,7 @@ class Inbox:
         if not incoming.authenticated:
             return Outcome(False, f"a calendar answer, not applied: {incoming.auth}")
         done: list[str] = []
-        refused: list[str] = []
+        refused: list[str] = []  # what was not applied, and why
         for r in incoming.rsvps:
             if r.attendee != incoming.sender:  # RFC 6047 section 3: a spoofed attendee
                 refused.append(f"{incoming.sender} answered for {r.attendee}: not applied, "
@@ -123,12 +123,13 @@ class Inbox:
             if server:  # its SEQUENCE is the server's count, not clerk's
                 found = self._by_start(r)
             if found is None:
-                return Outcome(False, f"a reply for an unknown meeting (UID {r.uid})")
+                refused.append(f"a reply for an unknown meeting (UID {r.uid})")
+                continue
             group, unit = found
             member = _member(group, r.attendee)
             if member is None:
-                return Outcome(False, f"{r.attendee} answered but is not on the roster of "
-                                      f"{group.id}")
+                refused.append(f"{r.attendee} answered but is not on the roster of {group.id}")
+                continue
             last = self.store.snapshot_held(group.id, unit).get(member.email)
             if last is not None and r.sequence < last and not server:
                 done.append(f"ignored an old reply (SEQUENCE {r.sequence} < {last})")
@@ -138,7 +139,7 @@ class Inbox:
                                    for_start=r.start or "")
             done.append(f"{member.email} {r.partstat.lower()} {unit}"
                         + (f" ({r.comment})" if r.comment else ""))
-        return Outcome(bool(done), "; ".join(done + refused))
+        return Outcome(bool(done), "; ".join(refused + done))
 
     def _by_start(self, r: Any) -> tuple[Group, str] | None:
         """The meeting a server made (transports exchange, graph) that ``r`` answers: the
