@@ -62,6 +62,7 @@ class Executor(Recovery):
         self._plan: Plan | None = None
         self._by_key: dict[str, Desired] = {}
         self._stamp: tuple[str, int] | None = None
+        self._noted = ""  # the config fingerprint whose rosters the store has noted
         self._token_secret: bytes | None = None
         self.batch = 1000  # due rows fetched at a time
         self._in_flight: tuple[str, Callable[[], None]] | None = None  # (key, finish)
@@ -80,6 +81,11 @@ class Executor(Recovery):
         if (plan is not None and stamp == self._stamp
                 and (plan.valid_until is None or now < plan.valid_until)):
             return plan, None
+        if stamp[0] != self._noted:  # the config changed: when did each roster row?
+            self.store.note_roster({g.id: {m.email: m.row for m in g.members}
+                                    for g in self.config.groups}, now)
+            self._noted = stamp[0]
+            stamp = (stamp[0], self.store.facts_version())
         state = snapshot.state(self.store)
         plan = planner.plan(self.config, state, now)
         counts = self.record(plan, now, state.keys)

@@ -24,6 +24,7 @@ from bot.engine.schema import (
     meta,
     nudges,
     proposals,
+    roster,
     rsvps,
     submissions,
 )
@@ -178,6 +179,38 @@ class Facts:
             conn.execute(inbox.insert().values(  # header text is the sender's: cut to fit
                 message_id=(message_id or "")[:300] or None, at=now, sender=sender[:320],
                 subject=subject[:500], kind=kind, handled=handled, detail=detail[:2000]))
+
+    def note_roster(self, groups: dict[str, dict[str, str]], now: datetime) -> int:
+        """Record the rosters as they are (group → email → row digest): a row that is new,
+        changed or gone since the last look is stamped ``now``. Returns how many were."""
+        changed = 0
+        with self.atomic() as conn:
+            for group, rows in groups.items():
+                seen = {r.email: r.row for r in conn.execute(
+                    sa.select(roster.c.email, roster.c.row).where(roster.c.group_id == group))}
+                for email, row in rows.items():
+                    if email not in seen:
+                        conn.execute(roster.insert().values(group_id=group, email=email,
+                                                            row=row, changed_at=now))
+                    elif seen[email] != row:
+                        conn.execute(roster.update().where(
+                            (roster.c.group_id == group) & (roster.c.email == email)
+                        ).values(row=row, changed_at=now))
+                    else:
+                        continue
+                    changed += 1
+                for email in (e for e, row in seen.items() if row and e not in rows):
+                    conn.execute(roster.update().where(
+                        (roster.c.group_id == group) & (roster.c.email == email)
+                    ).values(row="", changed_at=now))
+                    changed += 1
+            if changed:
+                self.bump_facts(conn)
+        return changed
+
+    def roster_rows(self) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(roster)))
 
     def handled_before(self, message_id: str, sender: str) -> bool:
         """Whether a message with this Message-ID from this sender was read and applied."""

@@ -18,7 +18,7 @@ def _initial(conn: Connection) -> None:
     # a new store gets today's tables; later migrations then find nothing to add
     for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions, s.rsvps,
                   s.bounces, s.inbox, s.actions, s.action_history, s.nudges, s.proposals,
-                  s.calendar_items):
+                  s.calendar_items, s.roster):
         table.create(conn, checkfirst=True)
 
 
@@ -80,6 +80,12 @@ def _trust(conn: Connection) -> None:
         conn.execute(sa.text("CREATE INDEX ix_inbox_message_id ON inbox (message_id)"))
 
 
+def _roster(conn: Connection) -> None:
+    """When each roster row last changed: a newcomer, a changed address and a removal wait
+    for the settle window from their own last edit."""
+    s.roster.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -89,6 +95,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0006_claims", _claims),
     ("0007_calendar_items", _calendar_items),
     ("0008_trust", _trust),
+    ("0009_roster", _roster),
 ]
 
 

@@ -128,6 +128,14 @@ bounces = sa.Table(
     sa.Column("row", sa.String(64), nullable=True),  # 0008: the roster row when it bounced
 )
 
+roster = sa.Table(  # 0009: each roster row as clerk last saw it, and when it changed
+    "roster", metadata,
+    sa.Column("group_id", sa.String(100), primary_key=True),
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("row", sa.String(64), nullable=False),  # Member.row; "" once removed
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+)
+
 inbox = sa.Table(  # every message clerk read, and what it made of it
     "inbox", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

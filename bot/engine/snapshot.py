@@ -77,6 +77,8 @@ def state(store: Store) -> State:
                  revision_created=created, held=held, first_planned=first,
                  undelivered=undelivered, rsvps=answers,
                  bounced={e: frozenset(rows) for e, rows in bounced.items()},
+                 roster_changed={(r.group_id, r.email): r.changed_at
+                                 for r in store.roster_rows()},
                  actions=tuple(actions(store)),
                  nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text,
                                     r.window_start, r.window_end, r.source)

@@ -64,6 +64,7 @@ class InviteSpec:
     change: str
     scope: str = ""  # series: "" the whole series, "overrides", "occurrences" (cancelled)
     rids: tuple[str, ...] = ()  # series: the original starts (UTC ISO) the scope names
+    first: bool = False  # their first invitation (or the first since a cancellation)
 
 
 def invite_fields(meeting: Meeting) -> dict[str, str]:
@@ -224,27 +225,42 @@ def _content(fields: Mapping[str, str]) -> dict[str, str]:
 def invitation_specs(group: Group, meeting: Meeting, *, held: Mapping[str, Held],
                      current: Current, send_at: datetime, settle: timedelta,
                      first_planned: Mapping[tuple[str, str, str, int], datetime],
-                     now: datetime) -> list[InviteSpec]:
+                     now: datetime,
+                     roster_changed: Mapping[tuple[str, str], datetime] | None = None,
+                     ) -> list[InviteSpec]:
     """The REQUESTs and CANCELs each person should get for ``meeting`` now.
 
     ``held`` maps a person's email to the last invite message they were sent for it;
     ``first_planned`` maps (group, meeting, email, sequence) to when a message was first
-    planned, so a settle window counts from then.
+    planned, so a settle window counts from then; ``roster_changed`` maps (group, email) to
+    when that roster row last appeared, changed or went: a newcomer added once the others
+    were invited (a new member, or a changed address) and a removal wait for the settle
+    window from their own last edit, so a typo fixed within it costs no mail.
     """
     specs: list[InviteSpec] = []
     rev, rev_made, change = current.rev, current.made, current.change
+    edited = roster_changed or {}
 
     def first(email: str, seq: int) -> datetime:
         return first_planned.get((group.id, meeting.id, email, seq), now)
 
+    def settled(email: str, since: datetime) -> datetime:
+        return max(since, edited.get((group.id, email), now)) + settle
+
+    # when the others were first invited: someone whose row changed since is a newcomer
+    invited = min((first(e, h.sequence) for e, h in held.items() if h.method == REQUEST),
+                  default=None)
     if not meeting.cancelled:
         update_at = max(send_at, rev_made + settle) if rev else send_at
         for p in group.members:
             last = held.get(p.email)
             if last is None:
-                specs.append(InviteSpec(p, REQUEST, rev, rev, send_at,
+                joined = edited.get((group.id, p.email), now)
+                at = max(send_at, joined + settle) if invited is not None and \
+                    joined > invited else send_at
+                specs.append(InviteSpec(p, REQUEST, rev, rev, at,
                                         f"invitation rev {rev}" if rev else "invitation",
-                                        change))
+                                        "", first=True))
             elif last.method == REQUEST and last.revision == rev:  # as it was sent
                 scope, rids = ("occurrences", current.scope[1]) if last.partial and \
                     current.scope else ("", ())
@@ -254,19 +270,21 @@ def invitation_specs(group: Group, meeting: Meeting, *, held: Mapping[str, Held]
                 seq = max(rev, last.sequence + 1)
                 again = last.method == CANCEL
                 reason = "invited again after a cancellation" if again else _why(rev, change)
-                at = max(send_at, first(p.email, seq) + settle) if again \
+                at = max(send_at, settled(p.email, first(p.email, seq))) if again \
                     else update_at
                 scope, rids = current.scope if current.scope and not again \
                     and last.revision == rev - 1 else ("", ())
                 method = CANCEL if scope == "occurrences" else REQUEST
-                specs.append(InviteSpec(p, method, seq, rev, at, reason, change, scope, rids))
+                specs.append(InviteSpec(p, method, seq, rev, at, reason,
+                                        "" if again else change, scope, rids, first=again))
     members = {p.email for p in group.members}
     for email, last in sorted(held.items()):
         if last.method != REQUEST or (email in members and not meeting.cancelled):
             continue
         seq = last.sequence + 1
         reason = "meeting cancelled" if meeting.cancelled else "no longer on the roster"
-        at = first(email, seq) + settle
+        at = first(email, seq) + settle if meeting.cancelled else \
+            settled(email, first(email, seq))
         specs.append(InviteSpec(Person(name=last.name, email=email), CANCEL, seq,
                                 last.revision, at, f"cancellation: {reason}", reason))
     return specs

@@ -188,7 +188,8 @@ def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: da
             specs = [replace(s, reason=f"{s.reason} (its window had passed when first "
                              "planned)") for s in specs]
     shared = shared_context(group, meeting, rule, state)
-    subjects: dict[tuple[str, int], str] = {}  # per (method, sequence) when no one is named
+    # per (method, sequence, first) when no one is named
+    subjects: dict[tuple[str, int, bool], str] = {}
     return [_desired(group, meeting, rule, s, shared, latest, initial, subjects)
             for s in specs]
 
@@ -198,13 +199,14 @@ def _key(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec) -> str:
 
 def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
              shared: dict[str, Any], latest: datetime, initial: str,
-             subjects: dict[tuple[str, int], str]) -> Desired:
+             subjects: dict[tuple[str, int, bool], str]) -> Desired:
     p = spec.recipient
     context = dict(shared, recipient=member(p) if isinstance(p, Member) else
                    dict(person(p), organisation="", role=""))
     kind, template = rule.kind, rule.template
-    if spec.method:
-        context["revision"], context["change"] = spec.sequence, spec.change
+    if spec.method:  # a first invitation says so, whatever the meeting's revision
+        context["revision"] = 0 if spec.first else spec.sequence
+        context["change"] = spec.change
         context["scope"], context["rids"] = spec.scope, list(spec.rids)
     if spec.method == CANCEL:
         kind = "occurrence_cancellation" if spec.scope else "cancellation"
@@ -218,10 +220,10 @@ def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
     )
 
 def _subject(group: Group, template: str, context: dict[str, Any], spec: InviteSpec,
-             cache: dict[tuple[str, int], str]) -> str:
+             cache: dict[tuple[str, int, bool], str]) -> str:
     if templates.uses(group, template, "subject", "recipient"):
         return render(group, template, "subject", context)
-    batch = (spec.method, spec.sequence)
+    batch = (spec.method, spec.sequence, spec.first)
     if batch not in cache:
         cache[batch] = render(group, template, "subject", context)
     return cache[batch]
@@ -251,7 +253,7 @@ def _invitations(group: Group, meeting: Meeting, rule: Rule, state: State, now: 
         meeting = replace(meeting, cancelled=True)
     specs = invites.invitation_specs(
         group, meeting, held=held, current=current, send_at=send_at, settle=group.settle,
-        first_planned=state.first_planned, now=now)
+        first_planned=state.first_planned, now=now, roster_changed=state.roster_changed)
     suffix = f" (rule {rule.id} {rule.send.text})"
     return [replace(s, reason=s.reason + suffix) if s.method == REQUEST else s for s in specs]
 

@@ -46,6 +46,9 @@ class State:
     # email -> the roster rows (Member.row) it bounced for, permanently: not mailed while
     # the roster row is still one of these
     bounced: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # (group, email) -> when that roster row last appeared, changed or went: a newcomer or a
+    # removal waits for the settle window from then (unknown: from now)
+    roster_changed: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
     actions: tuple[Action, ...] = ()  # all of them: open, done and dropped
     nudges: tuple[Nudge, ...] = ()
     proposals: tuple[tuple[str, str, str, str], ...] = ()  # (group, meeting, member, item)

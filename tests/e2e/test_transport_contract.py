@@ -119,8 +119,8 @@ def messages() -> list[Mail]:
     wanted = [d for d in plan(config, State(), datetime(2026, 12, 20, tzinfo=UTC)).messages
               if d.kind == "request"][:3]
     assert len(wanted) == 3
-    return [render_email.build(group, d, GO_LIVE, make_token(b"secret", d.key))
-            for d in wanted]
+    return [render_email.build(group, d, GO_LIVE, make_token(b"secret", d.key),
+                               secret=b"secret") for d in wanted]
 
 
 class TestTransportContract:

@@ -33,6 +33,7 @@ from tests.graph_fake import MAILBOX, FakeGraph
 GO_LIVE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 USER = f"/users/{MAILBOX}"
 EVENT = rf"{USER}/events/[^/]+"
+SETTLE = timedelta(minutes=10)  # the example group's settle window: newcomers wait for it
 NEWCOMERS = [("Ada Byron", "ada.byron@council.example"), ("Bo Chen", "bo.chen@trust.example"),
              ("Cy Diaz", "cy.diaz@school.example"), ("Di Evans", "di.evans@college.example")]
 
@@ -141,7 +142,8 @@ def test_a_newcomer_gets_an_event_of_their_own_and_nobody_else_is_mailed(
     add_members(group_dir, NEWCOMERS[:1])
     plan = clerk("--state", store.url, "plan", "--json", "--from", "2026-12-01")
     assert "a calendar item of their own" in plan.output
-    result = on_graph().tick(GO_LIVE + timedelta(hours=1))
+    assert on_graph().tick(GO_LIVE + timedelta(hours=1)).sent == []  # the settle window
+    result = on_graph().tick(GO_LIVE + timedelta(hours=1) + SETTLE)
     assert len(result.sent) == 1
     posts = event_posts(graph)[1:]
     assert len(posts) == 1 and not graph.calls("PATCH", EVENT)
@@ -169,6 +171,7 @@ def test_a_newcomer_removed_again_has_their_own_event_cancelled(
     on_graph().tick(GO_LIVE)
     add_members(group_dir, NEWCOMERS[:1])
     on_graph().tick(GO_LIVE + timedelta(hours=1))
+    on_graph().tick(GO_LIVE + timedelta(hours=1) + SETTLE)
     remove_member(group_dir, NEWCOMERS[0][1])
     on_graph().tick(GO_LIVE + timedelta(hours=2))
     on_graph().tick(GO_LIVE + timedelta(hours=3))
@@ -182,6 +185,7 @@ def test_a_cancelled_meeting_cancels_every_event_of_it(
     on_graph().tick(GO_LIVE)
     add_members(group_dir, NEWCOMERS[:1])
     on_graph().tick(GO_LIVE + timedelta(hours=1))
+    on_graph().tick(GO_LIVE + timedelta(hours=1) + SETTLE)
     edit(group_dir / "group.toml", 'id = "2027-q1"\n', 'id = "2027-q1"\ncancelled = true\n')
     on_graph().tick(GO_LIVE + timedelta(hours=2))
     on_graph().tick(GO_LIVE + timedelta(hours=3))
@@ -552,10 +556,11 @@ def test_a_newcomer_does_not_send_a_pending_update_before_its_settle_window(
         on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store):
     on_graph().tick(GO_LIVE)
     t = GO_LIVE + timedelta(hours=1)
+    add_members(group_dir, NEWCOMERS[:1])  # she waits for the settle window, until t + 10m
+    on_graph().tick(t)
     edit(group_dir / "group.toml", 'duration = "2h"', 'duration = "3h"')
-    on_graph().tick(t)  # revision 1: the update waits for the settle window
-    add_members(group_dir, NEWCOMERS[:1])
-    result = on_graph().tick(t + timedelta(minutes=2))
+    on_graph().tick(t + timedelta(minutes=2))  # revision 1: the update waits until t + 12m
+    result = on_graph().tick(t + SETTLE)
     assert result.sent == [k for k in result.sent if "ada.byron" in k] and result.sent
     assert graph.calls("PATCH", EVENT) == []  # nobody on the shared event is mailed yet
     edit(group_dir / "group.toml", 'location = "Online (Microsoft Teams)"',
@@ -787,7 +792,8 @@ def test_answers_read_while_others_are_throttled_are_kept(
         on_graph: Callable[[], Executor], graph: FakeGraph, group_dir: Path, store: Store):
     on_graph().tick(GO_LIVE)
     add_members(group_dir, NEWCOMERS[:1])
-    on_graph().tick(GO_LIVE + timedelta(hours=1))  # the newcomer's own event
+    on_graph().tick(GO_LIVE + timedelta(hours=1))
+    on_graph().tick(GO_LIVE + timedelta(hours=1) + SETTLE)  # the newcomer's own event
     first, own = list(graph.events)
     graph.answer(first, "joanne.beale@bracknell.example", "declined")
     graph.answer(own, "ada.byron@council.example", "accepted")
