@@ -18,7 +18,8 @@ with the ``graph`` transport so an item reads the same from either): a message i
 ``ClerkRevision``, ``ClerkDone``, ``ClerkPart``). After a crash clerk finds what the server
 holds by them instead of sending twice.
 
-The session — options, sign-in, exchangelib's set-up and its errors — is bot/transports/ews.py.
+The session — options, sign-in, exchangelib's set-up and its errors — is
+bot/transports/exchange/session.py.
 ``server`` is the EWS endpoint: the full URL (``https://mail.example.org/EWS/Exchange.asmx``)
 or a host name alone, meaning that URL on it. Nothing is autodiscovered and the version is
 given (``version``), so exchangelib sends no probing requests. Sign-in: NTLM or basic with a
@@ -29,16 +30,16 @@ worker must not stall); past that a throttled request is a retryable TransportEr
 the server's back-off, and the ledger waits. exchangelib is imported only when a request is
 made: reading ``OPTIONS`` (``clerk --help``, config checks) stays fast.
 
-Its modules: ``meetings`` (calendar items: create, update, cancel, a series' occurrences,
-find, answers), ``items`` (what an item says: its fields, EWS's Recurrence, which
-occurrences are left to do), ``messages`` (CreateItem, Sent Items), ``mailbox`` (the inbox),
-``doctor`` (``clerk doctor``) and ``transport``, which puts the meetings and the messages
-together as :class:`ExchangeTransport`.
+Its modules: ``session`` (above), ``meetings`` (calendar items: create, update, cancel, a
+series' occurrences, find, answers), ``items`` (what an item says: its fields, EWS's
+Recurrence, which occurrences are left to do), ``messages`` (CreateItem, Sent Items),
+``mailbox`` (the inbox), ``doctor`` (``clerk doctor``) and ``transport``, which puts the
+meetings and the messages together as :class:`ExchangeTransport`.
 """
 
-from bot.transports.ews import OPTIONS
 from bot.transports.exchange.items import recurrence
 from bot.transports.exchange.mailbox import ExchangeMailbox
+from bot.transports.exchange.session import OPTIONS
 from bot.transports.exchange.transport import ExchangeTransport
 
 __all__ = ["OPTIONS", "ExchangeMailbox", "ExchangeTransport", "recurrence"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.domain.errors import TransportError
 from bot.transports.credentials import secret
-from bot.transports.ews import Ews
+from bot.transports.exchange.session import Ews
 
 
 def doctor(ews: Ews) -> list[tuple[bool, str, str]]:

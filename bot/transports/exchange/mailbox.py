@@ -9,8 +9,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from bot.transports.ews import Ews
 from bot.transports.exchange.doctor import doctor
+from bot.transports.exchange.session import Ews
 
 log = logging.getLogger("clerk")
 

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.errors import TransportError
 from bot.transports.calendar import HalfDone, MeetingChange, Op, Part
-from bot.transports.ews import Ews, lenient
 from bot.transports.exchange.items import (
     _attendee,
     _completed,
@@ -26,6 +25,7 @@ from bot.transports.exchange.items import (
     _tz,
     _when,
 )
+from bot.transports.exchange.session import Ews, lenient
 
 log = logging.getLogger("clerk")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.domain.errors import TransportError
 from bot.transports.base import Mail
-from bot.transports.ews import Ews, lenient
+from bot.transports.exchange.session import Ews, lenient
 
 REQUEST_BYTES = 24 * 1024 * 1024  # attachments per CreateItem (IIS limits EWS requests)
 

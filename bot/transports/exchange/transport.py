@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from bot.transports.calendar import CalendarTransport
-from bot.transports.ews import Ews
 from bot.transports.exchange.doctor import doctor
 from bot.transports.exchange.meetings import ExchangeMeetings
 from bot.transports.exchange.messages import ExchangeMessages
+from bot.transports.exchange.session import Ews
 
 
 class ExchangeTransport(ExchangeMessages, ExchangeMeetings, CalendarTransport):
