@@ -52,11 +52,11 @@ def timing_warnings(group: Group) -> list[Problem]:
 
 
 def zone_problems(group: Group) -> list[Problem]:
-    """Invitations carry a compact VTIMEZONE (bot/render/ical.py); a zone whose rules change
+    """Invitations carry a compact VTIMEZONE (bot/render/vtimezone.py); a zone whose rules change
     within the years of the meetings cannot be written so, and would send a wrong time."""
     if not group.meetings or not any(r.kind == "invitation" for r in group.rules):
         return []
-    from bot.render.ical import compact_vtimezone
+    from bot.render.vtimezone import compact_vtimezone
 
     years = {m.start.year for m in group.meetings} | {m.end.year for m in group.meetings}
     try:

@@ -19,7 +19,7 @@ from bot.engine import snapshot
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.render import email as render_email
-from bot.transports.graph import DONE_PROP, PART_PROP, REV_PROP, UID_PROP
+from bot.transports.graph.session import DONE_PROP, PART_PROP, REV_PROP, UID_PROP
 from tests.conftest import (
     ROOT,
     add_series,

@@ -1,4 +1,5 @@
-"""Tests for bot.render.ical: the compact VTIMEZONE and the iTIP invite.
+"""Tests for bot.render.vtimezone and bot.render.ical: the compact VTIMEZONE and the iTIP
+invite.
 
 The VTIMEZONE is read back by two independent parsers -- icalendar (through
 dateutil's tzical, bypassing its zoneinfo lookup by TZID) and vobject, in a
@@ -27,12 +28,12 @@ from icalendar.parser import _foldline
 
 from bot.render.ical import (
     EventSpec,
-    compact_vtimezone,
     fold,
     invite_calendar,
     itip,
     itip_for,
 )
+from bot.render.vtimezone import compact_vtimezone
 
 YEARS = range(2026, 2031)
 ZONES = (
