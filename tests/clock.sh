@@ -6,6 +6,7 @@
 # `clerk --now`): it must pass at any of them. (A subprocess keeps the real clock: a test
 # that starts clerk must give it the time with `--now`, or it breaks on the moved dates.)
 # Usage: tests/clock.sh PYTHON. Quiet unless a run fails; exits non-zero if any does.
+# tests/run.sh runs it after the suite, with its servers (CLERK_TEST_MAIL) still up.
 set -uo pipefail
 python="${1:-python3}"
 mapfile -t clocks < <("$python" - <<'PY'
@@ -27,13 +28,17 @@ PY
 
 status=0
 out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+# the runs end with this script, however it ends
+trap 'kill $(jobs -p) 2>/dev/null; wait; rm -rf "$out"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 # two at a time: each run is mostly one busy core
 for pair in "0 1" "2 3"; do
   pids=()
   for i in $pair; do
     "$python" -m pytest -q -p no:cacheprovider -k "not postgresql" --clock "${clocks[$i]}" \
-      tests/unit tests/e2e/test_process.py tests/e2e/test_smtp.py >"$out/$i.log" 2>&1 &
+      --basetemp "$out/tmp-$i" tests/unit tests/e2e/test_process.py tests/e2e/test_smtp.py \
+      >"$out/$i.log" 2>&1 &
     pids+=("$!")
   done
   for n in "${!pids[@]}"; do

@@ -6,7 +6,8 @@
 # It makes a fresh temp folder, starts a private PostgreSQL (tests/postgres.sh) and a private
 # Postfix and Dovecot (tests/mailservers.sh) in it on free loopback ports, exports
 # CLERK_TEST_PG_URL and CLERK_TEST_MAIL, runs `pytest -q` (its temp folders and TMPDIR are in
-# there too) and then, whatever happened (pass, failure, Ctrl-C, SIGTERM or SIGHUP), stops the
+# there too) — and when the whole suite passed, tests/clock.sh: the suite again with the clock
+# moved — and then, whatever happened (pass, failure, Ctrl-C, SIGTERM or SIGHUP), stops the
 # three servers and removes the folder.  So two runs, from two clones, can share a host, and
 # nothing of a run is left running.  "No tests collected" (pytest's exit 5) is a failure.  As
 # root (it installs packages and starts the servers).  CLERK_TEST_KEEP=1 keeps the folder, with
@@ -105,5 +106,17 @@ tests_pid=
 if [ "$status" -eq 5 ]; then
   echo "error: pytest collected no tests" >&2
   exit 1
+fi
+# The whole suite passed: run it again with the clock moved (tests/clock.sh), the guard that
+# no test depends on the real date or hour.  Not for a part of the suite (pytest arguments).
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
+  (
+    trap - INT QUIT
+    CLERK_TEST_MAIL="$run/mail.json" TMPDIR="$run/tmp" exec bash "$here/clock.sh" "$python"
+  ) &
+  tests_pid=$!
+  wait "$tests_pid"
+  status=$?
+  tests_pid=
 fi
 exit "$status"
