@@ -75,11 +75,29 @@ def check(obj: Ctx) -> None:
     config = obj.config()
     for w in config.warnings:
         click.echo(str(w))
+    for trip in _held_by_guard(obj, config):
+        click.echo(f"warning: {trip.group}: {trip.why}; clerk holds {len(trip.keys)} "
+                   f"message(s) until `clerk approve --guard {trip.group}`")
     for g in config.groups:
         click.echo(f"{g.id}: {len(g.members)} members, "
                    f"{len({m.organisation for m in g.members})} organisations, "
                    f"{len(g.meetings)} meetings, {len(g.rules)} rules")
     click.echo("config OK")
+
+
+def _held_by_guard(obj: Ctx, config: Any) -> list[Any]:
+    """What the blast-radius guard would hold, planned against the state as it is (nothing
+    when there is no state yet: a new install has nothing to compare with)."""
+    from pathlib import Path
+
+    url = obj.state or config.settings.state
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return []
+    from bot.engine import snapshot
+    from bot.plan import planner
+
+    store = obj.store(config)
+    return list(planner.plan(config, snapshot.state(store), obj.now(config)).held)
 
 
 @cli.command()
@@ -279,10 +297,24 @@ def _move(obj: Ctx, keys: tuple[str, ...], from_states: tuple[str, ...], to_stat
 
 
 @cli.command()
-@click.argument("keys", nargs=-1, required=True)
+@click.argument("keys", nargs=-1)
+@click.option("--guard", "guarded", metavar="GROUP",
+              help="Also release what the guard holds in GROUP (an edit that would cancel "
+                   "or invite many members at once).")
 @click.pass_obj
-def approve(obj: Ctx, keys: tuple[str, ...]) -> None:
+def approve(obj: Ctx, keys: tuple[str, ...], guarded: str | None) -> None:
     """Release held messages (KEY, or a key prefix ending in "/") to be sent when due."""
+    if guarded:
+        from bot.plan.guard import HELD
+
+        config = obj.config()
+        keys += tuple(r.key for r in obj.store(config).rows(
+            group=_group(config, guarded), states=("held",)) if r.reason.startswith(HELD))
+        if not keys:
+            raise _usage_error(f"the guard holds nothing in {guarded}")
+    if not keys:
+        raise _usage_error("give the KEYs to approve (or --guard GROUP); `clerk plan` lists "
+                           "what is held")
     _move(obj, keys, ("held",), "planned", "approve", "approved")
 
 

@@ -49,6 +49,19 @@ from bot.domain.options import (
 )
 
 
+def _share(v: Any) -> float:
+    """ "20%" or 0.2: a share of the members, from 0 to 1."""
+    text = v.strip() if isinstance(v, str) else v
+    try:
+        share = float(text[:-1]) / 100 if isinstance(text, str) and text.endswith("%") \
+            else float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{v!r} is not a share; write it like \"20%\"") from None
+    if isinstance(v, bool) or not 0 <= share <= 1:
+        raise ValueError(f"{v!r} is not a share from 0% to 100%")
+    return share
+
+
 def _settle(v: Any) -> timedelta:
     return timedelta(0) if _str(v).strip() in ("0", "0m", "0h") else _duration(v)
 
@@ -69,6 +82,9 @@ GROUP_OPTIONS = {
                                "chair (by replying APPROVE, or clerk approve) or none"),
     "send_window": Option("Mon-Fri 08:00-18:00", _str,
                           "when mail may go, in the group's zone; empty: any time"),
+    "guard": Option(0.2, _share, "an edit that would cancel or invite more than this share "
+                    "of the members at once (e.g. \"20%\") is held for `clerk approve "
+                    "--guard`; \"100%\": never"),
     "bank_holidays": Option("GB-ENG", _str, "no mail on these bank holidays (country-region "
                             "code of the holidays package, e.g. GB-ENG, GB-SCT, IE); empty: "
                             "none"),
@@ -231,6 +247,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         website=g["website"], joining_instructions=g["joining_instructions"],
         members=tuple(roster), meetings=tuple(meetings), rules=tuple(rules), folder=folder,
         standing_items=g["standing_items"], settle=g["settle"], series=tuple(series),
+        guard=g["guard"],
         wording_updates=g["wording_updates"], ladder=ChaseLadder(**ladder), window=window,
         minutes=_minutes_files(folder, {m.id for m in meetings}, problems),
         minutes_approval=g["minutes_approval"],

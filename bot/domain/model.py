@@ -170,6 +170,7 @@ class Group:
     window: Any = None  # bot.windows.Window: when mail may go (None: any time)
     minutes: Mapping[str, Path] = field(default_factory=dict)  # meeting id -> minutes file
     minutes_approval: str = "admin"  # admin | chair | none: who releases held minutes
+    guard: float = 0.2  # an edit cancelling or inviting more than this share is held
 
     @property
     def chair(self) -> Member | None:

@@ -22,6 +22,8 @@ from bot.domain.model import (
 )
 from bot.plan import actions
 from bot.plan.context import meeting_context, member, nudge_meeting, person, shared_context_group
+from bot.plan.guard import Trip
+from bot.plan.guard import notice as guard_notice
 from bot.plan.state import State, Undelivered
 from bot.render.templates import render
 
@@ -55,7 +57,10 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
                           minutes_approval="chair")
         found = minutes_messages(example, State(), first.start, [])
         circulated = found[:1] + [d for d in found if d.kind == APPROVAL]
-    return [(d.template, d.context) for d in (*chaser, notice, *notes, *circulated)]
+    held = guard_notice(group, Trip(group.id, "3 of 20 members would be taken off the meetings "
+                                         "(A, B, C) — was roster.csv saved complete?",
+                               ("k1", "k2", "k3")), now)
+    return [(d.template, d.context) for d in (*chaser, notice, *notes, *circulated, held)]
 
 def _nudge_notes(group: Group, state: State, now: datetime,
                  horizon: list[datetime]) -> list[Desired]:

@@ -37,6 +37,7 @@ from bot.plan.context import (
     person,
     shared_context,
 )
+from bot.plan.guard import Trip, guard
 from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
 from bot.plan.notices import (
     _nudge_notes,
@@ -60,6 +61,7 @@ class Plan:
     messages: tuple[Desired, ...]
     revisions: tuple[NewRevision, ...]
     valid_until: datetime | None
+    held: tuple[Trip, ...] = ()  # what the blast-radius guard holds (bot/plan/guard.py)
 
     def by_key(self) -> dict[str, Desired]:
         return {m.key: m for m in self.messages}
@@ -123,8 +125,9 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
     messages = _not_bouncing(config, state, messages)
     if config.settings.transport in OWNED_BY_SERVER:
         messages = _on_server(state, messages)
+    messages, trips = guard(config, state, messages, now)
     return Plan(tuple(_in_window(config, messages)), tuple(revisions),
-                min(horizon) if horizon else None)
+                min(horizon) if horizon else None, tuple(trips))
 
 def _not_bouncing(config: Config, state: State, messages: list[Desired]) -> list[Desired]:
     """Nothing more to an address that bounced for good, until its roster row changes (the
