@@ -106,6 +106,7 @@ def test_every_series_message_reads_the_same_in_every_parser(
     with (group_dir / "roster.csv").open("a") as f:
         f.write("Nia Newton,nia.newton@kent.example,Kent,member\n")
     make_executor().tick(T0 + timedelta(hours=5))
+    make_executor().tick(T0 + timedelta(hours=6))  # once her settle window has passed
 
     def at(day: str) -> datetime:
         return datetime.fromisoformat(f"{day}T14:00:00").replace(tzinfo=LONDON).astimezone(UTC)

@@ -122,6 +122,9 @@ def test_the_worker_stops_on_sigterm_after_the_message_in_hand(
 
 def test_the_worker_ticks_at_start_up_and_on_its_interval(config_dir: Path, tmp_path: Path):
     _near_future_group(config_dir / "example")
+    # no settle window: a newcomer goes at the next tick (the window is tested elsewhere)
+    edit(config_dir / "example" / "group.toml", 'zone = "Europe/London"',
+         'zone = "Europe/London"\nsettle = "0m"')
     settings(config_dir, tmp_path, pause=0.0, interval=1)
     new = tmp_path / "outbox" / "new"
     proc = start(["--config", str(config_dir), "--now", NOW, "-v", "run"], tmp_path)
