@@ -19,7 +19,13 @@ import hashlib
 from dataclasses import replace
 from pathlib import Path
 
-from bot.config.checks import template_problems, timing_warnings, zone_problems
+from bot.config.checks import (
+    calendar_warnings,
+    reply_warnings,
+    template_problems,
+    timing_warnings,
+    zone_problems,
+)
 from bot.config.files import GROUP_FILE, files_read, group_folders
 from bot.config.group import load_group
 from bot.config.settings import load_settings
@@ -61,6 +67,8 @@ def load(folder: Path) -> Config:
     for group in groups:
         problems += timing_warnings(group)
         problems += zone_problems(group)
+        problems += calendar_warnings(group)
+    problems += reply_warnings(config)
     errors = [p for p in problems if not p.warning]
     if errors:
         raise ConfigError(f"{len(errors)} problem(s) in {folder}; nothing was sent", problems)

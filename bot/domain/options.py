@@ -133,6 +133,13 @@ class Reader:
     def line_of(self, table: str | None, index: int, key: str | None) -> int | None:
         """Best-effort line of ``key`` in the ``index``-th ``[table]``/``[[table]]``."""
         start, seen = 0, -1
+        # a table-valued key is written as a table of its own: [table.key]
+        sub = re.compile(rf"^\s*\[\[?\s*{re.escape(f'{table}.' if table else '')}"
+                         rf"{re.escape(key or '')}\s*\]")
+        if key and index == 0:
+            found = next((n for n, line in enumerate(self.lines) if sub.match(line)), None)
+            if found is not None:
+                return found + 1
         if table is not None:
             header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*(#.*)?$")
             for n, line in enumerate(self.lines):
@@ -147,9 +154,12 @@ class Reader:
                 return start + 1
         pattern = re.compile(rf"^\s*{re.escape(key or '')}\s*=")
         for n in range(start + (1 if table else 0), len(self.lines)):
+            if sub.match(self.lines[n]):
+                return n + 1
             if table is None and self.lines[n].lstrip().startswith("["):
                 break
-            if n > start and table is not None and self.lines[n].lstrip().startswith("["):
+            if n > start and table is not None and self.lines[n].lstrip().startswith("[") \
+                    and not self.lines[n].lstrip().startswith(f"[{table}."):
                 break
             if pattern.match(self.lines[n]):
                 return n + 1
@@ -189,6 +199,11 @@ class Reader:
                 continue
             try:
                 out[name] = option.convert(data[name])
-            except ValueError as exc:
-                self.problem(key, str(exc), table=table, index=index, name=name)
+            except Exception as exc:  # any value a user can write is a problem, not a crash
+                message = str(exc) if isinstance(exc, ValueError) else \
+                    f"{type(data[name]).__name__} is not a value this option takes"
+                self.problem(key, message, table=table, index=index, name=name,
+                             hint=option.help)
+                if option.default is not REQUIRED:  # so that every problem is found at once
+                    out[name] = option.default
         return out

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bot.domain.errors import TransportError
-from bot.domain.options import Option, _int, _str
+from bot.domain.options import REQUIRED, Option, _int, _str
 from bot.transports.credentials import secret
 from bot.transports.net import connection_options, endpoint, tls_context
 
@@ -25,6 +25,8 @@ log = logging.getLogger("clerk")
 OPTIONS = {
     **connection_options("IMAP", "CLERK_IMAP", ("tls", "starttls", "none"),
                          "993 for tls, 143 for starttls and none"),
+    # no default: a mailbox named without its server is a mistake, not "localhost"
+    "host": Option(REQUIRED, _str, "the IMAP server"),
     "inbox": Option("INBOX", _str, "the folder clerk reads"),
     "processed": Option("clerk/processed", _str, "where handled messages go"),
     "unprocessed": Option("clerk/unprocessed", _str, "where messages clerk cannot use go"),
