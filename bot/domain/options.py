@@ -148,8 +148,16 @@ class Reader:
                     if seen == index:
                         start = n
                         break
-            else:
-                return None
+            else:  # written inline (rule = [{...}, {...}]): the key's line, else the table's
+                inline = re.compile(rf"^\s*{re.escape(table)}\s*=")
+                begin = next((n for n, line in enumerate(self.lines) if inline.match(line)),
+                             None)
+                if begin is None:
+                    return None
+                word = re.compile(rf"\b{re.escape(key or '')}\s*=")
+                hits = [n for n in range(begin, len(self.lines))
+                        if key and word.search(self.lines[n])]
+                return (hits[index] if index < len(hits) else begin) + 1
             if key is None:
                 return start + 1
         pattern = re.compile(rf"^\s*{re.escape(key or '')}\s*=")

@@ -45,7 +45,7 @@ def zone(name: str) -> ZoneInfo:
     """The IANA zone called ``name``; ValueError with a hint when it does not exist."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, IsADirectoryError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
         raise ValueError(
             f"unknown time zone {name!r}; use an IANA name such as Europe/London"
         ) from None
