@@ -188,6 +188,15 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
     if as_json:
         _json(data)
         return
+    broken = data["config_problems"]
+    if broken:
+        from datetime import datetime
+
+        since = datetime.fromisoformat(broken["since"]).isoformat(timespec="minutes")
+        click.echo(f"The config has had problems since {since}: the worker goes on with the "
+                   "last good one:")
+        for p in broken["problems"]:
+            click.echo(f"  {p}")
     click.echo("Next meetings:")
     for m in data["meetings"]:
         r = m["rsvp"]

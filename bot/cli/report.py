@@ -117,6 +117,8 @@ def status(config: Config, store: Store, now: datetime,
         "counts": dict(sorted(Counter(r["state"] for r in rows).items())),
         "ledger": store.counts(group), "failures": failures,
         "bouncing": sorted({b.email for b in store.bouncing() if b.permanent}),
+        # the config the worker could not load: {"since", "problems", "digest"}, or None
+        "config_problems": store.config_problems(),
         "unprocessed": [{"at": _iso(i.at), "sender": i.sender, "subject": i.subject,
                          "reason": i.detail} for i in inbox],
     }

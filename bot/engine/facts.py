@@ -77,6 +77,33 @@ class Facts:
                             ).rowcount == 0:
                 conn.execute(meta.insert().values(name=name, value=value))
 
+    def note_config_problems(self, lines: Sequence[str], now: datetime) -> None:
+        """The config the worker could not load, and since when (kept while the problems
+        stay the same): the admin is told once they outlast the settle window."""
+        import hashlib
+
+        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12]
+        before = self.config_problems()
+        if before is not None and before["digest"] == digest:
+            return
+        self._config_meta(json.dumps({"digest": digest, "since": now.isoformat(),
+                                      "problems": list(lines)}))
+
+    def clear_config_problems(self) -> None:
+        if self.config_problems() is not None:
+            self._config_meta("")
+
+    def config_problems(self) -> dict[str, Any] | None:
+        value = self.meta_value("config_problems")
+        return json.loads(value) if value else None
+
+    def _config_meta(self, value: str) -> None:
+        with self.atomic() as conn:
+            if conn.execute(meta.update().where(meta.c.name == "config_problems")
+                            .values(value=value)).rowcount == 0:
+                conn.execute(meta.insert().values(name="config_problems", value=value))
+            self.bump_facts(conn)
+
     def secret(self) -> bytes:
         """The key of the reference tokens in subjects (made once, kept in the store)."""
         with self.atomic() as conn:

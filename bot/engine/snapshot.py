@@ -79,11 +79,19 @@ def state(store: Store) -> State:
                  bounced={e: frozenset(rows) for e, rows in bounced.items()},
                  roster_changed={(r.group_id, r.email): r.changed_at
                                  for r in store.roster_rows()},
+                 config_problems=_config_problems(store),
                  actions=tuple(actions(store)),
                  nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text,
                                     r.window_start, r.window_end, r.source)
                               for r in store.nudges()),
                  proposals=tuple(store.proposals()))
+
+
+def _config_problems(store: Store) -> tuple[str, datetime, tuple[str, ...]] | None:
+    found = store.config_problems()
+    if found is None:
+        return None
+    return (found["digest"], datetime.fromisoformat(found["since"]), tuple(found["problems"]))
 
 
 def action(row: Any) -> Action:

@@ -34,8 +34,10 @@ class Worker:
         self.stop = executor.stop
         self.ticks = 0
 
-    def reload_if_changed(self) -> None:
-        """Pick up config edits; a config with problems is reported and the old one kept."""
+    def reload_if_changed(self, now: datetime) -> None:
+        """Pick up config edits; a config with problems is reported (the log; the store, so
+        that `clerk status` and, past the settle window, the admin hear of it) and the old
+        one kept."""
         signature = stat_signature(self.folder)
         if signature == self.signature:
             return
@@ -43,18 +45,23 @@ class Worker:
         from bot.render.templates import clear_cache
 
         clear_cache()
+        store = self.executor.store
         try:
             self.executor.use_config(config_mod.load(self.folder))
+            store.clear_config_problems()
             log.info("config reloaded from %s", self.folder)
         except ClerkError as exc:
             log.error("config has problems; still using the last good one:\n%s", exc)
+            store.note_config_problems([str(p) for p in exc.problems if not p.warning]
+                                       or [str(exc)], now)
 
     def tick(self, now: datetime | None = None) -> None:
         if self.stop.is_set():
             return
         try:
-            self.reload_if_changed()
-            result = self.executor.tick(now or self.clock())
+            at = now or self.clock()
+            self.reload_if_changed(at)
+            result = self.executor.tick(at)
             self.ticks += 1
             if result.sent or result.failed or result.skipped_late or result.retry:
                 log.info("tick: %d sent, %d retry, %d failed, %d skipped_late",

@@ -19,6 +19,7 @@ from bot.domain.model import (
     Member,
     Nudge,
     Person,
+    Settings,
 )
 from bot.plan import actions
 from bot.plan.context import meeting_context, member, nudge_meeting, person, shared_context_group
@@ -60,7 +61,13 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
     held = guard_notice(group, Trip(group.id, "3 of 20 members would be taken off the meetings "
                                          "(A, B, C) — was roster.csv saved complete?",
                                ("k1", "k2", "k3")), now)
-    return [(d.template, d.context) for d in (*chaser, notice, *notes, *circulated, held)]
+    broken = config_notices(
+        Config(folder=group.folder.parent, settings=Settings(), groups=(group,),
+               fingerprint=""),
+        State(config_problems=("d", now, ("clerk.toml:3: clerk.interval: 'abc' is not a "
+                                          "whole number",))))
+    return [(d.template, d.context)
+            for d in (*chaser, notice, *notes, *circulated, held, *broken)]
 
 def _nudge_notes(group: Group, state: State, now: datetime,
                  horizon: list[datetime]) -> list[Desired]:
@@ -162,6 +169,36 @@ def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:
         subject=render(group, "undelivered", "subject", context),
         reason=f"{len(rows)} message(s) could not be delivered", template="undelivered",
         context=context)
+
+
+def config_notices(config: Config, state: State) -> list[Desired]:
+    """The config the worker cannot load, once its problems outlast the settle window: one
+    notice to each admin (of the groups as last loaded), once per distinct set of problems."""
+    if state.config_problems is None:
+        return []
+    digest, since, problems = state.config_problems
+    out, told = [], set()
+    for group in config.groups:
+        if group.admin.email in told:
+            continue
+        told.add(group.admin.email)
+        context = {
+            "group": shared_context_group(group), "organiser": person(group.organiser),
+            "admin": person(group.admin),
+            "recipient": dict(person(group.admin), organisation="", role="admin"),
+            "problems": list(problems), "folder": str(config.folder),
+            "since": since.astimezone(timeutil.zone(group.zone)),  # as the admin reads it
+        }
+        at = since + group.settle
+        out.append(Desired(
+            key=f"{group.id}/-/config/{group.admin.email}/{digest}", group=group.id,
+            meeting="-", rule="config", kind=NOTICE, recipient=group.admin, send_at=at,
+            latest=at + timedelta(days=7),
+            subject=render(group, "config_problems", "subject", context),
+            reason=f"the config has had {len(problems)} problem(s) since "
+                   f"{since.isoformat(timespec='minutes')}; the worker uses the last good one",
+            template="config_problems", context=context))
+    return out
 
 
 MINUTES = "minutes"

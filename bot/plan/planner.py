@@ -43,6 +43,7 @@ from bot.plan.notices import (
     _nudge_notes,
     _undelivered_notice,
     action_chasers,
+    config_notices,
     minutes_messages,
 )
 from bot.plan.state import State
@@ -122,6 +123,7 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
         messages += _nudge_notes(group, state, now, horizon)
         messages += minutes_messages(group, state, now, horizon)
     messages += action_chasers(config, state, now, horizon)
+    messages += config_notices(config, state)
     messages = _not_bouncing(config, state, messages)
     if config.settings.transport in OWNED_BY_SERVER:
         messages = _on_server(state, messages)

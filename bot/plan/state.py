@@ -49,6 +49,8 @@ class State:
     # (group, email) -> when that roster row last appeared, changed or went: a newcomer or a
     # removal waits for the settle window from then (unknown: from now)
     roster_changed: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    # the config the worker cannot load: (digest, since, the problems), or None
+    config_problems: tuple[str, datetime, tuple[str, ...]] | None = None
     actions: tuple[Action, ...] = ()  # all of them: open, done and dropped
     nudges: tuple[Nudge, ...] = ()
     proposals: tuple[tuple[str, str, str, str], ...] = ()  # (group, meeting, member, item)

@@ -4,6 +4,7 @@ admin told in plain words, and nothing wrongly sent (bot/plan/guard.py)."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from click.testing import Result
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
-from tests.conftest import CLI_NOW, edit
+from tests.conftest import CLI_NOW, EXAMPLE, edit
 
 T0 = CLI_NOW  # go-live: the first meeting's invitations go
 LATER = T0 + timedelta(days=1)
@@ -139,3 +140,33 @@ def test_a_wrong_guard_is_a_problem_with_its_line(group_dir: Path, value: str, m
     result = clerk("check")
     assert result.exit_code == 2 and message in result.output
     assert "group.toml:10" in result.output and "group.guard" in result.output
+
+
+def test_a_config_broken_for_longer_than_the_settle_window_is_reported_once(
+        make_executor: Callable[[], Executor], config_dir: Path, store: Store,
+        clerk: Callable[..., Result]):
+    from bot.engine.worker import Worker
+
+    worker = Worker(make_executor(), config_dir)
+    worker.tick(T0)
+    (config_dir / "example" / "roster.csv").write_text(
+        "name,email,organisation,role\nGavin Swales,gavin.swales@kent,Kent,member\n")
+    transport = worker.executor.transport
+    assert isinstance(transport, MemoryTransport)
+    told = []
+    for minutes in range(0, 60, 5):  # a broken file left for an hour
+        worker.tick(T0 + timedelta(hours=1, minutes=minutes))
+        told += [m for m in transport.sent if "/-/config/" in str(m["X-Clerk-Key"])
+                 and m not in told]
+    assert len(told) == 1  # once, after the settle window, to the admin
+    (message,) = told
+    assert str(message["To"]) == "Kim Osei <kim.osei@network.example>"
+    assert message["Date"].datetime == T0 + timedelta(hours=1, minutes=10)
+    text = message.get_body(("plain",)).get_content()
+    assert "are not live" in text and "'gavin.swales@kent' is not an email address" in text
+    assert "roster.csv:2" in text and "at 10:00" not in text and "at 11:00" in text
+    assert store.config_problems() is not None
+    # put right: the worker takes it up, and nothing more is said
+    shutil.copy(EXAMPLE / "roster.csv", config_dir / "example" / "roster.csv")
+    worker.tick(T0 + timedelta(hours=2))
+    assert store.config_problems() is None
