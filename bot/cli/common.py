@@ -70,6 +70,21 @@ def _now(value: str | None, config: Config | None = None) -> datetime:
         raise _usage_error(str(exc)) from None
 
 
+def _when(iso: str | None, config: Config | None = None, group: str | None = None) -> str:
+    """An instant as the admin reads it: local to its group's zone (the first group's, if
+    none is named), with the zone's abbreviation — never UTC without saying so."""
+    from datetime import datetime
+
+    from bot.domain import timeutil
+
+    if not iso:
+        return "-"
+    at = datetime.fromisoformat(iso)
+    groups = config.groups if config else ()
+    zone = next((g.zone for g in groups if g.id == group), groups[0].zone if groups else "UTC")
+    return f"{at.astimezone(timeutil.zone(zone)):%Y-%m-%d %H:%M %Z}"
+
+
 def _group(config: Config, group: str | None) -> str | None:
     if group is not None and group not in {g.id for g in config.groups}:
         known = ", ".join(g.id for g in config.groups)

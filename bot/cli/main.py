@@ -18,6 +18,7 @@ from bot.cli.common import (
     _json,
     _now,
     _usage_error,
+    _when,
     group_option,
     json_option,
     now_option,
@@ -126,9 +127,10 @@ def plan(obj: Ctx, since: str | None, until: str | None, now: str | None,
                             r["state"]), []).append(r)
     for (send_at, g, m, rule, _rev, state), items in batches.items():
         who = items[0]["recipients"][0] if len(items) == 1 else f"{len(items)} recipients"
-        click.echo(f"{send_at[:16]}  {state:<12} {items[0]['kind']:<11} {g}/{m}  {who}")
-        click.echo(f"{'':18}{items[0]['subject']}")
-        click.echo(f"{'':18}rule {rule}: {items[0]['reason']}")
+        click.echo(f"{_when(send_at, config, g)}  {state:<12} {items[0]['kind']:<11} "
+                   f"{g}/{m}  {who}")
+        click.echo(f"{'':22}{items[0]['subject']}")
+        click.echo(f"{'':22}rule {rule}: {items[0]['reason']}")
     click.echo(f"{len(rows)} message(s)")
 
 
@@ -200,7 +202,8 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
     click.echo("Next meetings:")
     for m in data["meetings"]:
         r = m["rsvp"]
-        click.echo(f"  {m['start'][:16]}  {m['group']}/{m['meeting']}  {m['title']}: "
+        click.echo(f"  {_when(m['start'], config, m['group'])}  {m['group']}/{m['meeting']}  "
+                   f"{m['title']}: "
                    f"{len(r['accepted'])} accepted, {len(r['tentative'])} tentative, "
                    f"{len(r['declined'])} apologies, {len(r['no_answer'])} no answer"
                    + (f", {len(r['stale'])} answered for an earlier time" if r["stale"]
@@ -219,7 +222,8 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
                        f"{len(outstanding)} outstanding")
     click.echo("Due next:")
     for n in data["next"]:
-        click.echo(f"  {n['send_at'][:16]}  {n['state']:<10} {n['kind']:<11} "
+        click.echo(f"  {_when(n['send_at'], config, n['group'])}  {n['state']:<10} "
+                   f"{n['kind']:<11} "
                    f"{n['group']}/{n['meeting']}  {n['messages']} message(s)")
     click.echo("Messages by state: " + (", ".join(f"{k} {v}" for k, v in
                                                   data["counts"].items()) or "none"))
@@ -228,7 +232,7 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
     if data["unprocessed"]:
         click.echo(f"Unprocessed mail ({len(data['unprocessed'])}), in clerk/unprocessed:")
         for u in data["unprocessed"][-10:]:
-            click.echo(f"  {u['at'][:16]}  {u['sender']}: {u['reason']}")
+            click.echo(f"  {_when(u['at'], config)}  {u['sender']}: {u['reason']}")
     if data["failures"]:
         click.echo("Failures:")
         for f in data["failures"]:
@@ -255,14 +259,15 @@ def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None,
         _json(rows)
         return
     for r in rows:
-        when = (r["sent_at"] or r["send_at"])[:16]
+        when = _when(r["sent_at"] or r["send_at"], config, r["group"])
         click.echo(f"{when}  {r['state']:<12} {r['kind']:<11} {r['recipient']:<36} "
                    f"{r['subject']}")
         if key:
             click.echo(f"  key {r['key']}\n  reason {r['reason']}\n  message-id "
                        f"{r['message_id']}")
             for h in r["history"]:
-                click.echo(f"  {h['at'][:19]}  {h['state']:<12} {h['detail']}")
+                click.echo(f"  {_when(h['at'], config, r['group'])}  {h['state']:<12} "
+                           f"{h['detail']}")
 
 
 @cli.command()
@@ -405,7 +410,7 @@ def simulate(obj: Ctx, since: str | None, until: str | None, out: str | None,
     for e in timeline:
         who = e["recipients"][0] if len(e["recipients"]) == 1 else \
             f"{len(e['recipients'])} recipients"
-        click.echo(f"{e['at'][:16]}  {e['state']:<12} {e['kind']:<11} "
+        click.echo(f"{_when(e['at'], config, e['group'])}  {e['state']:<12} {e['kind']:<11} "
                    f"{e['group']}/{e['meeting']}  {who}: {e['subject']}")
     total = Counter(e["state"] for e in timeline for _ in e["recipients"])
     counts = ", ".join(f"{k} {v}" for k, v in total.items())

@@ -23,6 +23,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.domain import timeutil
 from bot.domain.model import Group, Meeting, Person, Revision, Series
@@ -112,16 +113,19 @@ def invite_digest(fields: Mapping[str, str], wording: bool = False) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def describe_change(old: Mapping[str, str], new: Mapping[str, str]) -> str:
-    """Say what changed: "duration 3h → 2h", "start 2027-01-14T14:00Z → 2027-01-21T14:00Z",
-    "2027-04-15T13:00Z moved to 2027-04-22T13:00Z", "2027-07-15T13:00Z cancelled"."""
-    def show(key: str, value: str | None) -> str:
+def describe_change(old: Mapping[str, str], new: Mapping[str, str], zone: str = "UTC") -> str:
+    """Say what changed, in the group's local time: "duration 3h → 2h", "start Thu 14 Jan
+    2027 14:00 GMT → 15:00 GMT", "Thu 15 Apr 2027 14:00 BST moved to Thu 22 Apr 2027 14:00
+    BST", "Thu 15 Jul 2027 14:00 BST cancelled"."""
+    tz = timeutil.zone(zone)
+
+    def show(key: str, value: str | None, before: str | None = None) -> str:
         if key == "start" and value:
-            return _short(value)
+            return _local(value, tz, before)
         return value or "-"
 
     keys = [k for k in (*MATERIAL, "repeat") if k in new]
-    changes = [f"{k} {show(k, old.get(k))} → {show(k, new[k])}" for k in keys
+    changes = [f"{k} {show(k, old.get(k))} → {show(k, new[k], old.get(k))}" for k in keys
                if old.get(k) != new[k]]
     if old.get("description") != new.get("description") and not changes:
         changes.append("description reworded")
@@ -130,16 +134,22 @@ def describe_change(old: Mapping[str, str], new: Mapping[str, str]) -> str:
         if before.get(rid) == after.get(rid):
             continue
         if rid not in after:
-            changes.append(f"{_short(rid)} restored")
+            changes.append(f"{_local(rid, tz)} restored")
         elif after[rid] == CANCELLED:
-            changes.append(f"{_short(rid)} cancelled")
+            changes.append(f"{_local(rid, tz)} cancelled")
         else:
-            changes.append(f"{_short(rid)} moved to {_short(after[rid].split('|')[0])}")
+            changes.append(f"{_local(rid, tz)} moved to "
+                           f"{_local(after[rid].split('|')[0], tz, rid)}")
     return ", ".join(changes)
 
 
-def _short(iso: str) -> str:
-    return iso[:16] + "Z"
+def _local(iso: str, tz: ZoneInfo, same_day_as: str | None = None) -> str:
+    """A UTC instant as people read it: "Thu 14 Jan 2027 14:00 GMT" (the time alone when it
+    is on the same day as ``same_day_as``)."""
+    at = datetime.fromisoformat(iso).astimezone(tz)
+    if same_day_as and datetime.fromisoformat(same_day_as).astimezone(tz).date() == at.date():
+        return f"{at:%H:%M %Z}"
+    return f"{at:%a} {at.day} {at:%b %Y %H:%M %Z}"
 
 
 def _exceptions(fields: Mapping[str, str]) -> dict[str, str]:
@@ -211,7 +221,7 @@ def _current(group: Group, unit: str, fields: dict[str, str], history: Sequence[
         rev, base = current.rev + 1, current.fields
     else:  # not sent yet: edit it in place; an update's settle window starts over
         rev, base = current.rev, history[-2].fields if len(history) > 1 else {}
-    change = describe_change(base, fields) if rev else ""
+    change = describe_change(base, fields, group.zone) if rev else ""
     out.append(NewRevision(group.id, unit, Revision(rev, digest, {**fields,
                                                                          "change": change}),
                            replaces=not sent, restart=bool(rev)))

@@ -245,11 +245,23 @@ def _event(spec: EventSpec, method: str, uid: str, sequence: int, dtstamp: datet
     for exdate in exdates:
         event.add("EXDATE", exdate)
     event.add("SUMMARY", spec.summary)
+    # Outlook and Google show LOCATION and DESCRIPTION, not URL: the join link goes in both,
+    # and the description says the time as people read it, with the zone's name
     if spec.location or spec.url:
-        event.add("LOCATION", spec.location or spec.url)
-    if spec.description:
-        event.add("DESCRIPTION", spec.description)
+        event.add("LOCATION", ": ".join(p for p in (spec.location, spec.url) if p))
+    event.add("DESCRIPTION", _description(spec, local_start, local_end))
     if spec.url:
         event.add("URL", spec.url)
     event.add("STATUS", "CANCELLED" if method == "CANCEL" else spec.status)
     return event, years
+
+
+def _description(spec: EventSpec, start: datetime, end: datetime) -> str:
+    """The description, then when (local, with the zone's name) and the join link."""
+    # ASCII, so that a calendar part stays 7bit as most clients expect
+    when = f"{start:%A} {start.day} {start:%B %Y}, {start:%H:%M} to {end:%H:%M} " \
+           f"({start.tzinfo})"
+    lines = [f"{'First meeting' if spec.rrule else 'When'}: {when}"]
+    if spec.url:
+        lines.append(f"Join online: {spec.url}")
+    return "\n\n".join(([spec.description] if spec.description else []) + ["\n".join(lines)])

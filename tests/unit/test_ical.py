@@ -308,7 +308,9 @@ def test_request_has_every_required_property() -> None:
     assert event["DTSTART"].dt.astimezone(UTC) == BASE["start"]
     assert event["DTEND"].dt.astimezone(UTC) == BASE["end"]
     assert (event["SUMMARY"], event["LOCATION"]) == (BASE["summary"], "Room 4")
-    assert event["DESCRIPTION"] == BASE["description"]
+    # the description, then the time as people read it, with the zone's name
+    assert event["DESCRIPTION"] == BASE["description"] + \
+        "\n\nWhen: Thursday 14 January 2027, 14:00 to 15:30 (Europe/London)"
     assert "URL" not in event
     assert "RECURRENCE-ID" not in event
     assert event["STATUS"] == "CONFIRMED"
@@ -344,17 +346,20 @@ def test_tentative_request_keeps_its_status() -> None:
     assert _event(_invite(method="CANCEL", status="TENTATIVE"))["STATUS"] == "CANCELLED"
 
 
-def test_url_goes_to_location_only_without_location() -> None:
+def test_the_join_link_is_in_location_and_description() -> None:
+    """Outlook and Google Calendar show LOCATION and DESCRIPTION, not URL."""
     link = "https://meet.example.org/qa-leads?pwd=a,b;c"
     with_room = _event(_invite(url=link))
-    assert (with_room["LOCATION"], with_room["URL"]) == ("Room 4", link)
-    assert with_room["DESCRIPTION"] == BASE["description"]
+    assert (with_room["LOCATION"], with_room["URL"]) == (f"Room 4: {link}", link)
+    assert with_room["DESCRIPTION"].endswith(f"(Europe/London)\nJoin online: {link}")
+    assert with_room["DESCRIPTION"].startswith(BASE["description"])
     online = _event(_invite(url=link, location=None, description=None))
     assert (online["LOCATION"], online["URL"]) == (link, link)
-    assert "DESCRIPTION" not in online
+    assert online["DESCRIPTION"] == "When: Thursday 14 January 2027, 14:00 to 15:30 " \
+        f"(Europe/London)\nJoin online: {link}"
     bare = _event(_invite(location=None, description=None))
     assert "LOCATION" not in bare
-    assert "DESCRIPTION" not in bare
+    assert bare["DESCRIPTION"] == "When: Thursday 14 January 2027, 14:00 to 15:30 (Europe/London)"
 
 
 def test_recurrence_id_has_tzid() -> None:
@@ -369,7 +374,7 @@ def test_lines_are_crlf_and_folded() -> None:
     assert ical.endswith(b"\r\n")
     assert b"\n" not in ical.replace(b"\r\n", b"")
     assert all(len(line) <= 75 for line in ical.split(b"\r\n"))
-    assert _event(ical)["DESCRIPTION"] == "word " * 100
+    assert _event(ical)["DESCRIPTION"].startswith("word " * 100)
 
 
 def test_newline_or_quote_in_name_stays_inside_the_property() -> None:
