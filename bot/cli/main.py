@@ -202,6 +202,12 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
         click.echo(f"Unprocessed mail ({len(data['unprocessed'])}), in clerk/unprocessed:")
         for u in data["unprocessed"][-10:]:
             click.echo(f"  {u['at'][:16]}  {u['sender']}: {u['reason']}")
+    if data["quarantined"]:
+        click.echo(f"Papers kept back from the packs ({len(data['quarantined'])}), in "
+                   f"{config.settings.quarantine} when kept:")
+        for q in data["quarantined"][-10:]:
+            click.echo(f"  {q['at'][:16]}  {q['group']}/{q['meeting']}  {q['organisation']}: "
+                       f"{q['file']}: {q['reason']}")
     if data["failures"]:
         click.echo("Failures:")
         for f in data["failures"]:
