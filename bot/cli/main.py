@@ -63,6 +63,9 @@ def cli(ctx: click.Context, folder: str, state: str | None, now: str | None,
     """
     import logging
 
+    # what clerk writes (the state, the outbox, papers, the quarantine) is its user's alone;
+    # bot/engine/store.py and bot/transports/files.py also give those modes explicitly
+    os.umask(0o077)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     ctx.obj = Ctx(folder, state, now)
