@@ -30,11 +30,12 @@ def settings(config_dir: Path, tmp_path: Path, **more: str) -> None:
 
 
 def request_to_kent(make_executor: Callable[[], Executor], config_dir: Path,
-                    tmp_path: Path) -> tuple[Executor, EmailMessage]:
-    """The request for information Kent's lead was sent, and the executor that sent it
-    (with papers and quarantine under ``tmp_path`` unless clerk.toml is there already)."""
-    if not (config_dir / "clerk.toml").exists():
-        settings(config_dir, tmp_path)
+                    tmp_path: Path, **limits: str) -> tuple[Executor, EmailMessage]:
+    """The request for information Kent's lead was sent, and the executor that sent it:
+    papers and quarantine under ``tmp_path`` and these ``[clerk]`` options, unless
+    clerk.toml is there already and none are given."""
+    if limits or not (config_dir / "clerk.toml").exists():
+        settings(config_dir, tmp_path, **limits)
     ex = make_executor()
     ex.tick(T0)
     ex.tick(RFI_DAY)

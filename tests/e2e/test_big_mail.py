@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import imaplib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,13 +15,12 @@ from typing import Any
 import imapclient
 import pytest
 
-from bot import config as config_mod
-from bot import transports
 from bot.cli import report
 from bot.engine.executor import Executor
 from bot.engine.result import TickResult
 from bot.engine.store import Store
-from tests.conftest import MX
+from tests.conftest import edit
+from tests.e2e.test_listening import clerk_executor  # noqa: F401  (a fixture: clerk on them)
 from tests.mail import MailServers, imap_fetch
 
 pytestmark = pytest.mark.slow
@@ -64,22 +63,14 @@ def fetched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[list[int], l
 
 
 def test_a_message_over_max_message_is_not_fetched(
-        config_dir: Path, store: Store, mailboxes: MailServers, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, fetched: list[tuple[list[int], list[str]]]):
-    (config_dir / "clerk.toml").write_text(
-        f'[clerk]\nmailbox = "imap"\nmax_message = "1MB"\npapers = "{tmp_path / "papers"}"\n'
-        f'quarantine = "{tmp_path / "quarantine"}"\n\n'
-        f'[transport]\npath = "{tmp_path / "outbox"}"\n\n'
-        f'[mailbox]\nhost = "{mailboxes.host}"\nport = {mailboxes.imap_port}\n'
-        f'security = "none"\nauthserv_id = "{MX}"\n')
-    monkeypatch.setenv("CLERK_IMAP_USERNAME", "clerk")
-    monkeypatch.setenv("CLERK_IMAP_PASSWORD", mailboxes.users["clerk"])
+        clerk_executor: Callable[[], Executor],  # noqa: F811  (the fixture imported)
+        config_dir: Path, store: Store, mailboxes: MailServers,
+        fetched: list[tuple[list[int], list[str]]]):
+    edit(config_dir / "clerk.toml", "max_attachment = 100000",
+         'max_attachment = 100000\nmax_message = "1MB"')
     append(mailboxes, message("all our scans", b"%PDF-1.7 " + b"0" * (3 * 1024 * 1024)))
     append(mailboxes, message("one scan", b"%PDF-1.7 small"))
-    config = config_mod.load(config_dir)
-    s = config.settings
-    ex = Executor(config, store, transports.load(s.transport, s.transport_options),
-                  mailbox=transports.load_mailbox(s.mailbox, s.mailbox_options))
+    ex = clerk_executor()
     result = TickResult(now=NOW.isoformat())
     ex.read_mailbox(NOW, result)
 
@@ -93,6 +84,6 @@ def test_a_message_over_max_message_is_not_fetched(
     assert reason.endswith("bytes, larger than max_message (1,048,576): not read")
     unprocessed = imap_fetch("clerk", "clerk/unprocessed")
     assert {str(m["Subject"]) for m in unprocessed} == {"all our scans", "one scan"}
-    listed = report.status(config, store, NOW)["unprocessed"]
+    listed = report.status(ex.config, store, NOW)["unprocessed"]
     assert {"at": NOW.isoformat(), "sender": "gavin.swales@kent.example",
             "subject": "all our scans", "reason": reason} in listed

@@ -18,7 +18,7 @@ from bot.engine.store import Store
 from bot.transports.base import Mail
 from bot.transports.outbox import OutboxTransport
 from tests import paper_files as files
-from tests.kent import answer, apply, request_to_kent, settings
+from tests.kent import answer, apply, request_to_kent
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +91,6 @@ def test_an_older_installs_readable_outbox_is_tightened(tmp_path: Path):
 def test_papers_and_the_quarantine_are_private(make_executor: Callable[[], Executor],
                                                store: Store, config_dir: Path,
                                                tmp_path: Path):
-    settings(config_dir, tmp_path)
     ex, request = request_to_kent(make_executor, config_dir, tmp_path)
     outcome = apply(ex, store, answer(request, ("numbers.pdf", files.pdf()),
                                       ("tool.exe", files.EXE)))

@@ -160,8 +160,8 @@ def test_a_message_the_mailbox_did_not_fetch_is_filed_unprocessed(
 def test_attachments_past_max_attachments_are_not_kept(
         make_executor: Callable[[], Executor], store: Store,
         config_dir: Path, tmp_path: Path):
-    settings(config_dir, tmp_path, max_attachments="2")
-    ex, request = request_to_kent(make_executor, config_dir, tmp_path)
+    ex, request = request_to_kent(make_executor, config_dir, tmp_path,
+                                  max_attachments="2")
     outcome = apply(ex, store, answer(request, *((f"{n}.pdf", files.pdf(str(n)))
                                                   for n in range(1, 5))))
     assert outcome.handled and "a submission (2 paper(s))" in outcome.detail
@@ -176,8 +176,8 @@ def test_attachments_past_max_attachments_are_not_kept(
 def test_an_attachment_over_max_attachment_is_not_kept(
         make_executor: Callable[[], Executor], store: Store,
         config_dir: Path, tmp_path: Path):
-    settings(config_dir, tmp_path, max_attachment='"1KB"')
-    ex, request = request_to_kent(make_executor, config_dir, tmp_path)
+    ex, request = request_to_kent(make_executor, config_dir, tmp_path,
+                                  max_attachment='"1KB"')
     big = files.pdf("x" * 2000)
     outcome = apply(ex, store, answer(request, ("big.pdf", big), ("small.pdf", files.pdf())))
     assert outcome.handled and "a submission (1 paper(s))" in outcome.detail
@@ -190,8 +190,8 @@ def test_an_attachment_over_max_attachment_is_not_kept(
 def test_papers_past_the_meetings_total_are_quarantined_and_the_admin_told(
         make_executor: Callable[[], Executor], store: Store,
         config_dir: Path, tmp_path: Path):
-    settings(config_dir, tmp_path, max_meeting_papers='"2KB"')
-    ex, request = request_to_kent(make_executor, config_dir, tmp_path)
+    ex, request = request_to_kent(make_executor, config_dir, tmp_path,
+                                  max_meeting_papers='"2KB"')
     paper = files.pdf("x" * 700)
     assert 900 < len(paper) <= 1024
     first = apply(ex, store, answer(request, ("a.pdf", paper), ("b.pdf", paper)))

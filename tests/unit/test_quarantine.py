@@ -34,6 +34,15 @@ from tests.kent import (
 )
 
 
+def q1_packs(ex: Executor) -> list[dict[str, bytes]]:
+    """The attachments of each member's pack for 2027-q1 (all 21 of them), by name."""
+    assert isinstance(ex.transport, MemoryTransport)
+    packs = [m for m in ex.transport.sent if "/2027-q1/pack/" in str(m["X-Clerk-Key"])]
+    assert len(packs) == 21
+    return [{str(p.get_filename()): p.get_content() for p in pack.iter_attachments()}
+            for pack in packs]
+
+
 def test_an_exe_posing_as_the_agenda_is_quarantined_and_never_in_any_pack(
         make_executor: Callable[[], Executor], store: Store, config_dir: Path,
         group_dir: Path, tmp_path: Path, clerk: Callable[..., Result]):
@@ -81,13 +90,8 @@ def test_an_exe_posing_as_the_agenda_is_quarantined_and_never_in_any_pack(
             "Updated agenda.pdf.exe"
 
     store.set_state(["qa-leads/2027-q1/pack/"], ("held",), "planned", PACK_DAY, "approved")
-    sent = ex.tick(PACK_DAY + timedelta(minutes=5)).sent
-    assert len([k for k in sent if "/2027-q1/pack/" in k]) == 21
-    assert isinstance(ex.transport, MemoryTransport)
-    packs = [m for m in ex.transport.sent if "/2027-q1/pack/" in str(m["X-Clerk-Key"])]
-    assert len(packs) == 21
-    for pack in packs:
-        attached = {p.get_filename(): p.get_content() for p in pack.iter_attachments()}
+    ex.tick(PACK_DAY + timedelta(minutes=5))
+    for attached in q1_packs(ex):
         assert set(attached) == {"agenda-2027-q1.docx", "kent--report.pdf"}
         assert attached["kent--report.pdf"] == files.pdf()
         assert not any(bytes(data[:2]) == b"MZ" for data in attached.values())
@@ -107,11 +111,7 @@ def test_a_pack_leaves_out_what_an_older_clerk_saved(
     ex = make_executor()
     ex.tick(T0)
     ex.tick(PACK_DAY)
-    assert isinstance(ex.transport, MemoryTransport)
-    packs = [m for m in ex.transport.sent if "/2027-q1/pack/" in str(m["X-Clerk-Key"])]
-    assert len(packs) == 21
-    for pack in packs:
-        attached = {p.get_filename(): p.get_content() for p in pack.iter_attachments()}
+    for attached in q1_packs(ex):
         assert set(attached) == {"agenda-2027-q1.docx", "papers.zip"}
         with zipfile.ZipFile(io.BytesIO(attached["papers.zip"])) as z:
             assert z.namelist() == ["medway--numbers.pdf"]
@@ -142,8 +142,7 @@ def test_what_is_not_a_document_image_or_text_is_quarantined(
 def test_every_allowed_type_is_saved_under_its_own_extension(
         make_executor: Callable[[], Executor], store: Store,
         tmp_path: Path, config_dir: Path):
-    settings(config_dir, tmp_path, max_attachments="20")
-    ex, request = request_to_kent(make_executor, config_dir, tmp_path)
+    ex, request = request_to_kent(make_executor, config_dir, tmp_path, max_attachments="20")
     sent = [("agenda.exe", files.pdf()), ("notes", files.word()),
             ("figures.xlsx", files.workbook()), ("slides.odp", files.opendocument("text")),
             ("old.doc", files.ole2("Workbook")), ("photo.gif", files.JPEG),
