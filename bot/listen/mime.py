@@ -30,13 +30,26 @@ class Unusable(Exception):
 
 _BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))',
                        re.IGNORECASE)
-_DELIMITER = re.compile(rb"^--([^\r\n]{1,210})", re.MULTILINE)
+_DELIMITER = re.compile(rb"\n--([^\r\n]{1,210})")  # a literal start: fast to look for
+
+
+def _boundaries(raw: bytes) -> set[bytes]:
+    """The boundary parameters in ``raw``, found by a plain search for the word (in lower or
+    upper case: a mixed one is left to :func:`parse`'s own count)."""
+    found: set[bytes] = set()
+    for word in (b"oundary", b"OUNDARY"):
+        at = raw.find(word, 1)
+        while at > 0:
+            if (m := _BOUNDARY.match(raw, at - 1)) and (b := (m[1] or m[2]).rstrip()):
+                found.add(b)
+            at = raw.find(word, at + 1)
+    return found
 
 
 def count_parts(raw: bytes) -> int:
     """How many MIME parts ``raw`` holds, from its bytes alone: the message itself and one
     per delimiter line (RFC 2046 section 5.1.1) of a boundary it declares."""
-    boundaries = {b for m in _BOUNDARY.finditer(raw) if (b := (m[1] or m[2]).rstrip())}
+    boundaries = _boundaries(raw)
     if not boundaries:
         return 1
     found = 1
