@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 
 from bot.cli import report
 from bot.config.settings import load_settings
@@ -344,3 +345,14 @@ def test_a_message_within_the_limits_is_read_as_before():
     assert got.kind == "answer" and got.answer is not None
     assert [a.filename for a in got.answer.attachments] == ["n.pdf"]
     assert replies.read(authenticated(msg), trust=TRUST, max_parts=2).kind == "unusable"
+
+
+def test_a_message_file_over_max_message_is_not_read_whole(
+        clerk: Callable[..., Result], config_dir: Path, tmp_path: Path):
+    settings(config_dir, tmp_path, max_message='"1MB"')
+    eml = tmp_path / "scans.eml"
+    eml.write_bytes(b"From: ann@example.org\r\nSubject: scans\r\n\r\n" + b"A" * (2 * MB))
+    result = clerk("inbox", "read", str(eml))
+    assert result.exit_code == 0, result.output
+    assert f"NOT applied: {eml.stat().st_size:,} bytes, larger than max_message " \
+           "(1,048,576): not read" in result.output
