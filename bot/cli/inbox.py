@@ -28,6 +28,8 @@ def inbox_read(obj: Ctx, paths: tuple[str, ...], as_json: bool) -> None:
 
     from bot.engine.inbox import Inbox, read
     from bot.listen import authn
+    from bot.listen.replies import HEAD
+    from bot.transports.base import Oversized
 
     config = obj.config()
     store = obj.store(config)
@@ -37,7 +39,12 @@ def inbox_read(obj: Ctx, paths: tuple[str, ...], as_json: bool) -> None:
     trust = authn.trust_of(config.settings.mailbox_options, "file")
     found: list[dict[str, Any]] = []
     for path in paths:
-        raw = Path(path).read_bytes()
+        size = Path(path).stat().st_size
+        if size > config.settings.max_message:  # not read whole: its header, for the log
+            with open(path, "rb") as stream:
+                raw: bytes | Oversized = Oversized(size, stream.read(HEAD))
+        else:
+            raw = Path(path).read_bytes()
         outcome = read(inbox, raw, trust, now)
         found.append({"file": path, "applied": outcome.handled, "detail": outcome.detail})
     if as_json:

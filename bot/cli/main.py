@@ -64,6 +64,9 @@ def cli(ctx: click.Context, folder: str, state: str | None, now: str | None,
     """
     import logging
 
+    # what clerk writes (the state, the outbox, papers, the quarantine) is its user's alone;
+    # bot/engine/store.py and bot/transports/files.py also give those modes explicitly
+    os.umask(0o077)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     ctx.obj = Ctx(folder, state, now)
@@ -233,6 +236,12 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
         click.echo(f"Unprocessed mail ({len(data['unprocessed'])}), in clerk/unprocessed:")
         for u in data["unprocessed"][-10:]:
             click.echo(f"  {_when(u['at'], config)}  {u['sender']}: {u['reason']}")
+    if data["quarantined"]:
+        click.echo(f"Papers kept back from the packs ({len(data['quarantined'])}), in "
+                   f"{config.settings.quarantine} when kept:")
+        for q in data["quarantined"][-10:]:
+            click.echo(f"  {_when(q['at'], config, q['group'])}  {q['group']}/{q['meeting']}  "
+                       f"{q['organisation']}: {q['file']}: {q['reason']}")
     if data["failures"]:
         click.echo("Failures:")
         for f in data["failures"]:

@@ -121,6 +121,10 @@ def status(config: Config, store: Store, now: datetime,
         "config_problems": store.config_problems(),
         "unprocessed": [{"at": _iso(i.at), "sender": i.sender, "subject": i.subject,
                          "reason": i.detail} for i in inbox],
+        "quarantined": [{"at": _iso(q.at), "group": q.group_id, "meeting": q.meeting_id,
+                         "organisation": q.organisation, "sender": q.sender,
+                         "file": q.name, "kept": q.path, "size": q.size, "reason": q.reason}
+                        for q in store.quarantined(group)],
     }
 
 

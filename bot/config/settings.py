@@ -17,12 +17,15 @@ from bot.domain.options import (
     Option,
     Reader,
     _choice,
+    _count,
     _duration,
     _float,
     _int,
+    _size,
     _str,
 )
 from bot.listen import authn
+from bot.listen.mime import WALK
 from bot.transports import MAILBOXES
 
 SETTINGS_OPTIONS = {
@@ -41,10 +44,22 @@ SETTINGS_OPTIONS = {
     "rsvp_every": Option(Settings.rsvp_every, _duration,
                          "exchange, graph: how often attendees' answers are read"),
     "papers": Option(Settings.papers, _str, "folder for the papers members send"),
-    "max_attachment": Option(Settings.max_attachment, _int,
-                             "largest attachment kept, in bytes"),
+    "max_attachment": Option(Settings.max_attachment, _size,
+                             "largest attachment kept, in bytes (or \"10MB\")"),
     "zip_papers_above": Option(Settings.zip_papers_above, _int,
                                "the pack's papers go as one zip when larger, in bytes"),
+    "quarantine": Option(Settings.quarantine, _str, "folder for attachments kept back from "
+                         "the packs (not an allowed type, or over a limit), for the admin; "
+                         "never inside papers"),
+    "max_message": Option(Settings.max_message, _size, "a larger message is not fetched nor "
+                          "read: it goes to the unprocessed folder (bytes, or \"25MB\")"),
+    "max_parts": Option(Settings.max_parts, _count, "a message of more MIME parts is not "
+                        f"read (at most {WALK})"),
+    "max_attachments": Option(Settings.max_attachments, _count,
+                              "attachments kept from one message; the rest are not"),
+    "max_meeting_papers": Option(Settings.max_meeting_papers, _size,
+                                 "one meeting's papers together, at most; more are "
+                                 "quarantined (bytes, or \"50MB\")"),
 }
 
 
@@ -84,6 +99,7 @@ def load_settings(folder: Path, problems: list[Problem]) -> Settings:
                   hint='set mailbox = "imap" (or "maildir", "exchange", "graph") in [clerk]')
     if clerk.get("mailbox"):
         _trust_problems(r, clerk["mailbox"], mailbox)
+    _limit_problems(r, clerk)
     problems.extend(r.problems)
     return Settings(
         state=clerk["state"], transport=clerk["transport"], transport_options=transport,
@@ -92,8 +108,30 @@ def load_settings(folder: Path, problems: list[Problem]) -> Settings:
         park_after=clerk["park_after"], mailbox=clerk["mailbox"], mailbox_options=mailbox,
         rsvp_every=clerk["rsvp_every"],
         papers=clerk["papers"], max_attachment=clerk["max_attachment"],
-        zip_papers_above=clerk["zip_papers_above"],
+        zip_papers_above=clerk["zip_papers_above"], quarantine=clerk["quarantine"],
+        max_message=clerk["max_message"], max_parts=clerk["max_parts"],
+        max_attachments=clerk["max_attachments"],
+        max_meeting_papers=clerk["max_meeting_papers"],
     )
+
+
+def _limit_problems(r: Reader, clerk: dict[str, Any]) -> None:
+    """Limits that contradict each other, and a quarantine the packs could reach."""
+    if clerk["max_parts"] > WALK:
+        r.problem("clerk.max_parts", f"must be {WALK} or less", table="clerk",
+                  name="max_parts", hint="a message of a few attachments has under 20 parts")
+    if clerk["max_attachment"] > clerk["max_message"]:
+        r.problem("clerk.max_attachment", "is larger than max_message: no message carrying "
+                  "such an attachment is read", table="clerk", name="max_attachment",
+                  warning=True, hint="raise max_message, or lower max_attachment")
+    papers, quarantine = (Path(clerk[k]).expanduser().absolute()
+                          for k in ("papers", "quarantine"))
+    if papers == quarantine or papers in quarantine.parents or \
+            quarantine in papers.parents:
+        r.problem("clerk.quarantine", f"{clerk['quarantine']!r} overlaps the papers folder "
+                  f"{clerk['papers']!r}: a quarantined file could reach an agenda pack",
+                  table="clerk", name="quarantine",
+                  hint='use a folder of its own, e.g. quarantine = "quarantine"')
 
 
 def _transport_options(r: Reader, name: str, raw: Any,

@@ -204,6 +204,12 @@ class Settings:
     papers: str = "papers"  # where attachments of answers are saved
     max_attachment: int = 10 * 1024 * 1024
     zip_papers_above: int = 5 * 1024 * 1024  # the pack's papers go as one zip above this
+    # what clerk reads of a message, and keeps (bot/engine/papers.py)
+    quarantine: str = "quarantine"  # attachments kept back from the packs, for the admin
+    max_message: int = 25 * 1024 * 1024  # a larger message is not fetched, nor read
+    max_parts: int = 100  # MIME parts in one message, counted before it is parsed
+    max_attachments: int = 10  # papers kept from one message; the rest are not
+    max_meeting_papers: int = 50 * 1024 * 1024  # one meeting's papers together
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,32 @@ def _int(v: Any) -> int:
     return v
 
 
+def _count(v: Any) -> int:
+    """A whole number, 1 or more."""
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ValueError("must be a whole number, 1 or more")
+    return v
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1024**2, "mib": 1024**2,
+          "gb": 1024**3, "gib": 1024**3}
+
+
+def _size(v: Any) -> int:
+    """A number of bytes, 1 or more: 26214400, or text like "25MB" (KB, MB and GB are 1024
+    based, as mail servers count)."""
+    wrong = ('must be a size: a whole number of bytes, 1 or more, or text like "25MB" '
+             "(KB, MB, GB)")
+    if isinstance(v, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", v)
+        if m is None or m.group(2).lower() not in _UNITS:
+            raise ValueError(f"{v!r} {wrong.replace('must be', 'is not')}")
+        v = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ValueError(wrong)
+    return v
+
+
 def _float(v: Any) -> float:
     if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
         raise ValueError("must be a number, 0 or more")

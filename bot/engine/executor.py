@@ -273,6 +273,9 @@ class Executor(Recovery):
         inbox = Inbox(self.config, self.store)
         settings = self.config.settings
         trust = authn.trust_of(settings.mailbox_options, settings.mailbox)
+        # a mailbox that can tell a message's size first (imap) hands on a larger one as
+        # Oversized, unfetched; read() refuses any other over it before parsing
+        self.mailbox.max_message = settings.max_message
         try:
             for uid, raw in self.mailbox.messages():
                 if self.stop.is_set():

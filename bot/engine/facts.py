@@ -24,6 +24,7 @@ from bot.engine.schema import (
     meta,
     nudges,
     proposals,
+    quarantine,
     roster,
     rsvps,
     submissions,
@@ -206,6 +207,37 @@ class Facts:
             conn.execute(inbox.insert().values(  # header text is the sender's: cut to fit
                 message_id=(message_id or "")[:300] or None, at=now, sender=sender[:320],
                 subject=subject[:500], kind=kind, handled=handled, detail=detail[:2000]))
+
+    def keep_back(self, values: dict[str, Any], now: datetime) -> int:
+        """Record an attachment kept back from the packs: ``group_id``, ``meeting_id``,
+        ``organisation``, ``sender``, ``message_id``, ``name``, ``path`` (None: not kept),
+        ``size``, ``reason``. Returns its id."""
+        cut = {"organisation": 300, "sender": 320, "message_id": 300}
+        with self.atomic() as conn:
+            inserted = conn.execute(quarantine.insert().values(
+                **{k: v[:cut[k]] if k in cut and isinstance(v, str) else v
+                   for k, v in values.items()}, at=now)).inserted_primary_key
+            assert inserted is not None
+            self.bump_facts(conn)
+        return int(inserted[0])
+
+    def quarantined(self, group: str | None = None, *,
+                    unreported: bool = False) -> list[Any]:
+        """What was kept back, oldest first; ``unreported``: not yet in an admin's digest."""
+        q = sa.select(quarantine).order_by(quarantine.c.id)
+        if group:
+            q = q.where(quarantine.c.group_id == group)
+        if unreported:
+            q = q.where(quarantine.c.notified_at.is_(None))
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
+
+    def mark_reported(self, conn: Connection, ids: Sequence[int], now: datetime) -> None:
+        """The admin's digest told of these quarantined attachments."""
+        if ids:
+            conn.execute(quarantine.update().where(quarantine.c.id.in_(list(ids)))
+                         .values(notified_at=now))
+            self.bump_facts(conn)
 
     def note_roster(self, groups: dict[str, dict[str, str]], now: datetime) -> int:
         """Record the rosters as they are (group → email → row digest): a row that is new,

@@ -4,11 +4,13 @@
   series; a reply older than the SEQUENCE last sent to that person is ignored (RFC 5546 2.1.5).
 - An answer to a request for information or its chaser — found by In-Reply-To/References,
   or by the ``[#token]`` in its subject (an HMAC of the ledger key, so it cannot be guessed) —
-  becomes a submission for the sender's organisation: "nil return" counts; attachments are
-  saved to the meeting's papers folder under safe names. Chasers stop for that organisation.
+  becomes a submission for the sender's organisation: "nil return" counts; attachments of an
+  allowed type are saved to the meeting's papers folder under safe names, the others
+  quarantined for the admin (bot/engine/papers.py). Chasers stop for that organisation.
 - A bounce flags the address and fails the message it returns, so the admin hears of it.
 - An auto-reply is filed and never taken as an answer.
-- Anything else goes to the unprocessed folder for the admin, with the reason logged.
+- Anything else goes to the unprocessed folder for the admin, with the reason logged; so
+  does a message larger than ``max_message``, unread (the mailbox may not even fetch it).
 
 Every message clerk reads is logged in the ``inbox`` table, handled or not.
 """
@@ -16,16 +18,16 @@ Every message clerk reads is logged in the ``inbox`` table, handled or not.
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from bot.domain.errors import UsageError
 from bot.domain.model import Config, Group, Member
 from bot.domain.tokens import ANSWERABLE, check_token
 from bot.engine import action_log, snapshot
+from bot.engine.papers import Papers, Sender
 from bot.engine.store import Store
 from bot.listen import replies
 from bot.listen.answers import apologies
@@ -35,6 +37,7 @@ from bot.plan import actions
 from bot.plan.calendar import OWNED_BY_SERVER
 from bot.plan.notices import approval_key
 from bot.render.email import invite_uid
+from bot.transports.base import Oversized
 
 log = logging.getLogger("clerk")
 ACTION_COMMANDS = ("DONE", "NEW DATE", "UPDATE")
@@ -181,14 +184,14 @@ class Inbox:
         rule = next((r for r in group.rules if r.id == row.rule_id), None)
         request = rule.chases if rule is not None and rule.kind == "chaser" else row.rule_id
         nil = answer.command == "NIL" and not answer.attachments
-        saved = self._save_papers(group.id, row.meeting_id, member, answer)
+        filed = Papers(self.config.settings, self.store).file(
+            group.id, row.meeting_id, Sender(member, incoming), answer, now)
         self.store.mark_submitted(group.id, row.meeting_id, request or row.rule_id,
                                   member.organisation, "nil" if nil else "submitted", now,
                                   source=f"{incoming.sender} {incoming.message_id or ''}")
-        what = "a nil return" if nil else f"a submission ({len(saved)} paper(s))"
-        skipped = [a.filename for a in answer.attachments if a.data is None]
-        note = f"; too large, not kept: {', '.join(skipped)}" if skipped else ""
-        return Outcome(True, f"{what} from {member.organisation} for {row.meeting_id}{note}")
+        what = "a nil return" if nil else f"a submission ({len(filed.saved)} paper(s))"
+        return Outcome(True, f"{what} from {member.organisation} for {row.meeting_id}"
+                             f"{filed.note()}")
 
     def _reply_to(self, incoming: Incoming, answer: Answer, row: Any,
                   now: datetime) -> Outcome:
@@ -319,38 +322,31 @@ class Inbox:
                     return candidate
         return None
 
-    def _save_papers(self, group: str, meeting: str, member: Member,
-                     answer: Answer) -> list[Path]:
-        folder = Path(self.config.settings.papers) / group / meeting
-        saved: list[Path] = []
-        for a in answer.attachments:
-            if a.data is None:
-                continue
-            folder.mkdir(parents=True, exist_ok=True)
-            stem = f"{_slug(member.organisation)}--{a.filename}"
-            path, n = folder / stem, 1
-            while path.exists():  # never overwrite an earlier paper
-                n += 1
-                path = folder / f"{_slug(member.organisation)}--{n}--{a.filename}"
-            path.write_bytes(a.data)
-            saved.append(path)
-        return saved
 
-
-def read(inbox: Inbox, raw: bytes, trust: Trust, now: datetime) -> Outcome:
-    """What one message from the mailbox (or a message file) comes to, applied. Never
-    raises: one odd message must not stop clerk for good."""
+def read(inbox: Inbox, raw: bytes | Oversized, trust: Trust, now: datetime) -> Outcome:
+    """What one message from the mailbox (or a message file) comes to, applied. A message
+    larger than ``max_message`` is not parsed at all: only its first bytes are looked at,
+    for the log. Never raises: one odd message must not stop clerk for good."""
+    s = inbox.config.settings
+    incoming = Incoming(kind="unusable")
     try:
-        limit = inbox.config.settings.max_attachment
-        return inbox.apply(replies.read(raw, max_attachment=limit, trust=trust), now)
+        if isinstance(raw, Oversized) or len(raw) > s.max_message:
+            size, head = (raw.size, raw.head) if isinstance(raw, Oversized) else (
+                len(raw), raw[:replies.HEAD])
+            incoming = replace(replies.headers(head), reason=(
+                f"{size:,} bytes, larger than max_message ({s.max_message:,}): not read"))
+            return inbox.apply(incoming, now)
+        incoming = replies.read(raw, max_attachment=s.max_attachment, max_parts=s.max_parts,
+                                max_attachments=s.max_attachments, trust=trust)
+        return inbox.apply(incoming, now)
     except Exception as exc:
         log.exception("inbox: could not use a message")
-        return Outcome(False, f"clerk could not use it: {exc!r}"[:500])
+        outcome = Outcome(False, f"clerk could not use it: {exc!r}"[:500])
+        with suppress(Exception):  # so it is in `clerk status` (unless the store is down)
+            inbox.store.log_inbox(incoming.message_id, incoming.sender, incoming.subject,
+                                  incoming.kind, False, outcome.detail, now)
+        return outcome
 
 
 def _member(group: Group, email: str) -> Member | None:
     return next((m for m in group.members if m.email == email.lower()), None)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "member"

@@ -18,7 +18,7 @@ def _initial(conn: Connection) -> None:
     # a new store gets today's tables; later migrations then find nothing to add
     for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions, s.rsvps,
                   s.bounces, s.inbox, s.actions, s.action_history, s.nudges, s.proposals,
-                  s.calendar_items, s.roster):
+                  s.calendar_items, s.roster, s.quarantine):
         table.create(conn, checkfirst=True)
 
 
@@ -86,6 +86,12 @@ def _roster(conn: Connection) -> None:
     s.roster.create(conn, checkfirst=True)
 
 
+def _quarantine(conn: Connection) -> None:
+    """Attachments kept back from the agenda packs (not an allowed type, or over a limit),
+    with the reason, for the admin."""
+    s.quarantine.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -96,6 +102,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0007_calendar_items", _calendar_items),
     ("0008_trust", _trust),
     ("0009_roster", _roster),
+    ("0010_quarantine", _quarantine),
 ]
 
 

@@ -148,6 +148,22 @@ inbox = sa.Table(  # every message clerk read, and what it made of it
     sa.Column("detail", sa.Text, nullable=False, default=""),
 )
 
+quarantine = sa.Table(  # 0010: attachments kept back from the packs, and why
+    "quarantine", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(100), nullable=False),
+    sa.Column("meeting_id", sa.String(100), nullable=False),
+    sa.Column("organisation", sa.String(300), nullable=False, default=""),
+    sa.Column("sender", sa.String(320), nullable=False, default=""),
+    sa.Column("message_id", sa.String(300), nullable=True),
+    sa.Column("name", sa.Text, nullable=False),  # as sent, made safe
+    sa.Column("path", sa.Text, nullable=True),  # where it is kept; NULL: not kept
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("notified_at", UTCDateTime, nullable=True),  # in an admin's digest
+)
+
 actions = sa.Table(
     "actions", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import socket
 import threading
@@ -53,6 +54,32 @@ def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
 
 
 CLAIMANT = f"{socket.gethostname()}:{os.getpid()}"
+log = logging.getLogger("clerk")
+
+
+def _private_sqlite(url: str) -> None:
+    """The SQLite database of ``url`` readable and writable by clerk's user alone: its file
+    made 0600 before SQLite opens it (SQLite gives its -wal, -shm and -journal files the
+    database file's mode), one an older clerk left readable tightened, and its folder made
+    0700 when clerk makes it. It holds the install's secret and every address."""
+    parsed = sa.engine.make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") \
+            or database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (database, f"{database}-wal", f"{database}-shm", f"{database}-journal"):
+        try:
+            mode = os.stat(name).st_mode
+            if mode & 0o077:
+                os.chmod(name, mode & 0o600)
+                log.warning("state: %s was readable by others; now by clerk's user alone",
+                            name)
+        except FileNotFoundError:
+            continue
 
 
 class _Prepared:
@@ -146,8 +173,7 @@ class Store(Facts):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite(url)
         self.engine: Engine = sa.create_engine(url)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -5,7 +5,10 @@ The quote starts at an RFC 3676 section 4.3 signature line, "On ... wrote:", Out
 "-----Original Message-----" or its From:/Sent: block; a ">" line is quoted text. Commands:
 ``DONE``, ``NEW DATE <date>``, ``UPDATE <text>``, ``AGENDA: <item>`` start the first line;
 "nil" anywhere in it is a nil return. Attachment names (RFC 2183, RFC 2231) become a safe base
-name (RFC 6266 section 4.3); one over the limit is sized from its base64 text, never decoded.
+name (RFC 6266 section 4.3); one over the size limit is sized from its base64 text, never
+decoded, and those past the count limit (``max_attachments``) are not decoded either: each
+comes back without data, with the reason in ``refused``. What an attachment *is* is decided
+from its content when it is kept (bot/listen/papers.py), never from its name or type.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ class Attachment:
     filename: str  # a safe base name, or attachment-N
     content_type: str
     size: int  # in bytes (from the base64 length when too large)
-    data: bytes | None  # None when too large
+    data: bytes | None  # None when too large, or past the count limit
     too_large: bool = False
+    refused: str = ""  # why it has no data: too large, or one too many
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,13 @@ class Answer:
 
 
 
-def answer(msg: Message, limit: int) -> Answer:
+MAX_ATTACHMENTS = 10  # the default of ``[clerk] max_attachments``
+
+
+def answer(msg: Message, limit: int, max_attachments: int = MAX_ATTACHMENTS) -> Answer:
     body = _body(msg)
     text = _new_text(body[0]) if body else ""
-    files = tuple(_attachments(msg, limit, body[1] if body else None))
+    files = tuple(_attachments(msg, limit, body[1] if body else None, max_attachments))
     if not text and not files:
         raise Unusable("empty body")
     lines = text.splitlines()  # the text is stripped: its first line is not blank
@@ -177,11 +184,17 @@ def _date(text: str) -> date | None:
     return None
 
 
-def _attachments(msg: Message, limit: int, body: Message | None) -> Iterator[Attachment]:
+def _attachments(msg: Message, limit: int, body: Message | None,
+                 most: int) -> Iterator[Attachment]:
     parts = [p for p in leaf_parts(msg) if p is not body and _is_attachment(p)
              and p.get_content_maintype() != "multipart"]
     for n, part in enumerate(parts, 1):
-        yield _attachment(part, n, limit)
+        if n > most:  # never decoded: its size from its text
+            yield Attachment(_safe_filename(part_filename(part), n), part.get_content_type(),
+                             _decoded_size(part, str(part.get_payload())), None,
+                             refused=f"more than max_attachments ({most}) in one message")
+        else:
+            yield _attachment(part, n, limit)
 
 
 def _attachment(part: Message, n: int, limit: int) -> Attachment:
@@ -191,12 +204,17 @@ def _attachment(part: Message, n: int, limit: int) -> Attachment:
         with suppress(Exception):
             data = b"".join(p.as_bytes() for p in payload if isinstance(p, Message))
     elif (size := _decoded_size(part, str(payload))) > limit:  # never decoded, never copied
-        return Attachment(name, kind, size, None, too_large=True)
+        return Attachment(name, kind, size, None, too_large=True, refused=_larger(size, limit))
     elif isinstance(decoded := part.get_payload(decode=True), bytes):
         data = decoded
     if len(data) > limit:
-        return Attachment(name, kind, len(data), None, too_large=True)
+        return Attachment(name, kind, len(data), None, too_large=True,
+                          refused=_larger(len(data), limit))
     return Attachment(name, kind, len(data), data)
+
+
+def _larger(size: int, limit: int) -> str:
+    return f"{size:,} bytes, larger than max_attachment ({limit:,})"
 
 
 def _decoded_size(part: Message, payload: str) -> int:
@@ -208,7 +226,8 @@ def _decoded_size(part: Message, payload: str) -> int:
 
 
 def _safe_filename(name: str | None, n: int) -> str:
-    """A base name: no path, no "..", no controls, at most 120 characters."""
+    """A base name: no path, no "..", no controls, at most 120 characters (a file system
+    counts bytes: bot/engine/papers.py cuts it to fit when it is written)."""
     name = unicodedata.normalize("NFC", name or "")
     name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
     name = re.sub(r'[<>:"|?*]', "_", name.replace("\\", "/").rpartition("/")[2])

@@ -44,16 +44,24 @@ from datetime import UTC, date, datetime
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
-from email.parser import BytesParser, HeaderParser
+from email.parser import BytesHeaderParser, HeaderParser
 from email.utils import parseaddr
 from typing import Any, Literal
 
 from icalendar import Calendar
 
 from bot.domain.tokens import IN_SUBJECT, clean
-from bot.listen.answers import Answer, answer
+from bot.listen.answers import MAX_ATTACHMENTS, Answer, answer
 from bot.listen.authn import NO_TRUST, Trust, verdict
-from bot.listen.mime import Unusable, header_text, leaf_parts, part_filename, part_text
+from bot.listen.mime import (
+    MAX_PARTS,
+    Unusable,
+    header_text,
+    leaf_parts,
+    parse,
+    part_filename,
+    part_text,
+)
 
 Kind = Literal["rsvp", "bounce", "auto_reply", "answer", "unusable"]
 MAX_ATTACHMENT = 10 * 1024 * 1024
@@ -103,23 +111,44 @@ class Incoming:
 
 
 def read(raw: bytes | EmailMessage, *, max_attachment: int = MAX_ATTACHMENT,
+         max_parts: int = MAX_PARTS, max_attachments: int = MAX_ATTACHMENTS,
          trust: Trust = NO_TRUST) -> Incoming:
-    """What ``raw`` is, and whether its sender is authenticated by ``trust``; never raises."""
+    """What ``raw`` is, and whether its sender is authenticated by ``trust``; never raises.
+    A message of more than ``max_parts`` MIME parts is unusable, found before or while it
+    is parsed (bot/listen/mime.py); attachments past ``max_attachments`` and larger than
+    ``max_attachment`` come without their data. The size of the whole message is the
+    mailbox's to check, before it is read at all (bot/engine/inbox.py)."""
     head = Incoming(kind="unusable")
     try:
-        msg = raw if isinstance(raw, EmailMessage) else BytesParser(
-            policy=policy.default).parsebytes(bytes(raw))
+        if isinstance(raw, EmailMessage):
+            msg = raw
+        else:
+            head = headers(raw[:HEAD])  # who sent it, for the log, if the rest is refused
+            msg = parse(bytes(raw), max_parts)
         head = _head(msg)
         proof = verdict(msg, head.sender, trust)
         head = replace(head, authenticated=proof.authenticated, auth=proof.how)
-        return _classify(msg, head, max_attachment)
+        return _classify(msg, head, max_attachment, max_attachments)
     except Unusable as e:
         return replace(head, kind="unusable", reason=str(e))
     except Exception as e:  # hostile input is filed away, never raised
         return replace(head, kind="unusable", reason=f"unparseable message: {e!r}"[:300])
 
 
-def _classify(msg: Message, head: Incoming, limit: int) -> Incoming:
+HEAD = 64 * 1024  # the header of a message refused unread is looked for in this much of it
+
+
+def headers(raw: bytes) -> Incoming:
+    """What the header block at the start of ``raw`` says (sender, subject, Message-ID):
+    for the log of a message that is not read further. Not evidence of anything."""
+    try:
+        block = raw[:HEAD].replace(b"\r\n", b"\n").partition(b"\n\n")[0] + b"\n\n"
+        return _head(BytesHeaderParser(policy=policy.default).parsebytes(block))
+    except Exception:  # whatever the header, the refusal stands
+        return Incoming(kind="unusable")
+
+
+def _classify(msg: Message, head: Incoming, limit: int, most: int) -> Incoming:
     bounce = _bounce(msg)
     if isinstance(bounce, str):  # a report of delivery, or of nothing
         return replace(head, kind="auto_reply", reason=bounce)
@@ -138,7 +167,7 @@ def _classify(msg: Message, head: Incoming, limit: int) -> Incoming:
         return replace(head, kind="auto_reply", reason=marker)
     if methods := sorted({method for method, _ in calendars if method}):
         raise Unusable(f"calendar METHOD:{','.join(methods)} is not a REPLY to the organiser")
-    return replace(head, kind="answer", answer=answer(msg, limit))
+    return replace(head, kind="answer", answer=answer(msg, limit, most))
 
 
 _IDS = re.compile(r"<[^<>\s]+>")

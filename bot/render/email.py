@@ -8,6 +8,7 @@ message".
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from bot.transports.base import Mail
 
 if TYPE_CHECKING:
     from bot.render.ical import EventSpec
+
+log = logging.getLogger("clerk")
 
 
 def message_id(key: str, organiser: Person, secret: bytes) -> str:
@@ -95,9 +98,7 @@ def pack_attachments(group: Group, desired: Desired, papers_root: Path,
     from bot.render import agenda as docs
 
     m = desired.context["meeting"]
-    folder = papers_root / group.id / desired.meeting
-    papers = sorted((p.name, p.read_bytes()) for p in folder.iterdir() if p.is_file()
-                    and not p.name.startswith((".", "~$"))) if folder.is_dir() else []
+    papers = meeting_papers(papers_root / group.id / desired.meeting)
     items: list[Any] = [{"text": t, "note": ""} for t in m["agenda"]]
     tracker: list[Any] = [{k: a[k] for k in ("topic", "text", "owner", "status", "due",
                                              "completed")} for a in m["actions"]]
@@ -117,6 +118,27 @@ def pack_attachments(group: Group, desired: Desired, papers_root: Path,
     name = f"agenda-{desired.meeting}.docx"
     docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     return [(name, docx_type, document), *docs.bundle_papers(papers, zip_above)]
+
+
+def meeting_papers(folder: Path) -> list[tuple[str, bytes]]:
+    """The papers in ``folder`` a pack may carry, by name: each of an allowed type by its
+    content (bot/listen/papers.py), named with its type's extension. Mail clerk reads puts
+    nothing else there, but a folder an older clerk filled, or a file put there by hand,
+    may hold something else: it is left out, and the log says so."""
+    from bot.listen.papers import paper_name, sniff
+
+    found = []
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not p.is_file() or p.name.startswith((".", "~$")):
+            continue
+        data = p.read_bytes()
+        kind = sniff(data, p.name)
+        if kind.allowed:
+            found.append((paper_name(p.name, kind), data))
+        else:
+            log.warning("pack: %s is not attached: %s (only documents, images and plain "
+                        "text are)", p, kind.what)
+    return sorted(found)
 
 
 def file_attachment(path: Path) -> list[tuple[str, str, bytes]]:

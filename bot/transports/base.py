@@ -97,6 +97,15 @@ class Transport:
 
 
 @dataclass(frozen=True)
+class Oversized:
+    """What a mailbox hands on instead of a message larger than clerk reads (``[clerk]
+    max_message``, set as the mailbox's ``max_message``): it was never fetched whole."""
+
+    size: int  # in bytes, as the server said (IMAP RFC822.SIZE)
+    head: bytes  # its first bytes, for the log: who sent it, its subject
+
+
+@dataclass(frozen=True)
 class Mail:
     """One rendered message for one recipient (bot/render/email.py builds it): its bytes as
     sent, and what a service that builds its own message (Exchange, Graph) takes from it —

@@ -6,6 +6,10 @@ moves it to a processed folder (``clerk/processed``) or, when it could not use i
 ``clerk/unprocessed`` for the admin to look at. Mail is never deleted. The same mailbox can
 keep a copy of what clerk sends in a Sent folder, and find a message there by Message-ID
 after a crash (so it is not sent twice).
+
+A message larger than ``max_message`` (set by the executor from ``[clerk] max_message``) is
+not fetched: its RFC822.SIZE is asked first, and only its first bytes are fetched, for the
+log; it is handed on as :class:`bot.transports.base.Oversized` and filed as unprocessed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from bot.domain.errors import TransportError
 from bot.domain.options import REQUIRED, Option, _int, _str
+from bot.transports.base import Oversized
 from bot.transports.credentials import secret
 from bot.transports.net import connection_options, endpoint, tls_context
 
@@ -35,6 +40,7 @@ OPTIONS = {
 }
 PORTS = {"tls": 993, "starttls": 143, "none": 143}
 DONE = "$ClerkDone"  # the keyword on a message clerk has filed, where MOVE is missing
+HEAD = 64 * 1024  # of a message too large to fetch, this much is fetched, for the log
 
 
 class ImapMailbox:
@@ -46,6 +52,7 @@ class ImapMailbox:
         self.options = options
         self.host, self.port, self.security = endpoint(options, "IMAP", "tls", PORTS)
         self._client: Any = None
+        self.max_message: int | None = None  # larger messages are not fetched whole
 
     def __repr__(self) -> str:  # never shows credentials
         return f"<ImapMailbox {self.host}:{self.port} ({self.security})>"
@@ -80,17 +87,27 @@ class ImapMailbox:
             log.info("created mailbox folder %s", name)
         return name
 
-    def messages(self) -> Iterator[tuple[int, bytes]]:
-        """(uid, raw message) for what is in the inbox now, oldest first."""
+    def messages(self) -> Iterator[tuple[int, bytes | Oversized]]:
+        """(uid, raw message) for what is in the inbox now, oldest first; a message over
+        ``max_message`` as :class:`Oversized`, its body never fetched."""
         with _as_transport_error("read the inbox"):
             yield from self._messages()
 
-    def _messages(self) -> Iterator[tuple[int, bytes]]:
+    def _messages(self) -> Iterator[tuple[int, bytes | Oversized]]:
         client = self.client()
         client.select_folder(self.options.get("inbox", "INBOX"))
         found = client.search(["UNKEYWORD", DONE])
         uids = sorted(found)[: int(self.options.get("batch", 200))]
+        sizes = client.fetch(uids, ["RFC822.SIZE"]) if uids and self.max_message else {}
         for uid in uids:
+            size = sizes.get(uid, {}).get(b"RFC822.SIZE")
+            if isinstance(size, int) and self.max_message and size > self.max_message:
+                log.warning("mailbox: message %s is %d bytes, over max_message: not fetched",
+                            uid, size)
+                data = client.fetch([uid], [f"BODY.PEEK[]<0.{HEAD}>"]).get(uid, {})
+                head = next((v for k, v in data.items() if k.startswith(b"BODY[")), b"")
+                yield uid, Oversized(size, bytes(head or b""))
+                continue
             data = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {})
             raw = data.get(b"BODY[]")
             if raw is not None:

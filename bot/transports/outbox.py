@@ -3,7 +3,8 @@
 Each message is written to ``tmp/``, flushed to disk, then renamed into ``new/`` (the Maildir
 delivery protocol), so a reader never sees half a message and a crash leaves either nothing or
 the whole message. The file name is derived from the Message-ID, so :meth:`lookup` of a
-message left in doubt by a crash is one ``stat``.
+message left in doubt by a crash is one ``stat``. The folders are 0700 and the messages 0600
+(bot/transports/files.py): an outbox an older clerk left readable is tightened when used.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from bot.domain.errors import TransportError
 from bot.domain.options import Option, _bool, _str
 from bot.transports.base import Mail, Transport
+from bot.transports.files import private_folder, tighten, write_private
 
 OPTIONS = {
     "path": Option("outbox", _str, "the Maildir folder (relative: under the working folder)"),
@@ -30,6 +32,14 @@ class OutboxTransport(Transport):
         super().__init__(options)
         self.path = Path(options.get("path", "outbox"))
         self.fsync = bool(options.get("fsync", True))  # off only for scratch runs
+        self._checked = False  # whether folders an older clerk made were tightened
+
+    def _folders(self) -> None:
+        for folder in (self.path, *(self.path / sub for sub in ("tmp", "new", "cur"))):
+            private_folder(folder)
+            if not self._checked:
+                tighten(folder)
+        self._checked = True
 
     def describe(self) -> str:
         return f"outbox {self.path}"
@@ -40,14 +50,9 @@ class OutboxTransport(Transport):
     def send(self, message: Mail) -> None:
         name = self._name(message.message_id)
         try:
-            for sub in ("tmp", "new", "cur"):
-                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            self._folders()
             tmp = self.path / "tmp" / name
-            with open(tmp, "wb") as f:
-                f.write(message.data)
-                if self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
+            write_private(tmp, message.data, fsync=self.fsync)
             os.replace(tmp, self.path / "new" / name)
         except OSError as exc:
             # a full or read-only disk may clear; the ledger retries with back-off
@@ -56,8 +61,7 @@ class OutboxTransport(Transport):
     def doctor(self) -> list[tuple[bool, str, str]]:
         what = f"outbox {self.path}: a folder clerk may write"
         try:
-            for sub in ("tmp", "new", "cur"):
-                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            self._folders()
             probe = self.path / "tmp" / ".clerk-doctor"
             probe.write_bytes(b"")
             probe.unlink()

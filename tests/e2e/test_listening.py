@@ -20,6 +20,7 @@ from bot.engine import snapshot
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.render import email as render_email
+from tests import paper_files
 from tests.conftest import MX
 from tests.mail import (
     MailServers,
@@ -211,7 +212,7 @@ def test_answers_to_a_request_become_submissions_and_stop_the_chasers(
     slough = next(m for m in requests if "slough" in str(m["X-Original-To"]))
     assert "[#" in str(kent["Subject"])  # the reference token
     smtp_send(answer(kent, "gavin.swales@kent.example", "Our numbers are attached.",
-                     attachment=("../../etc/kent numbers.xlsx", b"PK\x03\x04 numbers")),
+                     attachment=("../../etc/kent numbers.xlsx", paper_files.workbook())),
               "gavin.swales@kent.example", [ORGANISER])
     # no In-Reply-To: matched by the token in the subject alone
     smtp_send(answer(None, "sandra.davey@slough.example", "Nil return from Slough, thanks.",
@@ -229,7 +230,7 @@ def test_answers_to_a_request_become_submissions_and_stop_the_chasers(
     assert ("qa-leads", "2027-q1", "rfi", "Slough") in snapshot.state(store).submitted
     papers = list((tmp_path / "papers" / "qa-leads" / "2027-q1").iterdir())
     assert [p.name for p in papers] == ["kent--kent numbers.xlsx"]
-    assert papers[0].read_bytes() == b"PK\x03\x04 numbers"
+    assert papers[0].read_bytes() == paper_files.workbook()
     chasers = clerk_executor().tick(datetime(2026, 12, 31, 10, tzinfo=UTC)).sent
     chased = [k for k in chasers if "/rfi-chaser/" in k]
     assert len(chased) == 16 - 2

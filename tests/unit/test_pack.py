@@ -17,6 +17,7 @@ from click.testing import Result
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
+from tests import paper_files
 from tests.conftest import read_reply
 
 PACK_DAY = datetime(2027, 4, 8, 10, tzinfo=UTC)  # a week before the 15 April meeting
@@ -61,8 +62,8 @@ def setup(store: Store, tmp_path: Path) -> None:
     store.mark_submitted("qa-leads", "2027-q2", "rfi", "Slough", "nil", PACK_DAY)
     papers = tmp_path / "papers" / "qa-leads" / "2027-q2"
     papers.mkdir(parents=True)
-    (papers / "kent--numbers.xlsx").write_bytes(b"PK numbers")
-    (papers / "medway--audit tool.docx").write_bytes(b"x" * 4000)
+    (papers / "kent--numbers.xlsx").write_bytes(paper_files.workbook())
+    (papers / "medway--audit tool.docx").write_bytes(paper_files.word(padding=4000))
 
 
 def test_the_pack_carries_the_whole_run_up(make_executor: Callable[[], Executor],
