@@ -96,6 +96,9 @@ class Transport:
         return self.name
 
 
+HEAD = 64 * 1024  # of a message too large to read, this much is read: who sent it, its subject
+
+
 @dataclass(frozen=True)
 class Oversized:
     """What a mailbox hands on instead of a message larger than clerk reads (``[clerk]

@@ -21,7 +21,7 @@ from typing import Any
 
 from bot.domain.errors import TransportError
 from bot.domain.options import REQUIRED, Option, _int, _str
-from bot.transports.base import Oversized
+from bot.transports.base import HEAD, Oversized
 from bot.transports.credentials import secret
 from bot.transports.net import connection_options, endpoint, tls_context
 
@@ -40,7 +40,6 @@ OPTIONS = {
 }
 PORTS = {"tls": 993, "starttls": 143, "none": 143}
 DONE = "$ClerkDone"  # the keyword on a message clerk has filed, where MOVE is missing
-HEAD = 64 * 1024  # of a message too large to fetch, this much is fetched, for the log
 
 
 class ImapMailbox:

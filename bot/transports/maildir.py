@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.domain.errors import TransportError
 from bot.domain.options import REQUIRED, Option, _int, _str
+from bot.transports.base import HEAD, Oversized
 
 log = logging.getLogger("clerk")
 
@@ -38,12 +39,14 @@ class MaildirMailbox:
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         self.path = Path(str(options.get("path") or "inbox"))
+        self.max_message: int | None = None  # larger files are not read whole
 
     def __repr__(self) -> str:
         return f"<MaildirMailbox {self.path}>"
 
-    def messages(self) -> Iterator[tuple[str, bytes]]:
-        """(file name, raw message) for what is in new/ and cur/, oldest first."""
+    def messages(self) -> Iterator[tuple[str, bytes | Oversized]]:
+        """(file name, raw message) for what is in new/ and cur/, oldest first; a file over
+        ``max_message`` as :class:`Oversized`, its first bytes only read."""
         try:
             found = [p for sub in ("new", "cur") if (self.path / sub).is_dir()
                      for p in (self.path / sub).iterdir() if p.is_file()
@@ -54,6 +57,11 @@ class MaildirMailbox:
                                  retryable=True) from exc
         for p in found[: int(self.options.get("batch", 200))]:
             try:
+                size = p.stat().st_size
+                if self.max_message and size > self.max_message:
+                    with p.open("rb") as f:
+                        yield f"{p.parent.name}/{p.name}", Oversized(size, f.read(HEAD))
+                    continue
                 raw = p.read_bytes()
             except OSError as exc:  # gone meanwhile (another reader), or unreadable
                 log.warning("maildir: cannot read %s: %s", p, exc)

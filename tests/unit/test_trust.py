@@ -377,3 +377,25 @@ def test_check_warns_when_no_reply_can_be_authenticated(config_dir: Path, tmp_pa
     result = clerk("check")
     assert result.exit_code == 0 and "warning" in result.output
     assert "clerk cannot tell who sent a reply" in result.output
+
+
+def test_a_maildir_file_over_max_message_is_never_read_whole(
+        make_executor: Callable[[], Executor], config_dir: Path, store: Store,
+        tmp_path: Path):
+    from bot import config as config_mod
+    from bot import transports
+
+    box = _maildir(tmp_path / "Maildir")
+    (config_dir / "clerk.toml").write_text(
+        f'[clerk]\nmailbox = "maildir"\nmax_message = 200000\n\n[mailbox]\npath = "{box}"\n'
+        f'authserv_id = "{MX}"\n')
+    big = mail_reply(None, GAVIN, "x").as_bytes() + b"y" * 300_000
+    (box / "new" / "big.eml").write_bytes(big)
+    config = config_mod.load(config_dir)
+    mailbox = transports.load_mailbox(config.settings.mailbox, config.settings.mailbox_options)
+    mailbox.max_message = config.settings.max_message
+    ((_, got),) = list(mailbox.messages())
+    assert not isinstance(got, bytes) and got.size == len(big) and len(got.head) < len(big)
+    result = Executor(config, store, MemoryTransport(), mailbox=mailbox).tick(T0)
+    assert result.read == 1 and "larger than max_message" in result.unprocessed[0]
+    assert [p.name for p in (box / ".clerk.unprocessed" / "cur").iterdir()] == ["big.eml:2,"]
