@@ -16,7 +16,10 @@ from typing import Any
 from bot.domain.errors import Problem
 
 KINDS = ("invitation", "request", "chaser", "pack", "minutes_due")
-ROLES = ("member", "lead", "chair")
+# member: invited, asked, chased; lead: the one asked for their organisation; chair: copied
+# and asked to approve; admin: invited, never asked as a lead (admin mail goes to [admin]);
+# guest: owns actions and is chased for them, never invited or asked
+ROLES = ("member", "lead", "chair", "admin", "guest")
 
 
 @dataclass(frozen=True)
@@ -176,10 +179,18 @@ class Group:
     def chair(self) -> Member | None:
         return next((m for m in self.members if m.role == "chair"), None)
 
+    @property
+    def attendees(self) -> tuple[Member, ...]:
+        """Who is invited to the meetings and gets their mail: everyone but guests."""
+        return tuple(m for m in self.members if m.role != "guest")
+
     def leads(self) -> list[Member]:
-        """One member per organisation: its marked lead, else its first member listed."""
+        """One member per organisation: its marked lead, else its first member listed (never
+        the admin or a guest: they answer for no organisation)."""
         chosen: dict[str, Member] = {}
         for m in self.members:
+            if m.role in ("admin", "guest"):
+                continue
             current = chosen.get(m.organisation)
             if current is None or (m.role == "lead" and current.role != "lead"):
                 chosen[m.organisation] = m

@@ -131,7 +131,7 @@ def change_for(group: Group, unit: str, desired: Sequence[Desired]) -> MeetingCh
         cancel=tuple(Attendee(d.key, d.recipient.name, d.recipient.email)
                      for d in desired if d not in requests),
         scope=str(context.get("scope") or ""),
-        members=frozenset() if cancelled else frozenset(m.email for m in group.members),
+        members=frozenset() if cancelled else frozenset(m.email for m in group.attendees),
     )
 
 

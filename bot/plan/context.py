@@ -46,7 +46,7 @@ def rsvp_summary(group: Group, meeting: Meeting, state: State) -> dict[str, list
         answers = {email: (*a[:3], _utc(meeting.start)) for email, a in answers.items()}
     out: dict[str, list[dict[str, str]]] = {
         "accepted": [], "tentative": [], "declined": [], "no_answer": [], "stale": []}
-    for m in group.members:
+    for m in group.attendees:
         partstat, comment, given_for, now_at = answers.get(m.email, ("NEEDS-ACTION", "", "", ""))
         entry = {"name": m.name, "email": m.email, "organisation": m.organisation,
                  "comment": comment}
@@ -92,7 +92,7 @@ def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
                       if g == group.id and m == meeting.id],
         "returns": [{"organisation": org, "status": _return_status(state, group, meeting, org,
                                                                    asked)}
-                    for org in sorted({m.organisation for m in group.members})] if asked
+                    for org in sorted({m.organisation for m in group.leads()})] if asked
         else [],
     }
 
@@ -136,8 +136,8 @@ def rule_context(group: Group, meeting: Meeting, rule: Rule) -> dict[str, Any]:
 def shared_context_group(group: Group) -> dict[str, Any]:
     return {"id": group.id, "name": group.name, "website": group.website,
             "joining_instructions": group.joining_instructions, "zone": group.zone,
-            "members": len(group.members),
-            "organisations": len({m.organisation for m in group.members})}
+            "members": len(group.attendees),
+            "organisations": len({m.organisation for m in group.leads()})}
 
 def shared_context(group: Group, meeting: Meeting, rule: Rule,
                    state: State | None = None) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def _trip(group: Group, ids: set[str], state: State, new: Sequence[Desired]) -> 
     removed = {m.recipient.email: m.recipient.name for m in new
                if m.kind == "cancellation" and m.context.get("change") == GONE}
     newcomers = {m.recipient.email: m.recipient.name for m in new if _newcomer(m, state)}
-    before = len(group.members) - len(newcomers) + len(removed)
+    before = len(group.attendees) - len(newcomers) + len(removed)
     if not before or (len(removed) + len(newcomers)) <= group.guard * before:
         return None
     keys = tuple(m.key for m in new if m.recipient.email in removed | newcomers.keys())
@@ -100,7 +100,7 @@ def _renamed(group: Group, ids: set[str], state: State) -> str:
         parts = key.split("/")
         if len(parts) > 3 and parts[1] != "-":
             others.setdefault(parts[0], set()).add(parts[3])
-    members = {m.email for m in group.members}
+    members = {m.email for m in group.attendees}
     for old, emails in sorted(others.items()):
         if old not in ids and members and len(members & emails) * 2 > len(members):
             return old

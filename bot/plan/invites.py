@@ -262,7 +262,7 @@ def invitation_specs(group: Group, meeting: Meeting, *, held: Mapping[str, Held]
                   default=None)
     if not meeting.cancelled:
         update_at = max(send_at, rev_made + settle) if rev else send_at
-        for p in group.members:
+        for p in group.attendees:
             last = held.get(p.email)
             if last is None:
                 joined = edited.get((group.id, p.email), now)
@@ -287,7 +287,7 @@ def invitation_specs(group: Group, meeting: Meeting, *, held: Mapping[str, Held]
                 method = CANCEL if scope == "occurrences" else REQUEST
                 specs.append(InviteSpec(p, method, seq, rev, at, reason,
                                         "" if again else change, scope, rids, first=again))
-    members = {p.email for p in group.members}
+    members = {p.email for p in group.attendees}
     for email, last in sorted(held.items()):
         if last.method != REQUEST or (email in members and not meeting.cancelled):
             continue

@@ -228,7 +228,7 @@ def minutes_messages(group: Group, state: State, now: datetime,
             "group": shared_context_group(group), "organiser": person(group.organiser),
             "admin": person(group.admin), "meeting": meeting_context(group, meeting, state),
             "file": path.name}
-        for m in group.members:
+        for m in group.attendees:
             new = _newcomer(group, meeting, m.email, received, state)
             ctx = dict(shared, recipient=member(m), new_member=new)
             out.append(Desired(

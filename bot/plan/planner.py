@@ -97,7 +97,7 @@ def audience(group: Group, rule: Rule) -> list[Person]:
         return [group.chair] if group.chair else [group.admin]
     if rule.to == "leads":
         return list(group.leads())
-    return list(group.members)
+    return list(group.attendees)
 
 def plan(config: Config, state: State, now: datetime) -> Plan:
     messages: list[Desired] = []
