@@ -282,8 +282,9 @@ def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None,
 @cli.command()
 @click.argument("key")
 @now_option
+@click.option("--raw", is_flag=True, help="The message's bytes as they are sent.")
 @click.pass_obj
-def preview(obj: Ctx, key: str, now: str | None) -> None:
+def preview(obj: Ctx, key: str, now: str | None, raw: bool) -> None:
     """Show the rendered message KEY (headers and parts) without sending it."""
     from bot.engine import snapshot
     from bot.plan import planner
@@ -299,7 +300,27 @@ def preview(obj: Ctx, key: str, now: str | None) -> None:
         raise _usage_error(f"{key!r} is not in the current plan ({why}); "
                          "`clerk plan --json` lists the keys")
     message = build(config.group(desired.group), desired, at, secret=store.secret())
-    click.echo(message.data.replace(b"\r\n", b"\n").decode(errors="replace"))
+    if raw:
+        click.echo(message.data.replace(b"\r\n", b"\n").decode(errors="replace"))
+        return
+    click.echo(_readable(message.message), nl=False)
+
+
+def _readable(msg: Any) -> str:
+    """A message as its reader sees it: the headers decoded, the plain text, the calendar
+    (unfolded) and the names of the files attached — not quoted-printable source."""
+    out = [f"{name}: {msg[name]}" for name in ("From", "To", "Cc", "Subject", "Date")
+           if msg[name] is not None]
+    body = msg.get_body(("plain",))
+    out += ["", body.get_content().rstrip("\n") if body is not None else "(no text)"]
+    for part in msg.walk():
+        if part.get_content_type() == "text/calendar":
+            out += ["", "--- calendar ---",
+                    part.get_content().replace("\r\n ", "").replace("\r\n", "\n").rstrip()]
+    files = [f"{p.get_filename()} ({p.get_content_type()})" for p in msg.iter_attachments()]
+    if files:
+        out += ["", "Attached: " + ", ".join(files)]
+    return "\n".join(out) + "\n"
 
 
 def _move(obj: Ctx, keys: tuple[str, ...], from_states: tuple[str, ...], to_state: str,

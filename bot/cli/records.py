@@ -282,6 +282,9 @@ def minutes_send(obj: Ctx, path: str, meeting: str, group_id: str | None) -> Non
         click.echo(f"the minutes of {meeting} went out already; members who have them are "
                    "not sent the correction (newcomers get it)")
         return
+    # the rows recorded now (held for approval, or due), so the command below works at once
+    config = obj.config()
+    obj.executor(config).current_plan(obj.now(config))
     how = (f"held for approval: `clerk approve {group.id}/{meeting}/minutes/` releases them"
            + ("; the chair is asked to approve them by replying APPROVE"
               if group.minutes_approval == "chair" else "")

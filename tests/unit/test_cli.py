@@ -84,7 +84,12 @@ def test_preview_renders_without_sending(clerk: Callable[..., Result]):
     result = clerk("preview", key, "--now", "2026-11-26T12:00:00Z")
     assert result.exit_code == 0, result.output
     assert "To: Tina Jameson <tina.jameson@brighton-hove.example>" in result.output
-    assert 'Content-Type: text/calendar; charset="utf-8"; method="REQUEST"' in result.output
+    # as the member reads it: the text, the calendar unfolded, the files attached
+    assert "Dear Tina Jameson," in result.output and "METHOD:REQUEST" in result.output
+    assert "Attached: invite.ics (application/ics)" in result.output
+    assert "Content-Transfer-Encoding" not in result.output and "=E2=80" not in result.output
+    raw = clerk("preview", key, "--now", "2026-11-26T12:00:00Z", "--raw").output
+    assert 'Content-Type: text/calendar; charset="utf-8"; method="REQUEST"' in raw
     assert json.loads(clerk("log", "--json").output) == []
 
 

@@ -171,7 +171,8 @@ def test_minutes_are_held_for_approval_then_go_to_every_member(
     ex.tick(datetime(2027, 1, 15, 10, tzinfo=UTC))
     minutes = tmp_path / "QA minutes.docx"
     minutes.write_bytes(b"PK minutes")
-    sent = clerk("minutes", "send", str(minutes), "--meeting", "2027-q1")
+    sent = clerk("--now", "2027-01-15T11:00:00+00:00", "minutes", "send", str(minutes),
+                 "--meeting", "2027-q1")
     assert sent.exit_code == 0 and "held for approval" in sent.output
     assert (group_dir / "minutes" / "2027-q1.docx").read_bytes() == b"PK minutes"
     day = datetime(2027, 1, 18, 10, tzinfo=UTC)
@@ -322,3 +323,14 @@ def test_next_agenda_items_stop_at_the_next_heading(tmp_path: Path):
                     "child\n- Peer review\n\n## Any other business\nNone.\n", encoding="utf-8")
     assert minutes.next_agenda(path) == ["Ofsted readiness", "Voice of the child",
                                          "Peer review"]
+
+
+def test_the_approve_command_minutes_send_prints_works_at_once(
+        clerk: Callable[..., Result], tmp_path: Path, group_dir: Path):
+    minutes = tmp_path / "minutes.pdf"
+    minutes.write_bytes(b"%PDF-1.7 minutes")
+    at = ("--now", "2027-01-18T10:00:00+00:00")
+    sent = clerk(*at, "minutes", "send", str(minutes), "--meeting", "2027-q1")
+    assert sent.exit_code == 0 and "`clerk approve qa-leads/2027-q1/minutes/`" in sent.output
+    approved = clerk(*at, "approve", "qa-leads/2027-q1/minutes/")  # no tick in between
+    assert approved.exit_code == 0 and approved.output.count("approved") == 21
