@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, time, timedelta
+import re
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from bot.domain.options import (
     _strings,
     _time_of_day,
 )
+from bot.plan.actions import DAYS
 
 
 def _share(v: Any) -> float:
@@ -60,6 +62,46 @@ def _share(v: Any) -> float:
     if isinstance(v, bool) or not 0 <= share <= 1:
         raise ValueError(f"{v!r} is not a share from 0% to 100%")
     return share
+
+
+def _count(v: Any) -> int:
+    n = _int(v)
+    if n < 1:
+        raise ValueError(f"{v!r}: give a whole number from 1 up")
+    return n
+
+
+def _weekday(v: Any) -> str:
+    text = _str(v).strip().lower()
+    found = [d for d in DAYS if text and d.startswith(text[:3])]
+    if len(text) < 3 or len(found) != 1:
+        raise ValueError(f"{v!r} is not a day of the week; write it like \"Monday\"")
+    return found[0]
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def _quiet(v: Any) -> tuple[tuple[tuple[int, int], tuple[int, int]], ...]:
+    """["24 Dec to 1 Jan", …] as ((month, day), (month, day)) pairs."""
+    def day(text: str) -> tuple[int, int]:
+        m = re.fullmatch(r"\s*(\d{1,2})\s+([A-Za-z]{3})[A-Za-z]*\s*", text)
+        if not m or m.group(2).lower() not in _MONTHS:
+            raise ValueError(f"{text.strip()!r} is not a day of the year; write it like 24 Dec")
+        month, d = _MONTHS.index(m.group(2).lower()) + 1, int(m.group(1))
+        try:
+            date(2028, month, d)  # a leap year: 29 Feb is a day
+        except ValueError:
+            raise ValueError(f"{text.strip()!r} is not a day of the year") from None
+        return month, d
+
+    out = []
+    for period in _strings(v):
+        start, sep, end = period.partition(" to ")
+        if not sep:
+            raise ValueError(f"{period!r}: write a period like \"24 Dec to 1 Jan\"")
+        out.append((day(start), day(end)))
+    return tuple(out)
 
 
 def _settle(v: Any) -> timedelta:
@@ -111,7 +153,14 @@ ACTIONS_OPTIONS = {
                     "recorded"),
     "before_due": Option(timedelta(days=3), _days, "a chaser this long before the due date"),
     "overdue_every": Option(timedelta(days=7), _days, "then one this often while overdue"),
-    "copy_chair_after": Option(3, _int, "from this chaser on, the chair is copied"),
+    "max_chasers": Option(3, _count, "at most this many chasers an action; then chasing "
+                          "stops and the admin's weekly summary lists it"),
+    "summary_day": Option("monday", _weekday, "the day of the chair's weekly summary of "
+                          "overdue actions and the admin's of stalled ones"),
+    "quiet": Option((((12, 24), (1, 1)),), _quiet, "no chasers in these periods, like "
+                    "[\"24 Dec to 1 Jan\", \"1 Aug to 31 Aug\"] (nor on meeting days)"),
+    "copy_chair_after": Option(None, _int, "no longer used: the chair gets a weekly summary "
+                               "instead of copies"),
     "due": Option(None, _offset, "default due date, from the next meeting's start (-7d)"),
     "at": Option((9, 0), _time_of_day, "time of day chasers go"),
 }
@@ -248,7 +297,9 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         members=tuple(roster), meetings=tuple(meetings), rules=tuple(rules), folder=folder,
         standing_items=g["standing_items"], settle=g["settle"], series=tuple(series),
         guard=g["guard"],
-        wording_updates=g["wording_updates"], ladder=ChaseLadder(**ladder), window=window,
+        wording_updates=g["wording_updates"],
+        ladder=ChaseLadder(**{k: v for k, v in ladder.items() if k != "copy_chair_after"}),
+        window=window,
         minutes=_minutes_files(folder, {m.id for m in meetings}, problems),
         minutes_approval=g["minutes_approval"],
     )

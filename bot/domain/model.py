@@ -118,7 +118,10 @@ class ChaseLadder:
     first: timedelta = timedelta(days=7)  # after the action is recorded
     before_due: timedelta = timedelta(days=3)
     overdue_every: timedelta = timedelta(days=7)
-    copy_chair_after: int = 3  # from this chaser on, the chair is copied
+    max_chasers: int = 3  # then chasing stops and the admin's weekly summary lists it
+    summary_day: str = "monday"  # the chair's and the admin's weekly summaries
+    # no chasers from (month, day) to (month, day), a year's end included
+    quiet: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (((12, 24), (1, 1)),)
     due: Offset | None = None  # default due date, from the next meeting's start
     at: tuple[int, int] = (9, 0)
 

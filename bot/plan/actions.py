@@ -1,106 +1,200 @@
-"""The action log: chasing owners politely, then firmly, until each action is done.
+"""The action log: chasing owners politely, a few times, and then telling the people who can
+help — never flooding anyone.
 
-Each open action has a ladder of chase days (``[actions]`` in group.toml): ``first`` after it
-was recorded, ``before_due`` before its due date, then every ``overdue_every`` while it is
-overdue; from the ``copy_chair_after``-th chaser on, the chair is copied. On a chase day the
-owner gets one digest of *all* their open actions in the group, so nobody gets two chasers on
-one day. Done or dropped stops it at once: the digest is planned from the open actions only.
-Actions owned by all members ride along in every digest but set no chase day of their own.
+The policy (``[actions]`` in group.toml, :class:`bot.domain.model.ChaseLadder`):
 
-Owners answer by replying to a chaser: ``DONE``, ``NEW DATE 2027-05-01`` or ``UPDATE <text>``
+- Each open action has candidate chase days: ``first`` after it was recorded, ``before_due``
+  before its due date, then every ``overdue_every`` while it is overdue. A day the group
+  cannot be written to moves to the next one that can: not at a weekend or on a bank
+  holiday (the send window), not on one of the group's meeting days, not in a quiet period
+  (``quiet``; 24 December to 1 January by default).
+- An owner gets at most one digest a week across all their actions and groups — unless an
+  action falls due that week (its ``before_due`` day) — and each digest lists all their open
+  actions whose chasing has begun, so two actions due on different days make one message.
+- An action is chased at most ``max_chasers`` times (3); then chasing stops, and it goes to
+  the admin's weekly summary ("stalled"). The chair is never copied on an owner's digest:
+  the chair gets one weekly summary of the group's overdue actions instead
+  (``summary_day``, Monday by default).
+- An action for all members is owned by the chair and the admin for closing (only they can
+  mark it done); each member is asked about it once, in their own next digest.
+
+Owners answer by replying to a chaser: ``DONE``, ``NEW DATE <date>`` or ``UPDATE <text>``
 (``#12`` names the action when the digest lists several) — accepted only from the action's
 owner or the admin, and only when the subject's ``[#token]`` verifies (bot/engine/inbox.py).
+The schedule is a pure function of the actions and the policy: the planner sends what falls
+due now, and ``clerk plan --until`` shows what would follow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from bot.domain import timeutil
+from bot.domain import timeutil, windows
 from bot.domain.model import Action, Group, Member
 
 ALL = "*"
+WEEK = timedelta(days=7)
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
-def chase_days(action: Action, group: Group, until: date) -> list[date]:
-    """The ladder's days for ``action``, up to ``until``, oldest first."""
-    ladder = group.ladder
-    tz = timeutil.zone(group.zone)
-    days = {action.created.astimezone(tz).date() + ladder.first,
-            action.due - ladder.before_due}
-    overdue = action.due + ladder.overdue_every
-    while overdue <= until:
-        days.add(overdue)
-        overdue += ladder.overdue_every
-    if group.window is not None:  # a chase day the window is shut moves to its next opening
-        days = {_next_open_day(group, d) for d in days}
-    return sorted(d for d in days if d <= until)
+@dataclass(frozen=True)
+class Listed:
+    """An action as one digest lists it."""
+
+    group: Group
+    action: Action
+    number: int  # this is its n-th chaser (1, 2, …); 0 for an all-members action's one ask
 
 
-def _next_open_day(group: Group, day: date) -> date:
-    from bot.domain import windows
+@dataclass(frozen=True)
+class Digest:
+    """One owner's chaser for one day, across all their groups."""
 
+    owner: Member
+    day: date
+    listed: tuple[Listed, ...]
+    send_at: datetime
+    latest: datetime
+
+    @property
+    def number(self) -> int:
+        return max((x.number for x in self.listed), default=0)
+
+    @property
+    def last(self) -> bool:
+        """Whether this is the last chaser for one of its actions."""
+        return any(x.number >= x.group.ladder.max_chasers for x in self.listed)
+
+
+@dataclass
+class Schedule:
+    """Every digest up to some day, and the actions whose chasing stopped (and when)."""
+
+    digests: list[Digest] = field(default_factory=list)
+    stalled: dict[int, date] = field(default_factory=dict)  # action id -> its last chaser
+
+
+def quiet_day(group: Group, day: date) -> bool:
+    """Whether no chaser goes to the group's people on ``day``."""
+    if group.window is not None and not windows.is_open_day(group.window, day):
+        return True
+    if any(m.start.date() == day for m in group.meetings if not m.cancelled):
+        return True
+    return any(_within(day, start, end) for start, end in group.ladder.quiet)
+
+
+def _within(day: date, start: tuple[int, int], end: tuple[int, int]) -> bool:
+    md = (day.month, day.day)
+    return start <= md <= end if start <= end else md >= start or md <= end
+
+
+def open_day(group: Group, day: date) -> date:
+    """``day``, or the next day that is not quiet for the group."""
     for _ in range(400):
-        if windows.is_open_day(group.window, day):
+        if not quiet_day(group, day):
             return day
         day += timedelta(days=1)
     return day
 
 
-@dataclass(frozen=True)
-class Digest:
-    """One owner's chaser for one day."""
-
-    owner: Member
-    day: date
-    actions: tuple[Action, ...]  # all their open actions in the group
-    number: int  # how many chase days (this one included) their oldest chased action had
-    send_at: datetime
-    latest: datetime
-
-
-def digests(group: Group, open_actions: Iterable[Action], now: datetime,
-            recorded: Iterable[str]) -> tuple[list[Digest], datetime | None]:
-    """The digests due around ``now`` (yesterday, today, tomorrow, and any already in the
-    ledger), and when the next one falls (the plan's horizon)."""
-    tz = timeutil.zone(group.zone)
-    today = now.astimezone(tz).date()
-    mine = [a for a in open_actions if a.group == group.id]
-    by_owner: dict[str, list[Action]] = {}
-    for a in mine:
-        for owner in a.owners:
-            if owner != ALL:
-                by_owner.setdefault(owner, []).append(a)
-    shared = [a for a in mine if ALL in a.owners]
-    seen = set(recorded)
-    out: list[Digest] = []
-    upcoming: list[datetime] = []
+def _candidates(group: Group, a: Action, until: date) -> list[tuple[date, bool]]:
+    """(day, due that week) of the days ``a`` may be chased, each moved off quiet days."""
     ladder = group.ladder
-    people = [*group.members]
-    if group.admin.email not in {m.email for m in people}:  # the admin owns actions too
-        people.append(Member(name=group.admin.name, email=group.admin.email, role="admin"))
-    for member in people:
-        own = by_owner.get(member.email, [])
-        days: dict[date, int] = {}
-        for a in own:
-            ladder_days = chase_days(a, group, today + timedelta(days=400))
-            for n, d in enumerate(ladder_days, 1):
-                days[d] = max(days.get(d, 0), n)
-        for day, number in sorted(days.items()):
-            send_at = datetime.combine(day, time(*ladder.at), tzinfo=tz).astimezone(UTC)
-            if send_at < group.go_live:
-                continue  # nothing dated before go-live is ever sent
+    tz = timeutil.zone(group.zone)
+    first = a.created.astimezone(tz).date() + ladder.first
+    if ALL in a.owners:
+        return [(open_day(group, first), False)]  # asked once
+    days = [(first, False), (a.due - ladder.before_due, True)]
+    overdue = a.due + ladder.overdue_every
+    while overdue <= until:
+        days.append((overdue, False))
+        overdue += ladder.overdue_every
+    go_live = group.go_live.astimezone(tz).date()
+    return sorted({(open_day(group, d), due) for d, due in days if d >= go_live})
+
+
+def schedule(groups: Sequence[Group], actions: Iterable[Action], until: date) -> Schedule:
+    """Every digest for the open ``actions`` up to ``until``, by the policy above."""
+    by_id = {g.id: g for g in groups}
+    owners: dict[str, tuple[Member, list[tuple[Group, Action]]]] = {}
+    for a in actions:
+        group = by_id.get(a.group)
+        if a.status != "open" or group is None:
+            continue
+        people = _people(group)
+        for email in (list(people) if ALL in a.owners else a.owners):
+            if email in people:
+                owners.setdefault(email, (people[email], []))[1].append((group, a))
+    out = Schedule()
+    for email in sorted(owners):
+        owner, theirs = owners[email]
+        _one_owner(owner, theirs, until, out)
+    out.digests.sort(key=lambda d: (d.send_at, d.owner.email))
+    return out
+
+
+def _people(group: Group) -> dict[str, Member]:
+    """Who can own an action in the group: its roster (guests too), and the admin."""
+    people = {m.email: m for m in group.members}
+    people.setdefault(group.admin.email, Member(name=group.admin.name,
+                                                email=group.admin.email, role="admin"))
+    return people
+
+
+def _one_owner(owner: Member, theirs: list[tuple[Group, Action]], until: date,
+               out: Schedule) -> None:
+    candidates: dict[int, list[tuple[date, bool]]] = {
+        a.id: _candidates(g, a, until) for g, a in theirs}
+    kept: list[date] = []
+    for day, due_week in sorted({c for cs in candidates.values() for c in cs}):
+        if day > until:
+            break
+        if kept and day - kept[-1] < WEEK and not due_week:
+            continue  # one digest a week, unless something falls due this week
+        if kept and day == kept[-1]:
+            continue
+        kept.append(day)
+    counts: dict[int, int] = {}
+    for day in kept:
+        listed = []
+        for group, a in theirs:
+            if not candidates[a.id] or candidates[a.id][0][0] > day:
+                continue  # its chasing has not begun
+            if ALL in a.owners:
+                if counts.get(a.id):
+                    continue  # asked once
+                counts[a.id] = 1
+                listed.append(Listed(group, a, 0))
+                continue
+            n = counts.get(a.id, 0) + 1
+            if n > group.ladder.max_chasers:
+                continue
+            counts[a.id] = n
+            if n == group.ladder.max_chasers:
+                out.stalled[a.id] = max(day, out.stalled.get(a.id, day))
+            listed.append(Listed(group, a, n))
+        if listed:
+            home = min((x.group for x in listed), key=lambda g: g.id)
+            tz = timeutil.zone(home.zone)
+            send_at = datetime.combine(day, time(*home.ladder.at), tzinfo=tz)
             latest = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
-            key = digest_key(member.email, day)
-            if abs((day - today).days) <= 1 or key in seen:
-                out.append(Digest(member, day, tuple(own + shared), number, send_at,
-                                  latest.astimezone(UTC)))
-            elif send_at > now:
-                upcoming.append(send_at)
-    return out, min(upcoming) if upcoming else None
+            out.digests.append(Digest(owner, day, tuple(listed), send_at.astimezone(UTC),
+                                      latest.astimezone(UTC)))
+
+
+def summary_days(group: Group, start: date, until: date) -> list[date]:
+    """The group's weekly summary days from ``start`` to ``until`` (quiet ones skipped)."""
+    weekday = DAYS.index(group.ladder.summary_day)
+    day = start + timedelta(days=(weekday - start.weekday()) % 7)
+    out = []
+    while day <= until:
+        if not quiet_day(group, day):
+            out.append(day)
+        day += WEEK
+    return out
 
 
 def digest_key(email: str, day: date) -> str:
@@ -109,19 +203,10 @@ def digest_key(email: str, day: date) -> str:
     return f"-/-/actions/{email}/{day.isoformat()}"
 
 
-def context(group: Group, digest: Digest, today: date) -> dict[str, Any]:
-    return {
-        "actions": [{"ref": a.ref, "id": a.id, "topic": a.topic, "text": a.text,
-                     "due": a.due, "overdue": a.due < today, "meeting": a.meeting,
-                     "all_members": ALL in a.owners} for a in digest.actions],
-        "chaser_number": digest.number,
-        "copy_chair": digest.number >= group.ladder.copy_chair_after,
-    }
-
-
-# --- what the admin (CLI) and the owners (replies) do ------------------------------------
-
-
-# --- CSV: the action log as a spreadsheet ---------------------------------------------------
-
-
+def listed_context(x: Listed, today: date, meetings: dict[str, Any]) -> dict[str, Any]:
+    """One action as a chaser or a summary shows it."""
+    a = x.action
+    return {"ref": a.ref, "id": a.id, "topic": a.topic, "text": a.text, "due": a.due,
+            "overdue": a.due < today, "meeting": meetings.get(a.meeting), "group": x.group.name,
+            "all_members": ALL in a.owners, "number": x.number,
+            "last": x.number >= x.group.ladder.max_chasers}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,13 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
                     created=now)
     owner = group.members[0] if group.members else Member(name="A Member",
                                                           email="member@example.org")
-    digest = actions.Digest(owner, now.date(), (sample,), 1, now, now)
-    chaser = [_digest_message([(group, digest)], now)]
+    digest = actions.Digest(owner, now.date(), (actions.Listed(group, sample, 1),), now, now)
+    chaser = [_digest_message(digest)]
+    summary = _summaries(group, State(actions=(sample,)), actions.Schedule(
+        stalled={1: now.date() - timedelta(days=30)}),
+        datetime.combine(actions.summary_days(group, now.date() + timedelta(days=40),
+                                              now.date() + timedelta(days=60))[0],
+                         time(12), tzinfo=UTC), [])
     notice = _undelivered_notice(group, (Undelivered("k", owner.email, "A subject", "failed",
                                                      "550 no such user", now),))
     nudge = Nudge(1, group.id, "", "An example subject", now.date(),
@@ -67,7 +72,7 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
         State(config_problems=("d", now, ("clerk.toml:3: clerk.interval: 'abc' is not a "
                                           "whole number",))))
     return [(d.template, d.context)
-            for d in (*chaser, notice, *notes, *circulated, held, *broken)]
+            for d in (*chaser, *summary, notice, *notes, *circulated, held, *broken)]
 
 def _nudge_notes(group: Group, state: State, now: datetime,
                  horizon: list[datetime]) -> list[Desired]:
@@ -109,43 +114,98 @@ def _nudge_key(group: Group, nudge: Nudge, to: Person) -> str:
 
 def action_chasers(config: Config, state: State, now: datetime,
                    horizon: list[datetime]) -> list[Desired]:
-    """One digest per person per chase day, across all their groups (bot/plan/actions.py): it
-    belongs to the first of those groups (by id), and copies the chair of each group where
-    it is the ``copy_chair_after``-th chaser or later."""
-    open_actions = [a for a in state.actions if a.status == "open"]
-    parts: dict[tuple[str, date], list[tuple[Group, actions.Digest]]] = {}
-    for group in sorted(config.groups, key=lambda g: g.id):
-        found, upcoming = actions.digests(group, open_actions, now, state.keys)
-        if upcoming is not None:
-            horizon.append(upcoming)
-        for d in found:
-            parts.setdefault((d.owner.email, d.day), []).append((group, d))
-    return [_digest_message(found, now) for found in parts.values()]
+    """The digests that fall due around ``now`` (bot/plan/actions.py: at most one a week per
+    person across all their groups), and each group's weekly summaries: the chair's of its
+    overdue actions, the admin's of those whose chasing stopped."""
+    groups = sorted(config.groups, key=lambda g: g.id)
+    today = now.astimezone(UTC).date()
+    plan = actions.schedule(groups, state.actions, today + timedelta(days=400))
+    out: list[Desired] = []
+    for d in plan.digests:
+        local = now.astimezone(timeutil.zone(d.listed[0].group.zone)).date()
+        if abs((d.day - local).days) <= 1 or actions.digest_key(d.owner.email,
+                                                                d.day) in state.keys:
+            out.append(_digest_message(d))
+        elif d.send_at > now:
+            horizon.append(d.send_at)
+    for group in groups:
+        out += _summaries(group, state, plan, now, horizon)
+    return out
 
 
-def _digest_message(parts: list[tuple[Group, actions.Digest]], now: datetime) -> Desired:
-    home, first = parts[0]
-    today = first.day  # overdue as of the day it goes, not the day it was planned
-    listed = [dict(a, group=g.name) for g, d in parts
-              for a in actions.context(g, d, today)["actions"]]
-    chairs = {g.chair.email: g.chair for g, d in parts
-              if g.chair and actions.context(g, d, today)["copy_chair"]
-              and g.chair.email != first.owner.email}
-    number = max(d.number for _, d in parts)
+def _meetings(group: Group) -> dict[str, Any]:
+    return {m.id: {"title": m.title, "start": m.start} for m in group.meetings}
+
+
+def _digest_message(d: actions.Digest) -> Desired:
+    home = min((x.group for x in d.listed), key=lambda g: g.id)
+    listed = [actions.listed_context(x, d.day, _meetings(x.group)) for x in d.listed]
+    by_id = {x.group.id: x.group for x in d.listed}
+    names = [g.name for g in by_id.values()]
+    if len(set(names)) < len(names):  # two groups of one name: say which by their ids
+        for a, x in zip(listed, d.listed, strict=True):
+            a["group"] = x.group.id
+    groups = sorted({a["group"] for a in listed})
+    dues = [a["due"] for a in listed]
     ctx: dict[str, Any] = {
         "group": shared_context_group(home), "organiser": person(home.organiser),
-        "admin": person(home.admin), "chair": member(home.chair) if home.chair else None,
-        "recipient": member(first.owner), "actions": listed, "chaser_number": number,
-        "copy_chair": bool(chairs), "groups": [g.name for g, _ in parts]}
+        "admin": person(home.admin), "recipient": member(d.owner), "actions": listed,
+        "chaser_number": d.number, "last": d.last, "groups": groups,
+        "new_date_example": (max(dues) + timedelta(days=28)) if dues else None}
     return Desired(
-        key=actions.digest_key(first.owner.email, first.day), group=home.id,
-        meeting="-", rule="actions", kind=ACTION_CHASER, recipient=first.owner,
-        send_at=min(d.send_at for _, d in parts), latest=min(d.latest for _, d in parts),
+        key=actions.digest_key(d.owner.email, d.day), group=home.id,
+        meeting="-", rule="actions", kind=ACTION_CHASER, recipient=d.owner,
+        send_at=d.send_at, latest=d.latest,
         subject=render(home, "action_chaser", "subject", ctx),
-        reason=f"action chaser {number}: {len(listed)} open action(s)"
-               + (f" in {len(parts)} groups" if len(parts) > 1 else "")
-               + (", chair copied" if chairs else ""),
-        template="action_chaser", context=ctx, cc=tuple(chairs.values()))
+        reason=f"action chaser {d.number}: {len(listed)} open action(s)"
+               + (f" in {len(groups)} groups" if len(groups) > 1 else "")
+               + (" (the last for one of them)" if d.last else ""),
+        template="action_chaser", context=ctx)
+
+
+def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime,
+               horizon: list[datetime]) -> list[Desired]:
+    """The chair's weekly summary of the group's overdue actions, and the admin's of those
+    whose chasing stopped, each on the group's summary day and only when there is one."""
+    tz = timeutil.zone(group.zone)
+    today = now.astimezone(tz).date()
+    mine = [a for a in state.actions if a.group == group.id and a.status == "open"]
+    out = []
+    for day in actions.summary_days(group, today - timedelta(days=1), today + timedelta(weeks=8)):
+        send_at = datetime.combine(day, time(*group.ladder.at), tzinfo=tz).astimezone(UTC)
+        latest = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+        if send_at < group.go_live:
+            continue
+        if day > today + timedelta(days=1):
+            horizon.append(send_at)
+            break
+        overdue = [a for a in mine if a.due < day]
+        stalled = [a for a in mine if a.id in plan.stalled and plan.stalled[a.id] < day]
+        chair = group.chair or group.admin
+        for kind, to, found in (("overdue", chair, overdue), ("stalled", group.admin, stalled)):
+            if not found:
+                continue
+            ctx: dict[str, Any] = {
+                "group": shared_context_group(group), "organiser": person(group.organiser),
+                "admin": person(group.admin),
+                "recipient": dict(person(to), organisation="", role=""), "summary": kind,
+                "actions": [dict(actions.listed_context(actions.Listed(group, a, 0), day,
+                                                        _meetings(group)),
+                                 owners=_owner_names(group, a)) for a in found]}
+            out.append(Desired(
+                key=f"{group.id}/-/{kind}/{to.email}/{day.isoformat()}", group=group.id,
+                meeting="-", rule=kind, kind=NOTICE, recipient=to, send_at=send_at,
+                latest=latest, subject=render(group, "action_summary", "subject", ctx),
+                reason=f"weekly summary: {len(found)} {kind} action(s)",
+                template="action_summary", context=ctx))
+    return out
+
+
+def _owner_names(group: Group, a: Action) -> str:
+    if actions.ALL in a.owners:
+        return "all members"
+    names = {m.email: m.name for m in group.members} | {group.admin.email: group.admin.name}
+    return ", ".join(names.get(e, e) for e in a.owners)
 
 
 def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:

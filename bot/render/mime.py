@@ -32,9 +32,13 @@ def header(name: str, value: object) -> bytes:
     if isinstance(value, str) and (len(value.splitlines()) > 1 or any(c in value for c in
                                                                        "\r\n\x00")):
         raise ValueError(f"a {name} header may not contain a line break: {value!r}")
-    if isinstance(value, str) and value.isascii() and value.isprintable() \
-            and len(name) + 2 + len(value) <= MAX_LINE:
-        return f"{name}: {value}\r\n".encode("ascii")
+    if isinstance(value, str) and value.isascii() and value.isprintable():
+        if len(name) + 2 + len(value) <= MAX_LINE:
+            return f"{name}: {value}\r\n".encode("ascii")
+        if name.lower() == "subject" and " " in value[:MAX_LINE - len(name) - 2]:
+            # folded before blanks, never right after the colon: the email package may put
+            # the whole value on the next line, and a reader then sees a leading blank
+            return _wrap(f"{name}: {value}")
     from email.policy import SMTP
 
     parsed = SMTP.header_factory(name, value)

@@ -4,6 +4,7 @@ stopping at once on DONE; and the `clerk actions` commands."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
@@ -49,24 +50,41 @@ def run_days(ex: Executor, start: datetime, days: int) -> None:
             ex.tick((start + timedelta(days=n)).replace(hour=hour))
 
 
-def test_the_ladder_is_followed_and_the_chair_copied_after_three(
+def summaries(ex: Executor, kind: str) -> list[tuple[date, str]]:
+    """(day, to) of each weekly summary of ``kind`` (overdue, stalled) sent."""
+    assert isinstance(ex.transport, MemoryTransport)
+    return [(date.fromisoformat(str(m["X-Clerk-Key"]).rsplit("/", 1)[1]),
+             str(m["To"]).split("<")[-1].rstrip(">")) for m in ex.transport.sent
+            if f"/-/{kind}/" in str(m["X-Clerk-Key"])]
+
+
+def test_an_action_is_chased_three_times_then_the_admin_follows_it_up(
         make_executor: Callable[[], Executor], store: Store):
     add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
     ex = make_executor()
     run_days(ex, T0, 365)  # a year of it, never done
     got = [(d, to, cc) for d, to, cc in chasers(ex) if to == AMAN]
-    days = [d for d, _, _ in got]
-    assert days[:5] == [
+    assert [d for d, _, _ in got] == [
         date(2027, 1, 22),  # first: a week after it was recorded
         date(2027, 2, 9),  # three days before it is due
-        date(2027, 2, 19), date(2027, 2, 26), date(2027, 3, 5)]  # weekly while overdue
-    # weekly (Fridays) all year; Good Friday's moves to the next working day, after Easter
-    assert all(3 <= (b - a).days <= 11 for a, b in pairwise(days[2:]))
-    assert date(2027, 3, 26) not in days and date(2027, 3, 30) in days
-    assert all(d.weekday() == 4 for d in days[2:] if d != date(2027, 3, 30))
-    assert days[-1] >= date(2028, 1, 7)
-    assert [cc for _, _, cc in got] == [None, None] + [CHAIR] * (len(got) - 2)
-    rows = [r for r in store.rows() if r.kind == "action_chaser"]
+        date(2027, 2, 19)]  # a week after it: the last; then chasing stops
+    assert [cc for _, _, cc in got] == [None, None, None]  # the chair is never copied
+    assert isinstance(ex.transport, MemoryTransport)
+    last = [m for m in ex.transport.sent if "/-/actions/" in str(m["X-Clerk-Key"])][-1]
+    assert re.fullmatch(r"Last reminder: 1 action for South Downs QA Leads Network "
+                        r"\[#\w{10}\]", str(last["Subject"]))  # no blank in front
+    assert "Kim Osei, the group's admin, will follow it up" in \
+        last.get_body(("plain",)).get_content()
+    # the chair: one summary a week of the group's overdue actions, on Mondays
+    chair = summaries(ex, "overdue")
+    assert chair[0] == (date(2027, 2, 15), CHAIR) and {to for _, to in chair} == {CHAIR}
+    gaps = [(b - a).days for (a, _), (b, _) in pairwise(chair)]
+    assert set(gaps) <= {7, 14, 21}, gaps  # weekly; none on a bank holiday or at Christmas
+    assert all(d.weekday() == 0 for d, _ in chair)
+    # the admin: once a week, the actions no longer chased
+    stalled = summaries(ex, "stalled")
+    assert stalled[0] == (date(2027, 2, 22), KIM) and all(d.weekday() == 0 for d, _ in stalled)
+    rows = [r for r in store.rows() if r.kind in ("action_chaser", "notice")]
     assert all(r.send_at <= r.sent_at <= r.latest_at for r in rows if r.state == "sent")
 
 

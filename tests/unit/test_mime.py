@@ -613,6 +613,16 @@ def test_the_same_message_is_the_same_bytes(group: Group, invitation: Desired,
     assert build(group, request_).data == build(group, request_).data
 
 
+@pytest.mark.parametrize("subject", [
+    "Last reminder: 1 action for South Downs QA Leads Network [#obt4wft364]",
+    "Agenda: " + " ".join(["word"] * 40),
+])
+def test_a_long_subject_reads_back_without_a_blank_in_front(group: Group, invitation: Desired,
+                                                            subject: str):
+    mail = build(group, replace(invitation, subject=subject))
+    assert str(mail.message["Subject"]) == subject.strip()
+
+
 def test_the_message_id_is_the_installs_own(group: Group, invitation: Desired):
     """Anyone can read a message's key (X-Clerk-Key); only the install's secret makes its
     Message-ID from it, so nobody can name — and forge an answer to — another's message."""
