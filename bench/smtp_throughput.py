@@ -274,10 +274,11 @@ def prebuild(inst: Install) -> list[Prebuilt]:
     what ``SmtpTransport.send`` hands to smtplib."""
     out = []
     by_key = inst.executor.plan.by_key() if inst.executor.plan else {}
+    secret = inst.store.secret()  # the install's, as clerk's own side uses for Message-IDs
     for row in inst.store.due_keys(NOW, limit=10**9):
         d = by_key[row.key]
         group = inst.executor.config.group(d.group)
-        msg = render_email.build(group, d, NOW, None)
+        msg = render_email.build(group, d, NOW, None, secret=secret)
         out.append(Prebuilt(group.organiser.email, d.recipient.email, msg.data))
     return out
 

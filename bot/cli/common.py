@@ -107,7 +107,7 @@ def _json(value: Any) -> None:
 group_option = click.option("--group", "-g", "group_id", metavar="ID",
                             help="Only this group (its id in group.toml).")
 json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print JSON (a stable contract; see README).")
+                           help="Print JSON (a stable contract; see docs/commands.md).")
 now_option = click.option("--now", metavar="ISO-8601",
                           help="Act as if it were this time (default: the real clock).")
 

@@ -1,6 +1,7 @@
 """Read-only views for the CLI: the plan merged with the ledger, status and the log.
 
-Each function returns plain dicts; their keys are the ``--json`` contract documented in README.
+Each function returns plain dicts; their keys are the ``--json`` contract documented in
+docs/commands.md.
 """
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ def check(group: Group, uses: list[tuple[str, str, dict[str, Any]]]) -> list[Pro
 
 def _hint(exc: Exception) -> str:
     if isinstance(exc, jinja2.UndefinedError):
-        return "see README 'Templates' for the variables each message has"
+        return "see docs/configuration.md 'Templates' for the variables each message has"
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return "check the {{ }} and {% %} tags around this line"
     return "fix the template"

@@ -160,7 +160,7 @@ def test_template_undefined_variable(clerk: Clerk, group_dir: Path) -> None:
     assert f"{template}:2:" in text
     assert "'undefined_thing' is undefined" in text
     assert "rule invitation" in text
-    assert "Templates" in text  # the hint points at the README section
+    assert "Templates" in text  # the hint points at docs/configuration.md's section
 
 
 @pytest.mark.parametrize("command", ["plan", "status", "log"])

@@ -1,4 +1,5 @@
-"""The command line: the --json contracts, and each command doing what README says."""
+"""The command line: the --json contracts, and each command doing what docs/commands.md
+says (that every command and option is there: tests/unit/test_docs.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import Result
 
-from bot.cli.main import cli
-from tests.conftest import ROOT, edit
+from tests.conftest import edit
 
 PLAN_KEYS = {"key", "kind", "group", "meeting", "rule", "revision", "sequence", "send_at",
              "latest",
@@ -173,30 +172,6 @@ def test_check_reports_a_chaser_after_its_deadline_as_a_warning(
     result = clerk("check")
     assert result.exit_code == 0
     assert "warning" in result.output and "rule[2]" in result.output
-
-
-def _commands() -> list[tuple[str, click.Command]]:
-    out: list[tuple[str, click.Command]] = [("clerk", cli)]
-    assert isinstance(cli, click.Group)
-    out += [(f"clerk {name}", cmd) for name, cmd in sorted(cli.commands.items())]
-    return out
-
-
-@pytest.mark.parametrize("name,command", _commands(), ids=lambda v: str(v))
-def test_every_command_and_option_is_documented_in_readme(name: str, command: click.Command):
-    readme = (ROOT / "README.md").read_text()
-    heading = f"### `{name}`"
-    assert heading in readme, f"README has no section {heading}"
-    section = readme.split(heading, 1)[1].split("\n### ", 1)[0]
-    with click.Context(command, info_name=name) as ctx:
-        help_text = command.get_help(ctx)
-    for param in command.params:
-        for opt in getattr(param, "opts", []):
-            if opt.startswith("-"):
-                assert opt in section, f"{name}: {opt} is not in README"
-    first_line = (command.help or "").strip().splitlines()[0]
-    assert first_line in section, f"{name}: its help line is not in README"
-    assert help_text
 
 
 def test_held_messages_wait_for_approval(clerk: Callable[..., Result], group_dir: Path):

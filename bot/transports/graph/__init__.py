@@ -23,7 +23,7 @@ ledger waits instead of the worker. A 401 (an expired or revoked token) gets one
 and one more try.
 
 Permissions (application, admin consent): Calendars.ReadWrite, Mail.Send, Mail.ReadWrite;
-scope them to the organiser's mailbox with an application access policy (README).
+scope them to the organiser's mailbox with an application access policy (docs/transports.md).
 
 Its modules: ``session`` (sign-in, requests, throttling, paging, ``$batch``; the options),
 ``meetings`` (events), ``messages`` (``sendMail``, upload sessions, the Sent Items look-up),
