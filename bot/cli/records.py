@@ -41,19 +41,40 @@ def _action_row(a: Any) -> dict[str, Any]:
 @click.pass_obj
 def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> None:
     """The actions, open first by due date."""
+    from datetime import timedelta
+
     from bot.engine import snapshot
+    from bot.plan import actions
 
     config = obj.config()
-    found = [a for a in snapshot.actions(obj.store(config), _group(config, group_id))
-             if status == "all" or a.status == status]
+    every = snapshot.actions(obj.store(config))
+    found = [a for a in every if (group_id is None or a.group == _group(config, group_id))
+             and (status == "all" or a.status == status)]
     found.sort(key=lambda a: (a.status != "open", a.due, a.id))
+    today = obj.now(config).date()
+    plan = actions.schedule(config.groups, every, today + timedelta(days=400))
+    chased: dict[int, list[str]] = {}  # id -> when each owner is chased next
+    for d in plan.digests:
+        for x in d.listed:
+            if d.day >= today and not any(d.owner.email in w for w in chased.get(x.action.id,
+                                                                                   [])):
+                chased.setdefault(x.action.id, []).append(
+                    f"{d.owner.email} on {d.day:%a} {d.day.day} {d.day:%b %Y}"
+                    + (" (the last)" if x.number >= x.group.ladder.max_chasers else ""))
     if as_json:
-        _json([_action_row(a) for a in found])
+        _json([dict(_action_row(a), next_chasers=chased.get(a.id, []),
+                    no_longer_chased=a.id in plan.stalled and plan.stalled[a.id] < today)
+               for a in found])
         return
     for a in found:
         owners = "all members" if "*" in a.owners else ", ".join(a.owners)
         click.echo(f"{a.ref:>5} {a.status:<7} due {a.due}  {a.group}  {owners}")
         click.echo(f"{'':6}{a.topic + ': ' if a.topic else ''}{a.text}")
+        if a.status == "open":
+            nxt = chased.get(a.id)
+            click.echo(f"{'':6}" + ("chased next: " + "; ".join(nxt) if nxt else
+                                    "no longer chased: in the admin's weekly summary"
+                                    if a.id in plan.stalled else "no chaser to come"))
     click.echo(f"{len(found)} action(s)")
 
 

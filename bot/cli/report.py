@@ -14,7 +14,7 @@ from bot.domain import timeutil
 from bot.domain.model import Config, Desired
 from bot.engine import snapshot
 from bot.engine.store import Store
-from bot.plan import context, planner
+from bot.plan import context, notices, planner
 
 # ledger states shown as they are; "planned" is shown as scheduled or due
 FINAL = ("sent", "failed", "skipped_late", "parked")
@@ -68,6 +68,12 @@ def plan_rows(config: Config, store: Store, now: datetime, *, since: datetime | 
             "latest": _iso(r.latest_at, zones.get(r.group_id)), "recipients": [r.recipient],
             "subject": r.subject, "reason": r.reason, "state": r.state,
         })
+    if until is not None:  # the chasers and summaries that would follow, as things stand
+        for d in notices.action_chasers(config, state, now, [], until):
+            if d.key not in seen and d.key not in state.keys and d.send_at > now \
+                    and keep(d.group, d.send_at):
+                seen.add(d.key)
+                rows.append(_desired_row(d, "forecast", zones[d.group]))
     rows.sort(key=lambda x: (x["send_at"], x["key"]))
     return rows
 

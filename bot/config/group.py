@@ -285,6 +285,10 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
             key = "bank_holidays" if "calendar" in str(exc) else "send_window"
             r.problem(f"group.{key}", str(exc), table="group", name=key)
     ladder = r.section(data.get("actions", {}), ACTIONS_OPTIONS, "actions", table="actions")
+    if ladder.get("copy_chair_after") is not None:
+        r.problem("actions.copy_chair_after", "no longer used: the chair gets one weekly "
+                  "summary of the group's overdue actions instead of copies", table="actions",
+                  name="copy_chair_after", warning=True, hint="remove the line")
     problems.extend(r.problems)
     if (r.problems and any(not p.warning for p in r.problems)) or tz is None:
         return None

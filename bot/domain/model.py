@@ -269,7 +269,8 @@ class Desired:
     revision: int | None = None  # invitations: the content revision
     sequence: int | None = None  # invitations and cancellations: the iCalendar SEQUENCE
     initial: str = "planned"  # planned | held | skipped_late
-    cc: tuple[Person, ...] = ()  # copied (the chair, on a late chaser)
+    cc: tuple[Person, ...] = ()  # copied
+    in_reply_to: str = ""  # the Message-ID this answers (a reply to someone who wrote)
 
     def digest_fields(self) -> tuple[Any, ...]:
         return (self.send_at, self.latest, self.subject, self.reason, self.recipient.name)

@@ -25,6 +25,7 @@ from bot.engine.schema import (
     nudges,
     proposals,
     quarantine,
+    replies,
     roster,
     rsvps,
     submissions,
@@ -270,6 +271,22 @@ class Facts:
     def roster_rows(self) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(roster)))
+
+    def owe_reply(self, group: str, email: str, name: str, subject: str, body: str,
+                  in_reply_to: str | None, now: datetime) -> int:
+        """An answer to send to ``email`` (the planner makes it a message, sent once)."""
+        with self.atomic() as conn:
+            inserted = conn.execute(replies.insert().values(
+                group_id=group, email=email[:320], name=name[:300], subject=subject[:300],
+                body=body, in_reply_to=(in_reply_to or "")[:300] or None, at=now)
+            ).inserted_primary_key
+            assert inserted is not None
+            self.bump_facts(conn)
+        return int(inserted[0])
+
+    def reply_rows(self) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(replies).order_by(replies.c.id)))
 
     def handled_before(self, message_id: str, sender: str) -> bool:
         """Whether a message with this Message-ID from this sender was read and applied."""

@@ -289,25 +289,61 @@ class Inbox:
                 and a.created <= listed_by
                 and (row.recipient in a.owners or (actions.ALL in a.owners
                                                    and a.group == group.id))]
-        chosen = [a for a in mine if a.id == answer.ref] if answer.ref is not None else mine
+        own = [a for a in mine if row.recipient in a.owners]  # not the all-members ones
+        # "DONE #12" names one; a plain DONE means their only action of their own
+        chosen = [a for a in mine if a.id == answer.ref] if answer.ref is not None else own
         if len(chosen) != 1:
-            listed = " ".join(a.ref for a in mine) or "none open"
-            return Outcome(False, f"say which action ({listed}), e.g. \"DONE #12\": "
-                                  "not applied")
-        since = [h for h in self.store.action_history(chosen[0].id)
+            return self._which(incoming, row, group, mine, answer, now)
+        action = chosen[0]
+        if actions.ALL in action.owners and answer.command == "DONE" and sender not in (
+                admin, group.chair.email if group.chair else admin):
+            # an action for all members is closed by the chair or the admin: theirs is noted
+            action_log.apply(self.store, group, action, "UPDATE", who=sender,
+                             via=f"reply {incoming.message_id or ''}", now=now,
+                             text=f"{incoming.sender_name or sender} has done their part")
+            self._answer_back(incoming, group, f"Thank you: clerk has noted that you have "
+                              f"done your part of {action.ref} ({action.text}). It is for all "
+                              "members, so the chair closes it for the group.", now)
+            return Outcome(True, f"{sender} did their part of {action.ref} (for all members; "
+                                 "the chair closes it)")
+        since = [h for h in self.store.action_history(action.id)
                  if row.sent_at is not None and h.at > row.sent_at]
         if answer.command == "NEW DATE" and since:
-            return Outcome(False, f"{chosen[0].ref} changed after this chaser went "
+            return Outcome(False, f"{action.ref} changed after this chaser went "
                                   f"({since[-1].what}): this NEW DATE is not applied; answer "
                                   "the latest chaser")
         try:
-            result = action_log.apply(self.store, self.config.group(chosen[0].group), chosen[0],
-                                   str(answer.command),
+            result = action_log.apply(self.store, self.config.group(action.group), action,
+                                      str(answer.command),
                                    who=sender, via=f"reply {incoming.message_id or ''}",
                                    now=now, new_date=answer.date, text=answer.argument)
         except UsageError as exc:  # a NEW DATE in the past
             return Outcome(False, f"{exc.message}: not applied")
         return Outcome(True, result)
+
+    def _which(self, incoming: Incoming, row: Any, group: Group, mine: list[Any],
+               answer: Answer, now: datetime) -> Outcome:
+        """An answer that names no one action of several (or none): one reply to the owner
+        listing them with their #ids — not a chase, and nothing applied."""
+        if not mine:
+            self._answer_back(incoming, group, "clerk has no open action of yours to apply "
+                              f"\"{answer.first_line}\" to: nothing was changed.", now)
+            return Outcome(True, f"{incoming.sender}: no open action to apply it to")
+        lines = "\n".join(f"  {a.ref}  {a.text} (due {a.due:%a} {a.due.day} {a.due:%b %Y})"
+                          for a in mine)
+        verb = str(answer.command or "DONE")
+        self._answer_back(incoming, group, f"Which action did you mean? Reply with its number "
+                          f"on the first line, e.g. \"{verb} {mine[0].ref}\":\n\n{lines}\n\n"
+                          "Nothing was changed yet.", now)
+        return Outcome(True, f"asked {incoming.sender} which action ("
+                             f"{' '.join(a.ref for a in mine)}): not applied yet")
+
+    def _answer_back(self, incoming: Incoming, group: Group, body: str,
+                     now: datetime) -> None:
+        subject = incoming.subject if incoming.subject.lower().startswith("re:") \
+            else f"Re: {incoming.subject}"
+        self.store.owe_reply(group.id, incoming.sender, incoming.sender_name, subject, body,
+                             incoming.message_id, now)
 
     def _answered_row(self, incoming: Incoming) -> Any:
         """The request or chaser this answers: by reference, else by its subject's token."""

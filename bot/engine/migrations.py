@@ -92,6 +92,12 @@ def _quarantine(conn: Connection) -> None:
     s.quarantine.create(conn, checkfirst=True)
 
 
+def _replies(conn: Connection) -> None:
+    """Answers clerk owes the people who wrote to it: "which action did you mean?", and the
+    confirmations of what it did."""
+    s.replies.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -103,6 +109,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0008_trust", _trust),
     ("0009_roster", _roster),
     ("0010_quarantine", _quarantine),
+    ("0011_replies", _replies),
 ]
 
 

@@ -148,6 +148,18 @@ inbox = sa.Table(  # every message clerk read, and what it made of it
     sa.Column("detail", sa.Text, nullable=False, default=""),
 )
 
+replies = sa.Table(  # 0011: answers clerk owes someone who wrote to it (one message each)
+    "replies", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(100), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(300), nullable=False, default=""),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("in_reply_to", sa.String(300), nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
 quarantine = sa.Table(  # 0010: attachments kept back from the packs, and why
     "quarantine", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

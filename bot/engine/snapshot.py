@@ -21,7 +21,7 @@ from bot.engine.schema import (
 )
 from bot.engine.store import Store
 from bot.plan.invites import Held
-from bot.plan.state import State, Undelivered
+from bot.plan.state import OwedReply, State, Undelivered
 from bot.transports.calendar import Part
 
 
@@ -80,6 +80,9 @@ def state(store: Store) -> State:
                  roster_changed={(r.group_id, r.email): r.changed_at
                                  for r in store.roster_rows()},
                  config_problems=_config_problems(store),
+                 replies=tuple(OwedReply(r.id, r.group_id, r.email, r.name, r.subject, r.body,
+                                         r.in_reply_to or "", r.at)
+                               for r in store.reply_rows()),
                  actions=tuple(actions(store)),
                  nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text,
                                     r.window_start, r.window_end, r.source)

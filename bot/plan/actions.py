@@ -125,7 +125,8 @@ def schedule(groups: Sequence[Group], actions: Iterable[Action], until: date) ->
         if a.status != "open" or group is None:
             continue
         people = _people(group)
-        for email in (list(people) if ALL in a.owners else a.owners):
+        # an all-members action is asked of the attendees (not guests, not the admin)
+        for email in ([m.email for m in group.attendees] if ALL in a.owners else a.owners):
             if email in people:
                 owners.setdefault(email, (people[email], []))[1].append((group, a))
     out = Schedule()

@@ -25,7 +25,7 @@ from bot.plan import actions
 from bot.plan.context import meeting_context, member, nudge_meeting, person, shared_context_group
 from bot.plan.guard import Trip
 from bot.plan.guard import notice as guard_notice
-from bot.plan.state import State, Undelivered
+from bot.plan.state import OwedReply, State, Undelivered
 from bot.render.templates import render
 
 NOTICE = "notice"
@@ -33,6 +33,8 @@ NOTICE = "notice"
 NUDGE_NOTE = "nudge_note"
 
 ACTION_CHASER = "action_chaser"
+
+REPLY = "reply"
 
 def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
     """Example contexts of the templates no rule names: the action chaser, the digest of
@@ -71,8 +73,13 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
                fingerprint=""),
         State(config_problems=("d", now, ("clerk.toml:3: clerk.interval: 'abc' is not a "
                                           "whole number",))))
+    answer = owed_replies(
+        Config(folder=group.folder.parent, settings=Settings(), groups=(group,),
+               fingerprint=""),
+        State(replies=(OwedReply(1, group.id, owner.email, owner.name, "Re: your actions",
+                                 "Which action did you mean?", "<a@b>", now),)))
     return [(d.template, d.context)
-            for d in (*chaser, *summary, notice, *notes, *circulated, held, *broken)]
+            for d in (*chaser, *summary, notice, *notes, *circulated, held, *broken, *answer)]
 
 def _nudge_notes(group: Group, state: State, now: datetime,
                  horizon: list[datetime]) -> list[Desired]:
@@ -113,23 +120,26 @@ def _nudge_key(group: Group, nudge: Nudge, to: Person) -> str:
     return f"{group.id}/-/nudge/{to.email}/{nudge.id}"
 
 def action_chasers(config: Config, state: State, now: datetime,
-                   horizon: list[datetime]) -> list[Desired]:
+                   horizon: list[datetime], until: datetime | None = None) -> list[Desired]:
     """The digests that fall due around ``now`` (bot/plan/actions.py: at most one a week per
     person across all their groups), and each group's weekly summaries: the chair's of its
-    overdue actions, the admin's of those whose chasing stopped."""
+    overdue actions, the admin's of those whose chasing stopped. With ``until``, all of them
+    up to then, as the actions stand (``clerk plan --until``: a forecast)."""
     groups = sorted(config.groups, key=lambda g: g.id)
     today = now.astimezone(UTC).date()
-    plan = actions.schedule(groups, state.actions, today + timedelta(days=400))
+    end = until.date() if until is not None else today + timedelta(days=400)
+    plan = actions.schedule(groups, state.actions, max(end, today + timedelta(days=400)))
     out: list[Desired] = []
     for d in plan.digests:
         local = now.astimezone(timeutil.zone(d.listed[0].group.zone)).date()
-        if abs((d.day - local).days) <= 1 or actions.digest_key(d.owner.email,
-                                                                d.day) in state.keys:
+        near = abs((d.day - local).days) <= 1
+        if near or actions.digest_key(d.owner.email, d.day) in state.keys or (
+                until is not None and now < d.send_at < until):
             out.append(_digest_message(d))
         elif d.send_at > now:
             horizon.append(d.send_at)
     for group in groups:
-        out += _summaries(group, state, plan, now, horizon)
+        out += _summaries(group, state, plan, now, horizon, until)
     return out
 
 
@@ -164,19 +174,20 @@ def _digest_message(d: actions.Digest) -> Desired:
 
 
 def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime,
-               horizon: list[datetime]) -> list[Desired]:
+               horizon: list[datetime], until: datetime | None = None) -> list[Desired]:
     """The chair's weekly summary of the group's overdue actions, and the admin's of those
     whose chasing stopped, each on the group's summary day and only when there is one."""
     tz = timeutil.zone(group.zone)
     today = now.astimezone(tz).date()
     mine = [a for a in state.actions if a.group == group.id and a.status == "open"]
     out = []
-    for day in actions.summary_days(group, today - timedelta(days=1), today + timedelta(weeks=8)):
+    last = until.astimezone(tz).date() if until is not None else today + timedelta(weeks=8)
+    for day in actions.summary_days(group, today - timedelta(days=1), last):
         send_at = datetime.combine(day, time(*group.ladder.at), tzinfo=tz).astimezone(UTC)
         latest = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
         if send_at < group.go_live:
             continue
-        if day > today + timedelta(days=1):
+        if day > today + timedelta(days=1) and until is None:
             horizon.append(send_at)
             break
         overdue = [a for a in mine if a.due < day]
@@ -258,6 +269,29 @@ def config_notices(config: Config, state: State) -> list[Desired]:
             reason=f"the config has had {len(problems)} problem(s) since "
                    f"{since.isoformat(timespec='minutes')}; the worker uses the last good one",
             template="config_problems", context=context))
+    return out
+
+
+def owed_replies(config: Config, state: State) -> list[Desired]:
+    """The answers clerk owes people who wrote to it, each one message, threaded under
+    theirs."""
+    groups = {g.id: g for g in config.groups}
+    out = []
+    for r in state.replies:
+        group = groups.get(r.group)
+        if group is None:
+            continue
+        to = Person(name=r.name or r.email, email=r.email)
+        context = {"group": shared_context_group(group), "organiser": person(group.organiser),
+                   "admin": person(group.admin), "recipient": dict(person(to), organisation="",
+                                                                   role=""),
+                   "subject": r.subject, "body": r.body}
+        out.append(Desired(
+            key=f"{group.id}/-/reply/{r.email}/{r.id}", group=group.id, meeting="-",
+            rule="reply", kind=REPLY, recipient=to, send_at=r.at,
+            latest=r.at + timedelta(days=2), subject=render(group, "reply", "subject", context),
+            reason=f"an answer to {r.email}", template="reply", context=context,
+            in_reply_to=r.in_reply_to))
     return out
 
 

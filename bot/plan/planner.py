@@ -45,6 +45,7 @@ from bot.plan.notices import (
     action_chasers,
     config_notices,
     minutes_messages,
+    owed_replies,
 )
 from bot.plan.state import State
 from bot.render import templates
@@ -124,6 +125,7 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
         messages += minutes_messages(group, state, now, horizon)
     messages += action_chasers(config, state, now, horizon)
     messages += config_notices(config, state)
+    messages += owed_replies(config, state)
     messages = _not_bouncing(config, state, messages)
     if config.settings.transport in OWNED_BY_SERVER:
         messages = _on_server(state, messages)

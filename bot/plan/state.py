@@ -26,6 +26,20 @@ class Undelivered:
     at: datetime
 
 @dataclass(frozen=True)
+class OwedReply:
+    """An answer clerk owes someone who wrote to it (made once, sent once)."""
+
+    id: int
+    group: str
+    email: str
+    name: str
+    subject: str
+    body: str
+    in_reply_to: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class State:
     """The facts the planner reads, as a snapshot taken by the store."""
 
@@ -51,6 +65,7 @@ class State:
     roster_changed: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
     # the config the worker cannot load: (digest, since, the problems), or None
     config_problems: tuple[str, datetime, tuple[str, ...]] | None = None
+    replies: tuple[OwedReply, ...] = ()
     actions: tuple[Action, ...] = ()  # all of them: open, done and dropped
     nudges: tuple[Nudge, ...] = ()
     proposals: tuple[tuple[str, str, str, str], ...] = ()  # (group, meeting, member, item)

@@ -83,8 +83,11 @@ def build(group: Group, desired: Desired, now: datetime, token: str | None = Non
     if cc:
         head.append(_address_header("Cc", cc))
     head += [mime.header("Subject", subject), mime.header("Date", format_datetime(now)),
-             mime.header("Message-ID", mid),
-             mime.header("Auto-Submitted", "auto-generated"),  # RFC 3834: auto-responders
+             mime.header("Message-ID", mid)]
+    if desired.in_reply_to:  # threaded under the message it answers (RFC 5322 3.6.4)
+        head += [mime.header("In-Reply-To", desired.in_reply_to),
+                 mime.header("References", desired.in_reply_to)]
+    head += [mime.header("Auto-Submitted", "auto-generated"),  # RFC 3834: auto-responders
              mime.header("X-Clerk-Key", desired.key), b"MIME-Version: 1.0\r\n"]
     return Mail(key=desired.key, message_id=mid, subject=subject, sender=sender, to=(to,),
                 cc=cc, html=html, text=text, attachments=tuple(attachments),

@@ -249,3 +249,72 @@ def test_a_csv_never_reopens_or_moves_an_action(clerk: Callable[..., Result], tm
     sheet.write_text(moved.replace(",open,", ",done,"), encoding="utf-8")
     result = clerk("actions", "import", str(sheet))
     assert result.exit_code == 2 and "#1 is an action of qa-leads, not second" in result.output
+
+
+def test_the_chase_schedule_can_be_seen_ahead(clerk: Callable[..., Result], store: Store):
+    if not store.url.startswith("sqlite"):
+        pytest.skip("the CLI here uses the SQLite store")
+    add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
+    at = ("--now", T0.isoformat())
+    rows = json.loads(clerk(*at, "plan", "--until", "2027-03-02", "--json").output)
+    forecast = [(r["send_at"][:10], r["rule"], r["recipients"][0]) for r in rows
+                if r["state"] == "forecast"]
+    assert forecast == [("2027-01-22", "actions", AMAN), ("2027-02-09", "actions", AMAN),
+                        ("2027-02-15", "overdue", CHAIR), ("2027-02-19", "actions", AMAN),
+                        ("2027-02-22", "overdue", CHAIR), ("2027-02-22", "stalled", KIM),
+                        ("2027-03-01", "overdue", CHAIR), ("2027-03-01", "stalled", KIM)]
+    listed = clerk(*at, "actions", "list").output
+    assert f"chased next: {AMAN} on Fri 22 Jan 2027" in listed
+    (row,) = json.loads(clerk(*at, "actions", "list", "--json").output)
+    assert row["next_chasers"][0] == f"{AMAN} on Fri 22 Jan 2027"
+    assert row["no_longer_chased"] is False
+
+
+def test_no_chaser_on_a_meeting_day_or_at_christmas(make_executor: Callable[[], Executor],
+                                                  store: Store):
+    # recorded on Thursday 7 January: a week later is the meeting day, 14 January
+    add(store, "Bring the audit", (AMAN,), date(2027, 4, 30), datetime(2027, 1, 7, 12,
+                                                                       tzinfo=UTC))
+    # recorded on 17 December: a week later is Christmas Eve, in the quiet period
+    add(store, "Send the numbers", (DANIELLE,), date(2027, 3, 1),
+        datetime(2026, 12, 17, 12, tzinfo=UTC))
+    ex = make_executor()
+    run_days(ex, datetime(2026, 12, 17, tzinfo=UTC), 40)
+    got = {(d, to) for d, to, _ in chasers(ex)}
+    assert (date(2027, 1, 15), AMAN) in got  # the day after the meeting
+    assert (date(2027, 1, 4), DANIELLE) in got  # the first working day after the quiet period
+    assert not [d for d, _ in got if date(2026, 12, 24) <= d <= date(2027, 1, 1)
+                or d == date(2027, 1, 14)]
+
+
+def test_a_busy_year_never_floods_anyone(make_executor: Callable[[], Executor],
+                                        store: Store):
+    """Eight actions, four owners (one with actions in two groups' worth of dates), never
+    done: nobody gets more than one chaser a week unless something falls due that week, no
+    action is chased more than three times, and the chair gets one summary a week."""
+    owners = (AMAN, DANIELLE, "gavin.swales@kent.example", "tina.jameson@brighton-hove.example")
+    for n in range(8):
+        add(store, f"Action {n}", (owners[n % 4],), date(2027, 2, 1) + timedelta(days=9 * n))
+    add(store, "Everyone: share a tool", ("*",), date(2027, 3, 1))
+    ex = make_executor()
+    run_days(ex, T0, 365)
+    sent = chasers(ex)
+    by_owner: dict[str, list[date]] = {}
+    for d, to, cc in sent:
+        assert cc is None
+        by_owner.setdefault(to, []).append(d)
+    dues = {date(2027, 2, 1) + timedelta(days=9 * n) for n in range(8)} | {date(2027, 3, 1)}
+    for to, days in by_owner.items():
+        for a, b in pairwise(sorted(days)):
+            due_week = any(b < due <= b + timedelta(days=3) for due in dues)
+            assert (b - a).days >= 7 or due_week, (to, a, b)
+    assert isinstance(ex.transport, MemoryTransport)
+    counts: dict[str, int] = {}
+    for m in ex.transport.sent:
+        if "/-/actions/" in str(m["X-Clerk-Key"]):
+            for ref in re.findall(r"^(#\d+) ", m.get_body(("plain",)).get_content(), re.M):
+                counts[ref] = counts.get(ref, 0) + 1
+    everyone = counts.pop("#9")  # asked once of each member
+    assert everyone == 21 and max(counts.values()) <= 3 * 1  # one owner each, three times
+    weeks = [d.isocalendar()[:2] for d, _ in summaries(ex, "overdue")]
+    assert len(weeks) == len(set(weeks))  # at most one summary a week

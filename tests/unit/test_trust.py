@@ -399,3 +399,61 @@ def test_a_maildir_file_over_max_message_is_never_read_whole(
     result = Executor(config, store, MemoryTransport(), mailbox=mailbox).tick(T0)
     assert result.read == 1 and "larger than max_message" in result.unprocessed[0]
     assert [p.name for p in (box / ".clerk.unprocessed" / "cur").iterdir()] == ["big.eml:2,"]
+
+
+def test_a_plain_done_closes_the_owners_only_action_of_their_own(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
+    action, chaser = _chaser(store, sent)
+    store.add_action({"group_id": "qa-leads", "meeting_id": "2027-q1", "topic": "All",
+                      "text": "Share a tool", "owners": ("*",), "due": date(2027, 2, 12)},
+                     "test", "test", T0)  # an all-members action rides along
+    day = datetime(2026, 12, 9, 10, tzinfo=UTC)
+    got = inbox(config_dir, store).apply(read_reply(mail_reply(chaser, AMAN, "Done!")), day)
+    assert got.handled and "done" in got.detail
+    assert {a.id: a.status for a in snapshot.actions(store)}[action] == "done"
+
+
+def test_an_ambiguous_done_gets_one_answer_listing_the_actions(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store,
+        make_executor: Callable[[], Executor]):
+    store.add_action({"group_id": "qa-leads", "meeting_id": "2027-q1", "topic": "T",
+                      "text": "Write the report", "owners": (AMAN,), "due": date(2027, 3, 1)},
+                     "test", "test", T0)
+    _, chaser = _chaser(store, sent)
+    day = datetime(2026, 12, 9, 10, tzinfo=UTC)
+    asked = mail_reply(chaser, AMAN, "DONE", message_id="<done-1@bucks.example>")
+    got = inbox(config_dir, store).apply(read_reply(asked), day)
+    assert got.handled and "asked" in got.detail and "not applied yet" in got.detail
+    assert {a.status for a in snapshot.actions(store)} == {"open"}
+    ex = make_executor()
+    ex.tick(day)
+    assert isinstance(ex.transport, MemoryTransport)
+    (answer,) = [m for m in ex.transport.sent if "/-/reply/" in str(m["X-Clerk-Key"])]
+    assert str(answer["To"]).endswith(f"<{AMAN}>")
+    assert answer["In-Reply-To"] == "<done-1@bucks.example>"
+    text = answer.get_body(("plain",)).get_content()
+    assert "Which action did you mean?" in text and "#1" in text and "#2" in text
+    assert len([k for k in ex.tick(day + timedelta(hours=1)).sent if "/-/reply/" in k]) == 0
+
+
+def test_an_all_members_action_is_closed_by_the_chair_not_by_one_member(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
+    everyone = store.add_action({"group_id": "qa-leads", "meeting_id": "2027-q1",
+                                 "topic": "All", "text": "Share your audit tool",
+                                 "owners": ("*",), "due": date(2027, 2, 12)},
+                                "test", "test", T0)
+    sent(T0)
+    chasers = [m for m in sent(datetime(2026, 12, 8, 10, tzinfo=UTC))
+               if "/-/actions/" in str(m["X-Clerk-Key"])]
+    mine = next(m for m in chasers if GAVIN in str(m["To"]))
+    day = datetime(2026, 12, 9, 10, tzinfo=UTC)
+    got = inbox(config_dir, store).apply(read_reply(mail_reply(mine, GAVIN, f"DONE #{everyone}")),
+                                         day)
+    assert got.handled and "the chair closes it" in got.detail
+    (action,) = snapshot.actions(store)
+    assert action.status == "open"
+    chair = "sophie.barton@hampshire-iow.example"
+    theirs = next(m for m in chasers if chair in str(m["To"]))
+    closed = inbox(config_dir, store).apply(read_reply(mail_reply(
+        theirs, chair, f"DONE #{everyone}", message_id="<c@m.example>")), day)
+    assert closed.handled and snapshot.actions(store)[0].status == "done"
