@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from bot.engine.store import Store, events, ledger
 from tests.conftest import ROOT, edit
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clock]
 
 MEMBERS = 21
 

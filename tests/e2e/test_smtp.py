@@ -16,7 +16,7 @@ from bot.engine.executor import Executor
 from bot.engine.store import Store
 from tests.mail import FaultSMTP, MailServers, imap_fetch, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clock]
 T0 = datetime(2026, 12, 1, 10, tzinfo=UTC)
 MEMBERS = 21
 ORGANISER = "qa-leads@network.example"
