@@ -114,27 +114,27 @@ class Executor(Recovery):
             active = self.store.active_rows(conn)
             new = [_row_values(d, now, d.initial) for d in plan.messages
                    if d.key not in existing]
-            self.store.insert_rows(conn, new)
-            recorded = len(new)
-            if new:
+            recorded = self.store.insert_rows(conn, new)  # less those another worker did
+            if recorded:
                 log.info("planned %d new message(s)", recorded)
             wanted = plan.by_key()
+            # each change only while the row is as read: another worker may be sending it
             for key, row in active.items():
                 d = wanted.get(key)
+                was = (row.state,)
                 if row.state == "skipped_late":
                     if d is None or d.latest <= now or d.initial == "skipped_late":
                         continue  # still too late: it stays as it was recorded
-                    self.store.update_row(conn, key, now, "timely again after an edit",
-                                          state=d.initial, send_at=d.send_at,
-                                          latest_at=d.latest, subject=d.subject,
-                                          reason=d.reason)
-                    updated += 1
+                    updated += self.store.update_row(
+                        conn, key, now, "timely again after an edit", expect=was,
+                        state=d.initial, send_at=d.send_at, latest_at=d.latest,
+                        subject=d.subject, reason=d.reason)
                     continue
                 if d is None:
                     if row.state != "withdrawn":
-                        self.store.update_row(conn, key, now, "no longer in the plan",
-                                              state="withdrawn")
-                        withdrawn += 1
+                        withdrawn += self.store.update_row(conn, key, now,
+                                                           "no longer in the plan",
+                                                           expect=was, state="withdrawn")
                     continue
                 values: dict[str, Any] = {}
                 if row.state == "withdrawn":
@@ -144,8 +144,8 @@ class Executor(Recovery):
                     values.update(send_at=d.send_at, latest_at=d.latest, subject=d.subject,
                                   reason=d.reason, recipient_name=d.recipient.name)
                 if values:
-                    self.store.update_row(conn, key, now, "plan changed", **values)
-                    updated += 1
+                    updated += self.store.update_row(conn, key, now, "plan changed",
+                                                     expect=was, **values)
         return recorded, updated, withdrawn
 
     # --- sending -------------------------------------------------------------------------
@@ -179,10 +179,14 @@ class Executor(Recovery):
                         break
                     if row.latest_at < now:
                         with self.store.atomic() as conn:
-                            self.store.update_row(conn, row.key, now, "its window had passed",
-                                                  state="skipped_late")
-                        result.skipped_late.append(row.key)
-                        log.warning("skipped_late %s: latest was %s", row.key, row.latest_at)
+                            late = self.store.update_row(conn, row.key, now,
+                                                         "its window had passed",
+                                                         expect=("planned", "retry"),
+                                                         state="skipped_late")
+                        if late:  # (else another worker took it first)
+                            result.skipped_late.append(row.key)
+                            log.warning("skipped_late %s: latest was %s", row.key,
+                                        row.latest_at)
                         continue
                     if self._window_shut(row.group_id, now, row.latest_at):
                         continue  # released (approved, retried) while it is shut: wait for it

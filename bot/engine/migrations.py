@@ -98,6 +98,18 @@ def _replies(conn: Connection) -> None:
     s.replies.create(conn, checkfirst=True)
 
 
+def _once(conn: Connection) -> None:
+    """Answers owed and attachments kept back are recorded once each, though two workers
+    read the same message at once: a digest of what each is, unique."""
+    inspect = sa.inspect(conn)
+    for table in ("replies", "quarantine"):
+        if "digest" not in {c["name"] for c in inspect.get_columns(table)}:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN digest VARCHAR(64)"))
+        if f"ux_{table}_digest" not in {i["name"] for i in inspect.get_indexes(table)}:
+            conn.execute(sa.text(f"CREATE UNIQUE INDEX ux_{table}_digest ON {table} (digest)"))
+
+
+# (0012 is 0012_desk, on main)
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -110,12 +122,23 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0009_roster", _roster),
     ("0010_quarantine", _quarantine),
     ("0011_replies", _replies),
+    ("0013_once", _once),
 ]
+
+
+def pending(conn: Connection) -> list[str]:
+    """The migrations not yet recorded (reads only: a store already up to date is never
+    locked, nor written, to find out)."""
+    if not sa.inspect(conn).has_table(s.migrations_table.name):
+        return [name for name, _ in MIGRATIONS]
+    done = set(conn.execute(sa.select(s.migrations_table.c.name)).scalars())
+    return [name for name, _ in MIGRATIONS if name not in done]
 
 
 def apply(conn: Connection) -> list[str]:
     """Apply every migration not yet recorded, in the transaction ``conn`` is in; return the
-    names applied."""
+    names applied. The caller holds the store's migration lock (``Store.migrate``): two
+    first starts at once must not both create the tables."""
     applied: list[str] = []
     s.migrations_table.create(conn, checkfirst=True)
     done = set(conn.execute(sa.select(s.migrations_table.c.name)).scalars())

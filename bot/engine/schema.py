@@ -158,6 +158,10 @@ replies = sa.Table(  # 0011: answers clerk owes someone who wrote to it (one mes
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("in_reply_to", sa.String(300), nullable=True),
     sa.Column("at", UTCDateTime, nullable=False),
+    # 0013: what it is (group, email, the message answered, subject, body), hashed: owed
+    # once though two workers read that message at once; NULL when it answers no Message-ID
+    sa.Column("digest", sa.String(64), nullable=True),
+    sa.Index("ux_replies_digest", "digest", unique=True),
 )
 
 quarantine = sa.Table(  # 0010: attachments kept back from the packs, and why
@@ -174,6 +178,10 @@ quarantine = sa.Table(  # 0010: attachments kept back from the packs, and why
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("notified_at", UTCDateTime, nullable=True),  # in an admin's digest
+    # 0013: which attachment of which message it is, hashed: kept back once though two
+    # workers read that message at once; NULL when the message had no Message-ID
+    sa.Column("digest", sa.String(64), nullable=True),
+    sa.Index("ux_quarantine_digest", "digest", unique=True),
 )
 
 actions = sa.Table(

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bot.engine.conflicts import insert, insert_new, upsert
 from bot.engine.facts import Facts
 from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
     ACTIVE,
@@ -47,10 +48,15 @@ from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # the wait first: switching a new file to WAL takes a lock another first start may hold
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+# The PostgreSQL advisory lock held while migrating (any number that is clerk's own).
+MIGRATION_LOCK = int.from_bytes(b"clerk:mg", "big")
 
 
 CLAIMANT = f"{socket.gethostname()}:{os.getpid()}"
@@ -69,7 +75,7 @@ def _private_sqlite(url: str) -> None:
         return
     path = Path(database)
     if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)  # (or another start did)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     for name in (database, f"{database}-wal", f"{database}-shm", f"{database}-journal"):
         try:
@@ -143,9 +149,14 @@ _CLAIM = _Prepared(ledger.update().where(
 
 
 @functools.lru_cache(maxsize=64)
-def _update_of(columns: tuple[str, ...]) -> _Prepared:
-    """UPDATE ledger SET updated_at and ``columns`` WHERE key: parameters ``b_<column>``."""
-    return _Prepared(ledger.update().where(ledger.c.key == sa.bindparam("b_key")).values(
+def _update_of(columns: tuple[str, ...], expected: int = 0) -> _Prepared:
+    """UPDATE ledger SET updated_at and ``columns`` WHERE key (and, with ``expected``, the
+    state is one of that many): parameters ``b_<column>``, ``b_expect<n>``."""
+    where = [ledger.c.key == sa.bindparam("b_key")]
+    if expected:
+        where.append(ledger.c.state.in_([sa.bindparam(f"b_expect{n}")
+                                         for n in range(expected)]))
+    return _Prepared(ledger.update().where(*where).values(
         updated_at=sa.bindparam("b_updated_at"),
         **{c: sa.bindparam(f"b_{c}") for c in columns}))
 
@@ -217,9 +228,24 @@ class Store(Facts):
                 self._held.conn = None
 
     def migrate(self) -> list[str]:
-        from bot.engine.migrations import apply
+        """Apply the migrations not yet recorded; return their names. Several processes may
+        start at once on a new store: one migrates, holding the store's migration lock (a
+        PostgreSQL advisory lock; SQLite's write lock, taken at BEGIN IMMEDIATE), the others
+        wait for it and then find nothing left to do. A store already up to date is only
+        read."""
+        from bot.engine.migrations import apply, pending
 
-        with self.atomic() as conn:
+        with self.engine.connect() as conn:
+            if not pending(conn):
+                return []
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"),
+                             {"id": MIGRATION_LOCK})
+            elif conn.dialect.name == "sqlite":
+                # pysqlite begins a transaction only before a write, and runs DDL outside one:
+                # begun here, the tables are created inside it, one first start at a time
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             return apply(conn)
 
     # --- facts the planner reads -------------------------------------------------------
@@ -231,10 +257,8 @@ class Store(Facts):
 
     def bump_facts(self, conn: Connection) -> None:
         """Record that a fact the planner reads has changed (forces a re-plan)."""
-        updated = conn.execute(meta.update().where(meta.c.name == "facts").values(
-            value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.Text))).rowcount
-        if not updated:
-            conn.execute(meta.insert().values(name="facts", value="1"))
+        upsert(conn, meta, {"name": "facts", "value": "1"}, ["name"],
+               {"value": sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.Text)})
 
     def record_revision(self, conn: Connection, group: str, meeting: str, rev: int,
                         digest: str, fields: dict[str, Any], replaces: bool, restart: bool,
@@ -247,9 +271,10 @@ class Store(Facts):
             if restart:  # an update edited again: its settle window starts over
                 values["created_at"] = now
             conn.execute(invite_revisions.update().where(where).values(**values))
-        else:
-            conn.execute(invite_revisions.insert().values(
-                group_id=group, meeting_id=meeting, rev=rev, created_at=now, **values))
+        else:  # another worker may record the same revision at the same moment
+            insert_new(conn, invite_revisions, {"group_id": group, "meeting_id": meeting,
+                                                "rev": rev, "created_at": now, **values},
+                       ["group_id", "meeting_id", "rev"])
 
     # --- the ledger --------------------------------------------------------------------
 
@@ -259,37 +284,41 @@ class Store(Facts):
         rows = conn.execute(sa.select(*cols).where(ledger.c.state.in_(ACTIVE + REVIVABLE)))
         return {r.key: r for r in rows}
 
-    def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert ledger rows; a key already there (another worker's) is left as it is."""
-        if rows:
-            conn.execute(self._insert_if_absent(), list(rows))
+    def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert ledger rows; a key already there (another worker's) is left as it is, and
+        so is its history. Returns how many were inserted."""
+        if not rows:
+            return 0
+        stmt = insert(conn, ledger).on_conflict_do_nothing(index_elements=["key"])
+        if conn.dialect.insert_executemany_returning:
+            added = set(conn.execute(stmt.returning(ledger.c.key), list(rows)).scalars())
+        else:  # (SQLite before 3.35) each row alone
+            added = {r["key"] for r in rows if conn.execute(
+                stmt.values(**r).execution_options(preserve_rowcount=True)).rowcount}
+        if added:
             conn.execute(events.insert(), [
                 {"key": r["key"], "at": r["created_at"], "state": r["state"],
-                 "detail": r["reason"]} for r in rows])
-
-    def _insert_if_absent(self) -> Any:
-        dialect = self.engine.dialect.name
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            return sqlite_insert(ledger).on_conflict_do_nothing(index_elements=["key"])
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            return pg_insert(ledger).on_conflict_do_nothing(index_elements=["key"])
-        return ledger.insert()
+                 "detail": r["reason"]} for r in rows if r["key"] in added])
+        return len(added)
 
     def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
-                   **values: Any) -> None:
+                   expect: Sequence[str] = (), **values: Any) -> bool:
+        """Change the row ``key`` (and record a change of state in its history); with
+        ``expect``, only while its state is one of those — another worker may have moved it
+        since it was read. Whether it was changed."""
         if any(isinstance(v, sa.ClauseElement) for v in values.values()):
-            conn.execute(ledger.update().where(ledger.c.key == key).values(updated_at=now,
-                                                                            **values))
+            q = ledger.update().where(ledger.c.key == key)
+            if expect:
+                q = q.where(ledger.c.state.in_(list(expect)))
+            changed = conn.execute(q.values(updated_at=now, **values)).rowcount
         else:  # one statement per set of columns, built once: sending is mostly this
-            _update_of(tuple(sorted(values)))(conn, {
-                "b_key": key, "b_updated_at": now, **{f"b_{k}": v for k, v in values.items()}})
-        if "state" in values:
+            changed = _update_of(tuple(sorted(values)), len(expect))(conn, {
+                "b_key": key, "b_updated_at": now, **{f"b_{k}": v for k, v in values.items()},
+                **{f"b_expect{n}": state for n, state in enumerate(expect)}})
+        if changed and "state" in values:
             _ADD_EVENT(conn, {"key": key, "at": now, "state": values["state"],
                               "detail": detail})
+        return bool(changed)
 
     def due_keys(self, now: datetime, limit: int = 1000) -> list[Any]:
         """Rows whose send time has come, oldest first (an index range scan)."""
@@ -338,19 +367,17 @@ class Store(Facts):
         """Take the lock ``name`` (a meta row naming this process); False while another live
         process holds it. One left by a process that is gone is taken over."""
         key, mine = f"lock:{name}", f"{CLAIMANT}@{datetime.now(UTC).isoformat()}"
-        try:
-            with self.atomic() as conn:
-                held = conn.execute(sa.select(meta.c.value).where(meta.c.name == key)).scalar()
-                if held is None:
-                    conn.execute(meta.insert().values(name=key, value=mine))
-                    return True
-                holder, _, at = str(held).rpartition("@")
-                if _alive(holder, datetime.fromisoformat(at), lease):
-                    return False
-                return bool(conn.execute(meta.update().where(
-                    meta.c.name == key, meta.c.value == held).values(value=mine)).rowcount)
-        except sa.exc.IntegrityError:  # another process took it at the same moment
-            return False
+        with self.atomic() as conn:
+            if insert_new(conn, meta, {"name": key, "value": mine}, ["name"]):
+                return True
+            held = conn.execute(sa.select(meta.c.value).where(meta.c.name == key)).scalar()
+            if held is None:  # let go meanwhile: free for the next try
+                return False
+            holder, _, at = str(held).rpartition("@")
+            if _alive(holder, datetime.fromisoformat(at), lease):
+                return False
+            return bool(conn.execute(meta.update().where(
+                meta.c.name == key, meta.c.value == held).values(value=mine)).rowcount)
 
     def unlock(self, name: str) -> None:
         with self.atomic() as conn:
@@ -378,9 +405,8 @@ class Store(Facts):
                     else ledger.c.key == key
                 rows = conn.execute(sa.select(ledger.c.key).where(
                     match, ledger.c.state.in_(from_states))).scalars().all()
-                for k in rows:
-                    self.update_row(conn, k, now, detail, state=to_state, **values)
-                moved += rows
+                moved += [k for k in rows if self.update_row(  # unless a worker claimed it
+                    conn, k, now, detail, expect=from_states, state=to_state, **values)]
         return moved
 
     def mark_notified(self, conn: Connection, keys: Sequence[str], now: datetime) -> None:
