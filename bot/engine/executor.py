@@ -269,9 +269,18 @@ class Executor(Recovery):
                 yield row
 
     def read_mailbox(self, now: datetime, result: TickResult) -> None:
-        """Turn each message in the mailbox into facts, then file it (never delete it)."""
+        """Turn each message in the mailbox into facts, then file it (never delete it). One
+        worker at a time: two reading at once would both apply a message before either
+        files it."""
         if self.mailbox is None:
             return
+        with self.store.locked("mailbox") as got:
+            if got:
+                self._read_mailbox(now, result)
+            else:
+                log.info("mailbox: another worker is reading it")
+
+    def _read_mailbox(self, now: datetime, result: TickResult) -> None:
         from bot.engine.inbox import Inbox, read
 
         inbox = Inbox(self.config, self.store)

@@ -109,6 +109,13 @@ def _once(conn: Connection) -> None:
             conn.execute(sa.text(f"CREATE UNIQUE INDEX ux_{table}_digest ON {table} (digest)"))
 
 
+def _leases(conn: Connection) -> None:
+    """A claim's lease: until when the worker that claimed a row may keep it in ``sending``
+    before another host takes it as in doubt (one on the claimant's host can tell sooner)."""
+    if "lease_until" not in {c["name"] for c in sa.inspect(conn).get_columns("ledger")}:
+        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN lease_until TIMESTAMP"))
+
+
 # (0012 is 0012_desk, on main)
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
@@ -123,6 +130,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0010_quarantine", _quarantine),
     ("0011_replies", _replies),
     ("0013_once", _once),
+    ("0014_leases", _leases),
 ]
 
 

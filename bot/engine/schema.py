@@ -67,8 +67,11 @@ ledger = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.Column("first_failed_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
     sa.Column("notified_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
-    sa.Column("claimed_by", sa.String(200), nullable=True),  # 0006_claims: host:pid
-    sa.Column("claimed_at", UTCDateTime, nullable=True),  # 0006_claims: the wall clock
+    # 0006_claims: who claimed it (bot/engine/claims.py) and when, by the wall clock;
+    # 0014_leases: until when it may keep it, unless its host can tell it is gone
+    sa.Column("claimed_by", sa.String(200), nullable=True),
+    sa.Column("claimed_at", UTCDateTime, nullable=True),
+    sa.Column("lease_until", UTCDateTime, nullable=True),
     sa.Index("ix_ledger_state_send", "state", "send_at"),
     sa.Index("ix_ledger_group_meeting", "group_id", "meeting_id", "rule_id"),
 )

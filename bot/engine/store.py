@@ -11,7 +11,6 @@ import functools
 import json
 import logging
 import os
-import socket
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bot.engine import claims
 from bot.engine.conflicts import insert, insert_new, upsert
 from bot.engine.facts import Facts
 from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
@@ -59,7 +59,6 @@ def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
 MIGRATION_LOCK = int.from_bytes(b"clerk:mg", "big")
 
 
-CLAIMANT = f"{socket.gethostname()}:{os.getpid()}"
 log = logging.getLogger("clerk")
 
 
@@ -145,7 +144,8 @@ _CLAIM = _Prepared(ledger.update().where(
     sa.or_(ledger.c.state == "planned", ledger.c.state == "retry")).values(
     state="sending", updated_at=sa.bindparam("b_now"), attempts=ledger.c.attempts + 1,
     message_id=sa.bindparam("b_message_id"), transport=sa.bindparam("b_transport"),
-    claimed_by=sa.bindparam("b_by"), claimed_at=sa.bindparam("b_at")))
+    claimed_by=sa.bindparam("b_by"), claimed_at=sa.bindparam("b_at"),
+    lease_until=sa.bindparam("b_until")))
 
 
 @functools.lru_cache(maxsize=64)
@@ -161,29 +161,14 @@ def _update_of(columns: tuple[str, ...], expected: int = 0) -> _Prepared:
         **{c: sa.bindparam(f"b_{c}") for c in columns}))
 
 
-def _alive(claimant: str | None, claimed_at: datetime | None, lease: timedelta) -> bool:
-    """Whether the process that claimed a row may still be sending it."""
-    if not claimant or claimed_at is None:
-        return False
-    host, _, pid = claimant.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        if int(pid) == os.getpid():
-            return False  # this very process: nothing of ours is in flight between ticks
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return datetime.now(UTC) - claimed_at < lease
-
-
 class Store(Facts):
     """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lease: timedelta = timedelta(minutes=15)) -> None:
         self.url = url
+        # who this process is in the claims it makes (bot/engine/claims.py), and how long
+        # another host waits before it takes a claim whose maker it cannot see as gone
+        self.claimant, self.lease = str(claims.me()), lease
         _private_sqlite(url)
         self.engine: Engine = sa.create_engine(url)
         if self.engine.dialect.name == "sqlite":
@@ -353,28 +338,31 @@ class Store(Facts):
     def claim(self, key: str, now: datetime, message_id: str, transport: str,
               conn: Connection | None = None) -> bool:
         """Move one row to ``sending``; False when another worker got it first. The claim
-        names this process (host:pid) and the wall-clock time, so another process can tell a
-        row in flight from one left behind by a crash."""
+        names this process (:attr:`claimant`), the wall-clock time and the end of its lease,
+        so another process can tell a row in flight from one left behind by a crash."""
+        wall = datetime.now(UTC)
         with self.atomic(conn) as conn:
             got = _CLAIM(conn, {"b_key": key, "b_now": now, "b_message_id": message_id,
-                                "b_transport": transport, "b_by": CLAIMANT,
-                                "b_at": datetime.now(UTC)})
+                                "b_transport": transport, "b_by": self.claimant,
+                                "b_at": wall, "b_until": wall + self.lease})
             if got:
                 _ADD_EVENT(conn, {"key": key, "at": now, "state": "sending", "detail": ""})
             return bool(got)
 
-    def lock(self, name: str, lease: timedelta = timedelta(minutes=15)) -> bool:
-        """Take the lock ``name`` (a meta row naming this process); False while another live
-        process holds it. One left by a process that is gone is taken over."""
-        key, mine = f"lock:{name}", f"{CLAIMANT}@{datetime.now(UTC).isoformat()}"
+    def lock(self, name: str) -> bool:
+        """Take the lock ``name`` (a meta row naming this process and the end of its lease);
+        False while another process holds it that may be at work. One left by a process
+        that is gone, or past its lease, is taken over."""
+        wall = datetime.now(UTC)
+        key, mine = f"lock:{name}", f"{self.claimant}@{(wall + self.lease).isoformat()}"
         with self.atomic() as conn:
             if insert_new(conn, meta, {"name": key, "value": mine}, ["name"]):
                 return True
             held = conn.execute(sa.select(meta.c.value).where(meta.c.name == key)).scalar()
             if held is None:  # let go meanwhile: free for the next try
                 return False
-            holder, _, at = str(held).rpartition("@")
-            if _alive(holder, datetime.fromisoformat(at), lease):
+            holder, _, until = str(held).rpartition("@")
+            if claims.at_work(holder, datetime.fromisoformat(until), wall, self.claimant):
                 return False
             return bool(conn.execute(meta.update().where(
                 meta.c.name == key, meta.c.value == held).values(value=mine)).rowcount)
@@ -382,7 +370,7 @@ class Store(Facts):
     def unlock(self, name: str) -> None:
         with self.atomic() as conn:
             conn.execute(meta.delete().where(meta.c.name == f"lock:{name}",
-                                             meta.c.value.startswith(f"{CLAIMANT}@")))
+                                             meta.c.value.startswith(f"{self.claimant}@")))
 
     @contextmanager
     def locked(self, name: str) -> Iterator[bool]:
@@ -426,13 +414,29 @@ class Store(Facts):
                 out.setdefault(row.group_id, []).append(row)
         return out
 
-    def in_doubt(self, lease: timedelta = timedelta(minutes=15)) -> list[Any]:
-        """Rows left in ``sending`` by a process that is gone: one of this host whose pid no
-        longer runs, or one claimed longer than ``lease`` ago (wall clock) elsewhere. A row
-        another live process is sending right now is not in doubt."""
+    def in_doubt(self) -> list[Any]:
+        """Rows left in ``sending`` by a process that is gone: one this host can tell has
+        ended (bot/engine/claims.py), or one whose lease has run out. A row another process
+        may be sending right now is not in doubt. Before settling one, :meth:`take_over`."""
+        wall = datetime.now(UTC)
         with self.engine.connect() as conn:
             rows = list(conn.execute(sa.select(ledger).where(ledger.c.state == "sending")))
-        return [r for r in rows if not _alive(r.claimed_by, r.claimed_at, lease)]
+        return [r for r in rows if not claims.at_work(
+            r.claimed_by, r.lease_until or (r.claimed_at and r.claimed_at + self.lease), wall,
+            self.claimant)]
+
+    def take_over(self, row: Any) -> bool:
+        """Claim ``row``, found in doubt, for this process — unless another worker took it
+        over (or settled it) since it was read: of several workers recovering one row, one
+        does (only one UPDATE finds the row as it was)."""
+        wall = datetime.now(UTC)
+        with self.atomic() as conn:
+            return bool(conn.execute(ledger.update().where(
+                ledger.c.key == row.key, ledger.c.state == "sending",
+                ledger.c.attempts == row.attempts,
+                ledger.c.claimed_by.is_not_distinct_from(row.claimed_by),
+            ).values(claimed_by=self.claimant, claimed_at=wall,
+                     lease_until=wall + self.lease)).rowcount)
 
     def row(self, key: str) -> Any:
         with self.engine.connect() as conn:

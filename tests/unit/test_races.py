@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.engine.schema import quarantine, replies, roster
-from bot.engine.store import Store, invite_revisions, rsvps, submissions
+from bot.engine.store import Store, invite_revisions, meta, rsvps, submissions
 
 NOW = datetime(2026, 12, 1, 10, tzinfo=UTC)
 
@@ -167,3 +167,30 @@ def test_two_first_starts_at_once_migrate_once(store: Store):
     first, second = race(store, lambda s: s.migrate(), lambda s: s.migrate())
     assert first == [name for name, _ in MIGRATIONS] and second == []
     assert store.migrate() == []
+
+
+# --- claims: who is at work, and recovering what a worker left ----------------------------
+
+
+def other_worker(store: Store, nonce: str = "b") -> Store:
+    """Another worker's store on the same database: this process by another name (so its
+    claims are not this one's, and this host sees it alive)."""
+    from dataclasses import replace
+
+    from bot.engine.claims import me
+
+    other = Store(store.url)
+    other.claimant = str(replace(me(), nonce=nonce))
+    return other
+
+
+def test_a_lock_taken_by_two_workers_at_once_is_taken_once(store: Store):
+    b = other_worker(store)
+    try:
+        first, second = race(store, lambda s: s.lock("mailbox"), lambda s: b.lock("mailbox"))
+    finally:
+        b.dispose()
+    assert (first, second) == (True, False)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).where(
+            meta.c.name == "lock:mailbox")).scalar_one() == 1
