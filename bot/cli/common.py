@@ -38,14 +38,18 @@ class Ctx:
 
         return config.load(self.folder)
 
-    def store(self, config: Config) -> Store:
+    def store(self, config: Config, *, migrate: bool = True) -> Store:
+        """The state store, its schema brought up to date (unless ``migrate`` is false)."""
         from bot.engine.store import Store
 
-        store = Store(self.state or config.settings.state)
+        s = config.settings
+        store = Store(self.state or s.state, lease=s.lease, lock_timeout=s.lock_timeout,
+                      statement_timeout=s.statement_timeout)
         context = click.get_current_context(silent=True)
         if context is not None:  # connections closed when the command ends
             context.call_on_close(store.dispose)
-        store.migrate()
+        if migrate:
+            store.migrate()
         return store
 
     def executor(self, config: Config) -> Executor:

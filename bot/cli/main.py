@@ -386,19 +386,23 @@ def retry(obj: Ctx, keys: tuple[str, ...]) -> None:
 @json_option
 @click.pass_obj
 def doctor(obj: Ctx, as_json: bool) -> None:
-    """Check the transport and the mailbox: credentials, access, rights (exit 1 on a fault)."""
+    """Check the state store, the transport and the mailbox (exit 1 on a fault)."""
     from bot import transports
     from bot.domain.errors import ClerkError
 
-    s = obj.config().settings
-    found: list[dict[str, Any]] = []
-    parts = [("transport", transports.load(s.transport, s.transport_options))]
+    config = obj.config()
+    s = config.settings
+    parts: list[tuple[str, Any]] = [
+        ("store", lambda: failures.doctor(obj.store(config, migrate=False))),
+        ("transport", transports.load(s.transport, s.transport_options).doctor)]
+    from bot.engine import failures
     if s.mailbox:
-        parts.append(("mailbox", transports.load_mailbox(s.mailbox, s.mailbox_options)))
-    for part, thing in parts:
+        parts.append(("mailbox", transports.load_mailbox(s.mailbox, s.mailbox_options).doctor))
+    found: list[dict[str, Any]] = []
+    for part, checks_of in parts:
         try:
-            checks = thing.doctor()
-        except ClerkError as exc:  # a secret file clerk cannot read
+            checks = checks_of()
+        except ClerkError as exc:  # a secret file clerk cannot read; a store it cannot open
             checks = [(False, f"{part} settings", str(exc))]
         found += [{"part": part, "ok": ok, "check": what, "fix": fix}
                   for ok, what, fix in checks]

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bot.engine import claims
+from bot.engine import claims, failures
 from bot.engine.conflicts import insert, insert_new, upsert
 from bot.engine.facts import Facts
 from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
@@ -46,17 +46,40 @@ from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in 
 )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # the wait first: switching a new file to WAL takes a lock another first start may hold
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _sqlite_session(lock_timeout: float) -> Any:
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # the wait first: switching a new file to WAL takes a lock another first start holds
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
+
+
+def _pg_session(lock_timeout: float, statement_timeout: float) -> Any:
+    """Each PostgreSQL session waits ``lock_timeout`` seconds at most for a lock, and lets a
+    statement run ``statement_timeout`` seconds at most (0: no limit): a lock held elsewhere
+    or a stuck server is an error (bot/engine/failures.py), never a tick hung for ever."""
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = {int(lock_timeout * 1000)}")
+        cursor.execute(f"SET statement_timeout = {int(statement_timeout * 1000)}")
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
+
+    return on_connect
 
 
 # The PostgreSQL advisory lock held while migrating (any number that is clerk's own).
 MIGRATION_LOCK = int.from_bytes(b"clerk:mg", "big")
+CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server (unless the URL says)
+# a migration may wait longer for another's, and run longer, than a tick may (seconds)
+MIGRATION_WAIT = 600
 
 
 log = logging.getLogger("clerk")
@@ -164,15 +187,27 @@ def _update_of(columns: tuple[str, ...], expected: int = 0) -> _Prepared:
 class Store(Facts):
     """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
 
-    def __init__(self, url: str, *, lease: timedelta = timedelta(minutes=15)) -> None:
+    def __init__(self, url: str, *, lease: timedelta = timedelta(minutes=15),
+                 lock_timeout: float = 10.0, statement_timeout: float = 60.0) -> None:
         self.url = url
         # who this process is in the claims it makes (bot/engine/claims.py), and how long
         # another host waits before it takes a claim whose maker it cannot see as gone
         self.claimant, self.lease = str(claims.me()), lease
-        _private_sqlite(url)
-        self.engine: Engine = sa.create_engine(url)
+        self.timeouts = {"lock_timeout": lock_timeout, "statement_timeout": statement_timeout}
+        try:
+            _private_sqlite(url)
+            parsed = sa.engine.make_url(url)
+            args = {"connect_timeout": CONNECT_TIMEOUT} if parsed.get_backend_name() == \
+                "postgresql" and "connect_timeout" not in parsed.query else {}
+            self.engine: Engine = sa.create_engine(url, connect_args=args)
+        except (OSError, sa.exc.ArgumentError, ImportError) as exc:
+            raise failures.opening_error(exc, url) from exc
+        failures.install(self.engine, url, self.timeouts)
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", _sqlite_session(lock_timeout))
+        elif self.engine.dialect.name == "postgresql":
+            sa.event.listen(self.engine, "connect", _pg_session(lock_timeout,
+                                                                 statement_timeout))
         self._held = threading.local()  # the connection a thread holds (held()), if any
 
     @contextmanager
@@ -223,15 +258,28 @@ class Store(Facts):
         with self.engine.connect() as conn:
             if not pending(conn):
                 return []
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"),
-                             {"id": MIGRATION_LOCK})
-            elif conn.dialect.name == "sqlite":
-                # pysqlite begins a transaction only before a write, and runs DDL outside one:
-                # begun here, the tables are created inside it, one first start at a time
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            return apply(conn)
+        sqlite = self.engine.dialect.name == "sqlite"
+        with self.engine.connect() as conn:
+            if sqlite:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={MIGRATION_WAIT * 1000}")
+                conn.commit()  # (SQLAlchemy began its transaction: nothing to commit)
+            try:
+                with conn.begin():
+                    if conn.dialect.name == "postgresql":
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {MIGRATION_WAIT * 1000}")
+                        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"),
+                                     {"id": MIGRATION_LOCK})
+                    elif sqlite:
+                        # pysqlite begins a transaction only before a write, and runs DDL
+                        # outside one: begun here, the tables are created inside it, one first
+                        # start at a time
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return apply(conn)
+            finally:
+                if sqlite:
+                    ms = int(self.timeouts["lock_timeout"] * 1000)
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
 
     # --- facts the planner reads -------------------------------------------------------
 
