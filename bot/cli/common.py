@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import date, datetime
     from pathlib import Path
 
@@ -106,6 +107,19 @@ def _json(value: Any) -> None:
     import json
 
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _json_array(items: Iterable[Any]) -> None:
+    """A JSON array written an item at a time, as :func:`_json` would write the list whole:
+    a reader sees the same text, and a long ledger is never held in memory."""
+    import json
+
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, ensure_ascii=False, default=str)
+        click.echo(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "), nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
 
 
 group_option = click.option("--group", "-g", "group_id", metavar="ID",

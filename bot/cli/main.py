@@ -16,6 +16,7 @@ from bot.cli.common import (
     Ctx,
     _group,
     _json,
+    _json_array,
     _now,
     _usage_error,
     _when,
@@ -262,10 +263,13 @@ def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None,
     config = obj.config()
     rows = report.log_rows(obj.store(config), group=_group(config, group_id), state=state,
                            key=key)
-    if key and not rows:
-        raise _usage_error(f"no ledger row with key {key!r}; `clerk log` lists them")
+    if key:  # one row, or none: said before anything is written
+        one = list(rows)
+        if not one:
+            raise _usage_error(f"no ledger row with key {key!r}; `clerk log` lists them")
+        rows = iter(one)
     if as_json:
-        _json(rows)
+        _json_array(rows)
         return
     for r in rows:
         when = _when(r["sent_at"] or r["send_at"], config, r["group"])
@@ -389,13 +393,13 @@ def doctor(obj: Ctx, as_json: bool) -> None:
     """Check the state store, the transport and the mailbox (exit 1 on a fault)."""
     from bot import transports
     from bot.domain.errors import ClerkError
+    from bot.engine import failures
 
     config = obj.config()
     s = config.settings
     parts: list[tuple[str, Any]] = [
         ("store", lambda: failures.doctor(obj.store(config, migrate=False))),
         ("transport", transports.load(s.transport, s.transport_options).doctor)]
-    from bot.engine import failures
     if s.mailbox:
         parts.append(("mailbox", transports.load_mailbox(s.mailbox, s.mailbox_options).doctor))
     found: list[dict[str, Any]] = []

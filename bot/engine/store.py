@@ -492,6 +492,13 @@ class Store(Facts):
 
     def rows(self, *, group: str | None = None, states: Sequence[str] | None = None,
              since: datetime | None = None, until: datetime | None = None) -> list[Any]:
+        return list(self.stream_rows(group=group, states=states, since=since, until=until))
+
+    def stream_rows(self, *, group: str | None = None, states: Sequence[str] | None = None,
+                    since: datetime | None = None,
+                    until: datetime | None = None) -> Iterator[Any]:
+        """The ledger's rows, by send time, fetched a few hundred at a time (PostgreSQL: a
+        server-side cursor): a ledger of any size read in little memory (``clerk log``)."""
         q = sa.select(ledger)
         if group:
             q = q.where(ledger.c.group_id == group)
@@ -502,7 +509,37 @@ class Store(Facts):
         if until:
             q = q.where(ledger.c.send_at < until)
         with self.engine.connect() as conn:
-            return list(conn.execute(q.order_by(ledger.c.send_at, ledger.c.key)))
+            yield from conn.execution_options(stream_results=True, yield_per=500).execute(
+                q.order_by(ledger.c.send_at, ledger.c.key))
+
+    def by_state(self, now: datetime, group: str | None = None) -> list[Any]:
+        """The rows not withdrawn, counted by state, a ``planned`` row told apart by whether
+        its send time is ``ahead`` and its latest time ``past`` at ``now`` (``clerk status``,
+        without a re-plan)."""
+        ahead = sa.case((ledger.c.send_at > now, True), else_=False).label("ahead")
+        past = sa.case((ledger.c.latest_at < now, True), else_=False).label("past")
+        q = sa.select(ledger.c.state, ahead, past, sa.func.count().label("n")).where(
+            ledger.c.state != "withdrawn").group_by(ledger.c.state, ahead, past)
+        if group:
+            q = q.where(ledger.c.group_id == group)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
+
+    def next_batches(self, now: datetime, group: str | None = None,
+                     limit: int = 5) -> list[Any]:
+        """The first ``limit`` batches still to go — rows planned (and not past their latest
+        time), to retry or held, by send time, group, meeting, rule, kind and state — with
+        their number of messages (``clerk status``, without a re-plan)."""
+        c = ledger.c
+        columns = (c.send_at, c.group_id, c.meeting_id, c.rule_id, c.kind, c.state)
+        q = sa.select(*columns, sa.func.count().label("n")).where(
+            c.state.in_(("planned", "retry", "held")),
+            sa.or_(c.state != "planned", c.latest_at >= now),
+        ).group_by(*columns).order_by(*columns).limit(limit)
+        if group:
+            q = q.where(c.group_id == group)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
 
     def history(self, key: str) -> list[Any]:
         with self.engine.connect() as conn:
