@@ -141,6 +141,8 @@ def test_a_store_that_cannot_be_reached_is_one_line_and_exit_2(
     assert time.monotonic() - began < 30
     assert "cannot be reached" in line and "CLERK_STATE" in line
     assert "secret" not in line and "clerk:***@127.0.0.1" in line  # the password hidden
+    line = _one_line_exit_2(clerk("--state", url, "run"))  # the worker does not start
+    assert "cannot be reached" in line
 
 
 def test_a_read_only_store_is_one_line_and_exit_2(clerk: Callable[..., Result],
