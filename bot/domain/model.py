@@ -127,6 +127,16 @@ class ChaseLadder:
 
 
 @dataclass(frozen=True)
+class DeskPolicy:
+    """The admin's desk by mail (``[desk]`` in group.toml, bot/engine/desk.py)."""
+
+    commands_from: str = "admin"  # admin | admin and chair: whose commands by mail count
+    pack_preview: timedelta | None = timedelta(days=2)  # before the pack; None: no preview
+    pack_approval: str = "optional"  # optional: it goes unless held | required: not unless
+    digest_day: str | None = "monday"  # the admin's weekly digest; None: none
+
+
+@dataclass(frozen=True)
 class Offset:
     """A time relative to a meeting's start: "-28d", "+10d", "-2w", "-90m", "-3h".
 
@@ -177,10 +187,17 @@ class Group:
     minutes: Mapping[str, Path] = field(default_factory=dict)  # meeting id -> minutes file
     minutes_approval: str = "admin"  # admin | chair | none: who releases held minutes
     guard: float = 0.2  # an edit cancelling or inviting more than this share is held
+    desk: DeskPolicy = field(default_factory=DeskPolicy)
 
     @property
     def chair(self) -> Member | None:
         return next((m for m in self.members if m.role == "chair"), None)
+
+    def commanders(self) -> tuple[str, ...]:
+        """Whose commands by mail count (authenticated): the admin's, and the chair's where
+        the group allows it."""
+        chair = self.chair if self.desk.commands_from == "admin and chair" else None
+        return (self.admin.email, *((chair.email,) if chair is not None else ()))
 
     @property
     def attendees(self) -> tuple[Member, ...]:

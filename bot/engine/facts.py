@@ -273,12 +273,14 @@ class Facts:
             return list(conn.execute(sa.select(roster)))
 
     def owe_reply(self, group: str, email: str, name: str, subject: str, body: str,
-                  in_reply_to: str | None, now: datetime) -> int:
-        """An answer to send to ``email`` (the planner makes it a message, sent once)."""
+                  in_reply_to: str | None, now: datetime, about: str = "") -> int:
+        """An answer to send to ``email`` (the planner makes it a message, sent once);
+        ``about`` says what it answers, for the admin's desk (bot/engine/desk.py)."""
         with self.atomic() as conn:
             inserted = conn.execute(replies.insert().values(
                 group_id=group, email=email[:320], name=name[:300], subject=subject[:300],
-                body=body, in_reply_to=(in_reply_to or "")[:300] or None, at=now)
+                body=body, in_reply_to=(in_reply_to or "")[:300] or None, at=now,
+                about=about[:100])
             ).inserted_primary_key
             assert inserted is not None
             self.bump_facts(conn)

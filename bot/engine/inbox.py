@@ -35,7 +35,7 @@ from bot.listen.authn import Trust
 from bot.listen.replies import Answer, Incoming
 from bot.plan import actions
 from bot.plan.calendar import OWNED_BY_SERVER
-from bot.plan.notices import approval_key
+from bot.plan.minutes import approval_key
 from bot.render.email import invite_uid
 from bot.transports.base import Oversized
 

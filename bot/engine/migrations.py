@@ -98,6 +98,17 @@ def _replies(conn: Connection) -> None:
     s.replies.create(conn, checkfirst=True)
 
 
+def _desk(conn: Connection) -> None:
+    """The admin's desk by mail: minutes she mails, the questions their import leaves for
+    her, her decisions on packs and minutes, and what each answer clerk owes is about."""
+    for table in (s.mailed_minutes, s.questions, s.decisions):
+        table.create(conn, checkfirst=True)
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("replies")}
+    if "about" not in columns:
+        conn.execute(sa.text("ALTER TABLE replies ADD COLUMN about VARCHAR(100) NOT NULL "
+                             "DEFAULT ''"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -110,6 +121,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0009_roster", _roster),
     ("0010_quarantine", _quarantine),
     ("0011_replies", _replies),
+    ("0012_desk", _desk),
 ]
 
 

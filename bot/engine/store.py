@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bot.engine.desk_facts import DeskFacts
 from bot.engine.facts import Facts
 from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
     ACTIVE,
@@ -168,7 +169,7 @@ def _alive(claimant: str | None, claimed_at: datetime | None, lease: timedelta) 
     return datetime.now(UTC) - claimed_at < lease
 
 
-class Store(Facts):
+class Store(Facts, DeskFacts):
     """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
 
     def __init__(self, url: str) -> None:

@@ -39,12 +39,12 @@ from bot.plan.context import (
 )
 from bot.plan.guard import Trip, guard
 from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
+from bot.plan.minutes import minutes_messages
 from bot.plan.notices import (
     _nudge_notes,
     _undelivered_notice,
     action_chasers,
     config_notices,
-    minutes_messages,
     owed_replies,
 )
 from bot.plan.state import State

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot import config as config_mod
+from bot.domain.errors import ClerkError
 from bot.engine.executor import Executor
 from bot.engine.simulate import simulate
 from bot.engine.store import Store
@@ -141,7 +142,7 @@ def test_a_simulation_leaves_no_scratch_state_behind(config_dir: Path, tmp_path:
     # and a simulation that fails (a broken config) leaves nothing either
     (config_dir / "example" / "group.toml").write_text("[group\n")
     shutil.rmtree(folder)
-    with pytest.raises(Exception):
+    with pytest.raises(ClerkError):
         simulate(config_dir, f"sqlite:///{tmp_path / 'none.sqlite'}",
                  datetime(2026, 12, 4, 4, 10, tzinfo=UTC), datetime(2026, 12, 6, tzinfo=UTC), None)
     assert list(scratch.iterdir()) == []
