@@ -161,8 +161,8 @@ def landing(group: Group, nudge: Nudge) -> dict[str, Any]:
     inside = target is not None and in_window(nudge, target)
     window = f"{_long(nudge.start)} and {_long(nudge.end)}"
     if target is None:
-        said = (f"no meeting falls between {window}, and none is set after it yet; the "
-                "chair is told when the window opens")
+        said = (f"no meeting falls between {window}, and none is set after it; the chair is "
+                "told when the window opens")
     elif inside:
         said = f"on the agenda of the meeting on {_on(_local(group, target))}"
     else:

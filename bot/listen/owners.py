@@ -97,9 +97,10 @@ class Match:
 
     def answer(self, name: str, people: list[Person], how: str = "chosen") -> Match:
         """This match with the owner ``name`` settled as ``people`` (the admin's answer)."""
+        said = f"{', '.join(p.name for p in people)} ({how})"
         return Match(tuple(
             replace(o, emails=tuple(p.email for p in people), candidates=(),
-                    note=f"{o.name!r} → {', '.join(p.name for p in people)} ({how})")
+                    note=f"{o.name!r} → {said}" if o.name else f"no owner named → {said}")
             if o.name == name and people else o for o in self.owners))
 
 
@@ -156,6 +157,9 @@ def people(group: Group) -> list[Person]:
 
 
 def _match_name(written: str, group: Group) -> Owner:
+    if "@" in written:  # an email, as an Owner cell may give it
+        email = written.strip().strip("<>").lower()
+        return Owner(written, (email,) if email in {p.email for p in people(group)} else ())
     wanted = " ".join(w for w in norm(written).split() if w not in TITLES)
     if not wanted:
         return Owner(written)

@@ -65,13 +65,13 @@ def nudge_meeting(group: Group, nudge: Nudge) -> Meeting | None:
     """The meeting a nudge goes on the agenda of: the first whose date falls inside its
     window; when none does, the nearest before or after the window (on a tie, the later) — so
     "remind the group in 6–9 months" from 15 June 2023 lands on 14 December 2023 rather than
-    nowhere. Only once the meetings set reach past the window (a later meeting may yet be set
-    inside it), and never on the meeting that asked for it or one before it; a nudge added by
-    hand, with no such meeting, looks only after its window's start. Planning (the agenda, the
-    chair's note) and `clerk minutes import` both ask here, so they agree."""
+    nowhere. Never on the meeting that asked for it or one before it; a nudge added by hand,
+    with no such meeting, looks only from its window's start on (an earlier meeting may be
+    before it was asked for). Planning (the agenda, the chair's note) and `clerk minutes
+    import` both ask here, so they agree."""
     held = sorted((m for m in group.meetings if not m.cancelled), key=lambda m: m.start)
     inside = next((m for m in held if in_window(nudge, m)), None)
-    if inside is not None or not any(m.start.date() > nudge.end for m in held):
+    if inside is not None:
         return inside
     asked = next((m for m in group.meetings if m.id == nudge.meeting), None)
     after = asked.start.date() if asked is not None else nudge.start - timedelta(days=1)

@@ -236,6 +236,12 @@ def test_an_owner_nobody_fits_is_asked_about_with_the_whole_roster(
     assert "line 1: who is 'Zed'?" in result.output and "  a. " not in result.output
     (row,) = json.loads(run(config_dir, tmp_path, "actions", "list", "--json").output)
     assert row["owners"] == [PRIYA, SIOBHAN] and row["due"] == "2027-03-01"
+    nobody = tmp_path / "n.md"
+    nobody.write_text("Action: Book the room for April.\n", encoding="utf-8")
+    asked = run(config_dir, tmp_path, "minutes", "import", str(nobody), "--meeting",
+                "2027-01", given="15\n")
+    assert "line 1: no owner is named: who is it? (Book the room for April.)" in asked.output
+    assert "matched no owner named → Gemma Clarke (chosen): line 1" in asked.output
 
 
 def test_default_due_dates_count_from_the_meeting_never_the_clock(

@@ -69,6 +69,7 @@ def test_owners_are_split(text: str, names: list[str]):
     ("the chair", ["joanna.whitfield@x.example"], "→ Joanna Whitfield"),
     ("Gemma", ["gemma.clarke@x.example"], "(the only Gemma on the roster)"),  # the admin
     ("All LAs", ["*"], "→ all members"),
+    ("<Ann.Kowalski@x.example>", ["ann.kowalski@x.example"], ""),  # an Owner cell's email
 ])
 def test_a_name_is_matched_and_how_is_said(written: str, emails: list[str], how: str):
     found = owners.match_one(written, ROSTER)
@@ -222,7 +223,8 @@ MEETINGS = (meeting("jun", date(2023, 6, 15)), meeting("dec", date(2023, 12, 14)
     (date(2023, 12, 16), date(2024, 3, 19), "jun", "mar"),  # two days each way: the later
     (date(2023, 6, 16), date(2023, 6, 20), "jun", "dec"),  # never the meeting that asked
     (date(2023, 12, 15), date(2024, 3, 15), "", "mar"),  # by hand: only after its start
-    (date(2024, 7, 1), date(2024, 9, 1), "jun", None),  # no meeting set after it yet
+    (date(2024, 7, 1), date(2024, 9, 1), "jun", "jun24"),  # none after it: the last before
+    (date(2024, 7, 1), date(2024, 9, 1), "", None),  # by hand: nothing from its start on
 ])
 def test_the_meeting_a_nudge_lands_on(start: date, end: date, asked: str,
                                       landed: str | None):
@@ -291,3 +293,19 @@ def test_a_zip_that_is_not_word_is_an_error(bad_group: Callable[[Path], Result],
         z.writestr("hello.txt", "not a document")
     result = bad_group(path)
     assert result.exit_code == 2 and f"{path} is not a Word document (.docx)" in result.output
+
+
+def test_a_docx_that_unpacks_too_far_is_refused_before_it_is_opened(
+        bad_group: Callable[[Path], Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import docx
+
+    from bot.listen import papers
+
+    path = tmp_path / "minutes.docx"
+    document = docx.Document()
+    document.add_paragraph("Action: Tina James will do it")
+    document.save(str(path))
+    monkeypatch.setattr(papers, "ZIP_UNPACKED", 1000)  # a real bomb is 256 MB; this is less
+    result = bad_group(path)
+    assert result.exit_code == 2
+    assert f"{path} unpacks to more than a Word document can" in result.output
