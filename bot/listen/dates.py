@@ -37,8 +37,8 @@ _FORMS = {
     "iso": r"(?P<iso>\d{4}-\d{2}-\d{2})",
     "within": r"(?:the\s+next\s+)?" + _NUMBER + r"\s+(?P<unit>days?|weeks?|months?)",
 }
-_CELL_WORDS = {"", "-", "–", "—", "n/a", "na", "tbc", "tba", "asap", "ongoing", "none",
-               "as soon as possible", "to be confirmed", "?"}
+NO_DATE = {"", "-", "–", "—", "n/a", "na", "tbc", "tba", "asap", "ongoing", "none",
+           "as soon as possible", "to be confirmed", "?"}  # a date cell that gives no date
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def cell(text: str, anchor: Anchor | None) -> date | None:
     """The date a table cell (Due, Date completed) gives: None when it is empty or says no date
     ("TBC", "ongoing"); DateError when it says something that is not a date."""
     value = " ".join(text.split()).strip().rstrip(".")
-    if value.lower() in _CELL_WORDS:
+    if value.lower() in NO_DATE:
         return None
     lead = re.match(r"(?:due\s+)?(?:(by|on)|(before|ahead of|prior to))\s+", value,
                     re.IGNORECASE)

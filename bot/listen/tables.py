@@ -158,15 +158,57 @@ def markdown_tables(lines: list[tuple[int, str]]) -> list[Table]:
 
 def text_table(lines: list[tuple[int, str]]) -> list[Table]:
     """A table pasted as text, one cell a line: a header ("Topic", "Action", maybe "Owner",
-    "Due", "Status", "Date completed", a line each), then per row its topic, its action and
-    whichever other cells are filled (empty cells are blank lines, like the blank lines
-    between rows, so cells are told apart by what they say)."""
+    "Due", "Status", "Date completed", a line each), then its rows. Copied from Word, each
+    cell's first line starts with a tab (an empty cell is a tab alone) and rows follow in
+    order, so the cells are read by position; otherwise (or when a Due, Status or Date
+    completed cell read so is not one) they are told apart by what they say."""
     at = _header_at(lines)
     if at is None:
         return []
-    first, order = at
-    body = [(n, line.strip()) for n, line in lines[first:] if line.strip()]
-    rows: list[tuple[int, dict[str, str]]] = []
+    first, header = at
+    order = [columns([h])[0] for h in header]
+    tabbed = all(line.startswith("\t") for _, line in lines[first - len(order):first])
+    rows = _by_position(lines[first:], order) if tabbed else None
+    if rows is None:
+        rows = _by_content(lines[first:], order)
+    table = build(1, [(0, header)] + [(n, [cells.get(name, "") for name in order])
+                                      for n, cells in rows], lines=True)
+    return [table] if table is not None else []
+
+
+Cells = list[tuple[int, dict[str, str]]]  # (first line, cell by column) per row
+
+
+def _by_position(lines: list[tuple[int, str]], order: list[str]) -> Cells | None:
+    """Rows read cell by cell: a line starting with a tab is the next cell, a line right
+    under it adds to it, a blank line is nothing; a line after a blank that is not a cell ends
+    the table. None when a Due, Status or Date completed cell is not one."""
+    cells: list[tuple[int, str]] = []
+    blank = False
+    for n, line in lines:
+        if line.startswith("\t"):
+            cells.append((n, line.strip()))
+        elif line.strip() and cells and not blank:
+            cells[-1] = (cells[-1][0], f"{cells[-1][1]} {line.strip()}".strip())
+        elif line.strip():
+            break
+        blank = not line.strip()
+    rows: Cells = []
+    for i in range(0, len(cells), len(order)):
+        chunk = cells[i:i + len(order)]
+        row = {name: text for name, (_, text) in zip(order, chunk, strict=False) if text}
+        if any(row.get(name) and not _value_slot(row[name], [name], {})
+               for name in ("due", "status", "completed")):
+            return None
+        if row:
+            rows.append((chunk[0][0], row))
+    return rows
+
+
+def _by_content(lines: list[tuple[int, str]], order: list[str]) -> Cells:
+    """Rows read by what their lines say: a topic, its action, then values and names."""
+    body = [(n, line.strip()) for n, line in lines if line.strip()]
+    rows: Cells = []
     for i, (n, line) in enumerate(body):
         row = rows[-1][1] if rows else None
         following = body[i + 1][1] if i + 1 < len(body) else ""
@@ -183,27 +225,24 @@ def text_table(lines: list[tuple[int, str]]) -> list[Table]:
             rows.append((n, {"topic": line}))
         else:
             rows.append((n, {"action": line}))
-    header_row = [(0, [name.capitalize() for name in order])]
-    table = build(1, header_row + [(n, [cells.get(name, "") for name in order])
-                                   for n, cells in rows], lines=True)
-    return [table] if table is not None else []
+    return rows
 
 
 def _header_at(lines: list[tuple[int, str]]) -> tuple[int, list[str]] | None:
-    """Where a text table's rows start, and its columns in order."""
+    """Where a text table's rows start, and its header cells as written."""
     for i, (_, line) in enumerate(lines):
         if not re.fullmatch(r"\s*(topic|action)\s*", line, re.IGNORECASE):
             continue
-        order: list[str] = []
+        header: list[str] = []
         j = i
         while j < len(lines) and lines[j][1].strip() and len(lines[j][1].split()) <= 4:
             name = columns([lines[j][1]]).get(0)
-            if name is None or name in order:
+            if name is None or name in [columns([h])[0] for h in header]:
                 break
-            order.append(name)
+            header.append(lines[j][1].strip())
             j += 1
-        if "action" in order and len(order) >= 2:
-            return j, order
+        if "action" in [columns([h])[0] for h in header] and len(header) >= 2:
+            return j, header
     return None
 
 
@@ -216,7 +255,7 @@ def _value_slot(line: str, order: list[str], row: dict[str, str]) -> str | None:
     if said is not None and "status" in order and "status" not in row:
         return "status"
     try:
-        is_date = dates.cell(line, _PROBE) is not None or line.lower() in ("tbc", "n/a", "-")
+        is_date = dates.cell(line, _PROBE) is not None or line.lower() in dates.NO_DATE
     except dates.DateError:
         return None
     free = [name for name in order if name in ("due", "completed") and name not in row]

@@ -173,6 +173,35 @@ def test_a_text_table_with_owner_due_and_status_columns(tmp_path: Path):
     assert items[1].place == "table 1, row 3 (starting 'Audit Tool Review'), line 14"
 
 
+def test_a_table_copied_from_word_as_text_is_read_cell_by_cell(tmp_path: Path):
+    """As the seed has it: each cell's first line starts with a tab, an empty cell is a tab
+    alone, a cell's empty second paragraph is a blank line, and so is the gap between rows —
+    so an empty Due cell does not shift a date into it."""
+    path = tmp_path / "m.txt"
+    path.write_text(
+        "The meeting ended at 12:00.\n\nActions from the session\n\tTopic\n\tAction\n"
+        "\tOwner\n\tDue\n\tStatus\n\tDate completed\n\n"
+        "\tInvites\n\tUpdate the meeting invites\n\n\tGemma Clarke\n\t\n\tDone\n"
+        "\t12/02/2027\n\n"
+        "\tPeer review\n\tDraft the peer review protocol\n\tJo Whitfield / Tom Hughes\n"
+        "\tNext meeting\n\tIn progress\n\t\n\n"
+        "\tAudit summary\n\tPriya Shah will circulate the audit summary by 31 March.\n\t\n"
+        "\t\n\t\n\t\n\n"
+        "\tData returns\n\tSend the Q3 returns\n\tAll members\n\t28/02/2027\n \n"
+        "Signed off by the chair.\n", encoding="utf-8")
+    items = minutes.read(path, ANCHOR)
+    assert [(i.topic, i.owners_text, i.due, i.due_source, i.status, i.completed)
+            for i in items] == [
+        ("Invites", ("Gemma Clarke",), None, None, "done", date(2027, 2, 12)),
+        ("Peer review", ("Jo Whitfield", "Tom Hughes"), date(2027, 4, 22), "table column Due",
+         "open", None),
+        ("Audit summary", ("Priya Shah",), date(2027, 3, 31), "stated: 'by 31 March'", "open",
+         None),
+        ("Data returns", ("All members",), date(2027, 2, 28), "table column Due", "open",
+         None)]
+    assert items[0].place == "table 1, row 2 (starting 'Invites'), line 11"
+
+
 def test_an_action_line_names_its_owner_at_the_end_and_none_is_no_action(tmp_path: Path):
     path = tmp_path / "m.md"
     path.write_text("Action: Update the Terms of Reference (owner: Kim)\n"
