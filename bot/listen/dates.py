@@ -35,8 +35,14 @@ _FORMS = {
     "slash": r"(?P<d>\d{1,2})/(?P<m>\d{1,2})(?:/(?P<y>\d{4}|\d{2}))?(?![/\d]|\.\d)",
     "dots": r"(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4}|\d{2})(?![/\d]|\.\d)",
     "iso": r"(?P<iso>\d{4}-\d{2}-\d{2})",
-    "within": r"(?:the\s+next\s+)?" + _NUMBER + r"\s+(?P<unit>days?|weeks?|months?)",
+    "month": r"(?:the\s+)?" + _MONTH + r"(?:\s+(?P<year>\d{4}))?\s+(?:group\s+|network\s+)?"
+             r"meeting",  # "the April meeting"
+    # these two carry their own lead word
+    "within": r"within\s+(?:the\s+next\s+)?" + _NUMBER + r"\s+(?P<unit>days?|weeks?|months?)",
+    "in": r"in\s+(?:the\s+next\s+)?" + _NUMBER + r"\s+(?P<unit>days?|weeks?)\b"
+          r"(?:['’]s?\s+time)?",
 }
+_OWN_LEAD = ("within", "in")
 NO_DATE = {"", "-", "–", "—", "n/a", "na", "tbc", "tba", "asap", "ongoing", "none",
            "as soon as possible", "to be confirmed", "?"}  # a date cell that gives no date
 
@@ -47,6 +53,7 @@ class Anchor:
 
     day: date
     next_meeting: date | None = None
+    later: tuple[date, ...] = ()  # the days of all the meetings after it ("the April meeting")
 
 
 @dataclass(frozen=True)
@@ -68,15 +75,15 @@ def stated(text: str, anchor: Anchor | None) -> tuple[date, str] | None:
     March"); None when it states none. DateError when the words name an impossible date."""
     found: list[tuple[int, re.Match[str], str]] = []
     for form, pattern in _FORMS.items():
-        if form == "within":
-            regex = r"\bwithin\s+" + pattern
+        if form in _OWN_LEAD:
+            regex = r"\b" + pattern
         elif form == "end":  # "end of April" needs no "by"
             regex = r"\b(?:" + _BY + r"\s+)?" + pattern
         else:
             regex = r"\b" + _BY + r"\s+" + pattern
         for m in re.finditer(regex, text, re.IGNORECASE):
             by = (m.groupdict().get("by") or "").lower()
-            if by in ("for", "at") and form not in ("next", "end"):
+            if by in ("for", "at") and form not in ("next", "end", "month"):
                 continue  # "at 2.30", "for 3 weeks": not a deadline
             found.append((m.start(), m, form))
     if not found:
@@ -97,8 +104,7 @@ def cell(text: str, anchor: Anchor | None) -> date | None:
                     re.IGNORECASE)
     rest = value[lead.end():] if lead else value
     for form, pattern in _FORMS.items():
-        m = re.fullmatch((r"within\s+" if form == "within" else "") + pattern, rest,
-                         re.IGNORECASE)
+        m = re.fullmatch(pattern, rest, re.IGNORECASE)
         if m:
             return _resolve(form, m, anchor, before=bool(lead and lead.group(2)))
     raise DateError(f"{text.strip()!r} is not a date (write it like 31/03/2027, 31 March "
@@ -145,7 +151,16 @@ def _resolve(form: str, m: re.Match[str], anchor: Anchor | None, *, before: bool
         if anchor.next_meeting is None:
             raise DateError(f"{words!r}: no meeting after this one is set in group.toml")
         return anchor.next_meeting - timedelta(days=1 if before else 0)
-    if form == "within":
+    if form == "month":
+        assert anchor is not None
+        month = MONTHS[g["month"].lower()]
+        found = [d for d in anchor.later or (anchor.next_meeting,) if d is not None
+                 and d.month == month and (not year or d.year == int(year))]
+        if not found:
+            raise DateError(f"{words!r}: no meeting in {calendar.month_name[month]} is set "
+                            "after this one in group.toml")
+        return found[0] - timedelta(days=1 if before else 0)
+    if form in _OWN_LEAD:
         assert anchor is not None
         n = int(g["n"]) if g["n"].isdigit() else NUMBERS[g["n"].lower()]
         unit = g["unit"].lower()

@@ -38,12 +38,14 @@ _NUDGE = re.compile(r"(?:remind the group|revisit (?:this|it)|come back to (?:th
                     r"(\d+|[a-z]+)\s*(?:(?:-|–|to)\s*(\d+|[a-z]+)\s*)?months?(?:'s?\s+time)?"
                     r"\s*(?:to\s+)?(.*)", re.IGNORECASE)
 _OWNER = re.compile(r"^(.+?)\s+(?:will|to|are to|is to|agreed to)\s+(.*)$", re.IGNORECASE)
-_ACTION_LINE = re.compile(r"^\s*(?:[-*•]\s*)?\**actions?\**\s*(?:\d+\s*)?[:–—-]\s*\**\s*(.+)$",
-                          re.IGNORECASE)
+_ACTION_LINE = re.compile(r"^\s*(?:[-*•]\s*)?\**actions?(?:\s+points?)?\**\s*(?:\d+\s*)?[:–—-]"
+                          r"\s*\**\s*(.+)$", re.IGNORECASE)
+_ACTIONS_HEAD = re.compile(r"^\s*\**actions?(?:\s+points?)?\**\s*:\s*\**\s*$", re.IGNORECASE)
+_BULLET = re.compile(r"^\s*(?:[-*•–]|\d+[.)])\s+(.+)$")
 _NOT_AN_ACTION = re.compile(r"(none|n/?a|nil|no(ne)? (new )?actions?( agreed| arising)?"
                             r"|see (the )?(table|below|above|action log).*)\W*", re.IGNORECASE)
-_OWNER_TAIL = re.compile(r"\s*[(\[–—-]\s*(?:owner|lead|who|by)\s*:\s*([^)\]]+?)[)\]]?\s*$",
-                         re.IGNORECASE)
+_LABEL = re.compile(r"\b(owners?|lead|who|due|deadline|by when|target date)\s*:\s*",
+                    re.IGNORECASE)  # "… Owner: Kim. Due: 31/03/2027"
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,7 @@ def read_minutes(path: Path, anchor: Anchor | None = None) -> Minutes:
     try:
         body, tables = _parts(path, suffix)
         rows = [item for table in tables for item in _from_table(table, anchor)]
-        said = [item for n, line, place in body
-                if (item := _from_action_line(line, n, place, anchor)) is not None]
+        said = _from_action_lines(body, anchor)
     except UsageError as exc:
         if exc.message.startswith(str(path)):
             raise
@@ -194,11 +195,18 @@ def _from_table(table: Table, anchor: Anchor | None) -> list[Item]:
     return items
 
 
-def _from_action_line(line: str, n: int, place: str, anchor: Anchor | None) -> Item | None:
-    m = _ACTION_LINE.match(line)
-    if not m or _NOT_AN_ACTION.fullmatch(m.group(1).strip()):
-        return None
-    return _item("", m.group(1), n, place, anchor)
+def _from_action_lines(body: list[tuple[int, str, str]], anchor: Anchor | None) -> list[Item]:
+    """Each "Action: …" line, and each bullet under a line "Actions:" alone."""
+    items = []
+    under = False  # in the bullets under "Actions:"
+    for n, line, place in body:
+        m = _ACTION_LINE.match(line)
+        bullet = _BULLET.match(line) if under else None
+        text = m.group(1) if m else bullet.group(1) if bullet else ""
+        under = bool(_ACTIONS_HEAD.match(line)) or (under and bullet is not None)
+        if text and not _NOT_AN_ACTION.fullmatch(text.strip()):
+            items.append(_item("", text, n, place, anchor))
+    return items
 
 
 def _item(topic: str, text: str, line: int, place: str, anchor: Anchor | None, *,
@@ -207,14 +215,16 @@ def _item(topic: str, text: str, line: int, place: str, anchor: Anchor | None, *
           notes: list[str] | None = None) -> Item:
     text = " ".join(text.split())
     notes = list(notes or [])
+    labels = _labels(text)  # "Update the ToR (owner: Kim, due: 31/03/2027)"
     if owner is None:
-        if tail := _OWNER_TAIL.search(text):  # "Update the ToR (owner: Kim)"
-            owner = tail.group(1)
-        else:
-            owner = m.group(1) if (m := _OWNER.match(text)) and len(m.group(1)) <= 80 else ""
+        owner = labels.get("owner") or (
+            m.group(1) if (m := _OWNER.match(text)) and len(m.group(1)) <= 80 else "")
     if due is None:
         try:
-            if found := dates.stated(text, anchor):
+            if said := labels.get("due"):
+                if found_day := dates.cell(said, anchor):
+                    due, due_source = found_day, f"stated: {said!r}"
+            elif found := dates.stated(text, anchor):
                 due, due_source = found[0], f"stated: {found[1]!r}"
         except DateError as exc:
             notes.append(f"{place}: {exc}; the default is used")
@@ -228,6 +238,18 @@ def _item(topic: str, text: str, line: int, place: str, anchor: Anchor | None, *
                 completed=completed, nudge=nudge, subject=subject,
                 owners_text=tuple(split(owner)), due=due, due_source=due_source, place=place,
                 status=status, notes=tuple(notes))
+
+
+def _labels(text: str) -> dict[str, str]:
+    """The owner and due date an action's text gives by name: "… Owner: Kim; Due: 31/03/2027"."""
+    found: dict[str, str] = {}
+    marks = list(_LABEL.finditer(text))
+    for m, following in zip(marks, [*marks[1:], None][:len(marks)], strict=True):
+        value = text[m.end():following.start() if following else len(text)]
+        name = "due" if m.group(1).lower() in ("due", "deadline", "by when", "target date") \
+            else "owner"
+        found.setdefault(name, value.strip(" .;,)]–—-"))
+    return found
 
 
 def _months(word: str) -> int | None:
@@ -292,8 +314,9 @@ def anchor(group: Group, meeting: str) -> Anchor:
     meeting's (the first after it that is not cancelled)."""
     day = meeting_day(group, meeting)
     start = next(m.start for m in group.meetings if m.id == meeting)
-    later = sorted(m.start for m in group.meetings if m.start > start and not m.cancelled)
-    return Anchor(day, later[0].date() if later else None)
+    later = [m.start.date() for m in sorted(group.meetings, key=lambda m: m.start)
+             if m.start > start and not m.cancelled]
+    return Anchor(day, later[0] if later else None, tuple(later))
 
 
 # --- what an import records -----------------------------------------------------------------

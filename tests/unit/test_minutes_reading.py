@@ -115,9 +115,13 @@ def test_several_owners_settle_only_when_each_does_and_an_answer_settles_one():
     ("send by 3/4", date(2027, 4, 3), "by 3/4"),
     ("reply within two weeks", date(2027, 2, 4), "within two weeks"),
     ("by 2027-03-05", date(2027, 3, 5), "by 2027-03-05"),
+    ("bring it to the April meeting", None, None),  # "to" is no deadline
+    ("by the April meeting", date(2027, 4, 22), "by the April meeting"),
+    ("report back in 10 days' time", date(2027, 1, 31), "in 10 days' time"),
 ])
-def test_a_stated_date_counts_from_the_meeting(text: str, day: date, words: str):
-    assert dates.stated(text, ANCHOR) == (day, words)
+def test_a_stated_date_counts_from_the_meeting(text: str, day: date | None,
+                                              words: str | None):
+    assert dates.stated(text, ANCHOR) == ((day, words) if day else None)
 
 
 @pytest.mark.parametrize("text", [
@@ -202,16 +206,27 @@ def test_a_table_copied_from_word_as_text_is_read_cell_by_cell(tmp_path: Path):
     assert items[0].place == "table 1, row 2 (starting 'Invites'), line 11"
 
 
-def test_an_action_line_names_its_owner_at_the_end_and_none_is_no_action(tmp_path: Path):
+def test_action_lines_in_their_forms_and_lines_that_are_none(tmp_path: Path):
     path = tmp_path / "m.md"
     path.write_text("Action: Update the Terms of Reference (owner: Kim)\n"
                     "Action: None.\n"
                     "ACTION – Jo to book the room\n"
                     "All actions were completed.\n"
                     "The action plan is on track.\n"
-                    "Actions from the session\n", encoding="utf-8")
-    items = minutes.read(path, ANCHOR)
-    assert [(i.owner_text, i.place) for i in items] == [("Kim", "line 1"), ("Jo", "line 3")]
+                    "Actions from the session\n"
+                    "Action point: Send the paper. Owner: Ann Kowalski; Due: 12/03/2027\n"
+                    "Actions:\n"
+                    "- Siobhan to present it at the July meeting\n"
+                    "2. Tom to report back in two weeks\n"
+                    "\n"
+                    "- a bullet that is no action\n", encoding="utf-8")
+    later = replace(ANCHOR, later=(date(2027, 4, 22), date(2027, 7, 22)))
+    items = minutes.read(path, later)
+    assert [(i.owner_text, i.due, i.due_source, i.place) for i in items] == [
+        ("Kim", None, None, "line 1"), ("Jo", None, None, "line 3"),
+        ("Ann Kowalski", date(2027, 3, 12), "stated: '12/03/2027'", "line 7"),
+        ("Siobhan", date(2027, 7, 22), "stated: 'at the July meeting'", "line 9"),
+        ("Tom", date(2027, 2, 4), "stated: 'in two weeks'", "line 10")]
 
 
 def test_a_word_table_header_may_be_its_second_row_and_action_owner_is_an_owner(
