@@ -15,7 +15,7 @@ import click
 
 from bot.cli.common import Ctx, _json, _meeting_group
 from bot.domain.model import Group, Meeting, Nudge, Person
-from bot.listen import minutes, owners
+from bot.listen import import_plan, minutes, owners
 
 
 def run(obj: Ctx, path: str, meeting: str, group_id: str | None, yes: bool,
@@ -27,11 +27,11 @@ def run(obj: Ctx, path: str, meeting: str, group_id: str | None, yes: bool,
     store = obj.store(config)
     now = obj.now(config)
     agreed = next(m for m in group.meetings if m.id == meeting)
-    found = minutes.read_minutes(Path(path), minutes.anchor(group, meeting))
-    plan = minutes.plan_import(group, meeting, found.items,
-                               default=action_log.default_due(group, agreed.start),
-                               seen=store.sources(),
-                               choose=None if yes or as_json else picker(group))
+    found = minutes.read_minutes(Path(path), import_plan.anchor(group, meeting))
+    plan = import_plan.plan_import(group, meeting, found.items,
+                                   default=action_log.default_due(group, agreed.start),
+                                   seen=store.sources(),
+                                   choose=None if yes or as_json else picker(group))
     following = sorted((m for m in group.meetings if m.start > agreed.start
                         and not m.cancelled), key=lambda m: m.start)
     proposed = [p for p in minutes.next_agenda(Path(path))
@@ -114,7 +114,7 @@ def unsettled(item: minutes.Item, found: owners.Match) -> dict[str, Any]:
             "matched": list(found.emails), "questions": questions, "question": words}
 
 
-def picker(group: Group) -> minutes.Choose:
+def picker(group: Group) -> import_plan.Choose:
     """Ask the admin who an unsettled owner is: one number, several ("1,3" or "1 3"), "a"
     for all the candidates when several are offered, or 0 to leave the action out."""
     everyone = owners.people(group)
