@@ -41,6 +41,7 @@ def run(obj: Ctx, path: str, meeting: str, group_id: str | None, yes: bool,
         store.propose(group.id, following[0].id, f"minutes:{meeting}", item, now)
     ids = store.import_minutes(plan.actions, plan.nudges, os.environ.get("USER", "admin"),
                                f"minutes {Path(path).name}", now)
+    # what was recorded, as data: the --json contract, and what is printed
     names = {p.email: p.name for p in owners.people(group)}
     imported: list[dict[str, Any]] = [{
         "id": new_id, "place": p.item.place, "topic": p.item.topic, "text": p.item.text,
@@ -55,36 +56,40 @@ def run(obj: Ctx, path: str, meeting: str, group_id: str | None, yes: bool,
                 for n in plan.nudges]
     unresolved = [unsettled(item, found_owners) for item, found_owners in plan.unresolved]
     left_out = [{"place": i.place, "line": i.line, "text": i.text} for i in found.left_out]
+    out = {"actions": ids, "nudges": len(plan.nudges), "already": plan.already,
+           "notes": plan.notes, "unresolved": unresolved, "next_agenda": proposed,
+           "imported": imported, "nudge_meetings": landings, "left_out": left_out}
     if as_json:
-        _json({"actions": ids, "nudges": len(plan.nudges), "already": plan.already,
-               "notes": plan.notes, "unresolved": unresolved, "next_agenda": proposed,
-               "imported": imported, "nudge_meetings": landings, "left_out": left_out})
-        return
-    click.echo(f"imported {len(ids)} action(s) and {len(plan.nudges)} nudge(s) for "
-               f"{group.id}/{meeting}" + (f"; {plan.already} already imported"
-                                         if plan.already else ""))
-    for a in imported:
+        _json(out)
+    else:
+        say(out, plan, f"{group.id}/{meeting}", following[0].id if following else "")
+
+
+def say(out: dict[str, Any], plan: import_plan.Import, where: str, next_meeting: str) -> None:
+    """What an import recorded and left, for the admin to read."""
+    click.echo(f"imported {len(out['actions'])} action(s) and {out['nudges']} nudge(s) for "
+               f"{where}" + (f"; {out['already']} already imported" if out["already"] else ""))
+    for a in out["imported"]:
         click.echo(f"  #{a['id']} {', '.join(a['owner_names'])}: {a['text']}")
         done = {"done": f"; done {_words(a['completed'])}" if a["completed"] else "; done",
                 "dropped": "; dropped"}.get(a["status"], "; open")
         click.echo(f"     due {_words(a['due'])} ({a['due_why']}){done}")
         click.echo(f"     from {a['place']}")
-    for n in landings:
+    for n in out["nudge_meetings"]:
         click.echo(f"  nudge: {n['text']} — {n['said']}")
-    for item in proposed:
-        click.echo(f"  for the agenda of {following[0].id}: {item}")
+    for item in out["next_agenda"]:
+        click.echo(f"  for the agenda of {next_meeting}: {item}")
     places: dict[str, list[str]] = {}
     for place, note in plan.matched:  # one line per match, however often it was made
         places.setdefault(note, []).append(place.split(" (")[0])
-    for note, where in places.items():
-        click.echo(f"  matched {note}: {_places(where)}")
-    for note in plan.notes:
-        if not any(note.endswith(n) for n in places):
-            click.echo(f"  note: {note}")
-    for u in unresolved:
+    for note, found in places.items():
+        click.echo(f"  matched {note}: {_places(found)}")
+    for remark in plan.remarks:
+        click.echo(f"  note: {remark}")
+    for u in out["unresolved"]:
         click.echo(f"  NOT imported, {u['place']}: {u['question']} — add it with "
                    "`clerk actions add`")
-    for left in left_out:
+    for left in out["left_out"]:
         click.echo(f"  not in the actions table, so not imported: {left['place']}: "
                    f"{left['text']}")
 

@@ -48,8 +48,8 @@ class Import:
 
     planned: list[Planned] = field(default_factory=list)
     nudges: list[dict[str, object]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # matches that were not exact, odd cells
     matched: list[tuple[str, str]] = field(default_factory=list)  # (place, a match's note)
+    remarks: list[str] = field(default_factory=list)  # odd cells, dates, done with no date
     unresolved: list[tuple[Item, Match]] = field(default_factory=list)
     already: int = 0  # items imported before (same minutes, same meeting)
 
@@ -57,6 +57,11 @@ class Import:
     def actions(self) -> list[dict[str, object]]:
         """The rows to record, in order."""
         return [p.row for p in self.planned]
+
+    @property
+    def notes(self) -> list[str]:
+        """Every note, each starting with its place: the matches, then the remarks."""
+        return [f"{place}: {note}" for place, note in self.matched] + self.remarks
 
 
 Choose = Callable[[Item, Owner], list[Person]]
@@ -76,7 +81,7 @@ def plan_import(group: Group, meeting: str, items: list[Item], *,
         if source in seen:
             out.already += 1
             continue
-        out.notes += item.notes
+        out.remarks += item.notes
         if item.nudge is not None:
             start, end = nudge_window(day, item.nudge)
             out.nudges.append({"group_id": group.id, "meeting_id": meeting,
@@ -93,15 +98,14 @@ def plan_import(group: Group, meeting: str, items: list[Item], *,
         if not found.settled:
             out.unresolved.append((item, found))
             continue
-        out.notes += [f"{item.place}: {note}" for note in found.notes]
         out.matched += [(item.place, note) for note in found.notes]
         if item.due is not None and item.due < day:
-            out.notes.append(f"{item.place}: the date it states, {item.due}, is before the "
+            out.remarks.append(f"{item.place}: the date it states, {item.due}, is before the "
                              "meeting")
         completed = item.completed
         if item.status == "done" and completed is None:
             completed = day
-            out.notes.append(f"{item.place}: done, with no date given: recorded as done on "
+            out.remarks.append(f"{item.place}: done, with no date given: recorded as done on "
                              "the day of the meeting")
         due, why = (item.due, item.due_source or "") if item.due is not None else default
         out.planned.append(Planned(item, found, {
