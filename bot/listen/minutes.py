@@ -35,8 +35,8 @@ _NUDGE = re.compile(r"(?:remind the group|revisit (?:this|it)|come back to (?:th
                     r"(\d+|[a-z]+)\s*(?:(?:-|–|to)\s*(\d+|[a-z]+)\s*)?months?(?:'s?\s+time)?"
                     r"\s*(?:to\s+)?(.*)", re.IGNORECASE)
 _OWNER = re.compile(r"^(.+?)\s+(?:will|to|are to|is to|agreed to)\s+(.*)$", re.IGNORECASE)
-_ACTION_LINE = re.compile(r"^\s*(?:[-*•]\s*)?\**actions?(?:\s+points?)?\**\s*(?:\d+\s*)?[:–—-]"
-                          r"\s*\**\s*(.+)$", re.IGNORECASE)
+_ACTION_LINE = re.compile(r"^\s*(?:[-*•]\s*)?\**actions?(?:\s+points?)?\**\s*(?:\d+\s*)?"
+                          r"(?::|[–—-]\s)\s*\**\s*(.+)$", re.IGNORECASE)  # not "Action-led"
 _ACTIONS_HEAD = re.compile(r"^\s*\**actions?(?:\s+points?)?\**\s*:\s*\**\s*$", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*(?:[-*•–]|\d+[.)])\s+(.+)$")
 _NOT_AN_ACTION = re.compile(r"(none|n/?a|nil|no(ne)? (new )?actions?( agreed| arising)?"

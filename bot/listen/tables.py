@@ -23,12 +23,13 @@ from bot.listen import dates
 COLUMNS = (
     ("owner", r"(?:action\s+)?(?:owner|lead|lead officer|lead person)s?(?:\s*\(s\))?|who|"
               r"by whom|responsib\w*(?: person| officer)?|assigned to|action(?:ed)? by"),
-    ("completed", r"(?:date\s+)?(?:completed|completion|done)(?:\s+(?:date|on))?|date done"),
+    ("completed", r"(?:date\s+)?(?:completed|completion|done|closed)(?:\s+(?:date|on))?|"
+                  r"date done"),
     ("due", r"(?:date\s+)?due(?:\s+(?:date|by))?|deadline|by when|target(?: date)?|when|"
             r"timescales?|timeframe"),
-    ("status", r"status|progress|rag(?: status)?|update"),
-    ("action", r"(?:agreed\s+)?actions?(?:\s+(?:agreed|required|points?|arising))?|tasks?|"
-               r"what"),
+    ("status", r"(?:status|progress|rag|update)(?:\s+(?:status|progress|update))*"),
+    ("action", r"(?:agreed\s+)?actions?(?:\s+(?:agreed|required|points?|arising|decisions?))?|"
+               r"tasks?|what"),
     ("topic", r"topic|item|subject|agenda item|heading|theme|area"),
 )
 
