@@ -295,7 +295,8 @@ def nudge_cli() -> None:
 @click.pass_obj
 def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: str,
               text: str) -> None:
-    """Record a nudge; it goes on the agenda of the first meeting inside its window."""
+    """Record a nudge; it goes on the agenda of the first meeting inside its window, else of the
+    nearest."""
     import re
 
     from bot.cli import minutes_import
