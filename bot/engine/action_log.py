@@ -12,32 +12,66 @@ from bot.domain.errors import UsageError
 from bot.domain.model import Action, Group
 from bot.engine import snapshot
 from bot.engine.store import Store
+from bot.listen.owners import match as match_owners
 from bot.plan.actions import ALL
 
 
 def owners_of(group: Group, owners: Iterable[str]) -> tuple[str, ...]:
-    """Validate owners (emails of members, or "all"); UsageError naming the unknown ones."""
-    given = [o.strip().lower() for o in owners if o.strip()]
+    """Who owes an action: each of ``owners`` an email on the roster, ``all``, or a name matched
+    to the roster as a minutes import matches it ("Jo Whitfield", "Siobhan", "JW"). UsageError
+    naming every owner it cannot settle, with whom a name may be."""
+    given = [o.strip() for o in owners if o.strip()]
     if not given:
-        raise UsageError("an action needs an owner: --owner EMAIL (or --owner all)")
-    if any(o in ("all", ALL) for o in given):
+        raise UsageError("an action needs an owner: --owner EMAIL or NAME (or --owner all)")
+    if any(o.lower() in ("all", ALL) for o in given):
         return (ALL,)
     emails = {m.email for m in group.members} | {group.admin.email}
-    unknown = [o for o in given if o not in emails]
-    if unknown:
-        raise UsageError(f"not on the roster of {group.id}: {', '.join(unknown)}; add them to "
-                         "roster.csv first, or check the spelling")
-    return tuple(given)
+    found: list[str] = []
+    unknown: list[str] = []
+    questions: list[str] = []
+    for owner in given:
+        if "@" in owner:
+            (found if owner.lower() in emails else unknown).append(owner.lower())
+            continue
+        named = match_owners(owner, group)
+        for one in named.unsettled:
+            who = ", ".join(f"{p.name} <{p.email}>" for p in one.candidates)
+            questions.append(
+                f"who is {one.name!r}? it could be {who}: give the email or the full name"
+                if len(one.candidates) > 1 else f"{one.name!r} is not on the roster of "
+                f"{group.id}" + (f"; did you mean {who}?" if who else "; add them to "
+                                 "roster.csv first, or check the spelling"))
+        found += named.emails
+    if unknown or questions:
+        raise UsageError("; ".join(
+            ([f"not on the roster of {group.id}: {', '.join(unknown)}; add them to roster.csv "
+              "first, or check the spelling"] if unknown else []) + questions))
+    return (ALL,) if ALL in found else tuple(dict.fromkeys(found))
 
 
-def default_due(group: Group, now: datetime) -> date:
-    """A set time before the next meeting (``[actions] due``), else four weeks from now."""
+def default_due(group: Group, since: datetime) -> tuple[date, str]:
+    """The due date of an action that states none, and why: the group's ``[actions] due``
+    offset from the next meeting after ``since``, when it is set and that meeting is there;
+    else 28 days after ``since``. ``since`` is the start of the meeting that agreed the action
+    (a minutes import, ``actions add --meeting``) or, for an action added by hand with no
+    meeting, the admin's now (``clerk --now``) — never the wall clock deep inside."""
     ladder = group.ladder
-    upcoming = [m for m in group.meetings if m.start > now and not m.cancelled]
+    tz = timeutil.zone(group.zone)
+    day = since.astimezone(tz).date()
+    upcoming = [m for m in group.meetings if m.start > since and not m.cancelled]
     if ladder.due is not None and upcoming:
-        when = timeutil.apply_offset(upcoming[0].start, ladder.due, ladder.at)
-        return when.astimezone(timeutil.zone(group.zone)).date()
-    return (now + timedelta(days=28)).astimezone(timeutil.zone(group.zone)).date()
+        following = min(upcoming, key=lambda m: m.start)
+        when = timeutil.apply_offset(following.start, ladder.due, ladder.at)
+        due = when.astimezone(tz).date()
+        if due > day:
+            meeting = following.start.astimezone(tz)
+            n = abs(ladder.due.amount)
+            unit = {"d": "day", "w": "week", "h": "hour", "m": "minute"}[ladder.due.unit]
+            return due, (f"default: {n} {unit}{'s' if n != 1 else ''} "
+                         f"{'before' if ladder.due.amount < 0 else 'after'} the next meeting, "
+                         f"{meeting:%a} {meeting.day} {meeting:%B %Y}")
+    return day + timedelta(days=28), "default: 28 days after the " + (
+        "meeting" if any(m.start == since for m in group.meetings) else "day it was added")
 
 
 def check_due(due: date, now: datetime, group: Group) -> date:

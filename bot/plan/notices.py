@@ -21,7 +21,14 @@ from bot.domain.model import (
     Settings,
 )
 from bot.plan import actions
-from bot.plan.context import meeting_context, member, nudge_meeting, person, shared_context_group
+from bot.plan.context import (
+    in_window,
+    meeting_context,
+    member,
+    nudge_meeting,
+    person,
+    shared_context_group,
+)
 from bot.plan.guard import Trip
 from bot.plan.guard import notice as guard_notice
 from bot.plan.minutes import APPROVAL, minutes_messages
@@ -84,14 +91,19 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
 def _nudge_notes(group: Group, state: State, now: datetime,
                  horizon: list[datetime]) -> list[Desired]:
     """A note to the chair when a nudge's window opens: on which meeting's agenda it is, or
-    that no meeting falls in the window."""
+    that no meeting falls in the window. A nudge that lands on the nearest meeting before its
+    window (none is inside it) is told 28 days before that meeting instead, while it is ahead."""
     tz = timeutil.zone(group.zone)
     to = group.chair or group.admin
     out = []
     for n in state.nudges:
         if n.group != group.id:
             continue
-        send_at = max(datetime.combine(n.start, time(9, 0), tzinfo=tz),
+        target = nudge_meeting(group, n)
+        opens = n.start
+        if target is not None and target.start.date() < n.start:
+            opens = min(n.start, target.start.astimezone(tz).date() - timedelta(days=28))
+        send_at = max(datetime.combine(opens, time(9, 0), tzinfo=tz),
                       datetime.combine(group.go_live.date(), time(9, 0), tzinfo=tz)
                       ).astimezone(UTC)
         latest = send_at + timedelta(days=14)
@@ -100,19 +112,25 @@ def _nudge_notes(group: Group, state: State, now: datetime,
             continue
         if send_at > now:
             horizon.append(send_at)
-        target = nudge_meeting(group, n)
+        asked = next((m for m in group.meetings if m.id == n.meeting), None)
+        inside = target is not None and in_window(n, target)
         ctx: dict[str, Any] = {
             "group": shared_context_group(group), "organiser": person(group.organiser),
             "admin": person(group.admin), "recipient": dict(person(to), organisation="",
                                                             role="chair"),
-            "nudge": {"text": n.text, "from": n.meeting, "start": n.start, "end": n.end},
+            "nudge": {"text": n.text, "from": n.meeting, "start": n.start, "end": n.end,
+                      # the meeting that asked for it, by title and date (never its id)
+                      "asked": {"title": asked.title, "start": asked.start.astimezone(tz)}
+                      if asked else None, "inside": inside},
             "meeting": meeting_context(group, target, state) if target else None}
         out.append(Desired(
             key=_nudge_key(group, n, to), group=group.id, meeting=target.id if target else "-",
             rule="nudge", kind=NUDGE_NOTE, recipient=to, send_at=send_at, latest=latest,
             subject=render(group, "nudge_note", "subject", ctx),
             reason=f"nudge #{n.id}: its window opens"
-                   + (f"; on the agenda of {target.id}" if target else "; no meeting in it"),
+                   + (f"; on the agenda of {target.id}" + ("" if inside else
+                                                            " (the nearest: none is in it)")
+                      if target else "; no meeting in it"),
             template="nudge_note", context=ctx))
     return out
 

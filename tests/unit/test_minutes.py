@@ -22,6 +22,11 @@ KIM = "kimesha.osbourne@hampshire.example"
 @pytest.fixture
 def seed_group(config_dir: Path) -> Path:
     """The seed's group: its roster, its admin, and the meeting of the minutes."""
+    return seed_group_at(config_dir)
+
+
+def seed_group_at(config_dir: Path) -> Path:
+    """The seed's group, alone in ``config_dir``."""
     shutil.rmtree(config_dir / "example")
     folder = config_dir / "seslip"
     shutil.copytree(EXAMPLE, folder)
