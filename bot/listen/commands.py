@@ -62,20 +62,20 @@ class Commands:
 _BULLET = re.compile(r"^[\s>*•·\-–—]*(?:\d{1,2}[.)]\s+)?")
 _TAIL = re.compile(r"[\s.!;,]+$")
 _OBJECT = r"(?:\s+(?:the\s+)?(?P<what>minutes|pack|agenda(?:\s+pack)?|it|them|all))?"
-_PATTERNS: tuple[tuple[Verb, re.Pattern[str]], ...] = tuple(
-    (verb, re.compile(pattern, re.IGNORECASE)) for verb, pattern in (
-        ("APPROVE", r"(?:approve[d]?|approval\s+given)" + _OBJECT + r"(?:\s+please)?"),
-        ("HOLD", r"(?:hold|keep\s+(?:it|them)\s+back)" + _OBJECT + r"(?:\s+please)?"),
-        ("ANSWER", r"q\s*(?P<n>\d{1,3})\s*[:=.)\-–]?\s*(?P<arg>\S.*)"),
-        ("DUE", r"(?:due|new\s+date)\s*#?\s*(?P<n>\d{1,9})\s*[:=,\-–]?\s*(?P<arg>\S.*)?"),
-        ("DROP", r"(?:drop|cancel)\s*#\s*(?P<n>\d{1,9})|(?:drop|cancel)\s+(?:action\s+)?"
-                 r"(?P<n2>\d{1,9})"),
-        ("DONE", r"(?:done|close)\s*#\s*(?P<n>\d{1,9})|(?:done|close)\s+(?:action\s+)?"
-                 r"(?P<n2>\d{1,9})"),
-        ("ADD", r"add\s*(?::|\s+(?:item|agenda\s+item)\s*:?)?\s+(?P<arg>\S.*)"),
-        ("STATUS", r"status(?:\s+please)?|send\s+(?:me\s+)?(?:the\s+)?status"),
-        ("HELP", r"help|commands|\?"),
-    ))
+_FORMS: tuple[tuple[Verb, str], ...] = (
+    ("APPROVE", r"(?:approve[d]?|approval\s+given)" + _OBJECT + r"(?:\s+please)?"),
+    ("HOLD", r"(?:hold|keep\s+(?:it|them)\s+back)" + _OBJECT + r"(?:\s+please)?"),
+    ("ANSWER", r"q\s*(?P<n>\d{1,3})\s*[:=.)\-–]?\s*(?P<arg>\S.*)"),
+    ("DUE", r"(?:due|new\s+date)\s*#?\s*(?P<n>\d{1,9})\s*[:=,\-–]?\s*(?P<arg>\S.*)?"),
+    ("DROP", r"(?:drop|cancel)\s*#\s*(?P<n>\d{1,9})|(?:drop|cancel)\s+(?:action\s+)?"
+             r"(?P<n2>\d{1,9})"),
+    ("DONE", r"(?:done|close)\s*#\s*(?P<n>\d{1,9})|(?:done|close)\s+(?:action\s+)?"
+             r"(?P<n2>\d{1,9})"),
+    ("ADD", r"add\s*(?::|\s+(?:item|agenda\s+item)\s*:?)?\s+(?P<arg>\S.*)"),
+    ("STATUS", r"status(?:\s+please)?|send\s+(?:me\s+)?(?:the\s+)?status"),
+    ("HELP", r"help|commands|\?"),
+)
+_PATTERNS = tuple((verb, re.compile(pattern, re.IGNORECASE)) for verb, pattern in _FORMS)
 _SIGN_OFF = re.compile(
     r"^(?:--\s*|_{3,}|(?:kind(?:est)?|best|warm(?:est)?|many)?\s*(?:regards|wishes|thanks)\b.*"
     r"|thanks?(?:\s+you)?\b.*|cheers\b.*|best\b,?|sent from my\b.*|get outlook for\b.*"
