@@ -121,3 +121,16 @@ def _command(line: str) -> Command | None:
             argument = argument.strip("\"'“”‘’ ")
         return Command(verb, line, int(number) if number else None, argument)
     return None
+
+
+def parse_picks(answer: str, count: int, *, every: bool) -> list[int] | None:
+    """The indexes (from 0) an answer picks: "2", "1,3", "1 3", "a" (when ``every``); [] for
+    "0" or nothing; None when it is not an answer."""
+    words = [w for w in re.split(r"[\s,;]+", answer.strip().lower()) if w]
+    if not words or words == ["0"]:
+        return []
+    if every and words in (["a"], ["all"], ["both"]):
+        return list(range(count))
+    if not all(w.isdigit() and 1 <= int(w) <= count for w in words):
+        return None
+    return list(dict.fromkeys(int(w) - 1 for w in words))
