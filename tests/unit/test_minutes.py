@@ -133,7 +133,8 @@ def test_a_word_document(clerk: Callable[..., Result], seed_group: Path, tmp_pat
 @pytest.mark.parametrize("name,content,message", [
     ("minutes.docx", b"this is not a zip file", "is not a Word document"),
     ("minutes.txt", b"We met and talked.\nNothing was agreed.\n", "no actions found"),
-    ("minutes.pdf", b"%PDF-1.4", "must be .docx, .md or .txt"),
+    ("minutes.pdf", b"%PDF-1.4", "is not a PDF clerk can read"),
+    ("minutes.odt", b"PK", "must be .docx, .pdf, .md or .txt"),
     ("minutes.txt", "Action: Tina James will do it\n".encode("utf-16"), "is not UTF-8"),
 ])
 def test_bad_minutes_import_nothing(clerk: Callable[..., Result], seed_group: Path,
