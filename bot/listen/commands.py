@@ -71,7 +71,7 @@ _FORMS: tuple[tuple[Verb, str], ...] = (
              r"(?P<n2>\d{1,9})"),
     ("DONE", r"(?:done|close)\s*#\s*(?P<n>\d{1,9})|(?:done|close)\s+(?:action\s+)?"
              r"(?P<n2>\d{1,9})"),
-    ("ADD", r"add\s*(?::|\s+(?:item|agenda\s+item)\s*:?)?\s+(?P<arg>\S.*)"),
+    ("ADD", r"(?:add|agenda)\s*(?::|\s+(?:item|agenda\s+item)\s*:?)?\s+(?P<arg>\S.*)"),
     ("STATUS", r"status(?:\s+please)?|send\s+(?:me\s+)?(?:the\s+)?status"),
     ("HELP", r"help|commands|\?"),
 )

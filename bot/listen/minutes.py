@@ -144,7 +144,9 @@ def next_agenda(path: Path) -> list[str]:
             inside = True
             continue
         heading = line.startswith("#") or (re.match(r"\d+\.\s+[A-Z][^.]*$", line) and \
-            re.search(r"any other business|aob|date of next", line, re.I))
+            re.search(r"any other business|aob|date of next", line, re.I)) or re.match(
+            r"(date|time|venue)\s+of\s+(the\s+)?next\b|next\s+meeting\s*:|(any other "
+            r"business|aob)\b", line, re.I)
         if inside and (heading or re.match(r"(actions?\b|topic\b)", line, re.I)
                        or line.startswith("|")):
             break

@@ -299,7 +299,8 @@ def owed_replies(config: Config, state: State) -> list[Desired]:
         group = groups.get(r.group)
         if group is None:
             continue
-        to = Person(name=r.name or r.email, email=r.email)
+        known = {p.email: p.name for p in (group.admin, *group.members)}
+        to = Person(name=known.get(r.email) or r.name or r.email, email=r.email)
         context = {"group": shared_context_group(group), "organiser": person(group.organiser),
                    "admin": person(group.admin), "recipient": dict(person(to), organisation="",
                                                                    role=""),
