@@ -231,7 +231,7 @@ def minutes_cli() -> None:
 def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes: bool,
                    as_json: bool) -> None:
     """Import the actions and "remind the group in N-M months" nudges of minutes FILE
-    (.docx, .md or .txt); names are matched to the roster and every doubt reported. Each
+    (.docx, .pdf, .md or .txt); names are matched to the roster and every doubt reported. Each
     action is printed with its owners and due date, and where that date came from."""
     from bot.cli import minutes_import
 

@@ -511,7 +511,10 @@ def _chosen(q: Question, argument: str, group: Group) -> list[str]:
         return []
     if text in ("both", "all", "all of them", "a") and q.choices:
         return list(q.choices[-1][1]) if len(q.choices) > 1 else list(q.choices[0][1])
-    words = re.sub(r"\band\b", " ", text)
+    words = re.sub(r"\band\b|&", " ", text)
+    lead = re.match(r"\s*(\d{1,2}(?:[\s,;]+\d{1,2})*)(?:\s*[-–:(]|\s+[a-z])", words)
+    if lead:  # "2 - Joanna", "1 (Joanne)": the numbers she gave, and a word about them
+        words = lead.group(1)
     picks = commands.parse_picks(words, len(q.choices), every=False)
     if picks:
         return list(dict.fromkeys(e for i in picks for e in q.choices[i][1]))

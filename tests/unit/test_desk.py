@@ -364,3 +364,29 @@ def test_no_preview_when_the_group_says_off(office: Office, group_dir: Path):
 
 def _keys(rows: list[Any]) -> list[str]:
     return [r.key for r in rows]
+
+
+@pytest.mark.parametrize(("answer", "owners"), [
+    ("Q1: 2 - Joanna", {"joanna.whitfield@surrey.example"}),
+    ("Q1 Joanna Whitfield", {"joanna.whitfield@surrey.example"}),
+    ("q1 1 and 2", {"joanne.beale@bracknell.example", "joanna.whitfield@surrey.example"}),
+    ("Q1 joanne.beale@bracknell.example", {"joanne.beale@bracknell.example"}),
+])
+def test_she_may_answer_a_question_as_people_write(office: Office, group_dir: Path,
+                                                   answer: str, owners: set[str]):
+    summary = mailed(office, group_dir)
+    office.mail(answer, Q1_DAY + timedelta(hours=1), answering=summary)
+    (shared,) = [a for a in snapshot.actions(office.store, "qa-leads")
+                 if a.text == "Share the LADO audit tool"]
+    assert set(shared.owners) == owners
+
+
+def test_an_answer_clerk_cannot_place_is_refused_with_the_choices(office: Office,
+                                                                   group_dir: Path):
+    summary = mailed(office, group_dir)
+    office.mail("Q1 Jonathan", Q1_DAY + timedelta(hours=1), answering=summary)
+    office.tick(Q1_DAY + timedelta(hours=1))
+    said = text(office.last())
+    assert "clerk cannot tell who \"Jonathan\" is (1 Joanne Beale  2 Joanna Whitfield" in said
+    assert not [a for a in snapshot.actions(office.store, "qa-leads")
+                if a.text == "Share the LADO audit tool"]
