@@ -390,3 +390,22 @@ def test_an_answer_clerk_cannot_place_is_refused_with_the_choices(office: Office
     assert "clerk cannot tell who \"Jonathan\" is (1 Joanne Beale  2 Joanna Whitfield" in said
     assert not [a for a in snapshot.actions(office.store, "qa-leads")
                 if a.text == "Share the LADO audit tool"]
+
+
+def test_clerk_log_mail_says_who_asked_what(office: Office, group_dir: Path,
+                                             clerk: Callable[..., Any], store: Store,
+                                             tmp_path: Path):
+    import json
+
+    summary = mailed(office, group_dir)
+    office.mail("Q1 2\nAPPROVE", Q1_DAY + timedelta(hours=1), answering=summary)
+    office.mail("DROP #1", Q1_DAY + timedelta(hours=1), answering=summary, authentic=False)
+    result = clerk("--state", str(store.url), "log", "--mail", "--json")
+    assert result.exit_code == 0, result.output
+    read = json.loads(result.output)
+    assert [(m["sender"], m["handled"]) for m in read][-3:] == [
+        (ADMIN, True), (ADMIN, True), (ADMIN, False)]
+    assert "Q1: #" in read[-2]["detail"] and "APPROVE: the minutes" in read[-2]["detail"]
+    assert "not obeyed" in read[-1]["detail"]
+    printed = clerk("--state", str(store.url), "log", "--mail")
+    assert "NOT DONE" in printed.output and ADMIN in printed.output
