@@ -238,9 +238,13 @@ class Desk:
                 now: datetime) -> str:
         """APPROVE or HOLD the minutes or the pack her message is about (or, when it is
         about neither, the one thing waiting for that)."""
-        target = about or self._only_waiting(group, c, now)
+        named = "minutes" if c.argument == "minutes" else "pack" if c.argument in (
+            "pack", "agenda", "agenda pack") else ""
+        # "APPROVE minutes" in answer to a pack's preview means the minutes waiting
+        target = about if about and (not named or about.startswith(named)) else \
+            self._only_waiting(group, c, now)
         what, _, ref = target.partition(":")
-        if what == "minutes" or (c.argument == "minutes" and what != "pack"):
+        if what == "minutes":
             return self._decide_minutes(c, group, int(ref), who, via, now)
         if what == "pack":
             return self._decide_pack(c, group, ref, who, via, now)

@@ -409,3 +409,13 @@ def test_clerk_log_mail_says_who_asked_what(office: Office, group_dir: Path,
     assert "not obeyed" in read[-1]["detail"]
     printed = clerk("--state", str(store.url), "log", "--mail")
     assert "NOT DONE" in printed.output and ADMIN in printed.output
+
+
+def test_approve_minutes_in_answer_to_a_preview_approves_the_minutes(office: Office,
+                                                                     group_dir: Path):
+    mailed(office, group_dir)
+    preview = previewed(office)
+    office.mail("APPROVE minutes", PREVIEW_AT + timedelta(hours=1), answering=preview)
+    decided = [(d.subject, d.decision) for d in office.store.decisions("qa-leads")]
+    assert decided == [("minutes", "approved")]
+    assert [k for k in office.tick(PREVIEW_AT + timedelta(hours=1)) if "/2027-q1/minutes/" in k]
