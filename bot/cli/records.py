@@ -63,8 +63,8 @@ def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> 
                     + (" (the last)" if x.number >= x.group.ladder.max_chasers else ""))
     if as_json:
         _json([dict(_action_row(a), next_chasers=chased.get(a.id, []),
-                    no_longer_chased=a.id in plan.stalled and plan.stalled[a.id] < today)
-               for a in found])
+                    no_longer_chased=a.id in plan.stalled and plan.stalled[a.id] < today,
+                    owners_gone=list(plan.gone.get(a.id, ()))) for a in found])
         return
     for a in found:
         owners = "all members" if "*" in a.owners else ", ".join(a.owners)
@@ -75,15 +75,21 @@ def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> 
             click.echo(f"{'':6}" + ("chased next: " + "; ".join(nxt) if nxt else
                                     "no longer chased: in the admin's weekly summary"
                                     if a.id in plan.stalled else "no chaser to come"))
+            if a.id in plan.gone:
+                click.echo(f"{'':6}not on the roster any more, not chased: "
+                           f"{', '.join(plan.gone[a.id])} (`clerk actions owner {a.id} NAME` "
+                           "gives it to someone else)")
     click.echo(f"{len(found)} action(s)")
 
 
 @actions_cli.command("add")
 @click.option("--group", "-g", "group_id", metavar="ID", required=True, help="The group.")
-@click.option("--owner", "owners", metavar="EMAIL", multiple=True, required=True,
-              help="A member who owes it (repeat for several; `all` for every member).")
+@click.option("--owner", "owners", metavar="EMAIL|NAME", multiple=True, required=True,
+              help="Who owes it: an email, or a name on the roster matched as minutes are "
+                   "(repeat for several; `all` for every member).")
 @click.option("--due", metavar="DATE", help="Due date (default: [actions] due before the "
-                                            "next meeting, else four weeks).")
+                                            "meeting after --meeting, else 28 days after it; "
+                                            "without --meeting, counted from now).")
 @click.option("--meeting", metavar="ID", default="", help="The meeting that made it.")
 @click.option("--topic", default="", help="Its topic, as in the minutes' table.")
 @click.argument("text")
@@ -92,23 +98,36 @@ def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> 
 def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | None,
                 meeting: str, topic: str, text: str, as_json: bool) -> None:
     """Record an action."""
-
+    from bot.domain.errors import UsageError
     from bot.engine import action_log
+    from bot.listen import owners as roster
 
     config = obj.config()
     group = config.group(_group(config, group_id) or group_id)
     now = obj.now(config)
-    when = _date(due) if due else action_log.default_due(group, now)
+    agreed = next((m.start for m in group.meetings if m.id == _meeting_of(group, meeting)),
+                  None) if meeting else None
+    # the default counts from the meeting that agreed it; without one, from the admin's now
+    when, why = (_date(due), "given") if due else action_log.default_due(group, agreed or now)
+    if not due and agreed is not None:
+        try:
+            action_log.check_due(when, now, group)
+        except UsageError:
+            raise _usage_error(f"the default due date, {when} ({why}), is in the past; "
+                               "give --due") from None
+    emails = action_log.owners_of(group, owners)
     values = {"group_id": group.id, "meeting_id": _meeting_of(group, meeting),
-              "topic": topic, "text": text,
-              "owners": action_log.owners_of(group, owners),
+              "topic": topic, "text": text, "owners": emails,
               "due": action_log.check_due(when, now, group)}
     store = obj.store(config)
     new_id = store.add_action(values, os.environ.get("USER", "admin"), "cli", now)
     if as_json:
         _json(_action_row(action_log.find(store, new_id)))
     else:
-        click.echo(f"added #{new_id}, due {when}")
+        names = {p.email: p.name for p in roster.people(group)}
+        who = ", ".join("all members" if o == roster.ALL else names.get(o, o) for o in emails)
+        click.echo(f"added #{new_id} for {who}, due {when:%a} {when.day} {when:%B %Y} "
+                   f"({why})")
 
 
 def _change(obj: Ctx, action_id: int, command: str, as_json: bool, **kw: Any) -> None:
@@ -191,6 +210,24 @@ def actions_new_date(obj: Ctx, action_id: int, due: str, as_json: bool) -> None:
     _change(obj, action_id, "NEW DATE", as_json, new_date=_date(due))
 
 
+@actions_cli.command("owner")
+@click.argument("action_id", metavar="ID", type=int)
+@click.argument("owners", metavar="OWNER...", nargs=-1, required=True)
+@json_option
+@click.pass_obj
+def actions_owner(obj: Ctx, action_id: int, owners: tuple[str, ...], as_json: bool) -> None:
+    """Give action ID to OWNER (emails or names on the roster, several for several owners,
+    `all` for every member): they are chased from now, afresh."""
+    from bot.engine import action_log
+    from bot.listen.owners import split
+
+    config = obj.config()
+    action = action_log.find(obj.store(config), action_id)
+    settled = action_log.owners_of(config.group(action.group),
+                                   [name for o in owners for name in split(o)])
+    _change(obj, action_id, "OWNER", as_json, owners=settled)
+
+
 @actions_cli.command("drop")
 @click.argument("action_id", metavar="ID", type=int)
 @json_option
@@ -216,59 +253,11 @@ def minutes_cli() -> None:
 def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes: bool,
                    as_json: bool) -> None:
     """Import the actions and "remind the group in N-M months" nudges of minutes FILE
-    (.docx, .md or .txt); names are matched to the roster and every doubt reported."""
-    from pathlib import Path
+    (.docx, .pdf, .md or .txt); names are matched to the roster and every doubt reported. Each
+    action is printed with its owners and due date, and where that date came from."""
+    from bot.cli import minutes_import
 
-    from bot.engine import action_log
-    from bot.listen import minutes
-
-    config = obj.config()
-    group = _meeting_group(config, meeting, group_id)
-    store = obj.store(config)
-    now = obj.now(config)
-    items = minutes.read(Path(path))
-
-    def choose(item: minutes.Item, found: minutes.Match) -> minutes.Match:
-        if yes or as_json:
-            return found
-        options = found.candidates or list(group.members)
-        click.echo(f"line {item.line}: who is {item.owner_text!r}? ({item.text})")
-        for n, p in enumerate(options, 1):
-            click.echo(f"  {n}. {p.name} <{p.email}>")
-        pick = click.prompt("number (0 to skip)", type=click.IntRange(0, len(options)),
-                            default=0)
-        return minutes.Match((options[pick - 1].email,), f"{item.owner_text!r} → "
-                             f"{options[pick - 1].name} (chosen)") if pick else found
-
-    plan = minutes.plan_import(group, meeting, items, due=action_log.default_due(group, now),
-                               seen=store.sources(), choose=choose)
-    following = [m for m in group.meetings if m.start > next(
-        x.start for x in group.meetings if x.id == meeting) and not m.cancelled]
-    proposed = [p for p in minutes.next_agenda(Path(path))
-                if following and (group.id, following[0].id, f"minutes:{meeting}", p)
-                not in set(store.proposals())]
-    for item in proposed:
-        store.propose(group.id, following[0].id, f"minutes:{meeting}", item, now)
-    ids = store.import_minutes(plan.actions, plan.nudges, os.environ.get("USER", "admin"),
-                               f"minutes {Path(path).name}", now)
-    unresolved: list[dict[str, Any]] = [
-        {"line": i.line, "owner": i.owner_text, "text": i.text,
-         "candidates": [p.email for p in m.candidates]} for i, m in plan.unresolved]
-    if as_json:
-        _json({"actions": ids, "nudges": len(plan.nudges), "already": plan.already,
-               "notes": plan.notes, "unresolved": unresolved, "next_agenda": proposed})
-        return
-    click.echo(f"imported {len(ids)} action(s) and {len(plan.nudges)} nudge(s) for "
-               f"{group.id}/{meeting}" + (f"; {plan.already} already imported"
-                                         if plan.already else ""))
-    for item in proposed:
-        click.echo(f"  for the agenda of {following[0].id}: {item}")
-    for note in plan.notes:
-        click.echo(f"  matched {note}")
-    for u in unresolved:
-        who = f" (could be {', '.join(u['candidates'])})" if u["candidates"] else ""
-        click.echo(f"  NOT imported, line {u['line']}: who is {u['owner']!r}?{who} — add it "
-                   "with `clerk actions add`")
+    minutes_import.run(obj, path, meeting, group_id, yes, as_json)
 
 
 @minutes_cli.command("send")
@@ -280,23 +269,13 @@ def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes:
 def minutes_send(obj: Ctx, path: str, meeting: str, group_id: str | None) -> None:
     """Circulate minutes FILE to every member (held for approval first, unless the group
     says otherwise), with the website link and, for newcomers, the joining instructions."""
-    import shutil
     from pathlib import Path
 
-    from bot.config.files import MINUTES_FOLDER, MINUTES_TYPES
+    from bot.engine import minutes_in
 
     config = obj.config()
     group = _meeting_group(config, meeting, group_id)
-    source = Path(path)
-    if source.suffix.lower() not in MINUTES_TYPES:
-        raise _usage_error(f"{source.name}: minutes go as {', '.join(MINUTES_TYPES)}")
-    target = group.folder / MINUTES_FOLDER / f"{meeting}{source.suffix.lower()}"
-    target.parent.mkdir(exist_ok=True)
-    if source.resolve() != target.resolve():
-        for old in target.parent.glob(f"{meeting}.*"):
-            if old.resolve() != source.resolve():
-                old.unlink()  # a corrected file replaces the one before
-        shutil.copyfile(source, target)
+    target = minutes_in.place(group, meeting, Path(path))
     store = obj.store(config)
     if any(r.state in ("sending", "sent") for r in store.rows(group=group.id, states=None)
            if r.kind == "minutes" and r.meeting_id == meeting):
@@ -328,11 +307,13 @@ def nudge_cli() -> None:
 @click.pass_obj
 def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: str,
               text: str) -> None:
-    """Record a nudge; it goes on the agenda of the first meeting inside its window."""
+    """Record a nudge; it goes on the agenda of the first meeting inside its window, else of the
+    nearest."""
     import re
 
     from bot.domain import timeutil
     from bot.domain.model import Nudge
+    from bot.engine import minutes_in
     from bot.listen import minutes
     from bot.plan import context
 
@@ -348,9 +329,12 @@ def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: 
     values = {"group_id": group.id, "meeting_id": meeting, "text": text,
               "window_start": start, "window_end": end, "source": "cli"}
     new_id = obj.store(config).add_nudge(values, now)
-    target = context.nudge_meeting(group, Nudge(new_id, group.id, meeting, text, start, end))
+    nudge = Nudge(new_id, group.id, meeting, text, start, end)
+    target = context.nudge_meeting(group, nudge)
+    landed = minutes_in.landing(group, nudge)["said"]
     click.echo(f"added nudge #{new_id}: {start} to {end}; " + (
-        f"on the agenda of {target.id}" if target else
+        f"on the agenda of {target.id}" if target and context.in_window(nudge, target) else
+        f"{landed} ({target.id})" if target else
         "warning: no meeting falls in that window; the chair is told when it opens"))
 
 
@@ -372,13 +356,16 @@ def nudge_list(obj: Ctx, group_id: str | None, as_json: bool) -> None:
         rows.append({"id": n.id, "group": n.group_id, "text": n.text, "from": n.meeting_id,
                      "window_start": n.window_start.isoformat(),
                      "window_end": n.window_end.isoformat(),
-                     "meeting": target.id if target else None})
+                     "meeting": target.id if target else None,
+                     "inside": target is not None and context.in_window(nudge, target)})
     if as_json:
         _json(rows)
         return
     for r in rows:
         click.echo(f"#{r['id']} {r['window_start']}..{r['window_end']} {r['group']}: "
-                   f"{r['text']} -> {r['meeting'] or 'no meeting in the window'}")
+                   f"{r['text']} -> " + (r["meeting"] + ("" if r["inside"] else " (the nearest: "
+                                                      "no meeting is in the window)")
+                                      if r["meeting"] else "no meeting in the window"))
 
 
 @click.group("submissions")

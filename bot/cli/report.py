@@ -160,3 +160,11 @@ def log_rows(store: Store, *, group: str | None = None, state: str | None = None
             item["history"] = [{"at": _iso(e.at), "state": e.state, "detail": e.detail}
                                for e in store.history(key)]
         yield item
+
+
+def mail_rows(store: Store) -> list[dict[str, Any]]:
+    """Every message clerk read (the inbox log), oldest first: who sent it, what it was, and
+    what clerk did with it — or why it did nothing."""
+    return [{"at": _iso(i.at), "sender": i.sender, "subject": i.subject, "kind": i.kind,
+             "handled": bool(i.handled), "detail": i.detail, "message_id": i.message_id}
+            for i in store.inbox_log()]

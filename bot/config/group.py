@@ -25,6 +25,7 @@ from bot.domain.model import (
     KINDS,
     ROLES,
     ChaseLadder,
+    DeskPolicy,
     Group,
     Member,
     Person,
@@ -77,6 +78,14 @@ def _weekday(v: Any) -> str:
     if len(text) < 3 or len(found) != 1:
         raise ValueError(f"{v!r} is not a day of the week; write it like \"Monday\"")
     return found[0]
+
+
+def _off_or_weekday(v: Any) -> str | None:
+    return None if _str(v).strip().lower() in ("off", "none", "") else _weekday(v)
+
+
+def _off_or_duration(v: Any) -> timedelta | None:
+    return None if _str(v).strip().lower() in ("off", "none", "0", "") else _duration(v)
 
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -163,6 +172,18 @@ ACTIONS_OPTIONS = {
                                "instead of copies"),
     "due": Option(None, _offset, "default due date, from the next meeting's start (-7d)"),
     "at": Option((9, 0), _time_of_day, "time of day chasers go"),
+}
+DESK_OPTIONS = {
+    "commands_from": Option("admin", _choice("admin", "admin and chair"),
+                            "whose commands by mail clerk takes (authenticated senders only)"),
+    "pack_preview": Option(timedelta(days=2), _off_or_duration,
+                           "the admin gets a preview of the agenda pack this long before it "
+                           "goes (\"off\": none)"),
+    "pack_approval": Option("optional", _choice("optional", "required"),
+                            "optional: the pack goes at its time unless she HOLDs it; "
+                            "required: not until she APPROVEs it"),
+    "digest_day": Option("monday", _off_or_weekday,
+                         "the day of the admin's weekly digest (\"off\": none)"),
 }
 DEFAULT_AUDIENCE = {
     "invitation": "members",
@@ -255,7 +276,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
     data, text = read
     r = Reader(path, text)
     known_tables = ("group", "organiser", "admin", "meetings", "meeting", "series", "rule",
-                    "actions")
+                    "actions", "desk")
     for name in data:
         if name not in known_tables:
             r.problem(name, "unknown section", hint=f"sections: {', '.join(known_tables)}")
@@ -289,6 +310,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         r.problem("actions.copy_chair_after", "no longer used: the chair gets one weekly "
                   "summary of the group's overdue actions instead of copies", table="actions",
                   name="copy_chair_after", warning=True, hint="remove the line")
+    desk = r.section(data.get("desk", {}), DESK_OPTIONS, "desk", table="desk")
     problems.extend(r.problems)
     if (r.problems and any(not p.warning for p in r.problems)) or tz is None:
         return None
@@ -306,6 +328,7 @@ def load_group(folder: Path, problems: list[Problem]) -> Group | None:
         window=window,
         minutes=_minutes_files(folder, {m.id for m in meetings}, problems),
         minutes_approval=g["minutes_approval"],
+        desk=DeskPolicy(**desk),
     )
 
 

@@ -92,6 +92,7 @@ class Action:
     status: str  # open | done | dropped
     completed: date | None
     created: datetime
+    assigned: datetime | None = None  # when its owners last changed (None: at ``created``)
 
     @property
     def ref(self) -> str:
@@ -124,6 +125,16 @@ class ChaseLadder:
     quiet: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (((12, 24), (1, 1)),)
     due: Offset | None = None  # default due date, from the next meeting's start
     at: tuple[int, int] = (9, 0)
+
+
+@dataclass(frozen=True)
+class DeskPolicy:
+    """The admin's desk by mail (``[desk]`` in group.toml, bot/engine/desk.py)."""
+
+    commands_from: str = "admin"  # admin | admin and chair: whose commands by mail count
+    pack_preview: timedelta | None = timedelta(days=2)  # before the pack; None: no preview
+    pack_approval: str = "optional"  # optional: it goes unless held | required: not unless
+    digest_day: str | None = "monday"  # the admin's weekly digest; None: none
 
 
 @dataclass(frozen=True)
@@ -177,10 +188,17 @@ class Group:
     minutes: Mapping[str, Path] = field(default_factory=dict)  # meeting id -> minutes file
     minutes_approval: str = "admin"  # admin | chair | none: who releases held minutes
     guard: float = 0.2  # an edit cancelling or inviting more than this share is held
+    desk: DeskPolicy = field(default_factory=DeskPolicy)
 
     @property
     def chair(self) -> Member | None:
         return next((m for m in self.members if m.role == "chair"), None)
+
+    def commanders(self) -> tuple[str, ...]:
+        """Whose commands by mail count (authenticated): the admin's, and the chair's where
+        the group allows it."""
+        chair = self.chair if self.desk.commands_from == "admin and chair" else None
+        return (self.admin.email, *((chair.email,) if chair is not None else ()))
 
     @property
     def attendees(self) -> tuple[Member, ...]:
@@ -275,6 +293,7 @@ class Desired:
     initial: str = "planned"  # planned | held | skipped_late
     cc: tuple[Person, ...] = ()  # copied
     in_reply_to: str = ""  # the Message-ID this answers (a reply to someone who wrote)
+    hold: bool = False  # held now, even if recorded planned earlier (the admin's HOLD)
 
     def digest_fields(self) -> tuple[Any, ...]:
         return (self.send_at, self.latest, self.subject, self.reason, self.recipient.name)

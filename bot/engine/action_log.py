@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -12,32 +14,66 @@ from bot.domain.errors import UsageError
 from bot.domain.model import Action, Group
 from bot.engine import snapshot
 from bot.engine.store import Store
-from bot.plan.actions import ALL
+from bot.listen.owners import match as match_owners
+from bot.plan.actions import ALL, owner_names
 
 
 def owners_of(group: Group, owners: Iterable[str]) -> tuple[str, ...]:
-    """Validate owners (emails of members, or "all"); UsageError naming the unknown ones."""
-    given = [o.strip().lower() for o in owners if o.strip()]
+    """Who owes an action: each of ``owners`` an email on the roster, ``all``, or a name matched
+    to the roster as a minutes import matches it ("Jo Whitfield", "Siobhan", "JW"). UsageError
+    naming every owner it cannot settle, with whom a name may be."""
+    given = [o.strip() for o in owners if o.strip()]
     if not given:
-        raise UsageError("an action needs an owner: --owner EMAIL (or --owner all)")
-    if any(o in ("all", ALL) for o in given):
+        raise UsageError("an action needs an owner: --owner EMAIL or NAME (or --owner all)")
+    if any(o.lower() in ("all", ALL) for o in given):
         return (ALL,)
     emails = {m.email for m in group.members} | {group.admin.email}
-    unknown = [o for o in given if o not in emails]
-    if unknown:
-        raise UsageError(f"not on the roster of {group.id}: {', '.join(unknown)}; add them to "
-                         "roster.csv first, or check the spelling")
-    return tuple(given)
+    found: list[str] = []
+    unknown: list[str] = []
+    questions: list[str] = []
+    for owner in given:
+        if "@" in owner:
+            (found if owner.lower() in emails else unknown).append(owner.lower())
+            continue
+        named = match_owners(owner, group)
+        for one in named.unsettled:
+            who = ", ".join(f"{p.name} <{p.email}>" for p in one.candidates)
+            questions.append(
+                f"who is {one.name!r}? it could be {who}: give the email or the full name"
+                if len(one.candidates) > 1 else f"{one.name!r} is not on the roster of "
+                f"{group.id}" + (f"; did you mean {who}?" if who else "; add them to "
+                                 "roster.csv first, or check the spelling"))
+        found += named.emails
+    if unknown or questions:
+        raise UsageError("; ".join(
+            ([f"not on the roster of {group.id}: {', '.join(unknown)}; add them to roster.csv "
+              "first, or check the spelling"] if unknown else []) + questions))
+    return (ALL,) if ALL in found else tuple(dict.fromkeys(found))
 
 
-def default_due(group: Group, now: datetime) -> date:
-    """A set time before the next meeting (``[actions] due``), else four weeks from now."""
+def default_due(group: Group, since: datetime) -> tuple[date, str]:
+    """The due date of an action that states none, and why: the group's ``[actions] due``
+    offset from the next meeting after ``since``, when it is set and that meeting is there;
+    else 28 days after ``since``. ``since`` is the start of the meeting that agreed the action
+    (a minutes import, ``actions add --meeting``) or, for an action added by hand with no
+    meeting, the admin's now (``clerk --now``) — never the wall clock deep inside."""
     ladder = group.ladder
-    upcoming = [m for m in group.meetings if m.start > now and not m.cancelled]
+    tz = timeutil.zone(group.zone)
+    day = since.astimezone(tz).date()
+    upcoming = [m for m in group.meetings if m.start > since and not m.cancelled]
     if ladder.due is not None and upcoming:
-        when = timeutil.apply_offset(upcoming[0].start, ladder.due, ladder.at)
-        return when.astimezone(timeutil.zone(group.zone)).date()
-    return (now + timedelta(days=28)).astimezone(timeutil.zone(group.zone)).date()
+        following = min(upcoming, key=lambda m: m.start)
+        when = timeutil.apply_offset(following.start, ladder.due, ladder.at)
+        due = when.astimezone(tz).date()
+        if due > day:
+            meeting = following.start.astimezone(tz)
+            n = abs(ladder.due.amount)
+            unit = {"d": "day", "w": "week", "h": "hour", "m": "minute"}[ladder.due.unit]
+            return due, (f"default: {n} {unit}{'s' if n != 1 else ''} "
+                         f"{'before' if ladder.due.amount < 0 else 'after'} the next meeting, "
+                         f"{meeting:%a} {meeting.day} {meeting:%B %Y}")
+    return day + timedelta(days=28), "default: 28 days after the " + (
+        "meeting" if any(m.start == since for m in group.meetings) else "day it was added")
 
 
 def check_due(due: date, now: datetime, group: Group) -> date:
@@ -54,8 +90,10 @@ def find(store: Store, action_id: int) -> Action:
 
 
 def apply(store: Store, group: Group, action: Action, command: str, *, who: str, via: str,
-          now: datetime, new_date: date | None = None, text: str = "") -> str:
-    """DONE, NEW DATE, UPDATE or DROP on an action; returns what was done."""
+          now: datetime, new_date: date | None = None, text: str = "",
+          owners: tuple[str, ...] = ()) -> str:
+    """DONE, NEW DATE, UPDATE, DROP or OWNER (``owners``, as :func:`owners_of` settles them)
+    on an action; returns what was done. A new owner's chasing starts afresh from ``now``."""
     today = now.astimezone(timeutil.zone(group.zone)).date()
     if action.status != "open" and command != "UPDATE":
         return f"{action.ref} is already {action.status}"
@@ -69,6 +107,13 @@ def apply(store: Store, group: Group, action: Action, command: str, *, who: str,
         check_due(new_date, now, group)
         store.change_action(action.id, f"NEW DATE {new_date}", who, via, now, due=new_date)
         return f"{action.ref} now due {new_date}"
+    if command == "OWNER" and owners:
+        whose = owner_names(group, replace(action, owners=owners))
+        if owners == action.owners:
+            return f"{action.ref} is already owned by {whose}"
+        store.change_action(action.id, f"OWNER {', '.join(owners)}", who, via, now,
+                            owners=json.dumps(list(owners)), assigned_at=now)
+        return f"{action.ref} is now owned by {whose}"
     if command == "UPDATE" and text:
         store.change_action(action.id, f"UPDATE {text}", who, via, now)
         return f"{action.ref} updated"

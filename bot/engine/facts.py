@@ -278,14 +278,15 @@ class Facts:
             return list(conn.execute(sa.select(roster)))
 
     def owe_reply(self, group: str, email: str, name: str, subject: str, body: str,
-                  in_reply_to: str | None, now: datetime) -> int:
-        """An answer to send to ``email`` (the planner makes it a message, sent once)."""
+                  in_reply_to: str | None, now: datetime, about: str = "") -> int:
+        """An answer to send to ``email`` (the planner makes it a message, sent once);
+        ``about`` says what it answers, for the admin's desk (bot/engine/desk.py)."""
         email, answers, subject = email[:320], (in_reply_to or "")[:300] or None, subject[:300]
         values = {"group_id": group, "email": email, "name": name[:300], "subject": subject,
-                  "body": body, "in_reply_to": answers, "at": now}
+                  "body": body, "in_reply_to": answers, "at": now, "about": about[:100]}
         with self.atomic() as conn:
             return self._once(conn, replies, values,
-                              _digest(answers, group, email, subject, body))
+                              _digest(answers, group, email, subject, body, about[:100]))
 
     def reply_rows(self) -> list[Any]:
         with self.engine.connect() as conn:

@@ -98,6 +98,17 @@ def _replies(conn: Connection) -> None:
     s.replies.create(conn, checkfirst=True)
 
 
+def _desk(conn: Connection) -> None:
+    """The admin's desk by mail: minutes she mails, the questions their import leaves for
+    her, her decisions on packs and minutes, and what each answer clerk owes is about."""
+    for table in (s.mailed_minutes, s.questions, s.decisions):
+        table.create(conn, checkfirst=True)
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("replies")}
+    if "about" not in columns:
+        conn.execute(sa.text("ALTER TABLE replies ADD COLUMN about VARCHAR(100) NOT NULL "
+                             "DEFAULT ''"))
+
+
 def _once(conn: Connection) -> None:
     """Answers owed and attachments kept back are recorded once each, though two workers
     read the same message at once: a digest of what each is, unique."""
@@ -116,7 +127,13 @@ def _leases(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN lease_until TIMESTAMP"))
 
 
-# (0012 is 0012_desk, on main)
+def _assigned(conn: Connection) -> None:
+    """When an action's owners were last changed (the new owner's chasing starts then)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("actions")}
+    if "assigned_at" not in columns:
+        conn.execute(sa.text("ALTER TABLE actions ADD COLUMN assigned_at TIMESTAMP"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -129,8 +146,10 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0009_roster", _roster),
     ("0010_quarantine", _quarantine),
     ("0011_replies", _replies),
+    ("0012_desk", _desk),
     ("0013_once", _once),
     ("0014_leases", _leases),
+    ("0015_assigned", _assigned),
 ]
 
 

@@ -165,6 +165,51 @@ replies = sa.Table(  # 0011: answers clerk owes someone who wrote to it (one mes
     # once though two workers read that message at once; NULL when it answers no Message-ID
     sa.Column("digest", sa.String(64), nullable=True),
     sa.Index("ux_replies_digest", "digest", unique=True),
+    # 0012: what it answers, for the admin's desk: "minutes:<id>" (the summary of mailed
+    # minutes), "status", "help", "pack:<meeting>"; "" for anything else
+    sa.Column("about", sa.String(100), nullable=False, server_default=""),
+)
+
+mailed_minutes = sa.Table(  # 0012: minutes the admin sent by mail, kept in the papers folder
+    "mailed_minutes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(100), nullable=False),
+    sa.Column("meeting_id", sa.String(100), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("name", sa.String(300), nullable=False),  # as she sent it, made safe
+    sa.Column("digest", sa.String(64), nullable=False),  # sha256 of the file
+    sa.Column("sender", sa.String(320), nullable=False),
+    sa.Column("message_id", sa.String(300), nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+questions = sa.Table(  # 0012: what an import by mail could not settle, for the admin to answer
+    "questions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(100), nullable=False),
+    sa.Column("meeting_id", sa.String(100), nullable=False),
+    sa.Column("minutes_id", sa.Integer, nullable=False),  # the mailed minutes it is about
+    sa.Column("n", sa.Integer, nullable=False),  # Q<n>, counted within those minutes
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("choices", sa.Text, nullable=False),  # JSON: [[label, [emails]], ...]
+    sa.Column("pending", sa.Text, nullable=False),  # JSON: the action row waiting for it
+    sa.Column("answer", sa.Text, nullable=True),
+    sa.Column("answered_by", sa.String(320), nullable=True),
+    sa.Column("answered_at", UTCDateTime, nullable=True),
+)
+
+decisions = sa.Table(  # 0012: the admin's APPROVE and HOLD of a meeting's pack or minutes
+    "decisions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.String(100), nullable=False),
+    sa.Column("meeting_id", sa.String(100), nullable=False),
+    sa.Column("subject", sa.String(20), nullable=False),  # pack | minutes
+    sa.Column("decision", sa.String(20), nullable=False),  # approved | held
+    # what was decided on: the minutes file's sha256, the pack preview's digest
+    sa.Column("version", sa.String(64), nullable=False, default=""),
+    sa.Column("who", sa.String(320), nullable=False),
+    sa.Column("via", sa.String(400), nullable=False, default=""),
+    sa.Column("at", UTCDateTime, nullable=False),
 )
 
 quarantine = sa.Table(  # 0010: attachments kept back from the packs, and why
@@ -200,6 +245,7 @@ actions = sa.Table(
     sa.Column("completed", sa.Date, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("source", sa.Text, nullable=False, default=""),
+    sa.Column("assigned_at", UTCDateTime, nullable=True),  # owners last changed (NULL: never)
 )
 
 action_history = sa.Table(

@@ -29,6 +29,22 @@ def simulate(folder: Path, state_url: str, start: datetime, until: datetime,
     # UTC arithmetic: adding the interval to a zoned time would follow the wall clock
     start, until = start.astimezone(UTC), until.astimezone(UTC)
     scratch = Path(tempfile.mkdtemp(prefix="clerk-simulate-"))
+    keep = out is None  # the scratch folder then holds the simulated mail, and only that
+    out = out or scratch / "outbox"
+    try:
+        timeline = _run(folder, state_url, scratch, start, until, out)
+    finally:
+        # the copied config and state are scratch: never left behind, whatever happened
+        for name in ("config", "state.sqlite", "state.sqlite-journal", "state.sqlite-wal"):
+            path = scratch / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        if not keep or not out.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+    return timeline, out
+
+
+def _run(folder: Path, state_url: str, scratch: Path, start: datetime, until: datetime,
+         out: Path) -> list[dict[str, Any]]:
     shutil.copytree(folder, scratch / "config")
     db = scratch / "state.sqlite"
     if state_url.startswith("sqlite:///") and Path(state_url[10:]).is_file():
@@ -36,10 +52,16 @@ def simulate(folder: Path, state_url: str, start: datetime, until: datetime,
     config = config_mod.load(scratch / "config")
     config = replace(config, settings=replace(config.settings, pause=0.0))
     store = Store(f"sqlite:///{db}")
-    store.migrate()
-    out = out or scratch / "outbox"
-    executor = Executor(config, store, OutboxTransport({"path": str(out), "fsync": False}))
-    interval = timedelta(seconds=config.settings.interval)
+    try:
+        store.migrate()
+        executor = Executor(config, store, OutboxTransport({"path": str(out), "fsync": False}))
+        return _timeline(executor, store, start, until, timedelta(seconds=config.settings.interval))
+    finally:
+        store.dispose()
+
+
+def _timeline(executor: Executor, store: Store, start: datetime, until: datetime,
+              interval: timedelta) -> list[dict[str, Any]]:
     timeline: OrderedDict[tuple[str, ...], dict[str, Any]] = OrderedDict()
     now: datetime | None = start
     while now is not None and now <= until:
@@ -59,6 +81,4 @@ def simulate(folder: Path, state_url: str, start: datetime, until: datetime,
             break
         steps = -(-(nxt - start) // interval)  # ceil: the first worker tick at or after it
         now = max(start + steps * interval, now + interval)
-    store.dispose()
-    shutil.rmtree(scratch / "config", ignore_errors=True)
-    return list(timeline.values()), out
+    return list(timeline.values())

@@ -21,7 +21,14 @@ from bot.engine.schema import (
 )
 from bot.engine.store import Store
 from bot.plan.invites import Held
-from bot.plan.state import OwedReply, State, Undelivered
+from bot.plan.state import (
+    Decision,
+    MailedMinutes,
+    OwedReply,
+    Question,
+    State,
+    Undelivered,
+)
 from bot.transports.calendar import Part
 
 
@@ -81,13 +88,29 @@ def state(store: Store) -> State:
                                  for r in store.roster_rows()},
                  config_problems=_config_problems(store),
                  replies=tuple(OwedReply(r.id, r.group_id, r.email, r.name, r.subject, r.body,
-                                         r.in_reply_to or "", r.at)
+                                         r.in_reply_to or "", r.at, r.about or "")
                                for r in store.reply_rows()),
                  actions=tuple(actions(store)),
                  nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text,
                                     r.window_start, r.window_end, r.source)
                               for r in store.nudges()),
-                 proposals=tuple(store.proposals()))
+                 proposals=tuple(store.proposals()),
+                 mailed_minutes=tuple(mailed(r) for r in store.mailed_minutes()),
+                 questions=tuple(question(r) for r in store.questions()),
+                 decisions=tuple(Decision(r.group_id, r.meeting_id, r.subject, r.decision,
+                                          r.version, r.who, r.at)
+                                 for r in store.decisions()))
+
+
+def mailed(row: Any) -> MailedMinutes:
+    return MailedMinutes(row.id, row.group_id, row.meeting_id, row.path, row.name, row.digest,
+                         row.sender, row.at)
+
+
+def question(row: Any) -> Question:
+    return Question(row.id, row.group_id, row.meeting_id, row.minutes_id, row.n, row.text,
+                    tuple((label, tuple(emails)) for label, emails in json.loads(row.choices)),
+                    row.answer)
 
 
 def _config_problems(store: Store) -> tuple[str, datetime, tuple[str, ...]] | None:
@@ -100,7 +123,8 @@ def _config_problems(store: Store) -> tuple[str, datetime, tuple[str, ...]] | No
 def action(row: Any) -> Action:
     return Action(id=row.id, group=row.group_id, meeting=row.meeting_id, topic=row.topic,
                   text=row.text, owners=tuple(json.loads(row.owners)), due=row.due,
-                  status=row.status, completed=row.completed, created=row.created_at)
+                  status=row.status, completed=row.completed, created=row.created_at,
+                  assigned=row.assigned_at)
 
 
 def actions(store: Store, group: str | None = None) -> list[Action]:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bot.engine import claims, failures
 from bot.engine.conflicts import insert, insert_new, upsert
+from bot.engine.desk_facts import DeskFacts
 from bot.engine.facts import Facts
 from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
     ACTIVE,
@@ -184,7 +185,7 @@ def _update_of(columns: tuple[str, ...], expected: int = 0) -> _Prepared:
         **{c: sa.bindparam(f"b_{c}") for c in columns}))
 
 
-class Store(Facts):
+class Store(Facts, DeskFacts):
     """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
 
     def __init__(self, url: str, *, lease: timedelta = timedelta(minutes=15),

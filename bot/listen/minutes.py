@@ -1,31 +1,48 @@
 """Reading minutes: the actions and the "remind the group in N–M months" nudges they record.
 
 Minutes come as Word documents (.docx, read with python-docx), Markdown or plain text. An
-actions table (Topic / Action / Date completed) is the minutes' own summary, so it is used when
-there is one; otherwise each "Action: <name> will …" line is an action. Owners are matched to
-the roster leniently — "Kim" for "Kimesha", an en dash for a hyphen in a surname, a letter
-out of place — and every match that is not exact is reported, never guessed silently.
+actions table — a Word or Markdown table, or one pasted as text — is the minutes' own summary,
+so it is used when there is one: its columns are known by their headers (Topic, Action,
+Owner(s)/Lead/Who, Due/Deadline/By when, Status, Date completed), an Owner column wins over a
+name in the action's text, and an "Action:" line of the body that says the same thing fills in
+what the row leaves out (its owner, a date it states). Without a table each "Action: <name>
+will …" line is an action. Owners are matched by :mod:`bot.listen.owners`, stated dates read
+by :mod:`bot.listen.dates` — relative to the meeting, never to the wall clock.
+
+Every item knows its place as the admin can find it: "line 12" in a text file, "paragraph 40
+(starting 'Action: Priya…')" in Word, "table 1, row 3 (starting 'Share the audit tool…')"
+for a table row (tables and rows counted from 1, the header row being row 1, as Word shows).
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
-import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 from bot.domain.errors import UsageError
-from bot.domain.model import Group, Person
+from bot.listen import dates
+from bot.listen.dates import Anchor, DateError
+from bot.listen.owners import ALL_WORDS, Match, Owner, match, norm, split
+from bot.listen.tables import Table, docx_tables, markdown_tables, pdf_lines, start, text_table
 
-ALL_WORDS = ("all members", "subgroup", "sub-group", "group members", "attendees", "everyone",
-             "all attendees")
-_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
-_NUDGE = re.compile(r"remind the group in (\d+)\s*(?:-|–|to)\s*(\d+)\s*months?\s*(?:to\s+)?(.*)",
-                    re.IGNORECASE)
-_OWNER = re.compile(r"^(.+?)\s+(?:will|to)\s+(.*)$", re.IGNORECASE)
+__all__ = ["ALL_WORDS", "Anchor", "Item", "Match", "Minutes", "Owner", "match", "next_agenda",
+           "nudge_window", "read", "read_minutes"]
+
+_NUDGE = re.compile(r"(?:remind the group|revisit (?:this|it)|come back to (?:this|it))\s+in\s+"
+                    r"(\d+|[a-z]+)\s*(?:(?:-|–|to)\s*(\d+|[a-z]+)\s*)?months?(?:'s?\s+time)?"
+                    r"\s*(?:to\s+)?(.*)", re.IGNORECASE)
+_OWNER = re.compile(r"^(.+?)\s+(?:will|to|are to|is to|agreed to)\s+(.*)$", re.IGNORECASE)
+_ACTION_LINE = re.compile(r"^\s*(?:[-*•]\s*)?\**actions?(?:\s+points?)?\**\s*(?:\d+\s*)?"
+                          r"(?::|[–—-]\s)\s*\**\s*(.+)$", re.IGNORECASE)  # not "Action-led"
+_ACTIONS_HEAD = re.compile(r"^\s*\**actions?(?:\s+points?)?\**\s*:\s*\**\s*$", re.IGNORECASE)
+_BULLET = re.compile(r"^\s*(?:[-*•–]|\d+[.)])\s+(.+)$")
+_NOT_AN_ACTION = re.compile(r"(none|n/?a|nil|no(ne)? (new )?actions?( agreed| arising)?"
+                            r"|see (the )?(table|below|above|action log).*)\W*", re.IGNORECASE)
+_LABEL = re.compile(r"\b(owners?|lead|who|due|deadline|by when|target date)\s*:\s*",
+                    re.IGNORECASE)  # "… Owner: Kim. Due: 31/03/2027"
 
 
 @dataclass(frozen=True)
@@ -34,52 +51,89 @@ class Item:
 
     topic: str
     text: str  # "Kim Osbourne will review the meeting invites …"
-    owner_text: str  # "Kim Osbourne"
-    line: int  # where it is in the file (a table row counts as its first line)
+    owner_text: str  # the owner(s) as written: "Jo Whitfield and Tom Hughes"
+    line: int  # its line (text), paragraph (Word) or row (a table row)
     completed: date | None = None
     nudge: tuple[int, int] | None = None  # the window in months: (6, 9)
     subject: str = ""  # a nudge's subject: "see how local authorities triangulate feedback"
+    owners_text: tuple[str, ...] = ()  # each name: ("Jo Whitfield", "Tom Hughes")
+    due: date | None = None  # the date the minutes give, if any
+    due_source: str | None = None  # "stated: 'by 31 March'", "table column Due"; None: default
+    place: str = ""  # "line 12", "table 1, row 3 (starting 'Share the audit tool…')"
+    status: str = "open"  # open | done | dropped
+    notes: tuple[str, ...] = ()  # what reading it noticed: a Due cell that is not a date
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(_norm(self.text).encode()).hexdigest()[:16]
+        return hashlib.sha256(norm(self.text).encode()).hexdigest()[:16]
 
 
 @dataclass
-class Match:
-    emails: tuple[str, ...] = ()  # ("*",) for all members
-    note: str = ""  # how a not-exact match was made
-    candidates: list[Person] = field(default_factory=list)  # ambiguous: who it may be
+class Minutes:
+    """What a minutes file holds: its items, and the body's "Action:" lines that the actions
+    table does not list (not imported: the table is the summary; reported so none is lost)."""
+
+    items: list[Item]
+    left_out: list[Item] = field(default_factory=list)
 
 
-def read(path: Path) -> list[Item]:
+def read(path: Path, anchor: Anchor | None = None) -> list[Item]:
     """The actions and nudges in a minutes file; UsageError when it cannot be read."""
+    return read_minutes(path, anchor).items
+
+
+def read_minutes(path: Path, anchor: Anchor | None = None) -> Minutes:
+    """The actions and nudges in a minutes file, dates read relative to ``anchor`` (the
+    meeting); UsageError, naming the file and the place, when it cannot be read."""
     if not path.is_file():
         raise UsageError(f"{path} does not exist")
+    if path.stat().st_size == 0:
+        raise UsageError(f"{path} is empty; nothing was imported")
     suffix = path.suffix.lower()
-    if suffix == ".docx":
-        lines, tables = _docx(path)
-    elif suffix in (".md", ".markdown", ".txt", ".text", ""):
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise UsageError(f"{path} is not UTF-8 text; save it as UTF-8, or as .docx") from None
-        lines = list(enumerate(text.splitlines(), 1))
-        tables = _markdown_tables(lines) if suffix in (".md", ".markdown") else []
-    else:
-        raise UsageError(f"{path}: minutes must be .docx, .md or .txt, not {suffix}")
-    items = _from_tables(tables) or _from_text_table(lines) or _from_action_lines(lines)
-    if not items:
+    if suffix not in (".docx", ".pdf", ".md", ".markdown", ".txt", ".text", ""):
+        raise UsageError(f"{path}: minutes must be .docx, .pdf, .md or .txt, not {suffix}")
+    try:
+        body, tables = _parts(path, suffix)
+        rows = [item for table in tables for item in _from_table(table, anchor)]
+        said = _from_action_lines(body, anchor)
+    except UsageError as exc:
+        if exc.message.startswith(str(path)):
+            raise
+        raise UsageError(f"{path}: {exc.message}; nothing was imported") from None
+    if not rows and not said:
         raise UsageError(f"{path}: no actions found (no actions table, no 'Action:' lines); "
                          "nothing was imported")
-    return items
+    if not rows:
+        return Minutes(said)
+    return _merge(rows, said)
+
+
+def _parts(path: Path, suffix: str) -> tuple[list[tuple[int, str, str]], list[Table]]:
+    """The body's lines (number, text, place) and the actions tables of a minutes file."""
+    if suffix == ".docx":
+        paragraphs, tables = docx_tables(path)
+        return [(n, text, f"paragraph {n} (starting {start(text)})")
+                for n, text in paragraphs], tables
+    if suffix == ".pdf":
+        numbered = list(enumerate(pdf_lines(path), 1))
+        return [(n, text, f"{page}, line {n}") for n, (page, text) in numbered], \
+            text_table([(n, text) for n, (_, text) in numbered])
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text; save it as UTF-8, or as .docx") from None
+    lines = list(enumerate(text.splitlines(), 1))
+    tables = markdown_tables(lines) if suffix in (".md", ".markdown") else []
+    return [(n, line, f"line {n}") for n, line in lines], tables or text_table(lines)
 
 
 def next_agenda(path: Path) -> list[str]:
     """The minutes' "Items for the next agenda": the lines under that heading, up to the
     actions or the next heading."""
     if path.suffix.lower() == ".docx":
-        lines = [text for _, text in _docx(path)[0]]
+        lines = [text for _, text in docx_tables(path)[0]]
+    elif path.suffix.lower() == ".pdf":
+        lines = [text for _, text in pdf_lines(path)]
     else:
         lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     items: list[str] = []
@@ -90,7 +144,9 @@ def next_agenda(path: Path) -> list[str]:
             inside = True
             continue
         heading = line.startswith("#") or (re.match(r"\d+\.\s+[A-Z][^.]*$", line) and \
-            re.search(r"any other business|aob|date of next", line, re.I))
+            re.search(r"any other business|aob|date of next", line, re.I)) or re.match(
+            r"(date|time|venue)\s+of\s+(the\s+)?next\b|next\s+meeting\s*:|(any other "
+            r"business|aob)\b", line, re.I)
         if inside and (heading or re.match(r"(actions?\b|topic\b)", line, re.I)
                        or line.startswith("|")):
             break
@@ -99,229 +155,153 @@ def next_agenda(path: Path) -> list[str]:
     return items
 
 
-def _docx(path: Path) -> tuple[list[tuple[int, str]], list[list[tuple[int, list[str]]]]]:
-    import zipfile
-
-    import docx  # python-docx
-    from docx.opc.exceptions import PackageNotFoundError
-
-    try:
-        document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError, PackageNotFoundError) as exc:
-        raise UsageError(f"{path} is not a Word document (.docx): {exc}; open it in Word and "
-                         "save it as .docx") from None
-    lines = [(n, p.text) for n, p in enumerate(document.paragraphs, 1)]
-    tables = [[(n, [c.text.strip() for c in row.cells]) for n, row in enumerate(t.rows, 1)]
-              for t in document.tables]
-    return lines, tables
+# --- one item from a table row or an "Action:" line -----------------------------------------
 
 
-def _markdown_tables(lines: list[tuple[int, str]]) -> list[list[tuple[int, list[str]]]]:
-    tables: list[list[tuple[int, list[str]]]] = []
-    current: list[tuple[int, list[str]]] = []
-    for n, line in lines:
-        if line.strip().startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if not all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
-                current.append((n, cells))
-        elif current:
-            tables.append(current)
-            current = []
-    if current:
-        tables.append(current)
-    return tables
-
-
-def _from_tables(tables: list[list[tuple[int, list[str]]]]) -> list[Item]:
-    """Rows of a table whose header names an Action column (Topic, Date completed optional)."""
-    for table in tables:
-        header = [c.lower() for c in table[0][1]] if table else []
-        if not any(c.startswith("action") for c in header):
+def _from_table(table: Table, anchor: Anchor | None) -> list[Item]:
+    """The items of one actions table: a row per action (empty and section rows skipped)."""
+    items = []
+    for row in table.rows:
+        action = " ".join(row.get("action").split())
+        if not action or _NOT_AN_ACTION.fullmatch(action):
             continue
-        col = {name: next((i for i, c in enumerate(header) if c.startswith(name)), None)
-               for name in ("topic", "action")}
-        col["date"] = next((i for i, c in enumerate(header) if "complet" in c), None)
-        items = []
-        for n, cells in table[1:]:
-            topic, action, done = (_cell(cells, col[name]) for name in ("topic", "action",
-                                                                          "date"))
-            if action:
-                items.append(_item(topic, action, n, done))
-        return items
-    return []
-
-
-def _cell(cells: list[str], i: int | None) -> str:
-    return cells[i].strip() if i is not None and i < len(cells) else ""
-
-
-def _from_text_table(lines: list[tuple[int, str]]) -> list[Item]:
-    """A table pasted as text: a "Topic / Action / Date completed" header, then per row a
-    topic line, an action line ("<name> will …") and maybe a date line."""
-    start = next((i for i, (_, line) in enumerate(lines)
-                  if re.fullmatch(r"\s*topic\s*", line, re.I)
-                  and any(re.fullmatch(r"\s*action\s*", x, re.I) for _, x in lines[i:i + 3])),
-                 None)
-    if start is None:
-        return []
-    items: list[Item] = []
-    topic, topic_line = "", 0
-    for n, raw in lines[start + 1:]:
-        line = raw.strip()
-        if not line or re.fullmatch(r"(action|date completed)", line, re.I):
-            continue
-        if _DATE.match(line) and items:
-            items[-1] = _item(items[-1].topic, items[-1].text, items[-1].line, line)
-        elif _OWNER.match(line) and topic:
-            items.append(_item(topic, line, topic_line))
-            topic = ""
-        else:
-            topic, topic_line = line, n
+        notes: list[str] = []
+        due, source = None, None
+        if row.get("due"):
+            try:
+                due = dates.cell(row.get("due"), anchor)
+                source = f"table column {table.header('due')}" if due else None
+            except DateError as exc:
+                notes.append(f"{row.place}: {table.header('due')} {exc}; the default is used")
+        status, completed = "open", None
+        if text := row.get("status"):
+            said = dates.status(text, anchor)
+            if said is None:
+                notes.append(f"{row.place}: {table.header('status')} {text!r} is read as open")
+            else:
+                status, completed = said.state, said.completed
+                if said.problem:
+                    notes.append(f"{row.place}: {table.header('status')} {said.problem}")
+                if said.due and due is None:
+                    due, source = said.due, f"table column {table.header('status')}"
+        if text := row.get("completed"):
+            done = text.strip().lower() in ("done", "yes", "y", "✓", "✔", "x", "complete",
+                                            "completed")
+            try:
+                when = None if done else dates.cell(text, anchor)
+            except DateError as exc:
+                raise UsageError(f"{row.place}: {table.header('completed')} {exc}") from None
+            if done or when:
+                status, completed = "done", when or completed
+        owner = row.get("owner").strip()
+        items.append(_item(row.get("topic"), action, row.line, row.place, anchor,
+                           owner=owner or None, completed=completed, status=status,
+                           due=due, due_source=source, notes=notes))
     return items
 
 
-def _from_action_lines(lines: list[tuple[int, str]]) -> list[Item]:
-    return [_item("", m.group(1), n) for n, line in lines
-            if (m := re.match(r"\s*action\s*:\s*(.+)$", line, re.I))]
+def _from_action_lines(body: list[tuple[int, str, str]], anchor: Anchor | None) -> list[Item]:
+    """Each "Action: …" line, and each bullet under a line "Actions:" alone."""
+    items = []
+    under = False  # in the bullets under "Actions:"
+    for n, line, place in body:
+        m = _ACTION_LINE.match(line)
+        bullet = _BULLET.match(line) if under else None
+        text = m.group(1) if m else bullet.group(1) if bullet else ""
+        under = bool(_ACTIONS_HEAD.match(line)) or (under and bullet is not None)
+        if text and not _NOT_AN_ACTION.fullmatch(text.strip()):
+            items.append(_item("", text, n, place, anchor))
+    return items
 
 
-def _item(topic: str, text: str, line: int, completed: str = "") -> Item:
+def _item(topic: str, text: str, line: int, place: str, anchor: Anchor | None, *,
+          owner: str | None = None, completed: date | None = None, status: str = "open",
+          due: date | None = None, due_source: str | None = None,
+          notes: list[str] | None = None) -> Item:
     text = " ".join(text.split())
-    owner = m.group(1) if (m := _OWNER.match(text)) else ""
-    done = None
-    if d := _DATE.match(completed.strip()):
+    notes = list(notes or [])
+    labels = _labels(text)  # "Update the ToR (owner: Kim, due: 31/03/2027)"
+    if owner is None:
+        owner = labels.get("owner") or (
+            m.group(1) if (m := _OWNER.match(text)) and len(m.group(1)) <= 80 else "")
+    if due is None:
         try:
-            done = date(int(d.group(3)), int(d.group(2)), int(d.group(1)))
-        except ValueError:
-            raise UsageError(f"line {line}: {completed!r} is not a date (day/month/year)") \
-                from None
+            if said := labels.get("due"):
+                if found_day := dates.cell(said, anchor):
+                    due, due_source = found_day, f"stated: {said!r}"
+            elif found := dates.stated(text, anchor):
+                due, due_source = found[0], f"stated: {found[1]!r}"
+        except DateError as exc:
+            notes.append(f"{place}: {exc}; the default is used")
     nudge, subject = None, ""
     if n := _NUDGE.search(text):
-        nudge = (int(n.group(1)), int(n.group(2)))
-        subject = n.group(3).strip().rstrip(".").replace("’", "'")
-    return Item(topic=topic, text=text, owner_text=owner, line=line, completed=done,
-                nudge=nudge, subject=subject)
+        low, high = _months(n.group(1)), _months(n.group(2) or n.group(1))
+        if low is not None and high is not None and low <= high:
+            nudge = (low, high)
+            subject = n.group(3).strip().rstrip(".").replace("’", "'")
+    return Item(topic=" ".join(topic.split()), text=text, owner_text=owner.strip(), line=line,
+                completed=completed, nudge=nudge, subject=subject,
+                owners_text=tuple(split(owner)), due=due, due_source=due_source, place=place,
+                status=status, notes=tuple(notes))
 
 
-# --- matching owners to the roster --------------------------------------------------------
-
-
-def _norm(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = re.sub(r"[‐‑‒–—―]", "-", text.lower())
-    return " ".join(re.sub(r"[^a-z0-9\- ]", " ", text).split())
-
-
-def match(owner_text: str, group: Group) -> Match:
-    """Who ``owner_text`` names: a member (or the admin), all members, or candidates. An
-    organisation in brackets — "Douglas Sinclair (East Sussex)" — settles a tie, and one that
-    differs from the roster's is reported."""
-    hint = ""
-    if m := re.match(r"^(.*?)\s*\(([^)]*)\)\s*$", owner_text):
-        owner_text, hint = m.group(1), m.group(2)
-    found = _match_name(owner_text, group)
-    if hint and found.candidates:
-        narrowed = [p for p in found.candidates
-                    if _norm(getattr(p, "organisation", "")) == _norm(hint)]
-        if len(narrowed) == 1:
-            found = Match((narrowed[0].email,), f"{owner_text!r} ({hint}) → "
-                          f"{narrowed[0].name} <{narrowed[0].email}>")
-    if hint and len(found.emails) == 1:
-        person = next((p for p in group.members if p.email == found.emails[0]), None)
-        if person is not None and _norm(person.organisation) != _norm(hint):
-            found.note = (found.note or f"{owner_text!r} → {person.name}") + \
-                f"; the minutes say {hint}, the roster {person.organisation}"
+def _labels(text: str) -> dict[str, str]:
+    """The owner and due date an action's text gives by name: "… Owner: Kim; Due: 31/03/2027"."""
+    found: dict[str, str] = {}
+    marks = list(_LABEL.finditer(text))
+    for m, following in zip(marks, [*marks[1:], None][:len(marks)], strict=True):
+        value = text[m.end():following.start() if following else len(text)]
+        name = "due" if m.group(1).lower() in ("due", "deadline", "by when", "target date") \
+            else "owner"
+        found.setdefault(name, value.strip(" .;,)]–—-"))
     return found
 
 
-def _match_name(owner_text: str, group: Group) -> Match:
-    wanted = _norm(owner_text)
-    if not wanted:
-        return Match()
-    if any(w in wanted for w in ALL_WORDS):
-        return Match(("*",), f"{owner_text!r} → all members")
-    people: list[Person] = [*group.members, group.admin]
-    exact = [p for p in people if _norm(p.name) == wanted]
-    if len(exact) == 1:
-        return Match((exact[0].email,))
-    first, *_, last = wanted.split() if " " in wanted else (wanted, wanted)
-    found = []
-    for p in people:
-        name = _norm(p.name).split()
-        if len(name) < 2:
-            continue
-        p_first, p_last = name[0], name[-1]
-        same_last = p_last == last or difflib.SequenceMatcher(None, p_last, last).ratio() >= 0.85
-        same_first = p_first == first or p_first.startswith(first) or first.startswith(p_first)
-        if same_last and same_first:
-            found.append(p)
-    unique = {p.email: p for p in found}
-    if len(unique) == 1:
-        (person,) = unique.values()
-        return Match((person.email,), f"{owner_text!r} → {person.name} <{person.email}>")
-    return Match(candidates=list(unique.values()))
+def _months(word: str) -> int | None:
+    return int(word) if word.isdigit() else dates.NUMBERS.get(word.lower())
+
+
+# --- the body's "Action:" lines and the actions table ---------------------------------------
+
+_STOP = {"the", "and", "for", "with", "will", "their", "them", "from", "this", "that", "are",
+         "all", "into", "along", "after", "before", "next", "any", "our", "has", "have"}
+
+
+def _merge(rows: list[Item], said: list[Item]) -> Minutes:
+    """The table's rows, each completed from the body's "Action:" line that says the same
+    (its owner when the row names none, a date it states when the row gives none); the lines
+    no row says are left out (and reported)."""
+    pairs = sorted(((score, r, s) for r, row in enumerate(rows) for s, line in enumerate(said)
+                    if (score := _alike(row.text, line.text)) >= 0.6), reverse=True)
+    partner: dict[int, int] = {}  # row -> the line that says the same
+    for _, r, s in pairs:
+        if r not in partner and s not in partner.values():
+            partner[r] = s
+    items = []
+    for r, row in enumerate(rows):
+        line = said[partner[r]] if r in partner else None
+        if line is not None and not row.owner_text and line.owner_text:
+            row = replace(row, owner_text=line.owner_text, owners_text=line.owners_text)
+        if line is not None and row.due is None:
+            row = replace(row, notes=row.notes + line.notes)
+            if line.due is not None:
+                row = replace(row, due=line.due, due_source=f"{line.due_source} at "
+                                                            f"{line.place.split(' (')[0]}")
+        items.append(row)
+    return Minutes(items, [line for s, line in enumerate(said) if s not in partner.values()])
+
+
+def _alike(a: str, b: str) -> float:
+    """How much two wordings of an action share: their common words over the shorter's."""
+    words = [{w.rstrip("s") for w in norm(t).split() if len(w) > 2 and w not in _STOP}
+             for t in (a, b)]
+    if not words[0] or not words[1]:
+        return 0.0
+    return len(words[0] & words[1]) / min(len(words[0]), len(words[1]))
+
+
+# --- nudges ---------------------------------------------------------------------------------
 
 
 def nudge_window(meeting_day: date, months: tuple[int, int]) -> tuple[date, date]:
-    return _add_months(meeting_day, months[0]), _add_months(meeting_day, months[1])
-
-
-def _add_months(day: date, months: int) -> date:
-    import calendar
-
-    year, month = divmod(day.month - 1 + months, 12)
-    year, month = day.year + year, month + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def meeting_day(group: Group, meeting: str) -> date:
-    found = next((m for m in group.meetings if m.id == meeting), None)
-    if found is None:
-        raise UsageError(f"no meeting {meeting!r} in {group.id}; `clerk status` lists them")
-    return found.start.date()
-
-
-
-@dataclass
-class Import:
-    """What importing a minutes file would record, and what the admin must settle."""
-
-    actions: list[dict[str, object]] = field(default_factory=list)
-    nudges: list[dict[str, object]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # name matches that were not exact
-    unresolved: list[tuple[Item, Match]] = field(default_factory=list)
-    already: int = 0  # items imported before (same minutes, same meeting)
-
-
-def plan_import(group: Group, meeting: str, items: list[Item], *, due: date,
-                seen: set[str], choose: object = None) -> Import:
-    """Match owners and build the rows; ``seen`` holds the sources already imported, and
-    ``choose(item, match)`` (interactive use) may settle an ambiguous or unknown owner."""
-    out = Import()
-    day = meeting_day(group, meeting)
-    for item in items:
-        source = f"minutes:{group.id}:{meeting}:{item.key}"
-        if source in seen:
-            out.already += 1
-            continue
-        if item.nudge is not None:
-            start, end = nudge_window(day, item.nudge)
-            out.nudges.append({"group_id": group.id, "meeting_id": meeting,
-                               "text": item.subject or item.text, "window_start": start,
-                               "window_end": end, "source": source})
-            continue
-        found = match(item.owner_text, group)
-        if not found.emails and callable(choose):
-            found = choose(item, found)
-        if not found.emails:
-            out.unresolved.append((item, found))
-            continue
-        if found.note:
-            out.notes.append(f"line {item.line}: {found.note}")
-        out.actions.append({
-            "group_id": group.id, "meeting_id": meeting, "topic": item.topic,
-            "text": item.text, "owners": found.emails,
-            "due": item.completed or due, "source": source,
-            "status": "done" if item.completed else "open", "completed": item.completed})
-    return out
+    return dates.add_months(meeting_day, months[0]), dates.add_months(meeting_day, months[1])

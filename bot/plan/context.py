@@ -62,9 +62,32 @@ def _utc(at: datetime) -> str:
 
 
 def nudge_meeting(group: Group, nudge: Nudge) -> Meeting | None:
-    """The first meeting whose date falls inside the nudge's window."""
-    return next((m for m in group.meetings if not m.cancelled
-                 and nudge.start <= m.start.date() <= nudge.end), None)
+    """The meeting a nudge goes on the agenda of: the first whose date falls inside its
+    window; when none does, the nearest before or after the window (on a tie, the later) — so
+    "remind the group in 6–9 months" from 15 June 2023 lands on 14 December 2023 rather than
+    nowhere. Never on the meeting that asked for it or one before it; a nudge added by hand,
+    with no such meeting, looks only from its window's start on (an earlier meeting may be
+    before it was asked for). Planning (the agenda, the chair's note) and `clerk minutes
+    import` both ask here, so they agree."""
+    held = sorted((m for m in group.meetings if not m.cancelled), key=lambda m: m.start)
+    inside = next((m for m in held if in_window(nudge, m)), None)
+    if inside is not None:
+        return inside
+    asked = next((m for m in group.meetings if m.id == nudge.meeting), None)
+    after = asked.start.date() if asked is not None else nudge.start - timedelta(days=1)
+    candidates = [m for m in held if m.start.date() > after]
+
+    def distance(m: Meeting) -> tuple[int, int]:
+        day = m.start.date()
+        gap = (nudge.start - day).days if day < nudge.start else (day - nudge.end).days
+        return gap, -day.toordinal()  # nearest first; on a tie, the later
+
+    return min(candidates, key=distance, default=None)
+
+
+def in_window(nudge: Nudge, meeting: Meeting) -> bool:
+    """Whether ``meeting``'s date falls inside the nudge's window."""
+    return nudge.start <= meeting.start.date() <= nudge.end
 
 def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
     """What the agenda pack carries: the action tracker (matters arising), the nudges that
@@ -82,7 +105,7 @@ def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
                      "owner": "all members" if "*" in a.owners else ", ".join(
                          names[o].name if o in names else o for o in a.owners),
                      "due": a.due, "completed": a.completed} for a in tracker],
-        "nudges": [{"text": n.text, "from": n.meeting} for n in state.nudges
+        "nudges": [{"text": n.text, "from": _agreed_at(group, n.meeting)} for n in state.nudges
                    if n.group == group.id and (found := nudge_meeting(group, n)) is not None
                    and found.id == meeting.id],
         "proposals": [{"item": item, "by": names[email].name if email in names else
@@ -95,6 +118,15 @@ def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
                     for org in sorted({m.organisation for m in group.leads()})] if asked
         else [],
     }
+
+def _agreed_at(group: Group, meeting_id: str) -> str:
+    """The meeting a nudge was agreed at, as people say it: "the meeting of 15 April 2027"."""
+    found = next((m for m in group.meetings if m.id == meeting_id), None)
+    if found is None:
+        return meeting_id
+    day = found.start.astimezone(timeutil.zone(group.zone))
+    return f"the meeting of {day.day} {day:%B %Y}"
+
 
 def _return_status(state: State, group: Group, meeting: Meeting, org: str,
                    asked: list[str]) -> str:

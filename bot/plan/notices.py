@@ -15,16 +15,23 @@ from bot.domain.model import (
     Config,
     Desired,
     Group,
-    Meeting,
     Member,
     Nudge,
     Person,
     Settings,
 )
 from bot.plan import actions
-from bot.plan.context import meeting_context, member, nudge_meeting, person, shared_context_group
+from bot.plan.context import (
+    in_window,
+    meeting_context,
+    member,
+    nudge_meeting,
+    person,
+    shared_context_group,
+)
 from bot.plan.guard import Trip
 from bot.plan.guard import notice as guard_notice
+from bot.plan.minutes import APPROVAL, minutes_messages
 from bot.plan.state import OwedReply, State, Undelivered
 from bot.render.templates import render
 
@@ -48,8 +55,9 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
                                                           email="member@example.org")
     digest = actions.Digest(owner, now.date(), (actions.Listed(group, sample, 1),), now, now)
     chaser = [_digest_message(digest)]
-    summary = _summaries(group, State(actions=(sample,)), actions.Schedule(
-        stalled={1: now.date() - timedelta(days=30)}),
+    left = replace(sample, id=2, owners=("former.member@example.org",))
+    summary = _summaries(group, State(actions=(sample, left)), actions.Schedule(
+        stalled={1: now.date() - timedelta(days=30)}, gone={2: left.owners}),
         datetime.combine(actions.summary_days(group, now.date() + timedelta(days=40),
                                               now.date() + timedelta(days=60))[0],
                          time(12), tzinfo=UTC), [])
@@ -84,14 +92,19 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
 def _nudge_notes(group: Group, state: State, now: datetime,
                  horizon: list[datetime]) -> list[Desired]:
     """A note to the chair when a nudge's window opens: on which meeting's agenda it is, or
-    that no meeting falls in the window."""
+    that no meeting falls in the window. A nudge that lands on the nearest meeting before its
+    window (none is inside it) is told 28 days before that meeting instead, while it is ahead."""
     tz = timeutil.zone(group.zone)
     to = group.chair or group.admin
     out = []
     for n in state.nudges:
         if n.group != group.id:
             continue
-        send_at = max(datetime.combine(n.start, time(9, 0), tzinfo=tz),
+        target = nudge_meeting(group, n)
+        opens = n.start
+        if target is not None and target.start.date() < n.start:
+            opens = min(n.start, target.start.astimezone(tz).date() - timedelta(days=28))
+        send_at = max(datetime.combine(opens, time(9, 0), tzinfo=tz),
                       datetime.combine(group.go_live.date(), time(9, 0), tzinfo=tz)
                       ).astimezone(UTC)
         latest = send_at + timedelta(days=14)
@@ -100,19 +113,25 @@ def _nudge_notes(group: Group, state: State, now: datetime,
             continue
         if send_at > now:
             horizon.append(send_at)
-        target = nudge_meeting(group, n)
+        asked = next((m for m in group.meetings if m.id == n.meeting), None)
+        inside = target is not None and in_window(n, target)
         ctx: dict[str, Any] = {
             "group": shared_context_group(group), "organiser": person(group.organiser),
             "admin": person(group.admin), "recipient": dict(person(to), organisation="",
                                                             role="chair"),
-            "nudge": {"text": n.text, "from": n.meeting, "start": n.start, "end": n.end},
+            "nudge": {"text": n.text, "from": n.meeting, "start": n.start, "end": n.end,
+                      # the meeting that asked for it, by title and date (never its id)
+                      "asked": {"title": asked.title, "start": asked.start.astimezone(tz)}
+                      if asked else None, "inside": inside},
             "meeting": meeting_context(group, target, state) if target else None}
         out.append(Desired(
             key=_nudge_key(group, n, to), group=group.id, meeting=target.id if target else "-",
             rule="nudge", kind=NUDGE_NOTE, recipient=to, send_at=send_at, latest=latest,
             subject=render(group, "nudge_note", "subject", ctx),
             reason=f"nudge #{n.id}: its window opens"
-                   + (f"; on the agenda of {target.id}" if target else "; no meeting in it"),
+                   + (f"; on the agenda of {target.id}" + ("" if inside else
+                                                            " (the nearest: none is in it)")
+                      if target else "; no meeting in it"),
             template="nudge_note", context=ctx))
     return out
 
@@ -176,7 +195,8 @@ def _digest_message(d: actions.Digest) -> Desired:
 def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime,
                horizon: list[datetime], until: datetime | None = None) -> list[Desired]:
     """The chair's weekly summary of the group's overdue actions, and the admin's of those
-    whose chasing stopped, each on the group's summary day and only when there is one."""
+    whose chasing stopped (chased as often as allowed, or their owner left the roster), each
+    on the group's summary day and only when there is one."""
     tz = timeutil.zone(group.zone)
     today = now.astimezone(tz).date()
     mine = [a for a in state.actions if a.group == group.id and a.status == "open"]
@@ -191,7 +211,8 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
             horizon.append(send_at)
             break
         overdue = [a for a in mine if a.due < day]
-        stalled = [a for a in mine if a.id in plan.stalled and plan.stalled[a.id] < day]
+        stalled = [a for a in mine if a.id in plan.gone or (
+            a.id in plan.stalled and plan.stalled[a.id] < day)]
         chair = group.chair or group.admin
         for kind, to, found in (("overdue", chair, overdue), ("stalled", group.admin, stalled)):
             if not found:
@@ -202,7 +223,8 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
                 "recipient": dict(person(to), organisation="", role=""), "summary": kind,
                 "actions": [dict(actions.listed_context(actions.Listed(group, a, 0), day,
                                                         _meetings(group)),
-                                 owners=_owner_names(group, a)) for a in found]}
+                                 owners=actions.owner_names(group, a),
+                                 gone=", ".join(plan.gone.get(a.id, ()))) for a in found]}
             out.append(Desired(
                 key=f"{group.id}/-/{kind}/{to.email}/{day.isoformat()}", group=group.id,
                 meeting="-", rule=kind, kind=NOTICE, recipient=to, send_at=send_at,
@@ -210,13 +232,6 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
                 reason=f"weekly summary: {len(found)} {kind} action(s)",
                 template="action_summary", context=ctx))
     return out
-
-
-def _owner_names(group: Group, a: Action) -> str:
-    if actions.ALL in a.owners:
-        return "all members"
-    names = {m.email: m.name for m in group.members} | {group.admin.email: group.admin.name}
-    return ", ".join(names.get(e, e) for e in a.owners)
 
 
 def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:
@@ -281,7 +296,8 @@ def owed_replies(config: Config, state: State) -> list[Desired]:
         group = groups.get(r.group)
         if group is None:
             continue
-        to = Person(name=r.name or r.email, email=r.email)
+        known = {p.email: p.name for p in (group.admin, *group.members)}
+        to = Person(name=known.get(r.email) or r.name or r.email, email=r.email)
         context = {"group": shared_context_group(group), "organiser": person(group.organiser),
                    "admin": person(group.admin), "recipient": dict(person(to), organisation="",
                                                                    role=""),
@@ -295,93 +311,3 @@ def owed_replies(config: Config, state: State) -> list[Desired]:
     return out
 
 
-MINUTES = "minutes"
-
-
-def minutes_messages(group: Group, state: State, now: datetime,
-                     horizon: list[datetime]) -> list[Desired]:
-    """The minutes of each meeting that has a file in the group's minutes folder, to every
-    member, held for approval (``minutes_approval``) until released; a member who joined
-    since the minutes before gets the joining instructions too, once."""
-    out = []
-    received = _minutes_received(group, state)
-    for meeting in group.meetings:
-        path = group.minutes.get(meeting.id)
-        if path is None:
-            continue
-        send_at = max(meeting.end, group.go_live).astimezone(UTC)
-        latest = meeting.end.astimezone(UTC) + timedelta(days=90)
-        if latest <= now:
-            continue
-        horizon.append(latest)
-        prefix = f"{group.id}/{meeting.id}/minutes/"
-        released = any(k.startswith(prefix) and st in ("planned", "retry", "sending", "sent")
-                       for k, st in state.keys.items())
-        hold = group.minutes_approval != "none" and not released
-        shared = {
-            "group": shared_context_group(group), "organiser": person(group.organiser),
-            "admin": person(group.admin), "meeting": meeting_context(group, meeting, state),
-            "file": path.name}
-        for m in group.attendees:
-            new = _newcomer(group, meeting, m.email, received, state)
-            ctx = dict(shared, recipient=member(m), new_member=new)
-            out.append(Desired(
-                key=prefix + m.email, group=group.id,
-                meeting=meeting.id, rule=MINUTES, kind=MINUTES, recipient=m, send_at=send_at,
-                latest=latest, subject=render(group, "minutes", "subject", ctx),
-                reason=f"minutes of {meeting.id} ({path.name})"
-                       + ("; with the joining instructions" if new else ""),
-                template="minutes", context=ctx, initial="held" if hold else "planned"))
-        if group.minutes_approval == "chair" and group.chair is not None:
-            ctx = dict(shared, recipient=member(group.chair), new_member=False)
-            out.append(Desired(
-                key=approval_key(group, meeting.id, group.chair.email, path), group=group.id,
-                meeting=meeting.id, rule=MINUTES, kind=APPROVAL,
-                recipient=group.chair, send_at=send_at, latest=latest,
-                subject=render(group, "approval_request", "subject", ctx),
-                reason=f"the chair is asked to approve the minutes of {meeting.id}",
-                template="approval_request", context=ctx))
-    return out
-
-
-def approval_key(group: Group, meeting: str, chair: str, path: Path) -> str:
-    """One request per version of the file: a corrected file is a new request, and an
-    APPROVE of an older one releases nothing."""
-    version = hashlib.sha256(path.read_bytes()).hexdigest()[:10] if path.exists() else "-"
-    return f"{group.id}/{meeting}/minutes-approval/{chair}/{version}"
-
-
-def _minutes_received(group: Group, state: State) -> dict[str, set[str]]:
-    """Per member, the meetings whose minutes they were sent (or are being sent)."""
-    out: dict[str, set[str]] = {}
-    for key, st in state.keys.items():
-        parts = key.split("/")
-        if len(parts) == 4 and parts[0] == group.id and parts[2] == MINUTES and st in (
-                "sending", "sent"):
-            out.setdefault(parts[3], set()).add(parts[1])
-    return out
-
-
-def _newcomer(group: Group, meeting: Meeting, email: str, received: dict[str, set[str]],
-              state: State) -> bool:
-    """Whether a member gets the joining instructions with these minutes: they were sent no
-    earlier minutes though others were; or, before clerk circulated any, they were first
-    invited after the meeting before (and after go-live)."""
-    order = [m.id for m in group.meetings]
-    earlier = set(order[:order.index(meeting.id)])
-    if received.get(email, set()) & earlier or meeting.id in received.get(email, set()):
-        return False
-    if any(got & earlier for other, got in received.items() if other != email):
-        return True
-    before = [m for m in group.meetings if m.start < meeting.start and not m.cancelled]
-    since = before[-1].start if before else meeting.start
-    seen = [(e, at) for (g, _u, e, _s), at in state.first_planned.items() if g == group.id]
-    if not seen:
-        return False
-    start = min(at for _, at in seen)  # clerk's first plan: the roster as it stood then
-    joined = min(at for e, at in seen if e == email) if any(e == email for e, _ in seen) \
-        else None
-    return joined is not None and joined > max(since, start + timedelta(hours=1))
-
-
-APPROVAL = "approval_request"

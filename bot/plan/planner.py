@@ -39,14 +39,15 @@ from bot.plan.context import (
 )
 from bot.plan.guard import Trip, guard
 from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
+from bot.plan.minutes import minutes_messages
 from bot.plan.notices import (
     _nudge_notes,
     _undelivered_notice,
     action_chasers,
     config_notices,
-    minutes_messages,
     owed_replies,
 )
+from bot.plan.pack import previews
 from bot.plan.state import State
 from bot.render import templates
 from bot.render.templates import render
@@ -126,6 +127,7 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
     messages += action_chasers(config, state, now, horizon)
     messages += config_notices(config, state)
     messages += owed_replies(config, state)
+    messages = previews(config, state, messages, now, horizon)
     messages = _not_bouncing(config, state, messages)
     if config.settings.transport in OWNED_BY_SERVER:
         messages = _on_server(state, messages)

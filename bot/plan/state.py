@@ -37,6 +37,48 @@ class OwedReply:
     body: str
     in_reply_to: str
     at: datetime
+    about: str = ""  # for the admin's desk: "minutes:<id>", "status", "help", "pack:<meeting>"
+
+
+@dataclass(frozen=True)
+class MailedMinutes:
+    """Minutes the admin sent by mail (bot/engine/desk.py), kept at ``path``."""
+
+    id: int
+    group: str
+    meeting: str
+    path: str
+    name: str
+    digest: str
+    sender: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Question:
+    """What an import by mail could not settle: "who is 'Jo'?", with numbered choices."""
+
+    id: int
+    group: str
+    meeting: str
+    minutes_id: int
+    n: int
+    text: str
+    choices: tuple[tuple[str, tuple[str, ...]], ...]  # (label, the emails it stands for)
+    answer: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The admin's APPROVE or HOLD of a meeting's pack or minutes."""
+
+    group: str
+    meeting: str
+    subject: str  # pack | minutes
+    decision: str  # approved | held
+    version: str  # the minutes file's sha256; the pack preview's digest
+    who: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -69,3 +111,6 @@ class State:
     actions: tuple[Action, ...] = ()  # all of them: open, done and dropped
     nudges: tuple[Nudge, ...] = ()
     proposals: tuple[tuple[str, str, str, str], ...] = ()  # (group, meeting, member, item)
+    mailed_minutes: tuple[MailedMinutes, ...] = ()  # oldest first
+    questions: tuple[Question, ...] = ()
+    decisions: tuple[Decision, ...] = ()  # oldest first

@@ -26,7 +26,7 @@ def test_plan_json_is_the_documented_contract(clerk: Callable[..., Result]):
     result = clerk("plan", "--json", "--now", "2026-11-26T12:00:00+00:00")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert len(rows) == 4 * (21 + 16 + 16 + 21 + 1)
+    assert len(rows) == 4 * (21 + 16 + 16 + 21 + 1 + 1)  # and the admin's preview of the pack
     for row in rows:
         assert set(row) == PLAN_KEYS
         assert row["state"] in STATES
@@ -211,10 +211,10 @@ def test_simulate_shows_a_year_without_touching_the_real_state(
                    str(out), "--json")
     assert result.exit_code == 0, result.output
     timeline = json.loads(result.output)
-    assert sum(len(e["recipients"]) for e in timeline) == 4 * 75
+    assert sum(len(e["recipients"]) for e in timeline) == 4 * 76
     assert {e["state"] for e in timeline} == {"sent"}
     assert timeline[0]["kind"] == "invitation" and timeline[0]["at"].startswith("2026-12-01")
-    assert len(list((out / "new").iterdir())) == 4 * 75
+    assert len(list((out / "new").iterdir())) == 4 * 76
     assert json.loads(clerk("log", "--json").output) == []  # the real ledger is untouched
 
 
@@ -344,10 +344,13 @@ def test_status_and_log_queries_on_each_store(make_executor: Callable[[], Any], 
     now = datetime(2026, 12, 1, 10, tzinfo=UTC)
     ex = make_executor()
     ex.tick(now)
-    later = now + timedelta(days=400)  # every planned row past its latest time
-    for at in (now, later):
-        planned = Counter(r["state"] for r in report.plan_rows(ex.config, store, at))
-        assert report.status(ex.config, store, at)["counts"] == dict(sorted(planned.items()))
+    planned = Counter(r["state"] for r in report.plan_rows(ex.config, store, now))
+    assert report.status(ex.config, store, now)["counts"] == dict(sorted(planned.items()))
+    later = now + timedelta(days=400)  # every planned row past its latest time, no tick
+    ledger = store.counts()
+    expected = {s: n for s, n in ledger.items() if s not in ("planned", "withdrawn")}
+    expected["skipped_late"] = expected.get("skipped_late", 0) + ledger["planned"]
+    assert report.status(ex.config, store, later)["counts"] == dict(sorted(expected.items()))
     first = report.status(ex.config, store, now)["next"][0]
     assert (first["kind"], first["state"], first["messages"]) == ("request", "scheduled", 16)
     assert report.status(ex.config, store, later)["next"] == []

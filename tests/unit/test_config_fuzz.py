@@ -20,7 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import config as config_mod
-from bot.config.group import ACTIONS_OPTIONS, GROUP_OPTIONS, PERSON_OPTIONS, RULE_OPTIONS
+from bot.config.group import (
+    ACTIONS_OPTIONS,
+    DESK_OPTIONS,
+    GROUP_OPTIONS,
+    PERSON_OPTIONS,
+    RULE_OPTIONS,
+)
 from bot.config.meetings import DEFAULTS_OPTIONS, MEETING_OPTIONS
 from bot.config.settings import SETTINGS_OPTIONS
 from bot.domain.errors import ConfigError
@@ -45,7 +51,8 @@ GROUP_KEYS = ([("group", None, k) for k in GROUP_OPTIONS]
               + [("meetings", None, k) for k in DEFAULTS_OPTIONS]
               + [("meeting", 0, k) for k in MEETING_OPTIONS]
               + [("rule", 1, k) for k in RULE_OPTIONS]
-              + [("actions", None, k) for k in ACTIONS_OPTIONS])
+              + [("actions", None, k) for k in ACTIONS_OPTIONS]
+              + [("desk", None, k) for k in DESK_OPTIONS])
 SETTINGS_KEYS = ([("clerk", None, k) for k in SETTINGS_OPTIONS]
                  + [("transport", None, k) for k in smtp.OPTIONS]
                  + [("mailbox", None, k) for k in {**imap.OPTIONS, **authn.OPTIONS}])

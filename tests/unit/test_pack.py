@@ -82,7 +82,8 @@ def test_the_pack_carries_the_whole_run_up(make_executor: Callable[[], Executor]
     assert "#1 LADO: Share the LADO audit tool — Aman Sekhon-Gill — open" in text
     assert "Website: Circulate the website link" in text and "done 2027-01-20" in text
     assert text.index("Share the LADO audit tool") < text.index("Circulate the website")
-    assert "How authorities triangulate feedback (agreed at 2027-q1)" in text
+    assert ("How authorities triangulate feedback (agreed at the meeting of 14 January 2027)"
+            in text)
     assert "LADO audit tools (proposed by Aman Sekhon-Gill)" in text
     assert "Kent: submitted" in text and "Slough: nil return" in text
     assert "Medway: outstanding" in text
@@ -128,7 +129,15 @@ def test_a_nudge_note_goes_to_the_chair_when_its_window_opens(
     bodies = [m.get_body(("plain",)).get_content() for m in ex.transport.sent
               if "/-/nudge/" in str(m["X-Clerk-Key"])]
     assert "on the agenda of QA Leads Network meeting on Thursday 15 April 2027" in bodies[0]
-    assert "No meeting of South Downs QA Leads Network falls in that window" in bodies[1]
+    # no meeting between 2 August and 30 September: the nearest after it, 14 October
+    assert ("No meeting of South Downs QA Leads Network falls in that window, so it is on the "
+            "agenda of the nearest: QA Leads Network meeting on Thursday 14 October 2027"
+            ) in bodies[1]
+    # the meeting that asked is named by its title and date, never by its id
+    assert bodies[0].startswith("Dear ") and "At the QA Leads Network meeting on Thursday 14 "\
+        "January 2027 the group asked to come back, between Thursday 1 April 2027 and "\
+        "Wednesday 30 June 2027" in bodies[0] and "2027-q1" not in bodies[0]
+    assert "Earlier the group asked" in bodies[1]
     rows = [r for r in store.rows() if r.kind == "nudge_note"]
     assert [r.sent_at.date() for r in rows] == [date(2027, 4, 1), date(2027, 8, 2)]
 
@@ -138,12 +147,18 @@ def test_nudge_and_submissions_commands(clerk: Callable[..., Result]):
                   "2027-03-01", "--meeting", "2027-q1", "Triangulation of feedback")
     assert added.exit_code == 0, added.output
     assert "on the agenda of 2027-q3" in added.output  # 15 July falls in June–August
+    between = clerk("nudge", "add", "-g", "qa-leads", "--window", "1-2m", "--from",
+                    "2027-07-20", "Nothing then")  # no meeting from 20 August to 20 September
+    assert ("no meeting falls between 20 August 2027 and 20 September 2027; it goes on the "
+            "agenda of the meeting on Thursday 14 October 2027, the nearest (2027-q4)"
+            ) in between.output
     lonely = clerk("nudge", "add", "-g", "qa-leads", "--window", "1-2m", "--from",
-                   "2027-07-20", "Nothing then")
+                   "2027-11-01", "After the last meeting set")
     assert "warning: no meeting falls in that window" in lonely.output
     rows = json.loads(clerk("nudge", "list", "--json").output)
-    assert [(r["meeting"], r["window_start"]) for r in rows] == [
-        ("2027-q3", "2027-06-01"), (None, "2027-08-20")]
+    assert [(r["meeting"], r["inside"], r["window_start"]) for r in rows] == [
+        ("2027-q3", True, "2027-06-01"), ("2027-q4", False, "2027-08-20"),
+        (None, False, "2027-12-01")]
     assert clerk("nudge", "add", "-g", "qa-leads", "--window", "nine months", "x"
                  ).exit_code == 2
     marked = clerk("submissions", "mark", "--meeting", "2027-q2", "--organisation", "Kent",

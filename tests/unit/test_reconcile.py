@@ -17,7 +17,8 @@ from tests.conftest import edit, remove_member
 
 GO_LIVE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MEMBERS, ORGS = 21, 16  # the example roster
-PER_MEETING = MEMBERS + ORGS + ORGS + MEMBERS + 1  # invite, request, chaser, pack, minutes
+# invite, request, chaser, pack, minutes due; and the admin's preview of the pack
+PER_MEETING = MEMBERS + ORGS + ORGS + MEMBERS + 1 + 1
 
 
 def sent_messages(ex: Executor) -> list[email.message.EmailMessage]:
@@ -69,7 +70,8 @@ def test_a_simulated_year_sends_every_planned_message_once(
         assert r.send_at <= r.sent_at <= r.latest_at, r.key
     kinds = Counter(r.kind for r in rows)
     assert kinds == {"invitation": 4 * MEMBERS, "request": 4 * ORGS, "chaser": 4 * ORGS,
-                     "pack": 4 * MEMBERS, "minutes_due": 4}
+                     "pack": 4 * MEMBERS, "minutes_due": 4,
+                     "pack_preview": 4}
 
 
 def test_downtime_records_late_messages_as_skipped_not_sent(
@@ -256,7 +258,8 @@ def test_migrations_are_named_recorded_and_bring_an_old_store_up(tmp_path: Path)
     assert old.migrate() == ["0002_delivery_failures", "0003_listening", "0004_actions",
                              "0005_nudges", "0006_claims", "0007_calendar_items",
                              "0008_trust", "0009_roster", "0010_quarantine",
-                             "0011_replies", "0013_once", "0014_leases"]
+                             "0011_replies", "0012_desk", "0013_once", "0014_leases",
+                             "0015_assigned"]
     with old.engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
         names = list(conn.execute(sa.text("SELECT name FROM migrations ORDER BY name"))

@@ -6,12 +6,14 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot import config as config_mod
+from bot.domain.errors import ClerkError
 from bot.engine.executor import Executor
 from bot.engine.simulate import simulate
 from bot.engine.store import Store
@@ -119,3 +121,28 @@ def test_a_row_released_while_the_window_is_shut_goes_at_the_opening(
                            datetime(2026, 12, 4, 4, 10, tzinfo=UTC),
                            datetime(2026, 12, 6, tzinfo=UTC), tmp_path / "out")
     assert {e["at"] for e in timeline} == {"2026-12-04T09:30:00+00:00"}
+
+
+def test_a_simulation_leaves_no_scratch_state_behind(config_dir: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch):
+    # an admin who rehearses every week must not fill the disk with copies of her state
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    simulate(config_dir, f"sqlite:///{tmp_path / 'none.sqlite'}",
+             datetime(2026, 12, 4, 4, 10, tzinfo=UTC), datetime(2026, 12, 6, tzinfo=UTC),
+             tmp_path / "out")
+    assert list(scratch.iterdir()) == []
+    # without --out the scratch folder holds the simulated mail, and only that
+    _, out = simulate(config_dir, f"sqlite:///{tmp_path / 'none.sqlite'}",
+                      datetime(2026, 12, 4, 4, 10, tzinfo=UTC),
+                      datetime(2026, 12, 6, tzinfo=UTC), None)
+    [folder] = scratch.iterdir()
+    assert [p.name for p in folder.iterdir()] == ["outbox"] and out == folder / "outbox"
+    # and a simulation that fails (a broken config) leaves nothing either
+    (config_dir / "example" / "group.toml").write_text("[group\n")
+    shutil.rmtree(folder)
+    with pytest.raises(ClerkError):
+        simulate(config_dir, f"sqlite:///{tmp_path / 'none.sqlite'}",
+                 datetime(2026, 12, 4, 4, 10, tzinfo=UTC), datetime(2026, 12, 6, tzinfo=UTC), None)
+    assert list(scratch.iterdir()) == []

@@ -1,0 +1,115 @@
+"""The minutes of each meeting, to every member: which file they are (the group's minutes
+folder, or what the admin mailed, bot/engine/desk.py), held for approval until released, with
+the joining instructions for a member who joined since the minutes before."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.domain.model import Desired, Group, Meeting
+from bot.plan.context import meeting_context, member, person, shared_context_group
+from bot.plan.state import State
+from bot.render.templates import render
+
+MINUTES = "minutes"
+
+
+def minutes_messages(group: Group, state: State, now: datetime,
+                     horizon: list[datetime]) -> list[Desired]:
+    """The minutes of each meeting that has a file in the group's minutes folder, to every
+    member, held for approval (``minutes_approval``) until released; a member who joined
+    since the minutes before gets the joining instructions too, once."""
+    out = []
+    received = _minutes_received(group, state)
+    for meeting in group.meetings:
+        path = group.minutes.get(meeting.id)
+        if path is None:
+            continue
+        send_at = max(meeting.end, group.go_live).astimezone(UTC)
+        latest = meeting.end.astimezone(UTC) + timedelta(days=90)
+        if latest <= now:
+            continue
+        horizon.append(latest)
+        prefix = f"{group.id}/{meeting.id}/minutes/"
+        released = any(k.startswith(prefix) and st in ("planned", "retry", "sending", "sent")
+                       for k, st in state.keys.items())
+        # minutes the admin mailed wait for her APPROVE whatever minutes_approval says: she
+        # was sent a summary of them first (bot/engine/desk.py)
+        version = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+        by_mail = any((x.group, x.meeting, x.digest) == (group.id, meeting.id, version)
+                      for x in state.mailed_minutes)
+        said = [d.decision for d in state.decisions
+                if (d.group, d.meeting, d.subject, d.version) == (group.id, meeting.id,
+                                                                  MINUTES, version)]
+        hold = ((group.minutes_approval != "none" or by_mail) and not released
+                and said[-1:] != ["approved"]) or said[-1:] == ["held"]
+        shared = {
+            "group": shared_context_group(group), "organiser": person(group.organiser),
+            "admin": person(group.admin), "meeting": meeting_context(group, meeting, state),
+            "file": path.name}
+        for m in group.attendees:
+            new = _newcomer(group, meeting, m.email, received, state)
+            ctx = dict(shared, recipient=member(m), new_member=new)
+            out.append(Desired(
+                key=prefix + m.email, group=group.id,
+                meeting=meeting.id, rule=MINUTES, kind=MINUTES, recipient=m, send_at=send_at,
+                latest=latest, subject=render(group, "minutes", "subject", ctx),
+                reason=f"minutes of {meeting.id} ({path.name})"
+                       + ("; with the joining instructions" if new else ""),
+                template="minutes", context=ctx, initial="held" if hold else "planned",
+                hold=said[-1:] == ["held"]))
+        if group.minutes_approval == "chair" and group.chair is not None:
+            ctx = dict(shared, recipient=member(group.chair), new_member=False)
+            out.append(Desired(
+                key=approval_key(group, meeting.id, group.chair.email, path), group=group.id,
+                meeting=meeting.id, rule=MINUTES, kind=APPROVAL,
+                recipient=group.chair, send_at=send_at, latest=latest,
+                subject=render(group, "approval_request", "subject", ctx),
+                reason=f"the chair is asked to approve the minutes of {meeting.id}",
+                template="approval_request", context=ctx))
+    return out
+
+
+def approval_key(group: Group, meeting: str, chair: str, path: Path) -> str:
+    """One request per version of the file: a corrected file is a new request, and an
+    APPROVE of an older one releases nothing."""
+    version = hashlib.sha256(path.read_bytes()).hexdigest()[:10] if path.exists() else "-"
+    return f"{group.id}/{meeting}/minutes-approval/{chair}/{version}"
+
+
+def _minutes_received(group: Group, state: State) -> dict[str, set[str]]:
+    """Per member, the meetings whose minutes they were sent (or are being sent)."""
+    out: dict[str, set[str]] = {}
+    for key, st in state.keys.items():
+        parts = key.split("/")
+        if len(parts) == 4 and parts[0] == group.id and parts[2] == MINUTES and st in (
+                "sending", "sent"):
+            out.setdefault(parts[3], set()).add(parts[1])
+    return out
+
+
+def _newcomer(group: Group, meeting: Meeting, email: str, received: dict[str, set[str]],
+              state: State) -> bool:
+    """Whether a member gets the joining instructions with these minutes: they were sent no
+    earlier minutes though others were; or, before clerk circulated any, they were first
+    invited after the meeting before (and after go-live)."""
+    order = [m.id for m in group.meetings]
+    earlier = set(order[:order.index(meeting.id)])
+    if received.get(email, set()) & earlier or meeting.id in received.get(email, set()):
+        return False
+    if any(got & earlier for other, got in received.items() if other != email):
+        return True
+    before = [m for m in group.meetings if m.start < meeting.start and not m.cancelled]
+    since = before[-1].start if before else meeting.start
+    seen = [(e, at) for (g, _u, e, _s), at in state.first_planned.items() if g == group.id]
+    if not seen:
+        return False
+    start = min(at for _, at in seen)  # clerk's first plan: the roster as it stood then
+    joined = min(at for e, at in seen if e == email) if any(e == email for e, _ in seen) \
+        else None
+    return joined is not None and joined > max(since, start + timedelta(hours=1))
+
+
+APPROVAL = "approval_request"
