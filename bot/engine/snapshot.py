@@ -25,6 +25,7 @@ from bot.plan.state import (
     Decision,
     MailedMinutes,
     OwedReply,
+    Quarantined,
     Question,
     State,
     Undelivered,
@@ -84,6 +85,10 @@ def state(store: Store) -> State:
                  revision_created=created, held=held, first_planned=first,
                  undelivered=undelivered, rsvps=answers,
                  bounced={e: frozenset(rows) for e, rows in bounced.items()},
+                 quarantined=tuple(Quarantined(
+                     r.id, r.group_id, r.meeting_id, r.organisation, r.sender, r.name,
+                     r.path is not None, r.reason, r.at, r.notified_at is not None)
+                     for r in store.quarantined()),
                  roster_changed={(r.group_id, r.email): r.changed_at
                                  for r in store.roster_rows()},
                  config_problems=_config_problems(store),

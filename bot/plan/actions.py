@@ -204,6 +204,14 @@ def digest_key(email: str, day: date) -> str:
     return f"-/-/actions/{email}/{day.isoformat()}"
 
 
+def owner_names(group: Group, a: Action) -> str:
+    """Who owns ``a``, by name ("all members" for an action of all members)."""
+    if ALL in a.owners:
+        return "all members"
+    names = {m.email: m.name for m in group.members} | {group.admin.email: group.admin.name}
+    return ", ".join(names.get(e, e) for e in a.owners)
+
+
 def listed_context(x: Listed, today: date, meetings: dict[str, Any]) -> dict[str, Any]:
     """One action as a chaser or a summary shows it."""
     a = x.action

@@ -37,6 +37,7 @@ from bot.plan.context import (
     person,
     shared_context,
 )
+from bot.plan.desk_report import admin_digests
 from bot.plan.guard import Trip, guard
 from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
 from bot.plan.minutes import minutes_messages
@@ -125,7 +126,8 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
         messages += minutes_messages(group, state, now, horizon)
     messages += action_chasers(config, state, now, horizon)
     messages += config_notices(config, state)
-    messages += owed_replies(config, state)
+    messages += owed_replies(config, state, now)
+    messages += admin_digests(config, state, now, horizon)
     messages = _not_bouncing(config, state, messages)
     if config.settings.transport in OWNED_BY_SERVER:
         messages = _on_server(state, messages)

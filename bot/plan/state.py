@@ -25,6 +25,23 @@ class Undelivered:
     error: str
     at: datetime
 
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An attachment kept back from the packs (bot/engine/papers.py), for the admin."""
+
+    id: int
+    group: str
+    meeting: str
+    organisation: str
+    sender: str
+    name: str  # the file's name as sent, made safe
+    kept: bool  # False: not kept at all (over a limit)
+    reason: str
+    at: datetime
+    reported: bool  # already told in a status report or the admin's digest
+
+
 @dataclass(frozen=True)
 class OwedReply:
     """An answer clerk owes someone who wrote to it (made once, sent once)."""
@@ -101,6 +118,7 @@ class State:
     # email -> the roster rows (Member.row) it bounced for, permanently: not mailed while
     # the roster row is still one of these
     bounced: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    quarantined: tuple[Quarantined, ...] = ()  # oldest first
     # (group, email) -> when that roster row last appeared, changed or went: a newcomer or a
     # removal waits for the settle window from then (unknown: from now)
     roster_changed: Mapping[tuple[str, str], datetime] = field(default_factory=dict)

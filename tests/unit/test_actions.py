@@ -7,12 +7,14 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
+from bot.domain.windows import closed_days
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
@@ -58,8 +60,21 @@ def summaries(ex: Executor, kind: str) -> list[tuple[date, str]]:
             if f"/-/{kind}/" in str(m["X-Clerk-Key"])]
 
 
+def admin_digests(ex: Executor) -> list[tuple[date, str, str]]:
+    """(day, to, text) of each weekly digest the admin was sent."""
+    assert isinstance(ex.transport, MemoryTransport)
+    return [(parsedate_to_datetime(str(m["Date"])).date(),
+             str(m["To"]).split("<")[-1].rstrip(">"), m.get_body(("plain",)).get_content())
+            for m in ex.transport.sent if "/-/admin-digest/" in str(m["X-Clerk-Key"])]
+
+
+@pytest.mark.parametrize("digest_day", ["monday", "off"])
 def test_an_action_is_chased_three_times_then_the_admin_follows_it_up(
-        make_executor: Callable[[], Executor], store: Store):
+        make_executor: Callable[[], Executor], store: Store, group_dir: Path,
+        digest_day: str):
+    if digest_day == "off":
+        with (group_dir / "group.toml").open("a") as f:
+            f.write('\n[desk]\ndigest_day = "off"\n')
     add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
     ex = make_executor()
     run_days(ex, T0, 365)  # a year of it, never done
@@ -81,8 +96,22 @@ def test_an_action_is_chased_three_times_then_the_admin_follows_it_up(
     gaps = [(b - a).days for (a, _), (b, _) in pairwise(chair)]
     assert set(gaps) <= {7, 14, 21}, gaps  # weekly; none on a bank holiday or at Christmas
     assert all(d.weekday() == 0 for d, _ in chair)
-    # the admin: once a week, the actions no longer chased
-    stalled = summaries(ex, "stalled")
+    # the admin: once a week, the actions no longer chased — in her weekly digest, or in a
+    # summary of their own when she has no digest
+    if digest_day == "off":
+        stalled = summaries(ex, "stalled")
+        assert admin_digests(ex) == []
+    else:
+        assert summaries(ex, "stalled") == []
+        stalled = [(d, to) for d, to, text in admin_digests(ex)
+                   if "#1 LADO: Share the LADO audit tool" in text and
+                   "no longer chased (last on Fri 19 February 2027)" in text]
+        assert len(stalled) > 40  # every week from then on: it needs her
+        # on Mondays; a bank holiday's on the next working day
+        closed = closed_days("GB-ENG", 2027) | closed_days("GB-ENG", 2028)
+        assert all(d - timedelta(days=n) in closed for d, _ in stalled
+                   for n in range(1, d.weekday() + 1))
+        stalled = [(d, to) for d, to in stalled if d.weekday() == 0]
     assert stalled[0] == (date(2027, 2, 22), KIM) and all(d.weekday() == 0 for d, _ in stalled)
     rows = [r for r in store.rows() if r.kind in ("action_chaser", "notice")]
     assert all(r.send_at <= r.sent_at <= r.latest_at for r in rows if r.state == "sent")
@@ -259,10 +288,16 @@ def test_the_chase_schedule_can_be_seen_ahead(clerk: Callable[..., Result], stor
     rows = json.loads(clerk(*at, "plan", "--until", "2027-03-02", "--json").output)
     forecast = [(r["send_at"][:10], r["rule"], r["recipients"][0]) for r in rows
                 if r["state"] == "forecast"]
-    assert forecast == [("2027-01-22", "actions", AMAN), ("2027-02-09", "actions", AMAN),
+    # the admin's weekly digest: her first, then each week something needs her (the action
+    # overdue, then no longer chased); it lists what a summary of its own would
+    assert forecast == [("2027-01-18", "admin-digest", KIM), ("2027-01-22", "actions", AMAN),
+                        ("2027-02-09", "actions", AMAN), ("2027-02-15", "admin-digest", KIM),
                         ("2027-02-15", "overdue", CHAIR), ("2027-02-19", "actions", AMAN),
-                        ("2027-02-22", "overdue", CHAIR), ("2027-02-22", "stalled", KIM),
-                        ("2027-03-01", "overdue", CHAIR), ("2027-03-01", "stalled", KIM)]
+                        ("2027-02-22", "admin-digest", KIM), ("2027-02-22", "overdue", CHAIR),
+                        ("2027-03-01", "admin-digest", KIM), ("2027-03-01", "overdue", CHAIR)]
+    digests = [r["reason"] for r in rows if r["rule"] == "admin-digest"]
+    assert digests[1:] == ["the admin's weekly digest: 1 overdue action"] + 2 * [
+        "the admin's weekly digest: 1 action no longer chased"]
     listed = clerk(*at, "actions", "list").output
     assert f"chased next: {AMAN} on Fri 22 Jan 2027" in listed
     (row,) = json.loads(clerk(*at, "actions", "list", "--json").output)
