@@ -252,14 +252,27 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
 @click.argument("key", required=False)
 @group_option
 @click.option("--state", "state", metavar="STATE", help="Only rows in this state.")
+@click.option("--mail", "mail", is_flag=True,
+              help="What clerk read by mail instead: who sent it, and what clerk did (or why "
+                   "not).")
 @json_option
 @click.pass_obj
-def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None,
+def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None, mail: bool,
         as_json: bool) -> None:
     """The ledger: what went to whom, when and why (KEY: one row and its history)."""
     from bot.cli import report
 
     config = obj.config()
+    if mail:
+        read = report.mail_rows(obj.store(config))
+        if as_json:
+            _json(read)
+            return
+        for m in read:
+            done = "done" if m["handled"] else "NOT DONE"
+            click.echo(f"{_when(m['at'], config, None)}  {done:<8} {m['kind']:<10} "
+                       f"{m['sender'] or '?':<36} {m['detail']}")
+        return
     rows = report.log_rows(obj.store(config), group=_group(config, group_id), state=state,
                            key=key)
     if key and not rows:

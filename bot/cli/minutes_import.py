@@ -14,55 +14,23 @@ from typing import Any
 import click
 
 from bot.cli.common import Ctx, _json, _meeting_group
-from bot.domain.model import Group, Meeting, Nudge, Person
+from bot.domain.model import Group, Person
+from bot.engine import minutes_in
 from bot.listen import import_plan, minutes, owners
+from bot.listen.commands import parse_picks
 
 
 def run(obj: Ctx, path: str, meeting: str, group_id: str | None, yes: bool,
         as_json: bool) -> None:
-    from bot.engine import action_log
-
     config = obj.config()
     group = _meeting_group(config, meeting, group_id)
-    store = obj.store(config)
-    now = obj.now(config)
-    agreed = next(m for m in group.meetings if m.id == meeting)
-    found = minutes.read_minutes(Path(path), import_plan.anchor(group, meeting))
-    plan = import_plan.plan_import(group, meeting, found.items,
-                                   default=action_log.default_due(group, agreed.start),
-                                   seen=store.sources(),
-                                   choose=None if yes or as_json else picker(group))
-    following = sorted((m for m in group.meetings if m.start > agreed.start
-                        and not m.cancelled), key=lambda m: m.start)
-    proposed = [p for p in minutes.next_agenda(Path(path))
-                if following and (group.id, following[0].id, f"minutes:{meeting}", p)
-                not in set(store.proposals())]
-    for item in proposed:
-        store.propose(group.id, following[0].id, f"minutes:{meeting}", item, now)
-    ids = store.import_minutes(plan.actions, plan.nudges, os.environ.get("USER", "admin"),
-                               f"minutes {Path(path).name}", now)
-    # what was recorded, as data: the --json contract, and what is printed
-    names = {p.email: p.name for p in owners.people(group)}
-    imported: list[dict[str, Any]] = [{
-        "id": new_id, "place": p.item.place, "topic": p.item.topic, "text": p.item.text,
-        "owners": list(p.owners.emails),
-        "owner_names": ["all members" if e == owners.ALL else names.get(e, e)
-                        for e in p.owners.emails],
-        "due": p.row["due"], "due_source": p.item.due_source if p.item.due else None,
-        "due_why": p.due_why, "status": p.row["status"], "completed": p.row["completed"]}
-        for new_id, p in zip(ids, plan.planned, strict=True)]
-    landings = [landing(group, Nudge(0, group.id, meeting, str(n["text"]),
-                                     _day(n["window_start"]), _day(n["window_end"])))
-                for n in plan.nudges]
-    unresolved = [unsettled(item, found_owners) for item, found_owners in plan.unresolved]
-    left_out = [{"place": i.place, "line": i.line, "text": i.text} for i in found.left_out]
-    out = {"actions": ids, "nudges": len(plan.nudges), "already": plan.already,
-           "notes": plan.notes, "unresolved": unresolved, "next_agenda": proposed,
-           "imported": imported, "nudge_meetings": landings, "left_out": left_out}
+    done = minutes_in.record(group, obj.store(config), Path(path), meeting, obj.now(config),
+                             who=os.environ.get("USER", "admin"),
+                             choose=None if yes or as_json else picker(group))
     if as_json:
-        _json(out)
+        _json(done.out)
     else:
-        say(out, plan, f"{group.id}/{meeting}", following[0].id if following else "")
+        say(done.out, done.plan, f"{group.id}/{meeting}", done.next_meeting)
 
 
 def say(out: dict[str, Any], plan: import_plan.Import, where: str, next_meeting: str) -> None:
@@ -102,23 +70,6 @@ def _places(where: list[str]) -> str:
     return "; ".join(where)
 
 
-def unsettled(item: minutes.Item, found: owners.Match) -> dict[str, Any]:
-    """An action whose owners are not all settled, as data: each unsettled name is a
-    question with its numbered candidates (a later answer may be one, several, or all)."""
-    questions = [{"name": o.name, "candidates": [{"name": p.name, "email": p.email}
-                                                 for p in o.candidates]}
-                 for o in found.unsettled]
-    asked = []
-    for o in found.unsettled:
-        who = ", ".join(f"{p.name} <{p.email}>" for p in o.candidates)
-        asked.append("no owner is named" if not o.name else f"who is {o.name!r}? " + (
-            f"could be {who}" if who else "nobody on the roster fits"))
-    words = "; ".join(asked)
-    return {"line": item.line, "place": item.place, "owner": item.owner_text,
-            "text": item.text, "candidates": [p.email for p in found.candidates],
-            "matched": list(found.emails), "questions": questions, "question": words}
-
-
 def picker(group: Group) -> import_plan.Choose:
     """Ask the admin who an unsettled owner is: one number, several ("1,3" or "1 3"), "a"
     for all the candidates when several are offered, or 0 to leave the action out."""
@@ -143,61 +94,6 @@ def picker(group: Group) -> import_plan.Choose:
                        + (", a" if several else "") + " or 0")
 
     return choose
-
-
-def parse_picks(answer: str, count: int, *, every: bool) -> list[int] | None:
-    """The indexes (from 0) an answer picks: "2", "1,3", "1 3", "a" (when ``every``); [] for
-    "0" or nothing; None when it is not an answer."""
-    words = [w for w in re.split(r"[\s,;]+", answer.strip().lower()) if w]
-    if not words or words == ["0"]:
-        return []
-    if every and words in (["a"], ["all"], ["both"]):
-        return list(range(count))
-    if not all(w.isdigit() and 1 <= int(w) <= count for w in words):
-        return None
-    return list(dict.fromkeys(int(w) - 1 for w in words))
-
-
-def landing(group: Group, nudge: Nudge) -> dict[str, Any]:
-    """The meeting a nudge lands on, as data and in words."""
-    from bot.plan.context import in_window, nudge_meeting
-
-    target = nudge_meeting(group, nudge)
-    inside = target is not None and in_window(nudge, target)
-    window = f"{_long(nudge.start)} and {_long(nudge.end)}"
-    if target is None:
-        said = (f"no meeting falls between {window}, and none is set after it; the chair is "
-                "told when the window opens")
-    elif inside:
-        said = f"on the agenda of the meeting on {_on(_local(group, target))}"
-    else:
-        said = (f"no meeting falls between {window}; it goes on the agenda of the meeting "
-                f"on {_on(_local(group, target))}, the nearest")
-    return {"text": nudge.text, "window_start": nudge.start.isoformat(),
-            "window_end": nudge.end.isoformat(), "meeting": target.id if target else None,
-            "meeting_start": target.start.isoformat() if target else None,
-            "inside": inside, "said": said}
-
-
-def _local(group: Group, meeting: Meeting) -> date:
-    from bot.domain import timeutil
-
-    return meeting.start.astimezone(timeutil.zone(group.zone)).date()
-
-
-def _day(value: object) -> date:
-    assert isinstance(value, date)
-    return value
-
-
-def _long(day: date) -> str:
-    """17 December 2023."""
-    return f"{day.day} {day:%B %Y}"
-
-
-def _on(day: date) -> str:
-    """Thursday 14 December 2023."""
-    return f"{day:%A} {_long(day)}"
 
 
 def _words(value: object) -> str:

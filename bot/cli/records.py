@@ -231,7 +231,7 @@ def minutes_cli() -> None:
 def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes: bool,
                    as_json: bool) -> None:
     """Import the actions and "remind the group in N-M months" nudges of minutes FILE
-    (.docx, .md or .txt); names are matched to the roster and every doubt reported. Each
+    (.docx, .pdf, .md or .txt); names are matched to the roster and every doubt reported. Each
     action is printed with its owners and due date, and where that date came from."""
     from bot.cli import minutes_import
 
@@ -247,23 +247,13 @@ def minutes_import(obj: Ctx, path: str, meeting: str, group_id: str | None, yes:
 def minutes_send(obj: Ctx, path: str, meeting: str, group_id: str | None) -> None:
     """Circulate minutes FILE to every member (held for approval first, unless the group
     says otherwise), with the website link and, for newcomers, the joining instructions."""
-    import shutil
     from pathlib import Path
 
-    from bot.config.files import MINUTES_FOLDER, MINUTES_TYPES
+    from bot.engine import minutes_in
 
     config = obj.config()
     group = _meeting_group(config, meeting, group_id)
-    source = Path(path)
-    if source.suffix.lower() not in MINUTES_TYPES:
-        raise _usage_error(f"{source.name}: minutes go as {', '.join(MINUTES_TYPES)}")
-    target = group.folder / MINUTES_FOLDER / f"{meeting}{source.suffix.lower()}"
-    target.parent.mkdir(exist_ok=True)
-    if source.resolve() != target.resolve():
-        for old in target.parent.glob(f"{meeting}.*"):
-            if old.resolve() != source.resolve():
-                old.unlink()  # a corrected file replaces the one before
-        shutil.copyfile(source, target)
+    target = minutes_in.place(group, meeting, Path(path))
     store = obj.store(config)
     if any(r.state in ("sending", "sent") for r in store.rows(group=group.id, states=None)
            if r.kind == "minutes" and r.meeting_id == meeting):
@@ -299,9 +289,9 @@ def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: 
     nearest."""
     import re
 
-    from bot.cli import minutes_import
     from bot.domain import timeutil
     from bot.domain.model import Nudge
+    from bot.engine import minutes_in
     from bot.listen import minutes
     from bot.plan import context
 
@@ -319,7 +309,7 @@ def nudge_add(obj: Ctx, group_id: str, window: str, since: str | None, meeting: 
     new_id = obj.store(config).add_nudge(values, now)
     nudge = Nudge(new_id, group.id, meeting, text, start, end)
     target = context.nudge_meeting(group, nudge)
-    landed = minutes_import.landing(group, nudge)["said"]
+    landed = minutes_in.landing(group, nudge)["said"]
     click.echo(f"added nudge #{new_id}: {start} to {end}; " + (
         f"on the agenda of {target.id}" if target and context.in_window(nudge, target) else
         f"{landed} ({target.id})" if target else

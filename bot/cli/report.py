@@ -156,3 +156,11 @@ def log_rows(store: Store, *, group: str | None = None, state: str | None = None
                                for e in store.history(key)]
         out.append(item)
     return out
+
+
+def mail_rows(store: Store) -> list[dict[str, Any]]:
+    """Every message clerk read (the inbox log), oldest first: who sent it, what it was, and
+    what clerk did with it — or why it did nothing."""
+    return [{"at": _iso(i.at), "sender": i.sender, "subject": i.subject, "kind": i.kind,
+             "handled": bool(i.handled), "detail": i.detail, "message_id": i.message_id}
+            for i in store.inbox_log()]

@@ -288,6 +288,7 @@ class Desired:
     initial: str = "planned"  # planned | held | skipped_late
     cc: tuple[Person, ...] = ()  # copied
     in_reply_to: str = ""  # the Message-ID this answers (a reply to someone who wrote)
+    hold: bool = False  # held now, even if recorded planned earlier (the admin's HOLD)
 
     def digest_fields(self) -> tuple[Any, ...]:
         return (self.send_at, self.latest, self.subject, self.reason, self.recipient.name)

@@ -77,10 +77,11 @@ class DeskFacts:
 
     # --- decisions ---------------------------------------------------------------------------
 
-    def decide(self, group: str, meeting: str, subject: str, decision: str, who: str,
-               via: str, now: datetime, conn: Connection | None = None) -> None:
+    def decide(self, group: str, meeting: str, subject: str, decision: str, version: str,
+               who: str, via: str, now: datetime, conn: Connection | None = None) -> None:
         values = dict(group_id=group, meeting_id=meeting, subject=subject,
-                      decision=decision, who=who[:320], via=via[:400], at=now)
+                      decision=decision, version=version[:64], who=who[:320], via=via[:400],
+                      at=now)
         if conn is not None:
             conn.execute(decisions.insert().values(**values))
             self.bump_facts(conn)

@@ -139,6 +139,8 @@ class Executor(Recovery):
                 values: dict[str, Any] = {}
                 if row.state == "withdrawn":
                     values["state"] = d.initial
+                if d.hold and row.state in ("planned", "retry"):
+                    values["state"] = "held"
                 if (row.send_at, row.latest_at, row.subject, row.reason,
                         row.recipient_name) != d.digest_fields():
                     values.update(send_at=d.send_at, latest_at=d.latest, subject=d.subject,

@@ -27,9 +27,10 @@ from bot.domain.errors import UsageError
 from bot.domain.model import Config, Group, Member
 from bot.domain.tokens import ANSWERABLE, check_token
 from bot.engine import action_log, snapshot
+from bot.engine.desk import Desk
 from bot.engine.papers import Papers, Sender
 from bot.engine.store import Store
-from bot.listen import replies
+from bot.listen import commands, replies
 from bot.listen.answers import apologies
 from bot.listen.authn import Trust
 from bot.listen.replies import Answer, Incoming
@@ -54,6 +55,7 @@ class Inbox:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
+        self.desk = Desk(config, store)
         self.uids: dict[str, tuple[Group, str]] = {}
         # a meeting the server made has the server's UID: its answers are found by start
         self.starts: dict[str, list[tuple[Group, str]]] = {}
@@ -155,7 +157,16 @@ class Inbox:
 
     def _answer(self, incoming: Incoming, answer: Answer, now: datetime) -> Outcome:
         if not incoming.authenticated:
+            said = commands.parse(answer.text).commands
+            if said and self.desk.commander(incoming.sender):
+                return Outcome(False, f"{len(said)} command(s) in the name of "
+                                      f"{incoming.sender}, not obeyed: {incoming.auth}")
             return Outcome(False, f"not applied: {incoming.auth}")
+        ids = [i for i in (incoming.in_reply_to, *incoming.references) if i]
+        referenced = self.store.by_message_ids(ids) if ids else None
+        if self.desk.wants(incoming, referenced):
+            done = self.desk.apply(incoming, referenced, now)
+            return Outcome(done.handled, done.detail)
         if answer.command == "AGENDA":
             return self._proposal(incoming, answer, now)
         row = self._answered_row(incoming)
@@ -163,6 +174,9 @@ class Inbox:
             ids = [i for i in (incoming.in_reply_to, *incoming.references) if i]
             other = self.store.by_message_ids(ids)
             if other is None:
+                if commands.parse(answer.text).commands:
+                    return Outcome(False, f"commands from {incoming.sender}, who may not give "
+                                          "them (only a group's admin may): nothing done")
                 return Outcome(False, "an answer to nothing clerk sent (no reference, no "
                                       "token)")
             return self._reply_to(incoming, answer, other, now)

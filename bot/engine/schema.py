@@ -198,6 +198,8 @@ decisions = sa.Table(  # 0012: the admin's APPROVE and HOLD of a meeting's pack 
     sa.Column("meeting_id", sa.String(100), nullable=False),
     sa.Column("subject", sa.String(20), nullable=False),  # pack | minutes
     sa.Column("decision", sa.String(20), nullable=False),  # approved | held
+    # what was decided on: the minutes file's sha256, the pack preview's digest
+    sa.Column("version", sa.String(64), nullable=False, default=""),
     sa.Column("who", sa.String(320), nullable=False),
     sa.Column("via", sa.String(400), nullable=False, default=""),
     sa.Column("at", UTCDateTime, nullable=False),

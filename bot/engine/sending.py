@@ -18,6 +18,7 @@ from bot.domain.tokens import ANSWERABLE, make_token
 from bot.engine.result import TickResult
 from bot.engine.store import Store
 from bot.plan.desk_report import REPORTS
+from bot.plan.pack import PACK, PACK_PREVIEW
 from bot.render import email as render_email
 from bot.render import report_csv
 from bot.transports.base import Mail, Transport
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 log = logging.getLogger("clerk")
+PACKS = (PACK, PACK_PREVIEW)  # the agenda .docx and the papers go with these
 
 
 class Sending:
@@ -63,7 +65,7 @@ class Sending:
         try:
             files = render_email.pack_attachments(
                 group, desired, Path(self.config.settings.papers),
-                self.config.settings.zip_papers_above) if desired.kind == "pack" else []
+                self.config.settings.zip_papers_above) if desired.kind in PACKS else []
             if desired.kind in ("minutes", "approval_request"):
                 files = render_email.file_attachment(group.minutes[desired.meeting])
             if desired.kind in REPORTS:  # the status report, as a spreadsheet too

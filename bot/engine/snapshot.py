@@ -103,7 +103,8 @@ def state(store: Store) -> State:
                  mailed_minutes=tuple(mailed(r) for r in store.mailed_minutes()),
                  questions=tuple(question(r) for r in store.questions()),
                  decisions=tuple(Decision(r.group_id, r.meeting_id, r.subject, r.decision,
-                                          r.who, r.at) for r in store.decisions()))
+                                          r.version, r.who, r.at)
+                                 for r in store.decisions()))
 
 
 def mailed(row: Any) -> MailedMinutes:

@@ -71,7 +71,7 @@ _FORMS: tuple[tuple[Verb, str], ...] = (
              r"(?P<n2>\d{1,9})"),
     ("DONE", r"(?:done|close)\s*#\s*(?P<n>\d{1,9})|(?:done|close)\s+(?:action\s+)?"
              r"(?P<n2>\d{1,9})"),
-    ("ADD", r"add\s*(?::|\s+(?:item|agenda\s+item)\s*:?)?\s+(?P<arg>\S.*)"),
+    ("ADD", r"(?:add|agenda)\s*(?::|\s+(?:item|agenda\s+item)\s*:?)?\s+(?P<arg>\S.*)"),
     ("STATUS", r"status(?:\s+please)?|send\s+(?:me\s+)?(?:the\s+)?status"),
     ("HELP", r"help|commands|\?"),
 )
@@ -121,3 +121,16 @@ def _command(line: str) -> Command | None:
             argument = argument.strip("\"'“”‘’ ")
         return Command(verb, line, int(number) if number else None, argument)
     return None
+
+
+def parse_picks(answer: str, count: int, *, every: bool) -> list[int] | None:
+    """The indexes (from 0) an answer picks: "2", "1,3", "1 3", "a" (when ``every``); [] for
+    "0" or nothing; None when it is not an answer."""
+    words = [w for w in re.split(r"[\s,;]+", answer.strip().lower()) if w]
+    if not words or words == ["0"]:
+        return []
+    if every and words in (["a"], ["all"], ["both"]):
+        return list(range(count))
+    if not all(w.isdigit() and 1 <= int(w) <= count for w in words):
+        return None
+    return list(dict.fromkeys(int(w) - 1 for w in words))

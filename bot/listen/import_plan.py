@@ -50,7 +50,9 @@ class Import:
     nudges: list[dict[str, object]] = field(default_factory=list)
     matched: list[tuple[str, str]] = field(default_factory=list)  # (place, a match's note)
     remarks: list[str] = field(default_factory=list)  # odd cells, dates, done with no date
-    unresolved: list[tuple[Item, Match]] = field(default_factory=list)
+    # the actions whose owners are not all settled, with their rows so far (not recorded:
+    # for the admin to settle, at the picker or by mail)
+    unresolved: list[Planned] = field(default_factory=list)
     already: int = 0  # items imported before (same minutes, same meeting)
 
     @property
@@ -95,10 +97,6 @@ def plan_import(group: Group, meeting: str, items: list[Item], *,
             for owner in found.unsettled:
                 if chosen := choose(item, owner):
                     found = found.answer(owner.name, chosen)
-        if not found.settled:
-            out.unresolved.append((item, found))
-            continue
-        out.matched += [(item.place, note) for note in found.notes]
         if item.due is not None and item.due < day:
             out.remarks.append(f"{item.place}: the date it states, {item.due}, is before the "
                              "meeting")
@@ -108,8 +106,13 @@ def plan_import(group: Group, meeting: str, items: list[Item], *,
             out.remarks.append(f"{item.place}: done, with no date given: recorded as done on "
                              "the day of the meeting")
         due, why = (item.due, item.due_source or "") if item.due is not None else default
-        out.planned.append(Planned(item, found, {
+        planned = Planned(item, found, {
             "group_id": group.id, "meeting_id": meeting, "topic": item.topic,
             "text": item.text, "owners": found.emails, "due": due, "source": source,
-            "status": item.status, "completed": completed}, why))
+            "status": item.status, "completed": completed}, why)
+        if not found.settled:
+            out.unresolved.append(planned)
+            continue
+        out.matched += [(item.place, note) for note in found.notes]
+        out.planned.append(planned)
     return out

@@ -26,7 +26,7 @@ from bot.domain.errors import UsageError
 from bot.listen import dates
 from bot.listen.dates import Anchor, DateError
 from bot.listen.owners import ALL_WORDS, Match, Owner, match, norm, split
-from bot.listen.tables import Table, docx_tables, markdown_tables, start, text_table
+from bot.listen.tables import Table, docx_tables, markdown_tables, pdf_lines, start, text_table
 
 __all__ = ["ALL_WORDS", "Anchor", "Item", "Match", "Minutes", "Owner", "match", "next_agenda",
            "nudge_window", "read", "read_minutes"]
@@ -90,8 +90,8 @@ def read_minutes(path: Path, anchor: Anchor | None = None) -> Minutes:
     if path.stat().st_size == 0:
         raise UsageError(f"{path} is empty; nothing was imported")
     suffix = path.suffix.lower()
-    if suffix not in (".docx", ".md", ".markdown", ".txt", ".text", ""):
-        raise UsageError(f"{path}: minutes must be .docx, .md or .txt, not {suffix}")
+    if suffix not in (".docx", ".pdf", ".md", ".markdown", ".txt", ".text", ""):
+        raise UsageError(f"{path}: minutes must be .docx, .pdf, .md or .txt, not {suffix}")
     try:
         body, tables = _parts(path, suffix)
         rows = [item for table in tables for item in _from_table(table, anchor)]
@@ -114,6 +114,10 @@ def _parts(path: Path, suffix: str) -> tuple[list[tuple[int, str, str]], list[Ta
         paragraphs, tables = docx_tables(path)
         return [(n, text, f"paragraph {n} (starting {start(text)})")
                 for n, text in paragraphs], tables
+    if suffix == ".pdf":
+        numbered = list(enumerate(pdf_lines(path), 1))
+        return [(n, text, f"{page}, line {n}") for n, (page, text) in numbered], \
+            text_table([(n, text) for n, (_, text) in numbered])
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -128,6 +132,8 @@ def next_agenda(path: Path) -> list[str]:
     actions or the next heading."""
     if path.suffix.lower() == ".docx":
         lines = [text for _, text in docx_tables(path)[0]]
+    elif path.suffix.lower() == ".pdf":
+        lines = [text for _, text in pdf_lines(path)]
     else:
         lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     items: list[str] = []
@@ -138,7 +144,9 @@ def next_agenda(path: Path) -> list[str]:
             inside = True
             continue
         heading = line.startswith("#") or (re.match(r"\d+\.\s+[A-Z][^.]*$", line) and \
-            re.search(r"any other business|aob|date of next", line, re.I))
+            re.search(r"any other business|aob|date of next", line, re.I)) or re.match(
+            r"(date|time|venue)\s+of\s+(the\s+)?next\b|next\s+meeting\s*:|(any other "
+            r"business|aob)\b", line, re.I)
         if inside and (heading or re.match(r"(actions?\b|topic\b)", line, re.I)
                        or line.startswith("|")):
             break

@@ -314,6 +314,8 @@ def _rsvps(cal: Calendar) -> Iterator[Rsvp]:
         for attendee in _all(event, "ATTENDEE"):
             email = re.sub(r"^mailto:", "", clean(str(attendee)), flags=re.I).lower()
             params = getattr(attendee, "params", {})
+            if "@" not in email:  # Apple's servers: urn:uuid:… with the address in EMAIL=
+                email = clean(str(params.get("EMAIL", ""))).strip('"').lower()
             state = str(params.get("PARTSTAT", "")).upper()
             # Google Calendar puts a decline's note on the ATTENDEE, Outlook in COMMENT
             note = clean(str(params.get("X-RESPONSE-COMMENT", ""))) or comment

@@ -272,3 +272,42 @@ def _names(line: str) -> bool:
 
 def _action_like(line: str) -> bool:
     return bool(re.search(r"\s(will|to)\s", line, re.IGNORECASE)) or len(line.split()) > 8
+
+
+PDF_PAGES = 300  # minutes of more pages are not minutes
+PDF_TEXT = 2 * 1024 * 1024  # characters of text read from a PDF, at most
+
+
+def pdf_lines(path: Path) -> list[tuple[str, str]]:
+    """A PDF's text, line by line, each with its page ("page 2"). A PDF is untrusted input:
+    one that is encrypted, damaged, too long, or that pypdf cannot read is refused with the
+    reason, naming the file."""
+    import pypdf
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = pypdf.PdfReader(str(path), strict=False)
+        if reader.is_encrypted:
+            raise UsageError(f"{path} is a PDF with a password; send it without one, or as "
+                             ".docx")
+        if len(reader.pages) > PDF_PAGES:
+            raise UsageError(f"{path} has {len(reader.pages)} pages, more than minutes have "
+                             f"({PDF_PAGES}); send the minutes alone")
+        out: list[tuple[str, str]] = []
+        size = 0
+        for number, page in enumerate(reader.pages, 1):
+            text = page.extract_text() or ""
+            size += len(text)
+            if size > PDF_TEXT:
+                raise UsageError(f"{path} holds more text than minutes do; send the minutes "
+                                 "alone")
+            out += [(f"page {number}", line) for line in text.splitlines()]
+    except UsageError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError,
+            AttributeError, IndexError, ZeroDivisionError) as exc:
+        raise UsageError(f"{path} is not a PDF clerk can read ({type(exc).__name__}: {exc}); "
+                         "send it as .docx") from None
+    if not any(text.strip() for _, text in out):
+        raise UsageError(f"{path} is a PDF without text (a scan?); send the minutes as .docx")
+    return out

@@ -105,7 +105,7 @@ def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
                      "owner": "all members" if "*" in a.owners else ", ".join(
                          names[o].name if o in names else o for o in a.owners),
                      "due": a.due, "completed": a.completed} for a in tracker],
-        "nudges": [{"text": n.text, "from": n.meeting} for n in state.nudges
+        "nudges": [{"text": n.text, "from": _agreed_at(group, n.meeting)} for n in state.nudges
                    if n.group == group.id and (found := nudge_meeting(group, n)) is not None
                    and found.id == meeting.id],
         "proposals": [{"item": item, "by": names[email].name if email in names else
@@ -118,6 +118,15 @@ def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
                     for org in sorted({m.organisation for m in group.leads()})] if asked
         else [],
     }
+
+def _agreed_at(group: Group, meeting_id: str) -> str:
+    """The meeting a nudge was agreed at, as people say it: "the meeting of 15 April 2027"."""
+    found = next((m for m in group.meetings if m.id == meeting_id), None)
+    if found is None:
+        return meeting_id
+    day = found.start.astimezone(timeutil.zone(group.zone))
+    return f"the meeting of {day.day} {day:%B %Y}"
+
 
 def _return_status(state: State, group: Group, meeting: Meeting, org: str,
                    asked: list[str]) -> str:

@@ -298,10 +298,10 @@ def _context(group: Group, to: Person, occasion: str, rep: dict[str, Any],
             "occasion": occasion, "subject": subject, "report": rep}
 
 
-def status_reply(group: Group, reply: OwedReply, key: str, state: State, now: datetime,
-                 chased: actions.Schedule | None = None) -> Desired:
-    """The answer to her ``STATUS``: the report as it is at ``now``, threaded under it."""
-    to = Person(name=reply.name or reply.email, email=reply.email)
+def status_reply(group: Group, reply: OwedReply, to: Person, key: str, state: State,
+                 now: datetime, chased: actions.Schedule | None = None) -> Desired:
+    """The answer to her ``STATUS`` (``reply``, owed to ``to``): the report as it is at
+    ``now``, threaded under it."""
     rep = report(group, state, max(now, reply.at), chased=chased)
     context = _context(group, to, STATUS, rep, reply.subject)
     return Desired(

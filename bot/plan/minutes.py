@@ -35,7 +35,16 @@ def minutes_messages(group: Group, state: State, now: datetime,
         prefix = f"{group.id}/{meeting.id}/minutes/"
         released = any(k.startswith(prefix) and st in ("planned", "retry", "sending", "sent")
                        for k, st in state.keys.items())
-        hold = group.minutes_approval != "none" and not released
+        # minutes the admin mailed wait for her APPROVE whatever minutes_approval says: she
+        # was sent a summary of them first (bot/engine/desk.py)
+        version = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
+        by_mail = any((x.group, x.meeting, x.digest) == (group.id, meeting.id, version)
+                      for x in state.mailed_minutes)
+        said = [d.decision for d in state.decisions
+                if (d.group, d.meeting, d.subject, d.version) == (group.id, meeting.id,
+                                                                  MINUTES, version)]
+        hold = ((group.minutes_approval != "none" or by_mail) and not released
+                and said[-1:] != ["approved"]) or said[-1:] == ["held"]
         shared = {
             "group": shared_context_group(group), "organiser": person(group.organiser),
             "admin": person(group.admin), "meeting": meeting_context(group, meeting, state),
@@ -49,7 +58,8 @@ def minutes_messages(group: Group, state: State, now: datetime,
                 latest=latest, subject=render(group, "minutes", "subject", ctx),
                 reason=f"minutes of {meeting.id} ({path.name})"
                        + ("; with the joining instructions" if new else ""),
-                template="minutes", context=ctx, initial="held" if hold else "planned"))
+                template="minutes", context=ctx, initial="held" if hold else "planned",
+                hold=said[-1:] == ["held"]))
         if group.minutes_approval == "chair" and group.chair is not None:
             ctx = dict(shared, recipient=member(group.chair), new_member=False)
             out.append(Desired(

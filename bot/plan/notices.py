@@ -301,6 +301,8 @@ def owed_replies(config: Config, state: State, now: datetime | None = None) -> l
         if group is None:
             continue
         key = f"{group.id}/-/reply/{r.email}/{r.id}"
+        known = {p.email: p.name for p in (group.admin, *group.members)}
+        to = Person(name=known.get(r.email) or r.name or r.email, email=r.email)
         if r.about == desk_report.STATUS:
             if state.keys.get(key) in ("sent", "skipped_late"):
                 continue  # its report is not worked out again on every plan
@@ -308,9 +310,8 @@ def owed_replies(config: Config, state: State, now: datetime | None = None) -> l
             if chased is None:
                 chased = actions.schedule(config.groups, state.actions,
                                           at.astimezone(UTC).date() + timedelta(days=1))
-            out.append(desk_report.status_reply(group, r, key, state, at, chased))
+            out.append(desk_report.status_reply(group, r, to, key, state, at, chased))
             continue
-        to = Person(name=r.name or r.email, email=r.email)
         context = {"group": shared_context_group(group), "organiser": person(group.organiser),
                    "admin": person(group.admin), "recipient": dict(person(to), organisation="",
                                                                    role=""),

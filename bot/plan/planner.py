@@ -48,6 +48,7 @@ from bot.plan.notices import (
     config_notices,
     owed_replies,
 )
+from bot.plan.pack import previews
 from bot.plan.state import State
 from bot.render import templates
 from bot.render.templates import render
@@ -128,6 +129,7 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
     messages += config_notices(config, state)
     messages += owed_replies(config, state, now)
     messages += admin_digests(config, state, now, horizon)
+    messages = previews(config, state, messages, now, horizon)
     messages = _not_bouncing(config, state, messages)
     if config.settings.transport in OWNED_BY_SERVER:
         messages = _on_server(state, messages)

@@ -93,6 +93,7 @@ class Decision:
     meeting: str
     subject: str  # pack | minutes
     decision: str  # approved | held
+    version: str  # the minutes file's sha256; the pack preview's digest
     who: str
     at: datetime
 

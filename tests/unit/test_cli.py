@@ -25,7 +25,7 @@ def test_plan_json_is_the_documented_contract(clerk: Callable[..., Result]):
     result = clerk("plan", "--json", "--now", "2026-11-26T12:00:00+00:00")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert len(rows) == 4 * (21 + 16 + 16 + 21 + 1)
+    assert len(rows) == 4 * (21 + 16 + 16 + 21 + 1 + 1)  # and the admin's preview of the pack
     for row in rows:
         assert set(row) == PLAN_KEYS
         assert row["state"] in STATES
@@ -162,10 +162,10 @@ def test_simulate_shows_a_year_without_touching_the_real_state(
     # the admin's weekly digest: her first, then after each meeting (the next one changed)
     digests = [e["at"][:10] for e in timeline if e["kind"] == "admin_digest"]
     assert digests == ["2026-12-07", "2027-01-18", "2027-04-19", "2027-07-19", "2027-10-18"]
-    assert sum(len(e["recipients"]) for e in timeline) == 4 * 75 + len(digests)
+    assert sum(len(e["recipients"]) for e in timeline) == 4 * 76 + len(digests)
     assert {e["state"] for e in timeline} == {"sent"}
     assert timeline[0]["kind"] == "invitation" and timeline[0]["at"].startswith("2026-12-01")
-    assert len(list((out / "new").iterdir())) == 4 * 75 + len(digests)
+    assert len(list((out / "new").iterdir())) == 4 * 76 + len(digests)
     assert json.loads(clerk("log", "--json").output) == []  # the real ledger is untouched
 
 

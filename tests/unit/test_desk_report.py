@@ -318,7 +318,8 @@ def test_names_and_file_names_are_text_in_the_html():
     group = hostile_group()
     now = datetime(2027, 1, 4, 10, tzinfo=UTC)
     reply = OwedReply(1, GROUP, KIM, "Kim Osei", "Re: STATUS", "", "<s@x>", now, "status")
-    message = desk_report.status_reply(group, reply, "k", hostile_state(group), now)
+    message = desk_report.status_reply(group, reply, group.admin, "k",
+                                       hostile_state(group), now)
     page = render(group, "status", "html", message.context)
     parser = WellFormed()
     parser.feed(page)

@@ -133,7 +133,8 @@ def test_a_word_document(clerk: Callable[..., Result], seed_group: Path, tmp_pat
 @pytest.mark.parametrize("name,content,message", [
     ("minutes.docx", b"this is not a zip file", "is not a Word document"),
     ("minutes.txt", b"We met and talked.\nNothing was agreed.\n", "no actions found"),
-    ("minutes.pdf", b"%PDF-1.4", "must be .docx, .md or .txt"),
+    ("minutes.pdf", b"%PDF-1.4", "is not a PDF clerk can read"),
+    ("minutes.odt", b"PK", "must be .docx, .pdf, .md or .txt"),
     ("minutes.txt", "Action: Tina James will do it\n".encode("utf-16"), "is not UTF-8"),
 ])
 def test_bad_minutes_import_nothing(clerk: Callable[..., Result], seed_group: Path,
@@ -328,6 +329,13 @@ def test_next_agenda_items_stop_at_the_next_heading(tmp_path: Path):
                     "child\n- Peer review\n\n## Any other business\nNone.\n", encoding="utf-8")
     assert minutes.next_agenda(path) == ["Ofsted readiness", "Voice of the child",
                                          "Peer review"]
+    # a plain-text "Date of next meeting: ..." line under the items is not one of them
+    path.write_text("Items for the next agenda\n\tVoice of the child in audits\n\n"
+                    "Date of next meeting: Thursday 15 July 2027\n", encoding="utf-8")
+    assert minutes.next_agenda(path) == ["Voice of the child in audits"]
+    path.write_text("Items for the next meeting\n- Peer review\nNext meeting: 15 July\n"
+                    "AOB: none\n", encoding="utf-8")
+    assert minutes.next_agenda(path) == ["Peer review"]
 
 
 def test_the_approve_command_minutes_send_prints_works_at_once(

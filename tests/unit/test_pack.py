@@ -82,7 +82,8 @@ def test_the_pack_carries_the_whole_run_up(make_executor: Callable[[], Executor]
     assert "#1 LADO: Share the LADO audit tool — Aman Sekhon-Gill — open" in text
     assert "Website: Circulate the website link" in text and "done 2027-01-20" in text
     assert text.index("Share the LADO audit tool") < text.index("Circulate the website")
-    assert "How authorities triangulate feedback (agreed at 2027-q1)" in text
+    assert ("How authorities triangulate feedback (agreed at the meeting of 14 January 2027)"
+            in text)
     assert "LADO audit tools (proposed by Aman Sekhon-Gill)" in text
     assert "Kent: submitted" in text and "Slough: nil return" in text
     assert "Medway: outstanding" in text

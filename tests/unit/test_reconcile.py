@@ -17,7 +17,8 @@ from tests.conftest import edit, remove_member
 
 GO_LIVE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MEMBERS, ORGS = 21, 16  # the example roster
-PER_MEETING = MEMBERS + ORGS + ORGS + MEMBERS + 1  # invite, request, chaser, pack, minutes
+# invite, request, chaser, pack, minutes due; and the admin's preview of the pack
+PER_MEETING = MEMBERS + ORGS + ORGS + MEMBERS + 1 + 1
 
 
 def sent_messages(ex: Executor) -> list[email.message.EmailMessage]:
@@ -73,7 +74,8 @@ def test_a_simulated_year_sends_every_planned_message_once(
         assert r.send_at <= r.sent_at <= r.latest_at, r.key
     kinds = Counter(r.kind for r in rows)
     assert kinds == {"invitation": 4 * MEMBERS, "request": 4 * ORGS, "chaser": 4 * ORGS,
-                     "pack": 4 * MEMBERS, "minutes_due": 4, "admin_digest": len(digests)}
+                     "pack": 4 * MEMBERS, "minutes_due": 4,
+                     "pack_preview": 4, "admin_digest": len(digests)}
     assert {r.sent_at.weekday() for r in rows if r.kind == "admin_digest"} == {0}  # Mondays
 
 

@@ -120,6 +120,29 @@ def test_windows_zone_without_vtimezone_still_parses() -> None:
     assert [r.recurrence_id for r in got.rsvps] == ["2027-01-15T09:00:00+00:00"]
 
 
+def test_apple_calendar_accept_names_the_attendee_by_its_email_parameter() -> None:
+    # macOS Calendar through Apple Mail: the calendar part base64 in multipart/alternative,
+    # the ATTENDEE a urn:uuid with the address in EMAIL="…", quoted
+    got = read((DATA / "apple-accept.eml").read_bytes())
+    assert got.kind == "rsvp", got.reason
+    assert [(r.attendee, r.partstat, r.sequence, r.start) for r in got.rsvps] == [
+        ("ann.smith@example.org", "ACCEPTED", 2, "2027-06-15T09:00:00+00:00")]
+    assert got.sender == "ann.smith@example.org"
+
+
+def test_an_attendee_without_an_address_is_not_an_answer() -> None:
+    raw = (DATA / "apple-accept.eml").read_bytes()
+    import base64
+
+    head, _, rest = raw.partition(b"name=iCal-20270601-093012.ics\r\n\r\n")
+    body, _, tail = rest.partition(b"\r\n--Apple-Mail")
+    ics = base64.b64decode(body).replace(b'EMAIL="ann.smith@example.org";', b"")
+    again = head + b"name=iCal-20270601-093012.ics\r\n\r\n" + base64.encodebytes(ics) \
+        + b"\r\n--Apple-Mail" + tail
+    got = read(again)
+    assert got.rsvps == () and got.kind != "rsvp"  # nobody's answer, not a stranger's
+
+
 def test_thunderbird_application_ics_without_method_parameter() -> None:
     ics = reply_ics("ACCEPTED", prodid="-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN")
     got = read(with_calendar(ics, inline=False).as_bytes())

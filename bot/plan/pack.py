@@ -1,0 +1,95 @@
+"""The agenda pack's preview for the admin, and her decisions on it (bot/engine/desk.py).
+
+``[desk] pack_preview`` before the pack goes, the admin is sent the pack exactly as the first
+member will get it (the same message, the same agenda .docx and papers), to answer APPROVE (it
+goes now), HOLD (kept back) or ADD <item> (an item added; a new preview follows, since the
+preview is keyed by what the agenda holds). With ``pack_approval = "required"`` the pack is
+held until she APPROVEs it; otherwise it goes at its time unless she HOLDs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.domain import timeutil
+from bot.domain.model import Config, Desired, Group, Meeting
+from bot.plan.state import Decision, State
+from bot.render.templates import render
+
+PACK = "pack"
+PACK_PREVIEW = "pack_preview"
+
+
+def pack_prefixes(group: Group, meeting: Meeting) -> list[str]:
+    """The ledger key prefixes of a meeting's pack messages (one per pack rule)."""
+    return [f"{group.id}/{meeting.id}/{r.id}/" for r in group.rules if r.kind == PACK]
+
+
+def decided(state: State, group: Group, meeting: str) -> Decision | None:
+    """The admin's last APPROVE or HOLD of a meeting's pack."""
+    found = [d for d in state.decisions
+             if (d.group, d.meeting, d.subject) == (group.id, meeting, PACK)]
+    return found[-1] if found else None
+
+
+def previews(config: Config, state: State, messages: list[Desired], now: datetime,
+             horizon: list[datetime]) -> list[Desired]:
+    """The pack messages with the admin's decisions applied (an APPROVE sends them at once;
+    a HOLD, or approval required and not given, holds them), and a preview of each pack for
+    her, at ``pack_preview`` before it goes."""
+    out: list[Desired] = []
+    packs: dict[tuple[str, str], list[Desired]] = {}
+    for d in messages:
+        if d.kind == PACK:
+            packs.setdefault((d.group, d.meeting), []).append(d)
+        else:
+            out.append(d)
+    groups = {g.id: g for g in config.groups}
+    for (group_id, meeting), found in packs.items():
+        group = groups[group_id]
+        desk = group.desk
+        decision = decided(state, group, meeting)
+        approved = decision is not None and decision.decision == "approved"
+        hold = (decision is not None and decision.decision == "held") or (
+            desk.pack_approval == "required" and not approved)
+        if approved and decision is not None:
+            found = [replace(d, send_at=min(d.send_at, decision.at.astimezone(UTC)),
+                             initial="planned" if d.initial == "held" else d.initial)
+                     for d in found]
+        elif hold:
+            found = [replace(d, initial="held", hold=True) if d.initial == "planned" else d
+                     for d in found]
+        out += found
+        first = min(found, key=lambda d: (d.send_at, d.recipient.email))
+        gone = all(state.keys.get(d.key) in ("sending", "sent") for d in found)
+        if desk.pack_preview is None or gone or approved:
+            continue
+        send_at = max(first.send_at - desk.pack_preview, group.go_live.astimezone(UTC))
+        latest = max(d.latest for d in found)
+        if latest <= now:
+            continue
+        horizon.append(latest)
+        out.append(_preview(group, first, send_at, latest, hold, len(found)))
+    return out
+
+
+def _preview(group: Group, first: Desired, send_at: datetime, latest: datetime, held: bool,
+             members: int) -> Desired:
+    m = first.context["meeting"]
+    agenda = {"agenda": m["agenda"], "nudges": m["nudges"], "proposals": m["proposals"]}
+    digest = hashlib.sha256(json.dumps(agenda, sort_keys=True, default=str).encode()
+                            ).hexdigest()[:10]
+    context: dict[str, Any] = dict(first.context, preview={
+        "sends_at": first.send_at.astimezone(timeutil.zone(group.zone)), "held": held,
+        "members": members, "required": group.desk.pack_approval == "required"})
+    subject = render(group, PACK_PREVIEW, "subject", context)
+    return Desired(
+        key=f"{group.id}/{first.meeting}/{PACK_PREVIEW}/{group.admin.email}/{digest}",
+        group=group.id, meeting=first.meeting, rule=PACK_PREVIEW, kind=PACK_PREVIEW,
+        recipient=group.admin, send_at=send_at, latest=latest, subject=subject,
+        reason=f"a preview of the agenda pack of {first.meeting} for the admin",
+        template=PACK_PREVIEW, context=context)
