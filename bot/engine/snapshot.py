@@ -78,7 +78,8 @@ def state(store: Store) -> State:
                 bounces.c.permanent.is_(True), bounces.c.row.is_not(None))):
             bounced.setdefault(r.email, set()).add(r.row)
     undelivered = {g: tuple(Undelivered(r.key, r.recipient, r.subject, r.state,
-                                        r.last_error or "", r.updated_at) for r in rows)
+                                        r.last_error or "", r.updated_at,
+                                        r.notified_at is not None) for r in rows)
                    for g, rows in store.undelivered().items()}
     return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
                  delivered=frozenset(delivered), submitted=submitted,

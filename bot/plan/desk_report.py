@@ -17,33 +17,41 @@ for people:
   returns register (``organisation``, ``status``: submitted, nil return or outstanding;
   empty when the group asks for none) and ``returns_outstanding`` (a number)
 - ``overdue``: open actions past their due date: ``ref`` ("#12"), ``topic``, ``text``,
-  ``owners`` (names), ``due`` (ISO date), ``due_text``, ``days_overdue``
+  ``owners`` (names), ``due`` (ISO date), ``due_text``, ``days_overdue``, ``new`` (not
+  overdue at her last digest)
 - ``stalled``: open actions chased ``max_chasers`` times and no longer chased: the same, and
-  ``last_chased`` (ISO date) and ``last_chased_text``
+  ``last_chased`` (ISO date) and ``last_chased_text``; ``new``: still chased at her last
+  digest
 - ``held``: messages waiting, by meeting and rule: ``what`` ("the minutes"), ``meeting``
   (its id, or ""), ``meeting_text`` ("QA Leads Network meeting, Thu 14 January 2027", or ""),
   ``date`` (the meeting's, ISO 8601, or ""), ``recipients`` (a number), ``to`` ("17
   members", or the one person's name), ``why`` ("held for your approval"), ``text`` (all of
   it, one sentence) and ``prefix`` (what ``clerk approve`` releases them by)
 - ``questions``: the open questions an import of mailed minutes left: ``ref`` ("Q1"),
-  ``text``, ``choices`` (their labels), ``file`` (the minutes' file name), ``meeting_text``
+  ``minutes_id``, ``text``, ``choices`` (their labels), ``file`` (the minutes' file name),
+  ``meeting_text``, ``new`` (those minutes came after her last digest)
 - ``quarantined``: papers kept back from the packs of a meeting not yet over: ``id``,
   ``file``, ``from`` (the sender's name), ``email``, ``organisation``, ``why``, ``kept``
   (false: not kept at all), ``received`` (ISO 8601) and ``received_text``, ``meeting_text``,
   ``new`` (not yet in a status or digest she was sent)
 - ``bouncing``: members whose address bounces, until their roster row changes: ``name``,
   ``email``, ``organisation``
-- ``undelivered``: messages that failed or were parked and are not yet reported: ``to``,
-  ``email``, ``subject``, ``state``, ``error``, ``at`` (ISO 8601) and ``at_text``
+- ``undelivered``: messages that failed or were parked, for a meeting not yet over (any
+  other: for 30 days), until ``clerk retry`` sends them: ``to``, ``email``, ``subject``,
+  ``state``, ``error``, ``at`` (ISO 8601) and ``at_text``, ``new`` (since her last digest)
 - ``config_problems``: the problems of a config the worker cannot load (texts), and since
-  when: ``config_since`` (ISO 8601) and ``config_since_text`` (null when there are none)
+  when: ``config_since`` (ISO 8601) and ``config_since_text`` (null when there are none);
+  ``config_new``: since after her last digest
 - ``needs_her``: whether something above waits for her (a quarantined paper only while it is
   ``new``), or an action is overdue or stalled
 - ``headline``: what needs her in a few words ("minutes held, 1 question, 2 overdue
   actions"), or "nothing needs you"
+- ``since`` (ISO date) and ``since_text``: the day of her last weekly digest, or null; what
+  is ``new`` is new since then (nothing is, without one); ``news``: what needs her that is
+  new, in a few words ("1 action no longer chased"), or ""
 - ``digest``: the sha256 of the canonical JSON of the content — everything but ``now``,
-  ``as_of``, ``needs_her``, ``headline`` and the papers' ``new`` — so that it changes when,
-  and only when, what she would read changes
+  ``as_of``, ``needs_her``, ``headline``, ``since``, ``news`` and what is ``new`` — so that
+  it changes when, and only when, what she would read changes
 
 The weekly digest (:func:`admin_digests`) goes on the group's ``[desk] digest_day`` at the
 chasers' time of day (``[actions] at``), one a week at most, and only when something needs her
@@ -103,14 +111,17 @@ def when_text(at: datetime) -> str:
 
 def report(group: Group, state: State, now: datetime, *,
            chased: actions.Schedule | None = None,
-           keys: Mapping[str, str] | None = None) -> dict[str, Any]:
+           keys: Mapping[str, str] | None = None,
+           since: date | None = None) -> dict[str, Any]:
     """The group's status at ``now`` (the keys: this module's docstring). ``chased`` is the
     action schedule of all the groups (an owner's chasers are counted across them); without
-    it, the group's own. ``keys``: the ledger rows to find the held ones in, when the caller
-    has picked them out (all of ``state.keys`` by default)."""
+    it, the group's own. ``keys``: the ledger rows to find the held ones and the digests in,
+    when the caller has picked them out (all of ``state.keys`` by default). ``since``: the
+    day of her last digest, what is ``new`` is new since (:func:`last_digest`)."""
     tz = timeutil.zone(group.zone)
     local = now.astimezone(tz)
     today = local.date()
+    keys = state.keys if keys is None else keys
     if chased is None:
         chased = actions.schedule([group], state.actions, today)
     problems = state.config_problems
@@ -119,7 +130,7 @@ def report(group: Group, state: State, now: datetime, *,
         "now": local.isoformat(), "as_of": when_text(local),
         "meeting": _meeting(group, state, now),
         "overdue": [], "stalled": [],
-        "held": _held(group, state.keys if keys is None else keys),
+        "held": _held(group, keys),
         "questions": _questions(group, state),
         "quarantined": _quarantined(group, state, now),
         "bouncing": [{"name": m.name, "email": m.email, "organisation": m.organisation}
@@ -129,7 +140,7 @@ def report(group: Group, state: State, now: datetime, *,
                          "subject": u.subject, "state": u.state, "error": u.error,
                          "at": u.at.astimezone(tz).isoformat(),
                          "at_text": when_text(u.at.astimezone(tz))}
-                        for u in state.undelivered.get(group.id, ())],
+                        for u in _undelivered(group, state, now)],
         "config_problems": list(problems[2]) if problems else [],
         "config_since": problems[1].astimezone(tz).isoformat() if problems else None,
         "config_since_text": when_text(problems[1].astimezone(tz)) if problems else None,
@@ -151,7 +162,34 @@ def report(group: Group, state: State, now: datetime, *,
     needs = _needs(out)
     out["needs_her"] = bool(needs)
     out["headline"] = ", ".join(needs) or "nothing needs you"
+    _mark_new(group, out, since, state)
     return out
+
+
+def _mark_new(group: Group, r: dict[str, Any], since: date | None, state: State) -> None:
+    """``since`` (the day of her last digest), and on each action, question and config
+    problem whether it is ``new`` since then; ``news``: what needs her that is new, in a few
+    words. A paper is new until a report she was sent has listed it."""
+    r["since"] = since.isoformat() if since else None
+    r["since_text"] = day_text(since) if since else None
+    then = _nominal(group, since) if since else None
+    for a in r["overdue"]:  # at the last digest, due on or after its day: not overdue then
+        a["new"] = since is not None and date.fromisoformat(a["due"]) >= since
+    for a in r["stalled"]:  # ... chased on or after its day: still being chased then
+        a["new"] = since is not None and date.fromisoformat(a["last_chased"]) >= since
+    mailed = {m.id: m.at for m in state.mailed_minutes}
+    for q in r["questions"]:
+        at = mailed.get(q["minutes_id"])
+        q["new"] = then is not None and at is not None and at >= then
+    for u in r["undelivered"]:
+        u["new"] = then is not None and datetime.fromisoformat(u["at"]) >= then
+    r["config_new"] = then is not None and bool(r["config_problems"]) and \
+        datetime.fromisoformat(r["config_since"]) >= then
+    fresh = dict(r, held=[], bouncing=[],
+                 config_problems=r["config_problems"] if r["config_new"] else [],
+                 **{k: [x for x in r[k] if x["new"]]
+                    for k in ("overdue", "stalled", "questions", "quarantined", "undelivered")})
+    r["news"] = ", ".join(_needs(fresh)) if since else ""
 
 
 def _needs(r: dict[str, Any]) -> list[str]:
@@ -260,12 +298,21 @@ def _held(group: Group, keys: Mapping[str, str]) -> list[dict[str, Any]]:
 def _questions(group: Group, state: State) -> list[dict[str, Any]]:
     files = {m.id: m.name for m in state.mailed_minutes}
     meetings = {m.id: m for m in group.meetings}
-    return [{"ref": f"Q{q.n}", "text": q.text, "choices": [label for label, _ in q.choices],
+    return [{"ref": f"Q{q.n}", "minutes_id": q.minutes_id, "text": q.text,
+             "choices": [label for label, _ in q.choices],
              "file": files.get(q.minutes_id, ""),
              "meeting_text": _meeting_text(group, meetings[q.meeting])
              if q.meeting in meetings else ""}
             for q in sorted(state.questions, key=lambda q: (q.minutes_id, q.n))
             if q.group == group.id and q.answer is None]
+
+
+def _undelivered(group: Group, state: State, now: datetime) -> list[Undelivered]:
+    """The messages that failed or were parked and still matter: for a meeting not yet over
+    (any other: for 30 days), until ``clerk retry`` sends them."""
+    ends = {m.id: m.end for m in group.meetings}
+    return [u for u in state.undelivered.get(group.id, ())
+            if ends.get([*u.key.split("/"), ""][1], u.at + timedelta(days=30)) > now]
 
 
 def _quarantined(group: Group, state: State, now: datetime) -> list[dict[str, Any]]:
@@ -302,7 +349,10 @@ def status_reply(group: Group, reply: OwedReply, to: Person, key: str, state: St
                  now: datetime, chased: actions.Schedule | None = None) -> Desired:
     """The answer to her ``STATUS`` (``reply``, owed to ``to``): the report as it is at
     ``now``, threaded under it."""
-    rep = report(group, state, max(now, reply.at), chased=chased)
+    at = max(now, reply.at)
+    today = at.astimezone(timeutil.zone(group.zone)).date()
+    rep = report(group, state, at, chased=chased,
+                 since=last_digest(group, state.keys, today + timedelta(days=1)))
     context = _context(group, to, STATUS, rep, reply.subject)
     return Desired(
         key=key, group=group.id, meeting="-", rule="reply", kind=STATUS, recipient=to,
@@ -356,20 +406,22 @@ def _digests(group: Group, state: State, keys: Mapping[str, str], now: datetime,
              days: Sequence[date], chased: actions.Schedule, forecast: bool) -> list[Desired]:
     """The digests of ``days`` that go: ``keys`` holds the group's held rows and its
     digests."""
-    base = f"{group.id}/-/{DIGEST_RULE}/{group.admin.email}/"
+    base = _base(group)
     mine = {k[len(base):]: st for k, st in keys.items() if k.startswith(base)}
     sent = sorted(k.split("/") for k, st in mine.items() if st in ("sent", "sending"))
     last = sent[-1][1] if sent else None
+    went: date | None = None  # a forecast's last digest
     out = []
     for day in days:
         send_at, latest = _times(group, day)
-        week = "{}-W{:02d}".format(*day.isocalendar()[:2])
+        week = _week(day)
         this = {k: st for k, st in mine.items() if k.startswith(f"{week}/")}
         if any(st in _DONE for st in this.values()):
             continue
         kept = next((k for k, st in sorted(this.items()) if st in _KEPT), None)
+        since = went or last_digest(group, keys, day)
         rep = report(group, state, max(now, send_at) if forecast else now, chased=chased,
-                     keys=keys)
+                     keys=keys, since=since)
         digest = rep["digest"][:12]
         if kept is None and not rep["needs_her"] and digest == last:
             continue  # nothing needs her, and she has read all of it
@@ -382,8 +434,31 @@ def _digests(group: Group, state: State, keys: Mapping[str, str], now: datetime,
                    + ("" if rep["needs_her"] else "; her first" if last is None else
                       "; changed since the last"),
             template=STATUS, context=context))
-        last = digest
+        last, went = digest, day
     return out
+
+
+def _base(group: Group) -> str:
+    """What the keys of the group's digests start with."""
+    return f"{group.id}/-/{DIGEST_RULE}/{group.admin.email}/"
+
+
+def _week(day: date) -> str:
+    """"2027-W09": the ISO week in a digest's key."""
+    return "{}-W{:02d}".format(*day.isocalendar()[:2])
+
+
+def last_digest(group: Group, keys: Mapping[str, str], before: date) -> date | None:
+    """The day of the last digest sent to the group's admin before ``before``, from the ISO
+    week in its key; None when there was none (or the group has none)."""
+    if group.desk.digest_day is None:
+        return None
+    weekday = actions.DAYS.index(group.desk.digest_day) + 1
+    base = _base(group)
+    days = [date.fromisocalendar(int(week[:4]), int(week[6:8]), weekday)
+            for k, st in keys.items() if k.startswith(base) and st in ("sent", "sending")
+            for week in [k[len(base):].split("/")[0]]]
+    return max((d for d in days if d < before), default=None)
 
 
 def _nominal(group: Group, day: date) -> datetime:
@@ -409,8 +484,9 @@ def examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
     someone = group.members[0] if group.members else Person("A Member", "member@example.org")
     meeting = min(group.meetings, key=lambda m: m.start) if group.meetings else None
     first = meeting.id if meeting else "example"
+    week = f"{_base(group)}{_week(now.date() - timedelta(days=7))}/0"  # her last digest
     state = State(
-        keys={f"{group.id}/{first}/minutes/{someone.email}": "held"},
+        keys={f"{group.id}/{first}/minutes/{someone.email}": "held", week: "sent"},
         actions=(Action(1, group.id, first, "Example", "An example action", (someone.email,),
                         now.date() - timedelta(days=3), "open", None, now),),
         questions=(Question(1, group.id, first, 1, 1, "Who is 'Jo'?",
@@ -419,9 +495,11 @@ def examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
                                  "paper.exe", True, "a program, not a paper", now, False),),
         bounced={someone.email: frozenset({someone.row})} if isinstance(someone, Member)
         else {},
-        undelivered={group.id: (Undelivered("k", someone.email, "A subject", "failed",
+        undelivered={group.id: (Undelivered(f"{group.id}/{first}/x/{someone.email}",
+                                            someone.email, "A subject", "failed",
                                             "550 no such user", now),)},
         config_problems=("d", now, ("group.toml:3: an example problem",)))
-    rep = report(group, state, now)
+    rep = report(group, state, now,
+                 since=last_digest(group, state.keys, now.date() + timedelta(days=1)))
     answer = _context(group, group.admin, STATUS, rep, "Re: STATUS")
     return [(STATUS, answer), (STATUS, _context(group, group.admin, "digest", rep))]

@@ -121,8 +121,9 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
                 if rule.kind == "invitation":
                     messages += _plan_rule(group, series.master, rule, state, now, revisions,
                                            horizon)
-        if state.undelivered.get(group.id):
-            messages.append(_undelivered_notice(group, state.undelivered[group.id]))
+        untold = tuple(u for u in state.undelivered.get(group.id, ()) if not u.notified)
+        if untold:
+            messages.append(_undelivered_notice(group, untold))
         messages += _nudge_notes(group, state, now, horizon)
         messages += minutes_messages(group, state, now, horizon)
     messages += action_chasers(config, state, now, horizon)

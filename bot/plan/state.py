@@ -16,7 +16,7 @@ from bot.plan.invites import Held
 
 @dataclass(frozen=True)
 class Undelivered:
-    """A message that failed or was parked, not yet reported to the admin."""
+    """A message that failed or was parked (until sent again by ``clerk retry``)."""
 
     key: str
     recipient: str
@@ -24,6 +24,7 @@ class Undelivered:
     state: str
     error: str
     at: datetime
+    notified: bool = False  # the admin was sent a notice of it
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class State:
     revision_created: Mapping[tuple[str, str, int], datetime] = field(default_factory=dict)
     held: Mapping[tuple[str, str], Mapping[str, Held]] = field(default_factory=dict)
     first_planned: Mapping[tuple[str, str, str, int], datetime] = field(default_factory=dict)
+    # group -> its failed and parked messages, oldest first
     undelivered: Mapping[str, tuple[Undelivered, ...]] = field(default_factory=dict)
     # (group, meeting or series, original start or "") -> email -> (PARTSTAT, comment, the
     # start it was given for, UTC ISO, or "" when unknown)

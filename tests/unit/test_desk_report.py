@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bot import config as config_mod
+from bot.domain.errors import TransportError
 from bot.domain.model import Group
 from bot.engine import snapshot
 from bot.engine.executor import Executor
@@ -28,6 +29,8 @@ from bot.render.report_csv import COLUMNS, report_csv
 from bot.render.templates import render
 from bot.transports.memory import MemoryTransport
 from tests.conftest import EXAMPLE
+from tests.unit.test_desk import Office
+from tests.unit.test_desk import text as plain_text
 from tests.unit.test_templates import WellFormed
 
 GROUP = "qa-leads"
@@ -101,7 +104,12 @@ def test_the_report_shows_the_meeting_the_actions_and_what_waits_for_her(
         make_executor: Callable[[], Executor], store: Store, config_dir: Path,
         group_dir: Path):
     busy(store, group_dir)
-    make_executor().tick(NOW)  # records the minutes, held
+    ex = make_executor()
+    assert isinstance(ex.transport, MemoryTransport)
+    ex.transport.fail[SANDRA] = TransportError("550 mailbox full", retryable=False)
+    ex.tick(NOW)  # records the minutes, held; what is due to Sandra Davey fails
+    ex.tick(NOW + timedelta(minutes=1))  # the admin is told of it, and still sees it listed
+    assert [k for k in sent(ex, "/-/undelivered/")]
     r = report_now(store, config_dir)
     json.dumps(r)  # JSON-able: a template's context and the CSV's source
     m = r["meeting"]
@@ -131,10 +139,12 @@ def test_the_report_shows_the_meeting_the_actions_and_what_waits_for_her(
     assert [(q["file"], q["from"], q["why"], q["new"]) for q in r["quarantined"]] == [
         ("returns.xlsm", "Gavin Swales", "a macro-enabled document", True)]
     assert [b["name"] for b in r["bouncing"]] == ["Stuart Webber"]
+    assert [(u["to"], u["state"], u["error"], u["at_text"]) for u in r["undelivered"]] == 2 * [
+        ("Sandra Davey", "failed", "550 mailbox full", "Tue 23 March 2027, 10:00")]
     assert r["config_problems"] == ["group.toml:12: meeting.start: not a date"]
     assert r["needs_her"] is True
     assert r["headline"] == ("minutes held, 1 question, 1 paper kept back, 1 address bouncing, "
-                             "the config is broken, 1 overdue action, "
+                             "2 messages undelivered, the config is broken, 1 overdue action, "
                              "1 action no longer chased")
     # the digest: the same content an hour later, another once something changes
     assert report_now(store, config_dir, NOW + timedelta(hours=1))["digest"] == r["digest"]
@@ -161,14 +171,21 @@ def csv_rows(message: EmailMessage) -> list[list[str]]:
 def test_status_by_mail_is_one_message_with_a_table_and_the_csv(
         make_executor: Callable[[], Executor], store: Store, group_dir: Path):
     busy(store, group_dir)
-    ex = make_executor()
-    ex.tick(NOW)
-    store.owe_reply(GROUP, KIM, "Kim Osei", "Re: STATUS", "", "<status@network.example>",
-                    NOW + timedelta(minutes=5), about="status")
-    ex.tick(NOW + timedelta(minutes=6))
-    (message,) = [m for m in sent(ex) if "/-/reply/" in str(m["X-Clerk-Key"])]
+    office = Office(make_executor, store)
+    office.tick(NOW)
+    # she writes STATUS to clerk, from her mailbox, with her signature under it
+    outcome = office.mail("STATUS\n\nKind regards\nKim", NOW + timedelta(minutes=5),
+                          subject="Where are we?", message_id="<status@network.example>")
+    assert outcome.handled, outcome.detail
+    office.tick(NOW + timedelta(minutes=6))
+    ex = office.ex
+    answers = [m for m in sent(ex) if "/-/reply/" in str(m["X-Clerk-Key"])]
+    assert len(answers) == 2  # what was done, and the status in a message of its own
+    (message,) = [m for m in answers if list(m.iter_attachments())]  # the one with the CSV
+    (confirm,) = [m for m in answers if m is not message]
+    assert "STATUS: the status follows in a message of its own" in plain_text(confirm)
     assert str(message["To"]) == f"Kim Osei <{KIM}>"
-    assert str(message["Subject"]) == "Re: STATUS"
+    assert str(message["Subject"]) == "Status of South Downs QA Leads Network"
     assert str(message["In-Reply-To"]) == "<status@network.example>"  # in her thread
     html = message.get_body(("html",))
     assert html is not None
@@ -195,8 +212,14 @@ def test_status_by_mail_is_one_message_with_a_table_and_the_csv(
     assert sections.count("attendance") == 21  # the bouncing member is still a member
     # she has now been told of the paper: it no longer counts as needing her
     assert store.quarantined(GROUP, unreported=True) == []
-    ex.tick(NOW + timedelta(minutes=30))
-    assert len([m for m in sent(ex) if "/-/reply/" in str(m["X-Clerk-Key"])]) == 1
+    # made once, sent once: the same message delivered again, and later plans, add nothing
+    again = office.mail("STATUS\n\nKind regards\nKim", NOW + timedelta(minutes=20),
+                        subject="Where are we?", message_id="<status@network.example>")
+    assert "already" in again.detail, again.detail
+    office.tick(NOW + timedelta(minutes=30))
+    office.tick(NOW + timedelta(days=1))
+    assert len([m for m in sent(office.ex) if "/-/reply/" in str(m["X-Clerk-Key"])]) == 2
+    assert [r.about for r in store.reply_rows()].count("status") == 1
 
 
 def digests(ex: Executor) -> list[tuple[date, str, str]]:
@@ -256,7 +279,16 @@ def test_the_digest_goes_every_week_while_something_needs_her(
         (date(2027, 3, 15), "South Downs QA Leads Network weekly digest: 1 action no longer "
                             "chased"),
         (date(2027, 3, 22), "South Downs QA Leads Network weekly digest: 1 action no longer "
-                            "chased")]
+                            "chased (nothing new)")]
+    # each says what is new since the last, and marks it; the same news is not news again
+    texts = [text for _, _, text in digests(ex)]
+    assert "New since" not in texts[0] and "(new)" not in texts[0]  # her first: no marks
+    assert "New since your digest of Mon 1 March 2027: 1 overdue action" in texts[1]
+    assert "#1 (new) LADO: Circulate the LADO figures" in texts[1]
+    assert "New since your digest of Mon 8 March 2027: 1 action no longer chased" in texts[2]
+    assert "#1 (new) LADO: Circulate the LADO figures" in texts[2]
+    assert "Nothing new needs you since your digest of Mon 15 March 2027." in texts[3]
+    assert "#1 LADO: Circulate the LADO figures\n" in texts[3]  # still listed, not new
 
 
 @pytest.mark.parametrize("day,expected", [("wednesday", date(2027, 3, 3)), ("off", None)])
