@@ -71,6 +71,7 @@ from bot.domain import timeutil, windows
 from bot.domain.model import Action, Config, Desired, Group, Meeting, Member, Person
 from bot.plan import actions
 from bot.plan.context import person, rsvp_summary, run_up, shared_context_group
+from bot.plan.pack import PACK, decided
 from bot.plan.state import OwedReply, Quarantined, Question, State, Undelivered
 from bot.render.templates import render
 
@@ -90,6 +91,7 @@ _KEPT = ("sending", "retry", "failed", "parked")
 _HELD_WHAT = {"invitation": "the invitations", "request": "the requests for information",
               "chaser": "the chasers", "pack": "the agenda pack",
               "minutes_due": "the reminder that the minutes are due"}
+_BEFORE = ("invitation", "request", "chaser", "pack")  # moot once the meeting is over
 _SPECIAL_WHAT = {"minutes": "the minutes",
                  "minutes-approval": "the request to the chair to approve the minutes",
                  "nudge": "the note of a subject coming back", "actions": "the action chasers",
@@ -128,9 +130,9 @@ def report(group: Group, state: State, now: datetime, *,
     out: dict[str, Any] = {
         "group": {"id": group.id, "name": group.name, "zone": group.zone},
         "now": local.isoformat(), "as_of": when_text(local),
-        "meeting": _meeting(group, state, now),
+        "meeting": (meeting := _meeting(group, state, now)),
         "overdue": [], "stalled": [],
-        "held": _held(group, keys),
+        "held": _held(group, keys, state, now, meeting["id"] if meeting else None),
         "questions": _questions(group, state),
         "quarantined": _quarantined(group, state, now),
         "bouncing": [{"name": m.name, "email": m.email, "organisation": m.organisation}
@@ -261,8 +263,12 @@ def _action(group: Group, a: Action, today: date) -> dict[str, Any]:
             "due_text": day_text(a.due), "days_overdue": max(0, (today - a.due).days)}
 
 
-def _held(group: Group, keys: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The held rows of the group, one entry per meeting and rule."""
+def _held(group: Group, keys: Mapping[str, str], state: State, now: datetime,
+          next_meeting: str | None) -> list[dict[str, Any]]:
+    """The held rows of the group, one entry per meeting and rule, and why each is held; not
+    those a meeting's end made moot (its invitations, requests, chasers and pack), nor the
+    packs waiting for an approval (``pack_approval = "required"``, or the rule's ``approve``)
+    but the next meeting's."""
     batches: dict[tuple[str, str], set[str]] = {}
     for key, st in keys.items():
         parts = key.split("/")
@@ -277,13 +283,23 @@ def _held(group: Group, keys: Mapping[str, str]) -> list[dict[str, Any]]:
         rule = kinds.get(rule_id)
         what = _HELD_WHAT[rule.kind] if rule else _SPECIAL_WHAT.get(rule_id,
                                                                     f"the {rule_id} messages")
+        meeting = meetings.get(meeting_id)
+        pack = decided(state, group, meeting_id) if rule and rule.kind == PACK else None
+        if rule is not None and meeting is not None and (
+                (rule.kind in _BEFORE and meeting.end <= now)
+                or (rule.kind == PACK and pack is None and meeting_id != next_meeting
+                    and (rule.approve or group.desk.pack_approval == "required"))):
+            continue
         if rule_id == "minutes" and group.minutes_approval == "chair":
             why = "held for the chair's approval"
+        elif pack is not None and pack.decision == "held":
+            why = "held: you answered HOLD to its preview"
+        elif rule and rule.kind == PACK and group.desk.pack_approval == "required":
+            why = "held until you answer APPROVE to its preview"
         elif rule_id == "minutes" or (rule is not None and rule.approve):
             why = "held for your approval"
         else:
             why = "held"
-        meeting = meetings.get(meeting_id)
         of = _meeting_text(group, meeting) if meeting else ""
         to = _name(group, next(iter(emails))) if len(emails) == 1 else f"{len(emails)} members"
         day = meeting.start.astimezone(timeutil.zone(group.zone)).date() if meeting else None
@@ -395,6 +411,11 @@ def admin_digests(config: Config, state: State, now: datetime, horizon: list[dat
         mine = ledger.get(key.partition("/")[0])
         if mine is not None and (st == "held" or f"/-/{DIGEST_RULE}/" in key):
             mine[key] = st
+    due = [(g, [d for d in days if not any(  # a week's digest done: nothing more that week
+        st in _DONE for k, st in ledger[g.id].items() if k.startswith(_base(g) + _week(d)))])
+        for g, days in due]
+    if not any(days for _, days in due):
+        return []
     # a day past any group's today, whatever its zone
     end = (until or now).astimezone(UTC).date() + timedelta(days=1)
     chased = actions.schedule(config.groups, state.actions, end)
@@ -416,8 +437,6 @@ def _digests(group: Group, state: State, keys: Mapping[str, str], now: datetime,
         send_at, latest = _times(group, day)
         week = _week(day)
         this = {k: st for k, st in mine.items() if k.startswith(f"{week}/")}
-        if any(st in _DONE for st in this.values()):
-            continue
         kept = next((k for k, st in sorted(this.items()) if st in _KEPT), None)
         since = went or last_digest(group, keys, day)
         rep = report(group, state, max(now, send_at) if forecast else now, chased=chased,

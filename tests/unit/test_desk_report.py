@@ -29,7 +29,7 @@ from bot.render.report_csv import COLUMNS, report_csv
 from bot.render.templates import render
 from bot.transports.memory import MemoryTransport
 from tests.conftest import EXAMPLE
-from tests.unit.test_desk import Office
+from tests.unit.test_desk import PREVIEW_AT, Office, previewed
 from tests.unit.test_desk import text as plain_text
 from tests.unit.test_templates import WellFormed
 
@@ -359,3 +359,29 @@ def test_names_and_file_names_are_text_in_the_html():
     assert parser.stack == [] and "<script" not in page and "<img" not in page
     text = "".join(parser.text)
     assert "<script>alert(1)</script>" in text and "@SUM(1+1)<img src=x>.pdf" in text
+
+
+@pytest.mark.parametrize("how,why", [
+    ("HOLD", "held: you answered HOLD to its preview"),
+    ("required", "held until you answer APPROVE to its preview")])
+def test_a_pack_she_holds_is_in_her_status_with_why(
+        make_executor: Callable[[], Executor], store: Store, group_dir: Path, how: str,
+        why: str):
+    if how == "required":
+        with (group_dir / "group.toml").open("a") as f:
+            f.write('\n[desk]\npack_approval = "required"\n')
+    office = Office(make_executor, store)
+    office.tick(datetime(2026, 12, 1, 10, tzinfo=UTC))
+    preview = previewed(office)
+    if how == "HOLD":
+        office.mail("HOLD", PREVIEW_AT + timedelta(hours=1), answering=preview)
+    day = datetime(2027, 4, 8, 9, tzinfo=UTC)  # the pack's day: it stays back
+    assert not [k for k in office.tick(day) if "/pack/" in k]
+    office.mail("STATUS", day + timedelta(hours=1), subject="status")
+    office.tick(day + timedelta(hours=1))
+    (status,) = [m for m in office.inbox() if list(m.iter_attachments())
+                 and str(m["Subject"]).startswith("Status of")]
+    said = " ".join(plain_text(status).split())
+    assert ("Needs you: agenda pack held" in said and "- the agenda pack of the QA Leads "
+            f"Network meeting on Thu 15 April 2027, to 21 members: {why}" in said), said
+    assert "July" not in said.split("NEXT MEETING")[0]  # not the later meetings' packs
