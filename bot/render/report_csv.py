@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-COLUMNS = ("section", "item", "who", "date", "status", "detail")
+COLUMNS = ("section", "item", "who", "date", "status", "detail", "new")
 
 # what makes Excel (and LibreOffice) read a cell as a formula: a member's name, a paper's file
 # name or an error text comes from outside, so such a cell is quoted (OWASP "CSV injection")
@@ -27,8 +27,8 @@ def report_csv(report: dict[str, Any]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    for row in rows(report):
-        writer.writerow([safe(c) for c in row])
+    for *row, new in rows(report):
+        writer.writerow([safe(c) for c in row] + ["new" if new else ""])
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -43,32 +43,35 @@ def _local(iso: str) -> str:
 
 
 def rows(r: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """Each row's cells (:data:`COLUMNS`), the last whether it is new since her last
+    digest."""
     for p in r["config_problems"]:
-        yield "config problem", p, "", _local(r["config_since"]), "not loaded", ""
+        yield ("config problem", p, "", _local(r["config_since"]), "not loaded", "",
+               r["config_new"])
     for h in r["held"]:
         yield ("held", h["what"] + (f", {h['meeting_text']}" if h["meeting_text"] else ""),
-               h["to"], h["date"], "held", h["why"])
+               h["to"], h["date"], "held", h["why"], False)
     for q in r["questions"]:
         yield ("question", f"{q['ref']} {q['text']}", "", "", "open",
                " / ".join(f"{n}. {c}" for n, c in enumerate(q["choices"], 1))
-               + (f" (from {q['file']})" if q["file"] else ""))
+               + (f" (from {q['file']})" if q["file"] else ""), q["new"])
     for q in r["quarantined"]:
         yield ("paper kept back", q["file"], _who(q["from"], q["organisation"]),
-               _local(q["received"]),
-               "new" if q["new"] else "kept back", q["why"] + ("" if q["kept"] else
-                                                             " (not kept)"))
+               _local(q["received"]), "kept back",
+               q["why"] + ("" if q["kept"] else " (not kept)"), q["new"])
     for b in r["bouncing"]:
         yield ("bouncing", b["email"], _who(b["name"], b["organisation"]), "", "bouncing",
-               "correct the address in the roster")
+               "correct the address in the roster", False)
     for u in r["undelivered"]:
-        yield "undelivered", u["subject"], u["to"], _local(u["at"]), u["state"], u["error"]
+        yield ("undelivered", u["subject"], u["to"], _local(u["at"]), u["state"], u["error"],
+               u["new"])
     for kind, found in (("action no longer chased", r["stalled"]), ("overdue action",
                                                                       r["overdue"])):
         for a in found:
             yield (kind, f"{a['ref']} {a['topic'] + ': ' if a['topic'] else ''}{a['text']}",
                    a["owners"], a["due"], "no longer chased" if "last_chased" in a else
                    "overdue", f"last chased {a['last_chased']}" if "last_chased" in a else
-                   f"{a['days_overdue']} days overdue")
+                   f"{a['days_overdue']} days overdue", a["new"])
     m = r["meeting"]
     if m is None:
         return
@@ -77,9 +80,9 @@ def rows(r: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
                         ("tentative", "tentative"), ("no_answer", "no answer")):
         for p in m["attendance"][key]:
             yield ("attendance", title, _who(p["name"], p["organisation"]),
-                   _local(m["start"]), answer, p["comment"])
+                   _local(m["start"]), answer, p["comment"], False)
     for x in m["returns"]:
-        yield "return", title, x["organisation"], _local(m["start"]), x["status"], ""
+        yield "return", title, x["organisation"], _local(m["start"]), x["status"], "", False
 
 
 def _who(name: str, organisation: str) -> str:

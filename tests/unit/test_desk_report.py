@@ -202,9 +202,10 @@ def test_status_by_mail_is_one_message_with_a_table_and_the_csv(
     rows = csv_rows(message)
     assert rows[0] == list(COLUMNS)
     assert ["attendance", "QA Leads Network meeting, Thu 15 April 2027, 14:00",
-            "Danielle McKee (Wokingham)", "2027-04-15 14:00", "apologies", "On leave"] in rows
+            "Danielle McKee (Wokingham)", "2027-04-15 14:00", "apologies", "On leave",
+            ""] in rows
     assert ["return", "QA Leads Network meeting, Thu 15 April 2027, 14:00", "Slough",
-            "2027-04-15 14:00", "nil return", ""] in rows
+            "2027-04-15 14:00", "nil return", "", ""] in rows
     sections = [row[0] for row in rows[1:]]
     for section in ("config problem", "held", "question", "paper kept back", "bouncing",
                     "action no longer chased", "overdue action"):
@@ -289,6 +290,10 @@ def test_the_digest_goes_every_week_while_something_needs_her(
     assert "#1 (new) LADO: Circulate the LADO figures" in texts[2]
     assert "Nothing new needs you since your digest of Mon 15 March 2027." in texts[3]
     assert "#1 LADO: Circulate the LADO figures\n" in texts[3]  # still listed, not new
+    # ... and so in the spreadsheet: its last column
+    stalled = [[row for row in csv_rows(m) if row[0] == "action no longer chased"]
+               for m in sent(ex, "/-/admin-digest/")[2:]]
+    assert [[row[-1] for row in found] for found in stalled] == [["new"], [""]]
 
 
 @pytest.mark.parametrize("day,expected", [("wednesday", date(2027, 3, 3)), ("off", None)])
@@ -340,10 +345,10 @@ def test_csv_cells_never_start_a_formula():
     paper = next(row for row in rows if row[0] == "paper kept back")
     assert paper[1:3] == ["'@SUM(1+1)<img src=x>.pdf",
                           "'=HYPERLINK(\"http://evil.example\",\"x\") (+Kent)"]
-    assert paper[5] == "'-2+3 a program"
+    assert paper[4:] == ["kept back", "'-2+3 a program", "new"]  # not yet in a report
     assert ["attendance", "QA Leads Network meeting, Thu 14 January 2027, 14:00",
             "'=HYPERLINK(\"http://evil.example\",\"x\") (<script>alert(1)</script>)",
-            "2027-01-14 14:00", "no answer", ""] in rows
+            "2027-01-14 14:00", "no answer", "", ""] in rows
 
 
 def test_names_and_file_names_are_text_in_the_html():
