@@ -138,7 +138,7 @@ def report(group: Group, state: State, now: datetime, *,
         "bouncing": [{"name": m.name, "email": m.email, "organisation": m.organisation}
                      for m in group.members
                      if m.row in state.bounced.get(m.email, frozenset())],
-        "undelivered": [{"to": _name(group, u.recipient), "email": u.recipient,
+        "undelivered": [{"to": actions.name(group, u.recipient), "email": u.recipient,
                          "subject": u.subject, "state": u.state, "error": u.error,
                          "at": u.at.astimezone(tz).isoformat(),
                          "at_text": when_text(u.at.astimezone(tz))}
@@ -212,14 +212,6 @@ def _needs(r: dict[str, Any]) -> list[str]:
         *count(len(r["overdue"]), "overdue action", "overdue actions"),
         *count(len(r["stalled"]), "action no longer chased", "actions no longer chased"),
     ]
-
-
-def _names(group: Group) -> dict[str, str]:
-    return {m.email: m.name for m in group.members} | {group.admin.email: group.admin.name}
-
-
-def _name(group: Group, email: str) -> str:
-    return _names(group).get(email, email)
 
 
 def _meeting_text(group: Group, meeting: Meeting) -> str:
@@ -301,7 +293,8 @@ def _held(group: Group, keys: Mapping[str, str], state: State, now: datetime,
         else:
             why = "held"
         of = _meeting_text(group, meeting) if meeting else ""
-        to = _name(group, next(iter(emails))) if len(emails) == 1 else f"{len(emails)} members"
+        to = actions.name(group, next(iter(emails))) if len(emails) == 1 else \
+            f"{len(emails)} members"
         day = meeting.start.astimezone(timeutil.zone(group.zone)).date() if meeting else None
         out.append({"what": what, "meeting": meeting_id if meeting else "", "meeting_text": of,
                     "date": day.isoformat() if day else "",
@@ -342,7 +335,7 @@ def _quarantined(group: Group, state: State, now: datetime) -> list[dict[str, An
         if q.group != group.id or (meeting.end <= now if meeting else
                                    q.at + timedelta(days=30) <= now):
             continue
-        out.append({"id": q.id, "file": q.name, "from": _name(group, q.sender),
+        out.append({"id": q.id, "file": q.name, "from": actions.name(group, q.sender),
                     "email": q.sender, "organisation": q.organisation, "why": q.reason,
                     "kept": q.kept, "received": q.at.astimezone(tz).isoformat(),
                     "received_text": when_text(q.at.astimezone(tz)),
@@ -474,10 +467,15 @@ def last_digest(group: Group, keys: Mapping[str, str], before: date) -> date | N
         return None
     weekday = actions.DAYS.index(group.desk.digest_day) + 1
     base = _base(group)
-    days = [date.fromisocalendar(int(week[:4]), int(week[6:8]), weekday)
-            for k, st in keys.items() if k.startswith(base) and st in ("sent", "sending")
-            for week in [k[len(base):].split("/")[0]]]
+    days = [_week_day(k[len(base):].split("/")[0], weekday)
+            for k, st in keys.items() if k.startswith(base) and st in ("sent", "sending")]
     return max((d for d in days if d < before), default=None)
+
+
+def _week_day(week: str, weekday: int) -> date:
+    """The day of ``week`` ("2027-W09", :func:`_week`) that is ``weekday`` (1: Monday)."""
+    year, _, n = week.partition("-W")
+    return date.fromisocalendar(int(year), int(n), weekday)
 
 
 def _nominal(group: Group, day: date) -> datetime:
