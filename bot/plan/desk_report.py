@@ -19,9 +19,10 @@ for people:
 - ``overdue``: open actions past their due date: ``ref`` ("#12"), ``topic``, ``text``,
   ``owners`` (names), ``due`` (ISO date), ``due_text``, ``days_overdue``, ``new`` (not
   overdue at her last digest)
-- ``stalled``: open actions chased ``max_chasers`` times and no longer chased: the same, and
-  ``last_chased`` (ISO date) and ``last_chased_text``; ``new``: still chased at her last
-  digest
+- ``stalled``: open actions no longer chased — chased ``max_chasers`` times, or an owner
+  left the roster: the same, and ``last_chased`` (ISO date, or null) and ``last_chased_text``,
+  ``gone`` (the addresses of the owners who left, or ""), ``why`` (one of those two, in
+  words); ``new``: still chased at her last digest
 - ``held``: messages waiting, by meeting and rule: ``what`` ("the minutes"), ``meeting``
   (its id, or ""), ``meeting_text`` ("QA Leads Network meeting, Thu 14 January 2027", or ""),
   ``date`` (the meeting's, ISO 8601, or ""), ``recipients`` (a number), ``to`` ("17
@@ -150,9 +151,14 @@ def report(group: Group, state: State, now: datetime, *,
     for a in sorted((a for a in state.actions if a.group == group.id and a.status == "open"),
                     key=lambda a: (a.due, a.id)):
         last = chased.stalled.get(a.id)
-        if last is not None and last < today:
-            out["stalled"].append(dict(_action(group, a, today), last_chased=last.isoformat(),
-                                       last_chased_text=day_text(last)))
+        gone = ", ".join(chased.gone.get(a.id, ()))
+        if gone or (last is not None and last < today):
+            why = f"{gone} {'are' if ',' in gone else 'is'} no longer on the roster" if gone \
+                else f"no longer chased (last on {day_text(last)}): chased as often as the " \
+                     "group allows, with no answer" if last else ""
+            out["stalled"].append(dict(
+                _action(group, a, today), last_chased=last.isoformat() if last else None,
+                last_chased_text=day_text(last) if last else None, gone=gone, why=why))
         elif a.due < today:
             out["overdue"].append(_action(group, a, today))
     content = {k: v for k, v in out.items() if k not in _NOT_CONTENT}
@@ -177,8 +183,11 @@ def _mark_new(group: Group, r: dict[str, Any], since: date | None, state: State)
     then = _nominal(group, since) if since else None
     for a in r["overdue"]:  # at the last digest, due on or after its day: not overdue then
         a["new"] = since is not None and date.fromisoformat(a["due"]) >= since
-    for a in r["stalled"]:  # ... chased on or after its day: still being chased then
-        a["new"] = since is not None and date.fromisoformat(a["last_chased"]) >= since
+    for a in r["stalled"]:  # ... chased on or after its day, or its owner left since
+        a["new"] = then is not None and (
+            any(state.roster_changed.get((group.id, e), then) > then
+                for e in a["gone"].split(", ") if e)
+            if a["gone"] else since is not None and date.fromisoformat(a["last_chased"]) >= since)
     mailed = {m.id: m.at for m in state.mailed_minutes}
     for q in r["questions"]:
         at = mailed.get(q["minutes_id"])

@@ -55,9 +55,10 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
                                                           email="member@example.org")
     digest = actions.Digest(owner, now.date(), (actions.Listed(group, sample, 1),), now, now)
     chaser = [_digest_message(digest)]
+    left = replace(sample, id=2, owners=("former.member@example.org",))
     undigested = replace(group, desk=replace(group.desk, digest_day=None))  # both kinds
-    summary = _summaries(undigested, State(actions=(sample,)), actions.Schedule(
-        stalled={1: now.date() - timedelta(days=30)}),
+    summary = _summaries(undigested, State(actions=(sample, left)), actions.Schedule(
+        stalled={1: now.date() - timedelta(days=30)}, gone={2: left.owners}),
         datetime.combine(actions.summary_days(group, now.date() + timedelta(days=40),
                                               now.date() + timedelta(days=60))[0],
                          time(12), tzinfo=UTC), [])
@@ -199,8 +200,9 @@ def _digest_message(d: actions.Digest) -> Desired:
 def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime,
                horizon: list[datetime], until: datetime | None = None) -> list[Desired]:
     """The chair's weekly summary of the group's overdue actions, and the admin's of those
-    whose chasing stopped (unless her weekly digest lists them: ``[desk] digest_day``), each
-    on the group's summary day and only when there is one."""
+    whose chasing stopped (chased as often as allowed, or their owner left the roster) unless
+    her weekly digest lists them (``[desk] digest_day``), each on the group's summary day and
+    only when there is one."""
     tz = timeutil.zone(group.zone)
     today = now.astimezone(tz).date()
     mine = [a for a in state.actions if a.group == group.id and a.status == "open"]
@@ -215,7 +217,8 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
             horizon.append(send_at)
             break
         overdue = [a for a in mine if a.due < day]
-        stalled = [a for a in mine if a.id in plan.stalled and plan.stalled[a.id] < day]
+        stalled = [a for a in mine if a.id in plan.gone or (
+            a.id in plan.stalled and plan.stalled[a.id] < day)]
         chair = group.chair or group.admin
         for kind, to, found in (("overdue", chair, overdue), ("stalled", group.admin, stalled)):
             if not found or (kind == "stalled" and group.desk.digest_day is not None):
@@ -226,7 +229,8 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
                 "recipient": dict(person(to), organisation="", role=""), "summary": kind,
                 "actions": [dict(actions.listed_context(actions.Listed(group, a, 0), day,
                                                         _meetings(group)),
-                                 owners=actions.owner_names(group, a)) for a in found]}
+                                 owners=actions.owner_names(group, a),
+                                 gone=", ".join(plan.gone.get(a.id, ()))) for a in found]}
             out.append(Desired(
                 key=f"{group.id}/-/{kind}/{to.email}/{day.isoformat()}", group=group.id,
                 meeting="-", rule=kind, kind=NOTICE, recipient=to, send_at=send_at,

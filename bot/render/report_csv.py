@@ -69,8 +69,8 @@ def rows(r: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
                                                                       r["overdue"])):
         for a in found:
             yield (kind, f"{a['ref']} {a['topic'] + ': ' if a['topic'] else ''}{a['text']}",
-                   a["owners"], a["due"], "no longer chased" if "last_chased" in a else
-                   "overdue", f"last chased {a['last_chased']}" if "last_chased" in a else
+                   a["owners"], a["due"], "no longer chased" if "why" in a else
+                   "overdue", a["why"] if "why" in a else
                    f"{a['days_overdue']} days overdue", a["new"])
     m = r["meeting"]
     if m is None:
