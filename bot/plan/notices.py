@@ -20,7 +20,7 @@ from bot.domain.model import (
     Person,
     Settings,
 )
-from bot.plan import actions, desk_report
+from bot.plan import actions, desk_report, pack
 from bot.plan.context import (
     in_window,
     meeting_context,
@@ -89,7 +89,7 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
                                  "Which action did you mean?", "<a@b>", now),)))
     return [(d.template, d.context)
             for d in (*chaser, *summary, notice, *notes, *circulated, held, *broken, *answer)
-            ] + desk_report.examples(group)
+            ] + desk_report.examples(group) + pack.examples(group)
 
 def _nudge_notes(group: Group, state: State, now: datetime,
                  horizon: list[datetime]) -> list[Desired]:
