@@ -9,6 +9,7 @@ from typing import Any
 from bot.domain import timeutil
 from bot.domain.model import Group, Meeting, Person
 from bot.listen import owners
+from bot.plan.desk_report import day_text
 from bot.plan.state import Question
 
 
@@ -31,7 +32,7 @@ def said(target: str, group: Group) -> str:
 
 
 def words(day: date | datetime) -> str:
-    return f"{day:%a} {day.day} {day:%B %Y}"
+    return day_text(day)
 
 
 def day(at: datetime, group: Group) -> str:
