@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from datetime import date, datetime
     from pathlib import Path
 
-    from bot.domain.model import Config
+    from bot.domain.model import Config, Settings
     from bot.engine.executor import Executor
     from bot.engine.store import Store
 
@@ -39,11 +39,13 @@ class Ctx:
 
         return config.load(self.folder)
 
-    def store(self, config: Config, *, migrate: bool = True) -> Store:
-        """The state store, its schema brought up to date (unless ``migrate`` is false)."""
+    def store(self, config: Config | Settings, *, migrate: bool = True) -> Store:
+        """The state store, its schema brought up to date (unless ``migrate`` is false). The
+        settings alone do: ``clerk status`` opens the store of a config that does not load."""
+        from bot.domain.model import Settings
         from bot.engine.store import Store
 
-        s = config.settings
+        s = config if isinstance(config, Settings) else config.settings
         store = Store(self.state or s.state, lease=s.lease, lock_timeout=s.lock_timeout,
                       statement_timeout=s.statement_timeout)
         context = click.get_current_context(silent=True)

@@ -179,6 +179,29 @@ def run(obj: Ctx) -> None:
     Worker(obj.executor(config), obj.folder, clock).run()
 
 
+def _broken_status(obj: Ctx, exc: Exception, as_json: bool) -> None:
+    """``clerk status`` when the config does not load: what the worker made of it (it goes on
+    with the last good one, and recorded since when), before the problems themselves."""
+    from datetime import datetime
+
+    from bot.config.settings import load_settings
+
+    settings = load_settings(obj.folder, [])  # what of clerk.toml reads; defaults for the rest
+    recorded = obj.store(settings).config_problems()
+    since = recorded["since"] if recorded else None
+    if as_json:
+        _json({"config_problems": {"since": since, "problems": [
+            str(p) for p in getattr(exc, "problems", [])]}})
+        return
+    click.echo("The config does not load: "
+               + (f"a worker running since before the edit goes on with the last good one "
+                  f"(it met these problems at "
+                  f"{datetime.fromisoformat(since).isoformat(timespec='minutes')})" if since else
+                  "a worker started now would refuse it; one already running goes on with "
+                  "the last good one (it has not met these problems yet)")
+               + ". Fix them (`clerk check` lists them too):")
+
+
 @cli.command()
 @now_option
 @group_option
@@ -187,8 +210,13 @@ def run(obj: Ctx) -> None:
 def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> None:
     """Next meetings, what is due next, counts by state, failures."""
     from bot.cli import report
+    from bot.domain.errors import ConfigError
 
-    config = obj.config()
+    try:
+        config = obj.config()
+    except ConfigError as exc:
+        _broken_status(obj, exc, as_json)
+        raise
     data = report.status(config, obj.store(config), obj.now(config, now),
                          _group(config, group_id))
     if as_json:
