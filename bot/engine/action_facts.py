@@ -7,26 +7,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
 
+from bot.engine.facts import Part
 from bot.engine.schema import action_history, actions, nudges, proposals
 
 
-class ActionFacts:
-    engine: Engine
-
-    def atomic(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def bump_facts(self, conn: Connection) -> None:
-        raise NotImplementedError
-
-    # --- the action log -----------------------------------------------------------------
+class ActionFacts(Part):
+    """The action log, nudges and proposals."""
 
     def add_action(self, values: dict[str, Any], who: str, via: str, now: datetime) -> int:
         with self.atomic() as conn:

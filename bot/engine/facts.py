@@ -30,9 +30,9 @@ from bot.engine.schema import (
 )
 
 
-class Facts:
-    """Reading and writing the facts; needs ``engine``, ``atomic``, ``bump_facts`` and
-    ``update_row`` from the store."""
+class Part:
+    """What a part of the store (a mixin of :class:`bot.engine.store.Store`) needs of it: its
+    engine, a transaction, and the facts version to bump."""
 
     engine: Engine
 
@@ -41,6 +41,10 @@ class Facts:
 
     def bump_facts(self, conn: Connection) -> None:
         raise NotImplementedError
+
+
+class Facts(Part):
+    """Reading and writing the facts; needs ``update_row`` from the store too."""
 
     def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
                    expect: Sequence[str] = (), **values: Any) -> bool:
