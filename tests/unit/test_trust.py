@@ -281,6 +281,29 @@ def test_apologies_by_mail_to_an_invitation(
         assert answers(store) == {}
 
 
+PACK_DAY = datetime(2027, 1, 7, 10, tzinfo=UTC)  # the q1 agenda pack goes (-7d)
+
+
+@pytest.mark.parametrize("body,applied", [
+    ("Apologies, I am on leave that week.", True),
+    ("Hi, the second paper will not open.", False),
+])
+def test_apologies_by_mail_to_the_agenda_pack(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store,
+        body: str, applied: bool):
+    sent(T0)
+    pack = to(sent(PACK_DAY), GAVIN, "pack")
+    got = inbox(config_dir, store).apply(read_reply(mail_reply(pack, GAVIN, body)), PACK_DAY)
+    assert got.handled is applied, got.detail
+    if applied:
+        assert answers(store)[GAVIN][:2] == ("DECLINED", body)
+        assert f"{GAVIN} sent apologies for 2027-q1 by mail" in got.detail
+    else:
+        assert "a reply to the agenda pack of 2027-q1 from Gavin Swales that does not read " \
+            "as apologies: for the admin to read" in got.detail
+        assert answers(store) == {}
+
+
 def test_nothing_is_applied_without_a_way_to_authenticate(
         sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
     invite = to(sent(T0), GAVIN, "invitation")
