@@ -37,6 +37,7 @@ from bot.plan.context import (
     person,
     shared_context,
 )
+from bot.plan.desk_report import admin_digests
 from bot.plan.guard import Trip, guard
 from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
 from bot.plan.minutes import minutes_messages
@@ -120,13 +121,15 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
                 if rule.kind == "invitation":
                     messages += _plan_rule(group, series.master, rule, state, now, revisions,
                                            horizon)
-        if state.undelivered.get(group.id):
-            messages.append(_undelivered_notice(group, state.undelivered[group.id]))
+        untold = tuple(u for u in state.undelivered.get(group.id, ()) if not u.notified)
+        if untold:
+            messages.append(_undelivered_notice(group, untold))
         messages += _nudge_notes(group, state, now, horizon)
         messages += minutes_messages(group, state, now, horizon)
     messages += action_chasers(config, state, now, horizon)
     messages += config_notices(config, state)
-    messages += owed_replies(config, state)
+    messages += owed_replies(config, state, now)
+    messages += admin_digests(config, state, now, horizon)
     messages = previews(config, state, messages, now, horizon)
     messages = _not_bouncing(config, state, messages)
     if config.settings.transport in OWNED_BY_SERVER:
