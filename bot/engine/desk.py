@@ -42,6 +42,7 @@ from bot.domain.model import Config, Group, Meeting
 from bot.engine import desk_words as say
 from bot.engine import minutes_in
 from bot.engine.desk_orders import Orders
+from bot.engine.result import Outcome
 from bot.engine.store import Store
 from bot.listen import commands, papers
 from bot.listen.answers import Attachment
@@ -55,12 +56,6 @@ DESK_KINDS = ("reply", "notice", "minutes_due", "status", "admin_digest", PACK_P
               "action_summary")
 MINUTES_EXT = {"docx": ".docx", "pdf": ".pdf", "txt": ".txt"}
 _RE = re.compile(r"^(?:\s*(?:re|aw|sv|antw|fw|fwd)\s*:\s*)+", re.IGNORECASE)  # "Re: Re: "
-
-
-@dataclass(frozen=True)
-class Done:
-    handled: bool
-    detail: str
 
 
 @dataclass
@@ -104,7 +99,7 @@ class Desk(Orders):
             return False
         return row is None or (row.kind in DESK_KINDS and row.recipient == incoming.sender)
 
-    def apply(self, incoming: Incoming, row: Any, now: datetime) -> Done:
+    def apply(self, incoming: Incoming, row: Any, now: datetime) -> Outcome:
         answer = incoming.answer
         assert answer is not None
         mine = self.commander(incoming.sender)
@@ -115,7 +110,7 @@ class Desk(Orders):
                       "cannot tell which one this message is about. Write the group's name "
                       "or id in the subject, or reply to a message clerk sent you about it. "
                       "Nothing was done.", now)
-            return Done(True, f"from {incoming.sender}: which group? (asked; nothing done)")
+            return Outcome(True, f"from {incoming.sender}: which group? (asked; nothing done)")
         reply = _Reply(about=self._about(row))
         via = f"mail {incoming.message_id or ''}".strip()
         files = [a for a in answer.attachments if a.data is not None]
@@ -140,7 +135,7 @@ class Desk(Orders):
         reply.open += self._waiting(group, reply.about, now, summary=bool(reply.head))
         self._owe(incoming, group, reply.body(), now, reply.about)
         said = [*reply.done, *(f"not done: {r}" for r in reply.refused)]
-        return Done(True, f"{group.id}: from {incoming.sender}: " + ("; ".join(said)
+        return Outcome(True, f"{group.id}: from {incoming.sender}: " + ("; ".join(said)
                                                                        or "answered"))
 
     def _group(self, incoming: Incoming, row: Any, mine: list[Group]) -> Group | None:

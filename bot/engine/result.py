@@ -1,4 +1,4 @@
-"""What one tick did."""
+"""What one tick did, and what was done with one message read from the mailbox."""
 
 from __future__ import annotations
 
@@ -29,3 +29,11 @@ class TickResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What was done with one message read from the mailbox (bot/engine/inbox.py)."""
+
+    handled: bool  # False: it goes to the unprocessed folder
+    detail: str
