@@ -240,8 +240,8 @@ def _subject(group: Group, template: str, context: dict[str, Any], spec: InviteS
 def _recipients(group: Group, meeting: Meeting, rule: Rule, state: State) -> list[Person]:
     recipients = audience(group, rule)
     if rule.kind == "chaser":
-        done = {org for (g, m, r, org) in state.submitted
-                if (g, m, r) == (group.id, meeting.id, rule.chases)}
+        done = {org for (_, m, r, org), _status in state.group_submitted(group.id)
+                if (m, r) == (meeting.id, rule.chases)}
         recipients = [p for p in recipients if getattr(p, "organisation", None) not in done]
     return recipients
 
