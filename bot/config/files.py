@@ -43,20 +43,70 @@ def files_read(folder: Path) -> list[Path]:
     """Every file the config is made of, for change detection."""
     files = [folder / SETTINGS_FILE]
     for g in group_folders(folder):
-        files += [g / GROUP_FILE, g / ROSTER_FILE]
-        for sub in ("templates", MINUTES_FOLDER):
-            if (g / sub).is_dir():
-                files += sorted(p for p in (g / sub).rglob("*") if p.is_file())
+        files += _group_files(g)
     return [f for f in files if f.exists()]
 
 
-def stat_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """Cheap change detection for the worker: names, sizes and mtimes of the config files."""
+def _group_files(g: Path) -> list[Path]:
+    files = [g / GROUP_FILE, g / ROSTER_FILE]
+    for sub in ("templates", MINUTES_FOLDER):
+        if (g / sub).is_dir():
+            files += sorted(p for p in (g / sub).rglob("*") if p.is_file())
+    return files
+
+
+Signature = tuple[tuple[str, int, int], ...]
+
+
+def stat_signature(files: list[Path]) -> Signature:
+    """Names, sizes and mtimes of ``files`` (those that exist)."""
     signature = []
-    for p in files_read(folder):
+    for p in files:
         try:
             st = p.stat()
         except OSError:
-            continue  # removed since it was listed: the next look sees the change
+            continue  # not there (or removed since it was listed): the next look sees it
         signature.append((str(p), st.st_size, st.st_mtime_ns))
     return tuple(signature)
+
+
+class Watch:
+    """The worker's change detection, costing the groups it looks at rather than every
+    file: each look stats the config folder (a group folder made, removed or renamed) and
+    clerk.toml, and the files of ``per_look`` of its folders in turn — so an edit to a file
+    is noticed at the latest ceil(folders / per_look) looks later (at the next look, up to
+    ``per_look`` folders)."""
+
+    def __init__(self, folder: Path, per_look: int = 50) -> None:
+        self.folder, self.per_look = folder, per_look
+        self._top = self._top_signature()
+        self._folders = self._list()
+        self._turn = 0
+
+    def _top_signature(self) -> tuple[int, Signature]:
+        try:
+            mtime = self.folder.stat().st_mtime_ns
+        except OSError:
+            mtime = -1
+        return mtime, stat_signature([self.folder / SETTINGS_FILE])
+
+    def _list(self) -> dict[Path, Signature]:
+        found = sorted(p for p in self.folder.iterdir() if p.is_dir()) \
+            if self.folder.is_dir() else []
+        return {p: stat_signature(_group_files(p)) for p in found}
+
+    def changed(self) -> bool:
+        """Whether the config changed since the last look (as far as this look sees)."""
+        top = self._top_signature()
+        if top != self._top:
+            self._top, self._folders = top, self._list()
+            return True
+        folders = list(self._folders)
+        changed = False
+        for i in range(min(self.per_look, len(folders))):
+            folder = folders[(self._turn + i) % len(folders)]
+            now = stat_signature(_group_files(folder))
+            if now != self._folders[folder]:
+                self._folders[folder], changed = now, True
+        self._turn = (self._turn + self.per_look) % max(1, len(folders))
+        return changed

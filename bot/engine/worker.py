@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from bot import config as config_mod
-from bot.config.files import stat_signature
+from bot.config.files import Watch
 from bot.domain.errors import ClerkError
 from bot.domain.timeutil import utcnow
 from bot.engine.executor import Executor
@@ -30,7 +30,7 @@ class Worker:
         self.executor = executor
         self.folder = folder
         self.clock = clock  # the real clock, or a rehearsal's (``clerk --now TIME run``)
-        self.signature = stat_signature(folder)
+        self.watch = Watch(folder)
         self.stop = executor.stop
         self.ticks = 0
 
@@ -38,10 +38,8 @@ class Worker:
         """Pick up config edits; a config with problems is reported (the log; the store, so
         that `clerk status` and, past the settle window, the admin hear of it) and the old
         one kept."""
-        signature = stat_signature(self.folder)
-        if signature == self.signature:
+        if not self.watch.changed():
             return
-        self.signature = signature
         from bot.render.templates import clear_cache
 
         clear_cache()

@@ -13,7 +13,7 @@ import pytest
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
-from tests.conftest import edit, remove_member
+from tests.conftest import edit, remove_member, second_group
 
 GO_LIVE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MEMBERS, ORGS = 21, 16  # the example roster
@@ -273,3 +273,24 @@ def test_a_tick_sends_everything_due_however_many(make_executor: Callable[[], Ex
     ex = make_executor()
     ex.batch = 5  # the due rows come a few at a time
     assert len(ex.tick(GO_LIVE).sent) == MEMBERS
+
+
+def test_the_worker_notices_an_edit_looking_at_a_few_groups_a_tick(
+        config_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A look stats the config folder, clerk.toml and ``per_look`` group folders in turn: an
+    edit is noticed within ceil(folders / per_look) looks, a new group at the next one."""
+    from bot.config import files
+
+    for n in range(4):
+        second_group(config_dir, f"g{n}")
+    watch = files.Watch(config_dir, per_look=2)  # 5 folders: 3 looks see them all
+    looked: list[Path] = []
+    real = files._group_files
+    monkeypatch.setattr(files, "_group_files", lambda g: looked.append(g) or real(g))
+    assert not watch.changed() and len(looked) == 2
+    edit(config_dir / "g3" / "roster.csv", "Kent", "Kent County")
+    seen = [watch.changed() for _ in range(3)]
+    assert seen.count(True) == 1 and len(looked) == 8
+    assert not any(watch.changed() for _ in range(3))
+    second_group(config_dir, "g9")
+    assert watch.changed()
