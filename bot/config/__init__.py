@@ -57,8 +57,14 @@ def load(folder: Path) -> Config:
                                     f"is also used by {seen[group.id]}", key="group.id"))
         seen[group.id] = group.folder
     digest = hashlib.sha256()
+    of_group = {g.folder: hashlib.sha256() for g in groups}
     for f in files_read(folder):
-        digest.update(str(f).encode() + b"\0" + f.read_bytes())
+        data = str(f).encode() + b"\0" + f.read_bytes()
+        digest.update(data)
+        found = next((of_group[p] for p in f.parents if p in of_group), None)
+        if found is not None:
+            found.update(data)
+    groups = [replace(g, fingerprint=of_group[g.folder].hexdigest()) for g in groups]
     config = Config(folder=folder, settings=settings, groups=tuple(groups),
                     fingerprint=digest.hexdigest())
     # templates are checked for every group that could be built, so one run lists

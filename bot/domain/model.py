@@ -188,6 +188,9 @@ class Group:
     minutes_approval: str = "admin"  # admin | chair | none: who releases held minutes
     guard: float = 0.2  # an edit cancelling or inviting more than this share is held
     desk: DeskPolicy = field(default_factory=DeskPolicy)
+    # changes whenever a file of the group's folder changes ("": not loaded from files);
+    # the planner keeps a group's part of the plan while it stays the same
+    fingerprint: str = ""
 
     @property
     def chair(self) -> Member | None:

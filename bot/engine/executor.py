@@ -9,6 +9,7 @@ is not found — so a crash costs at most one duplicate (RFC 1047: exactly-once 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -60,6 +61,7 @@ class Executor(Recovery):
         transport.mailbox = mailbox  # a Sent copy, and the look-up after a crash
         self.stop = stop or threading.Event()
         self._plan: Plan | None = None
+        self._parts = planner.PlanCache()  # each group's part of it
         self._by_key: dict[str, Desired] = {}
         self._stamp: tuple[str, int] | None = None
         self._noted = ""  # the config fingerprint whose rosters the store has noted
@@ -81,28 +83,37 @@ class Executor(Recovery):
         if (plan is not None and stamp == self._stamp
                 and (plan.valid_until is None or now < plan.valid_until)):
             return plan, None
+        # the old plan goes before the new one is made: never two in memory (the groups'
+        # parts kept for the new one are shared, not copied)
+        self._plan, self._by_key, plan = None, {}, None
         if stamp[0] != self._noted:  # the config changed: when did each roster row?
             self.store.note_roster({g.id: {m.email: m.row for m in g.members}
                                     for g in self.config.groups}, now)
             self._noted = stamp[0]
             stamp = (stamp[0], self.store.facts_version())
         state = snapshot.state(self.store)
-        plan = planner.plan(self.config, state, now)
-        counts = self.record(plan, now, state.keys)
+        self._parts.use_facts(stamp[1])
+        plan = planner.plan(self.config, state, now, self._parts)
+        self._by_key = plan.by_key()
+        counts = self.record(plan, now, state.keys, self._by_key)
+        del state
         # the facts as they were when the snapshot was taken (read before it), plus our own
         # bump for recording revisions: any other change made meanwhile (another process)
         # leaves the versions apart, and the next tick plans again
         after = self.store.facts_version()
         ours = stamp[1] + (1 if plan.revisions else 0)
-        self._plan, self._by_key = plan, plan.by_key()
+        self._plan = plan
         self._stamp = (stamp[0], after) if after == ours else stamp
+        if after == ours:
+            self._parts.advance(after)
         return plan, counts
 
-    def record(self, plan: Plan, now: datetime,
-               existing: Mapping[str, str]) -> tuple[int, int, int]:
+    def record(self, plan: Plan, now: datetime, existing: Mapping[str, str],
+               wanted: Mapping[str, Desired] | None = None) -> tuple[int, int, int]:
         """Write the plan into the ledger: insert new rows (``existing`` holds the keys the
         plan was made with; a key another worker recorded meanwhile is skipped), update
-        unsent ones, withdraw rows no longer wanted. Returns (recorded, updated, withdrawn)."""
+        unsent ones, withdraw rows no longer wanted (``wanted``: the plan by key, when the
+        caller has it). Returns (recorded, updated, withdrawn)."""
         recorded = updated = withdrawn = 0
         with self.store.atomic() as conn:
             for r in plan.revisions:
@@ -112,13 +123,15 @@ class Executor(Recovery):
             if plan.revisions:
                 self.store.bump_facts(conn)
             active = self.store.active_rows(conn)
-            new = [_row_values(d, now, d.initial) for d in plan.messages
-                   if d.key not in existing]
-            self.store.insert_rows(conn, new)
-            recorded = len(new)
-            if new:
+            new = (d for d in plan.messages if d.key not in existing)
+            while batch := [_row_values(d, now, d.initial)
+                            for d in itertools.islice(new, self.batch)]:
+                self.store.insert_rows(conn, batch)  # a batch at a time: bounded memory
+                recorded += len(batch)
+            if recorded:
                 log.info("planned %d new message(s)", recorded)
-            wanted = plan.by_key()
+            if wanted is None:
+                wanted = plan.by_key()
             for key, row in active.items():
                 d = wanted.get(key)
                 if row.state == "skipped_late":

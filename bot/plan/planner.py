@@ -52,7 +52,7 @@ from bot.plan.state import State
 from bot.render import templates
 from bot.render.templates import render
 
-__all__ = ["Plan", "State", "plan"]
+__all__ = ["Plan", "PlanCache", "State", "plan"]
 
 
 MISSED = "skipped_late"
@@ -101,29 +101,72 @@ def audience(group: Group, rule: Rule) -> list[Person]:
         return list(group.leads())
     return list(group.attendees)
 
-def plan(config: Config, state: State, now: datetime) -> Plan:
+@dataclass(frozen=True)
+class GroupPlan:
+    """One group's own part of a plan: the messages of its rules, series, undelivered
+    digest, nudge notes and minutes; the revisions they need recorded; and until when time
+    alone leaves them as they are."""
+
+    messages: tuple[Desired, ...]
+    revisions: tuple[NewRevision, ...]
+    valid_until: datetime | None
+
+
+class PlanCache:
+    """Each group's part of the last plan, kept while its files (``Group.fingerprint``) and
+    the planner's facts (``facts``, the store's version: any change re-plans every group)
+    are as they were and its ``valid_until`` is ahead: a re-plan after one group's edit, or
+    when one group's time comes, plans that group alone. A part that needs revisions
+    recorded serves again only once the executor says they were (``advance``)."""
+
+    def __init__(self) -> None:
+        self.facts: object = None
+        self._groups: dict[str, tuple[str, GroupPlan]] = {}
+        self.planned: list[str] = []  # the groups the last plan() planned anew
+
+    def use_facts(self, facts: object) -> None:
+        """The facts the next plan is made from; all is planned anew when they changed."""
+        if facts != self.facts:
+            self._groups.clear()
+            self.facts = facts
+
+    def advance(self, facts: object) -> None:
+        """The facts moved on by recording the last plan's revisions alone: its parts hold,
+        as a plan made now would make them (with nothing left to record)."""
+        self.facts = facts
+        self._groups = {g: (f, replace(part, revisions=())) if part.revisions else (f, part)
+                        for g, (f, part) in self._groups.items()}
+
+    def get(self, group: Group, now: datetime) -> GroupPlan | None:
+        found = self._groups.get(group.id)
+        if found is None or not group.fingerprint or found[0] != group.fingerprint:
+            return None
+        part = found[1]
+        if part.revisions:
+            return None  # not known to be recorded
+        return part if part.valid_until is None or now < part.valid_until else None
+
+    def keep(self, group: Group, part: GroupPlan) -> None:
+        self._groups[group.id] = (group.fingerprint, part)
+
+
+def plan(config: Config, state: State, now: datetime, cache: PlanCache | None = None) -> Plan:
     messages: list[Desired] = []
     revisions: list[NewRevision] = []
     horizon: list[datetime] = []
+    if cache is not None:
+        cache.planned = []
     for group in config.groups:
-        for meeting in group.meetings:
-            for rule in group.rules:
-                if meeting.cancelled and rule.kind != "invitation":
-                    continue  # a cancelled meeting gets only its CANCELs
-                if meeting.series and rule.kind == "invitation":
-                    continue  # a series is invited as a whole, below
-                if rule.kind == "minutes_due" and meeting.id in group.minutes:
-                    continue  # the minutes are in: no reminder
-                messages += _plan_rule(group, meeting, rule, state, now, revisions, horizon)
-        for series in group.series:
-            for rule in group.rules:
-                if rule.kind == "invitation":
-                    messages += _plan_rule(group, series.master, rule, state, now, revisions,
-                                           horizon)
-        if state.undelivered.get(group.id):
-            messages.append(_undelivered_notice(group, state.undelivered[group.id]))
-        messages += _nudge_notes(group, state, now, horizon)
-        messages += minutes_messages(group, state, now, horizon)
+        part = cache.get(group, now) if cache is not None else None
+        if part is None:
+            part = group_plan(group, state, now)
+            if cache is not None:
+                cache.keep(group, part)
+                cache.planned.append(group.id)
+        messages += part.messages
+        revisions += part.revisions
+        if part.valid_until is not None:
+            horizon.append(part.valid_until)
     messages += action_chasers(config, state, now, horizon)
     messages += config_notices(config, state)
     messages += owed_replies(config, state)
@@ -134,6 +177,32 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
     messages, trips = guard(config, state, messages, now)
     return Plan(tuple(_in_window(config, messages)), tuple(revisions),
                 min(horizon) if horizon else None, tuple(trips))
+
+def group_plan(group: Group, state: State, now: datetime) -> GroupPlan:
+    """The group's own part of the plan (:class:`GroupPlan`)."""
+    messages: list[Desired] = []
+    revisions: list[NewRevision] = []
+    horizon: list[datetime] = []
+    for meeting in group.meetings:
+        for rule in group.rules:
+            if meeting.cancelled and rule.kind != "invitation":
+                continue  # a cancelled meeting gets only its CANCELs
+            if meeting.series and rule.kind == "invitation":
+                continue  # a series is invited as a whole, below
+            if rule.kind == "minutes_due" and meeting.id in group.minutes:
+                continue  # the minutes are in: no reminder
+            messages += _plan_rule(group, meeting, rule, state, now, revisions, horizon)
+    for series in group.series:
+        for rule in group.rules:
+            if rule.kind == "invitation":
+                messages += _plan_rule(group, series.master, rule, state, now, revisions,
+                                       horizon)
+    if state.undelivered.get(group.id):
+        messages.append(_undelivered_notice(group, state.undelivered[group.id]))
+    messages += _nudge_notes(group, state, now, horizon)
+    messages += minutes_messages(group, state, now, horizon)
+    return GroupPlan(tuple(messages), tuple(revisions), min(horizon) if horizon else None)
+
 
 def _not_bouncing(config: Config, state: State, messages: list[Desired]) -> list[Desired]:
     """Nothing more to an address that bounced for good, until its roster row changes (the

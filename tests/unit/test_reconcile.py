@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -273,6 +274,47 @@ def test_a_tick_sends_everything_due_however_many(make_executor: Callable[[], Ex
     ex = make_executor()
     ex.batch = 5  # the due rows come a few at a time
     assert len(ex.tick(GO_LIVE).sent) == MEMBERS
+
+
+def test_an_edit_to_one_group_re_plans_that_group_alone(
+        config_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch):
+    """Each group's part of the plan is kept while its files and the facts are as they
+    were: the worker's tick after one group's edit plans that group alone, and the plan is
+    the one a plan from scratch makes; a fact that changes plans every group again."""
+    from bot import config as config_mod
+    from bot.engine import snapshot
+    from bot.engine.worker import Worker
+    from bot.plan import planner
+
+    second_group(config_dir, "second")
+    second_group(config_dir, "third")
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    worker = Worker(ex, config_dir)
+    now = datetime(2026, 11, 1, 12, tzinfo=UTC)  # before go-live: nothing is due
+    worker.tick(now)
+    planned: list[str] = []
+    real = planner.group_plan
+
+    def counting(group: Any, state: Any, at: datetime) -> Any:
+        planned.append(group.id)
+        return real(group, state, at)
+
+    monkeypatch.setattr(planner, "group_plan", counting)
+    edit(config_dir / "second" / "group.toml", 'location = "Online (Microsoft Teams)"',
+         'location = "Room 4, County Hall"')
+    worker.tick(now)
+    assert planned == ["second"]
+    assert ex.plan is not None
+    fresh = planner.plan(ex.config, snapshot.state(store), now)
+    assert ex.plan.messages == fresh.messages and ex.plan.valid_until == fresh.valid_until
+    assert {d.context["meeting"]["location"] for d in ex.plan.messages
+            if d.group == "second" and d.kind == "invitation"} == {"Room 4, County Hall"}
+    planned.clear()
+    store.add_action({"group_id": "third", "meeting_id": "", "topic": "T", "text": "A",
+                      "owners": ("kim.osei@network.example",), "due": datetime(
+                          2027, 2, 1).date()}, "t", "t", now)
+    worker.tick(now)
+    assert sorted(planned) == ["qa-leads", "second", "third"]
 
 
 def test_the_worker_notices_an_edit_looking_at_a_few_groups_a_tick(
