@@ -140,7 +140,7 @@ def child_install(base: Path, ticks: int, prof: bool) -> dict[str, Any]:
     if prof:
         _profile("forced re-plan (full ledger)", lambda: worker.tick(NOW))
         executor.use_config(config)
-    out["replan"], _ = _timed(lambda: worker.tick(NOW))
+    out["replan"], _ = _timed(lambda: worker.tick(NOW))  # use_config: the same files
     if worker.ticks != 2 + prof:
         raise SystemExit("the re-plan Worker.tick failed")
     out["replan_plan"] = sum(planned)
@@ -161,12 +161,17 @@ def child_install(base: Path, ticks: int, prof: bool) -> dict[str, Any]:
                                  'location = "Room 4, County Hall"', 1), encoding="utf-8")
     planned.clear()
     before = executor.plan
-    if prof:
-        _profile("tick after one group's edit", lambda: worker.tick(NOW))
-    else:
-        out["edit"], _ = _timed(lambda: worker.tick(NOW))
-    if executor.plan is before:
-        raise SystemExit("the tick after an edit did not re-plan")
+    # the worker looks at some groups' files a tick (bot/config/files.py: Watch): tick until
+    # it notices the edit, and time the tick that re-plans
+    out["edit_looks"] = 0
+    while executor.plan is before:
+        out["edit_looks"] += 1
+        if out["edit_looks"] > len(config.groups) + 1:
+            raise SystemExit("no tick after an edit re-planned")
+        if prof:
+            _profile("tick after one group's edit", lambda: worker.tick(NOW))
+        else:
+            out["edit"], _ = _timed(lambda: worker.tick(NOW))
     out["edit_plan"] = sum(planned)
     out["rss_peak"] = _rss_mib()
     store.dispose()
@@ -266,13 +271,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  first tick (plan + record)  {big['first']:9.2f} s   plan "
                   f"{big['first_plan']:.2f} s = {big['first_plan'] / base['first_plan'] / n:.2f}"
                   f" × {n} × one group's")
-            print(f"  forced re-plan, full ledger {big['replan']:9.2f} s   plan "
-                  f"{big['replan_plan']:.2f} s")
+            print(f"  re-plan, the same config    {big['replan']:9.2f} s   plan "
+                  f"{big['replan_plan']:.2f} s  (Executor.use_config, full ledger)")
             print(f"  idle Worker.tick, median    {big['idle_ms']:9.2f} ms")
             if "edit" in big:
                 print(f"  tick after one group's edit {big['edit']:9.2f} s   plan "
                       f"{big['edit_plan']:.2f} s = {big['edit'] / base['first']:.1f} × one "
-                      "group's first tick")
+                      f"group's first tick; noticed at look {big['edit_looks']}")
             print(f"  peak RSS                    {big['rss']:9.0f} MiB  "
                   f"(after load {big['rss_loaded']:.0f}, after the first tick "
                   f"{big['rss_first']:.0f}; one group's child: {base['rss']:.0f})")
