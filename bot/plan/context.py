@@ -25,6 +25,15 @@ def person(p: Person) -> dict[str, str]:
 def member(m: Member) -> dict[str, str]:
     return {"name": m.name, "email": m.email, "organisation": m.organisation, "role": m.role}
 
+
+def recipient(group: Group, p: Person, state: State) -> dict[str, str]:
+    """Who a rule's message goes to, as its templates see them: one dict per person,
+    shared by all their messages of the snapshot."""
+    if isinstance(p, Member):
+        return state.shared(group, ("recipient", p), lambda: member(p))
+    return state.shared(group, ("recipient", p), lambda: dict(person(p), organisation="",
+                                                              role=""))
+
 BUCKETS = {"ACCEPTED": "accepted", "TENTATIVE": "tentative", "DECLINED": "declined"}
 
 def rsvp_summary(group: Group, meeting: Meeting, state: State) -> dict[str, list[dict[str, str]]]:
@@ -139,6 +148,15 @@ def _return_status(state: State, group: Group, meeting: Meeting, org: str,
 
 def meeting_context(group: Group, meeting: Meeting,
                     state: State | None = None) -> dict[str, Any]:
+    """What templates know of a meeting: made once per snapshot and shared by all the
+    meeting's messages."""
+    if state is None:
+        return _meeting_context(group, meeting, State())
+    return state.shared(group, ("meeting", meeting), lambda: _meeting_context(
+        group, meeting, state))
+
+
+def _meeting_context(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
     tz = timeutil.zone(group.zone)
     series = _series_of(group, meeting)
     return {
@@ -147,8 +165,8 @@ def meeting_context(group: Group, meeting: Meeting,
         "duration": timeutil.format_duration(meeting.duration),
         "location": meeting.location, "link": meeting.link,
         "description": meeting.description, "agenda": list(meeting.items),
-        "rsvp": rsvp_summary(group, meeting, state or State()),
-        **run_up(group, meeting, state or State()),
+        "rsvp": rsvp_summary(group, meeting, state),
+        **run_up(group, meeting, state),
         # a series: each of its meetings as it is now (moved, cancelled)
         "occurrences": [{"start": o.start.astimezone(tz), "end": o.end.astimezone(tz),
                          "cancelled": o.cancelled, "moved": o.start != o.recurrence_id,

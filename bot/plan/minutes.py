@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.domain.model import Desired, Group, Meeting
-from bot.plan.context import meeting_context, member, person, shared_context_group
+from bot.plan.context import (
+    meeting_context,
+    member,
+    person,
+    recipient,
+    shared_context_group,
+)
 from bot.plan.state import State
 from bot.render.templates import render
 
@@ -50,7 +56,7 @@ def minutes_messages(group: Group, state: State, now: datetime,
             "file": path.name}
         for m in group.attendees:
             new = _newcomer(group, meeting, m.email, received, invited)
-            ctx = dict(shared, recipient=member(m), new_member=new)
+            ctx = dict(shared, recipient=recipient(group, m, state), new_member=new)
             out.append(Desired(
                 key=prefix + m.email, group=group.id,
                 meeting=meeting.id, rule=MINUTES, kind=MINUTES, recipient=m, send_at=send_at,

@@ -22,7 +22,6 @@ from bot.domain.model import (
     Desired,
     Group,
     Meeting,
-    Member,
     Offset,
     Person,
     Rule,
@@ -33,8 +32,7 @@ from bot.plan.context import (
     _chased,
     _deadline,
     _series_of,
-    member,
-    person,
+    recipient,
     shared_context,
 )
 from bot.plan.guard import Trip, guard
@@ -268,7 +266,7 @@ def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: da
     shared = shared_context(group, meeting, rule, state)
     # per (method, sequence, first) when no one is named
     subjects: dict[tuple[str, int, bool], str] = {}
-    return [_desired(group, meeting, rule, s, shared, latest, initial, subjects)
+    return [_desired(group, meeting, rule, s, shared, latest, initial, subjects, state)
             for s in specs]
 
 def _key(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec) -> str:
@@ -277,10 +275,9 @@ def _key(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec) -> str:
 
 def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
              shared: dict[str, Any], latest: datetime, initial: str,
-             subjects: dict[tuple[str, int, bool], str]) -> Desired:
+             subjects: dict[tuple[str, int, bool], str], state: State) -> Desired:
     p = spec.recipient
-    context = dict(shared, recipient=member(p) if isinstance(p, Member) else
-                   dict(person(p), organisation="", role=""))
+    context = dict(shared, recipient=recipient(group, p, state))
     kind, template = rule.kind, rule.template
     if spec.method:  # a first invitation says so, whatever the meeting's revision
         context["revision"] = 0 if spec.first else spec.sequence

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -141,6 +141,19 @@ class State:
                 index.setdefault(key.partition("/")[0], {})[key] = st
             self._index["keys"] = index
         return index.get(group, {})
+
+    def shared(self, owner: object, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``, made once per snapshot for ``owner`` (a loaded group) and ``key``, and
+        shared by every message that shows it (a meeting's context is the same in each of
+        its messages): the plan's memory grows with meetings, not with their recipients.
+        Shared values are read, never changed."""
+        memo: dict[tuple[int, Hashable], tuple[object, Any]] = self._index.setdefault(
+            "shared", {})
+        found = memo.get((id(owner), key))
+        if found is None or found[0] is not owner:  # the owner kept: its id is not reused
+            found = memo[(id(owner), key)] = (owner, make())
+        value: T = found[1]
+        return value
 
     def recipients_by_group(self) -> Mapping[str, set[str]]:
         """Per group id in the ledger, who its meetings' messages went to (or would)."""
