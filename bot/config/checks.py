@@ -22,18 +22,34 @@ from bot.render import templates
 
 
 def template_problems(config: Config) -> list[Problem]:
-    """Render every template each group uses against an example context."""
+    """Render every template each group uses against an example context — once per
+    version of the group's files: a config loaded again after one group's edit checks that
+    group alone."""
+    problems: list[Problem] = []
+    for group in config.groups:
+        found = _CHECKED.get(group.fingerprint) if group.fingerprint else None
+        if found is None:
+            found = _template_problems(group)
+            if group.fingerprint:
+                if len(_CHECKED) >= 4096:
+                    _CHECKED.clear()
+                _CHECKED[group.fingerprint] = found
+        problems += found
+    return problems
+
+
+_CHECKED: dict[str, list[Problem]] = {}  # Group.fingerprint -> its template problems
+
+
+def _template_problems(group: Group) -> list[Problem]:
     from bot.plan.context import example_context
     from bot.plan.notices import other_examples
 
-    problems: list[Problem] = []
-    for group in config.groups:
-        uses = [(rule.id, rule.template, example_context(group, rule)) for rule in group.rules]
-        uses += [(rule.id, "cancellation", example_context(group, rule))
-                 for rule in group.rules if rule.kind == "invitation"]
-        uses += [(template, template, context) for template, context in other_examples(group)]
-        problems += [_placed(group, p) for p in templates.check(group, uses)]
-    return problems
+    uses = [(rule.id, rule.template, example_context(group, rule)) for rule in group.rules]
+    uses += [(rule.id, "cancellation", example_context(group, rule))
+             for rule in group.rules if rule.kind == "invitation"]
+    uses += [(template, template, context) for template, context in other_examples(group)]
+    return [_placed(group, p) for p in templates.check(group, uses)]
 
 
 def _placed(group: Group, problem: Problem) -> Problem:
