@@ -65,6 +65,7 @@ class Executor(Recovery):
         self._by_key: dict[str, Desired] = {}
         self._stamp: tuple[str, int] | None = None
         self._noted = ""  # the config fingerprint whose rosters the store has noted
+        self._noted_groups: dict[str, str] = {}  # group id -> its Group.fingerprint noted
         self._token_secret: bytes | None = None
         self.batch = 1000  # due rows fetched at a time
         self._in_flight: tuple[str, Callable[[], None]] | None = None  # (key, finish)
@@ -87,9 +88,13 @@ class Executor(Recovery):
         # parts kept for the new one are shared, not copied)
         self._plan, self._by_key, plan = None, {}, None
         if stamp[0] != self._noted:  # the config changed: when did each roster row?
+            # the groups whose files changed (all of them, the first time)
+            edited = [g for g in self.config.groups
+                      if not g.fingerprint or self._noted_groups.get(g.id) != g.fingerprint]
             self.store.note_roster({g.id: {m.email: m.row for m in g.members}
-                                    for g in self.config.groups}, now)
+                                    for g in edited}, now)
             self._noted = stamp[0]
+            self._noted_groups = {g.id: g.fingerprint for g in self.config.groups}
             stamp = (stamp[0], self.store.facts_version())
         state = snapshot.state(self.store)
         self._parts.use_facts(stamp[1])

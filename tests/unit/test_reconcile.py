@@ -300,10 +300,14 @@ def test_an_edit_to_one_group_re_plans_that_group_alone(
         return real(group, state, at)
 
     monkeypatch.setattr(planner, "group_plan", counting)
+    noted: list[str] = []
+    real_note = store.note_roster
+    monkeypatch.setattr(store, "note_roster", lambda groups, at: noted.extend(groups) or
+                        real_note(groups, at))
     edit(config_dir / "second" / "group.toml", 'location = "Online (Microsoft Teams)"',
          'location = "Room 4, County Hall"')
     worker.tick(now)
-    assert planned == ["second"]
+    assert planned == ["second"] and noted == ["second"]  # its roster alone looked at
     assert ex.plan is not None
     fresh = planner.plan(ex.config, snapshot.state(store), now)
     assert ex.plan.messages == fresh.messages and ex.plan.valid_until == fresh.valid_until
