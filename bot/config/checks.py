@@ -22,23 +22,32 @@ from bot.render import templates
 
 
 def template_problems(config: Config) -> list[Problem]:
-    """Render every template each group uses against an example context — once per
-    version of the group's files: a config loaded again after one group's edit checks that
+    """Render every template each group uses against an example context."""
+    return [p for group in config.groups for p in _checked(group)[0]]
+
+
+def group_warnings(group: Group) -> list[Problem]:
+    """The group's rule timing, zone and meeting dates (:func:`timing_warnings`,
+    :func:`zone_problems`, :func:`calendar_warnings`)."""
+    return _checked(group)[1]
+
+
+def _checked(group: Group) -> tuple[list[Problem], list[Problem]]:
+    """A group's template problems and its other checks, made once per version of its
+    files (``Group.fingerprint``): a config loaded again after one group's edit checks that
     group alone."""
-    problems: list[Problem] = []
-    for group in config.groups:
-        found = _CHECKED.get(group.fingerprint) if group.fingerprint else None
-        if found is None:
-            found = _template_problems(group)
-            if group.fingerprint:
-                if len(_CHECKED) >= 4096:
-                    _CHECKED.clear()
-                _CHECKED[group.fingerprint] = found
-        problems += found
-    return problems
+    found = _CHECKED.get(group.fingerprint) if group.fingerprint else None
+    if found is None:
+        found = (_template_problems(group),
+                 timing_warnings(group) + zone_problems(group) + calendar_warnings(group))
+        if group.fingerprint:
+            if len(_CHECKED) >= 4096:
+                _CHECKED.clear()
+            _CHECKED[group.fingerprint] = found
+    return found
 
 
-_CHECKED: dict[str, list[Problem]] = {}  # Group.fingerprint -> its template problems
+_CHECKED: dict[str, tuple[list[Problem], list[Problem]]] = {}  # by Group.fingerprint
 
 
 def _template_problems(group: Group) -> list[Problem]:

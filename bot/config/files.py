@@ -39,15 +39,8 @@ def group_folders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if (p / GROUP_FILE).is_file())
 
 
-def files_read(folder: Path) -> list[Path]:
-    """Every file the config is made of, for change detection."""
-    files = [folder / SETTINGS_FILE]
-    for g in group_folders(folder):
-        files += _group_files(g)
-    return [f for f in files if f.exists()]
-
-
-def _group_files(g: Path) -> list[Path]:
+def group_files(g: Path) -> list[Path]:
+    """The files of group folder ``g`` the config is made of (some may not exist)."""
     files = [g / GROUP_FILE, g / ROSTER_FILE]
     for sub in ("templates", MINUTES_FOLDER):
         if (g / sub).is_dir():
@@ -82,6 +75,14 @@ class Watch:
         self._top = self._top_signature()
         self._folders = self._list()
         self._turn = 0
+        # what changed since ``settled()``: the folders whose files did, and whether the
+        # folder's listing or clerk.toml did (then everything is read again)
+        self.edited: set[Path] = set()
+        self.relisted = False
+
+    def settled(self) -> None:
+        """The changes seen so far are taken in (the config loaded from them)."""
+        self.edited, self.relisted = set(), False
 
     def _top_signature(self) -> tuple[int, Signature]:
         try:
@@ -93,20 +94,21 @@ class Watch:
     def _list(self) -> dict[Path, Signature]:
         found = sorted(p for p in self.folder.iterdir() if p.is_dir()) \
             if self.folder.is_dir() else []
-        return {p: stat_signature(_group_files(p)) for p in found}
+        return {p: stat_signature(group_files(p)) for p in found}
 
     def changed(self) -> bool:
         """Whether the config changed since the last look (as far as this look sees)."""
         top = self._top_signature()
         if top != self._top:
-            self._top, self._folders = top, self._list()
+            self._top, self._folders, self.relisted = top, self._list(), True
             return True
         folders = list(self._folders)
         changed = False
         for i in range(min(self.per_look, len(folders))):
             folder = folders[(self._turn + i) % len(folders)]
-            now = stat_signature(_group_files(folder))
+            now = stat_signature(group_files(folder))
             if now != self._folders[folder]:
                 self._folders[folder], changed = now, True
+                self.edited.add(folder)
         self._turn = (self._turn + self.per_look) % max(1, len(folders))
         return changed

@@ -40,12 +40,17 @@ class Worker:
         one kept."""
         if not self.watch.changed():
             return
+        # the groups of the config in use whose folders did not change are taken as they are
+        reuse = None if self.watch.relisted else {
+            g.folder: g for g in self.executor.config.groups
+            if g.folder not in self.watch.edited}
         from bot.render.templates import clear_cache
 
         clear_cache()
         store = self.executor.store
         try:
-            self.executor.use_config(config_mod.load(self.folder))
+            self.executor.use_config(config_mod.load(self.folder, reuse))
+            self.watch.settled()
             store.clear_config_problems()
             log.info("config reloaded from %s", self.folder)
         except ClerkError as exc:

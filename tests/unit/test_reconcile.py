@@ -300,6 +300,10 @@ def test_an_edit_to_one_group_re_plans_that_group_alone(
         return real(group, state, at)
 
     monkeypatch.setattr(planner, "group_plan", counting)
+    read: list[str] = []
+    real_read = config_mod.load_group
+    monkeypatch.setattr(config_mod, "load_group", lambda folder, problems: read.append(
+        folder.name) or real_read(folder, problems))
     noted: list[str] = []
     real_note = store.note_roster
     monkeypatch.setattr(store, "note_roster", lambda groups, at: noted.extend(groups) or
@@ -308,6 +312,7 @@ def test_an_edit_to_one_group_re_plans_that_group_alone(
          'location = "Room 4, County Hall"')
     worker.tick(now)
     assert planned == ["second"] and noted == ["second"]  # its roster alone looked at
+    assert read == ["second"]  # the config loaded again: that group's files alone read
     assert ex.plan is not None
     fresh = planner.plan(ex.config, snapshot.state(store), now)
     assert ex.plan.messages == fresh.messages and ex.plan.valid_until == fresh.valid_until
@@ -331,8 +336,8 @@ def test_the_worker_notices_an_edit_looking_at_a_few_groups_a_tick(
         second_group(config_dir, f"g{n}")
     watch = files.Watch(config_dir, per_look=2)  # 5 folders: 3 looks see them all
     looked: list[Path] = []
-    real = files._group_files
-    monkeypatch.setattr(files, "_group_files", lambda g: looked.append(g) or real(g))
+    real = files.group_files
+    monkeypatch.setattr(files, "group_files", lambda g: looked.append(g) or real(g))
     assert not watch.changed() and len(looked) == 2
     edit(config_dir / "g3" / "roster.csv", "Kent", "Kent County")
     seen = [watch.changed() for _ in range(3)]
@@ -340,3 +345,27 @@ def test_the_worker_notices_an_edit_looking_at_a_few_groups_a_tick(
     assert not any(watch.changed() for _ in range(3))
     second_group(config_dir, "g9")
     assert watch.changed()
+
+
+def test_edits_made_while_the_config_is_broken_are_all_taken_in_once_it_loads(
+        config_dir: Path, make_executor: Callable[[], Executor]):
+    """The worker reads again only the group folders that changed since the config in use
+    was loaded: one edited while another's edit was broken is read too once that is fixed."""
+    from bot.engine.worker import Worker
+
+    second_group(config_dir, "second")
+    ex = make_executor()
+    worker = Worker(ex, config_dir)
+    now = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    worker.tick(now)
+    toml = config_dir / "second" / "group.toml"
+    edit(toml, 'zone = "Europe/London"', 'zone = "Mars/Olympus"')
+    worker.tick(now)
+    edit(config_dir / "example" / "group.toml", 'name = "South Downs QA Leads Network"',
+         'name = "Downs QA Leads"')
+    worker.tick(now)
+    assert ex.config.group("qa-leads").name == "South Downs QA Leads Network"  # still broken
+    edit(toml, 'zone = "Mars/Olympus"', 'zone = "Europe/London"')
+    worker.tick(now)
+    assert ex.config.group("qa-leads").name == "Downs QA Leads"
+    assert ex.config.group("second").zone == "Europe/London"
