@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -51,16 +52,36 @@ def group_files(g: Path) -> list[Path]:
 Signature = tuple[tuple[str, int, int], ...]
 
 
-def stat_signature(files: list[Path]) -> Signature:
-    """Names, sizes and mtimes of ``files`` (those that exist)."""
-    signature = []
-    for p in files:
-        try:
-            st = p.stat()
-        except OSError:
-            continue  # not there (or removed since it was listed): the next look sees it
-        signature.append((str(p), st.st_size, st.st_mtime_ns))
-    return tuple(signature)
+def folder_signature(g: Path) -> Signature:
+    """Names, sizes and mtimes of the files of group folder ``g`` (:func:`group_files`), read
+    with ``os.scandir`` (a tenth of pathlib's cost: the worker looks at many a tick)."""
+    out: list[tuple[str, int, int]] = []
+    base = str(g)
+    for name in (GROUP_FILE, ROSTER_FILE):
+        _stat(os.path.join(base, name), out)
+    for sub in ("templates", MINUTES_FOLDER):
+        _walk(os.path.join(base, sub), out)
+    return tuple(out)
+
+
+def _stat(path: str, out: list[tuple[str, int, int]]) -> None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # not there (or removed since it was listed): the next look sees it
+    out.append((path, st.st_size, st.st_mtime_ns))
+
+
+def _walk(folder: str, out: list[tuple[str, int, int]]) -> None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    for e in entries:
+        if e.is_dir():
+            _walk(e.path, out)
+        elif e.is_file():
+            _stat(e.path, out)
 
 
 class Watch:
@@ -89,12 +110,14 @@ class Watch:
             mtime = self.folder.stat().st_mtime_ns
         except OSError:
             mtime = -1
-        return mtime, stat_signature([self.folder / SETTINGS_FILE])
+        out: list[tuple[str, int, int]] = []
+        _stat(str(self.folder / SETTINGS_FILE), out)
+        return mtime, tuple(out)
 
     def _list(self) -> dict[Path, Signature]:
         found = sorted(p for p in self.folder.iterdir() if p.is_dir()) \
             if self.folder.is_dir() else []
-        return {p: stat_signature(group_files(p)) for p in found}
+        return {p: folder_signature(p) for p in found}
 
     def changed(self) -> bool:
         """Whether the config changed since the last look (as far as this look sees)."""
@@ -106,7 +129,7 @@ class Watch:
         changed = False
         for i in range(min(self.per_look, len(folders))):
             folder = folders[(self._turn + i) % len(folders)]
-            now = stat_signature(group_files(folder))
+            now = folder_signature(folder)
             if now != self._folders[folder]:
                 self._folders[folder], changed = now, True
                 self.edited.add(folder)

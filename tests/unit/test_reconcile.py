@@ -336,8 +336,8 @@ def test_the_worker_notices_an_edit_looking_at_a_few_groups_a_tick(
         second_group(config_dir, f"g{n}")
     watch = files.Watch(config_dir, per_look=2)  # 5 folders: 3 looks see them all
     looked: list[Path] = []
-    real = files.group_files
-    monkeypatch.setattr(files, "group_files", lambda g: looked.append(g) or real(g))
+    real = files.folder_signature
+    monkeypatch.setattr(files, "folder_signature", lambda g: looked.append(g) or real(g))
     assert not watch.changed() and len(looked) == 2
     edit(config_dir / "g3" / "roster.csv", "Kent", "Kent County")
     seen = [watch.changed() for _ in range(3)]
