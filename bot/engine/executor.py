@@ -267,7 +267,7 @@ class Executor(Recovery):
 
     def _opening(self, group_id: str, instant: datetime) -> datetime:
         """When the group's send window is next open at or after ``instant``."""
-        group = next((g for g in self.config.groups if g.id == group_id), None)
+        group = self.config.by_id.get(group_id)
         if group is None or group.window is None:
             return instant
         return windows.next_opening(group.window, group.zone, instant)
