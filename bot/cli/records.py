@@ -63,8 +63,8 @@ def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> 
                     + (" (the last)" if x.number >= x.group.ladder.max_chasers else ""))
     if as_json:
         _json([dict(_action_row(a), next_chasers=chased.get(a.id, []),
-                    no_longer_chased=a.id in plan.stalled and plan.stalled[a.id] < today)
-               for a in found])
+                    no_longer_chased=a.id in plan.stalled and plan.stalled[a.id] < today,
+                    owners_gone=list(plan.gone.get(a.id, ()))) for a in found])
         return
     for a in found:
         owners = "all members" if "*" in a.owners else ", ".join(a.owners)
@@ -75,6 +75,10 @@ def actions_list(obj: Ctx, group_id: str | None, status: str, as_json: bool) -> 
             click.echo(f"{'':6}" + ("chased next: " + "; ".join(nxt) if nxt else
                                     "no longer chased: in the admin's weekly summary"
                                     if a.id in plan.stalled else "no chaser to come"))
+            if a.id in plan.gone:
+                click.echo(f"{'':6}not on the roster any more, not chased: "
+                           f"{', '.join(plan.gone[a.id])} (`clerk actions owner {a.id} NAME` "
+                           "gives it to someone else)")
     click.echo(f"{len(found)} action(s)")
 
 
@@ -204,6 +208,24 @@ def actions_update(obj: Ctx, action_id: int, text: str, as_json: bool) -> None:
 def actions_new_date(obj: Ctx, action_id: int, due: str, as_json: bool) -> None:
     """Give action ID a new due date."""
     _change(obj, action_id, "NEW DATE", as_json, new_date=_date(due))
+
+
+@actions_cli.command("owner")
+@click.argument("action_id", metavar="ID", type=int)
+@click.argument("owners", metavar="OWNER...", nargs=-1, required=True)
+@json_option
+@click.pass_obj
+def actions_owner(obj: Ctx, action_id: int, owners: tuple[str, ...], as_json: bool) -> None:
+    """Give action ID to OWNER (emails or names on the roster, several for several owners,
+    `all` for every member): they are chased from now, afresh."""
+    from bot.engine import action_log
+    from bot.listen.owners import split
+
+    config = obj.config()
+    action = action_log.find(obj.store(config), action_id)
+    settled = action_log.owners_of(config.group(action.group),
+                                   [name for o in owners for name in split(o)])
+    _change(obj, action_id, "OWNER", as_json, owners=settled)
 
 
 @actions_cli.command("drop")

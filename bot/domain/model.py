@@ -93,6 +93,7 @@ class Action:
     status: str  # open | done | dropped
     completed: date | None
     created: datetime
+    assigned: datetime | None = None  # when its owners last changed (None: at ``created``)
 
     @property
     def ref(self) -> str:

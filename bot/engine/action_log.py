@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -13,7 +15,7 @@ from bot.domain.model import Action, Group
 from bot.engine import snapshot
 from bot.engine.store import Store
 from bot.listen.owners import match as match_owners
-from bot.plan.actions import ALL
+from bot.plan.actions import ALL, owner_names
 
 
 def owners_of(group: Group, owners: Iterable[str]) -> tuple[str, ...]:
@@ -88,8 +90,10 @@ def find(store: Store, action_id: int) -> Action:
 
 
 def apply(store: Store, group: Group, action: Action, command: str, *, who: str, via: str,
-          now: datetime, new_date: date | None = None, text: str = "") -> str:
-    """DONE, NEW DATE, UPDATE or DROP on an action; returns what was done."""
+          now: datetime, new_date: date | None = None, text: str = "",
+          owners: tuple[str, ...] = ()) -> str:
+    """DONE, NEW DATE, UPDATE, DROP or OWNER (``owners``, as :func:`owners_of` settles them)
+    on an action; returns what was done. A new owner's chasing starts afresh from ``now``."""
     today = now.astimezone(timeutil.zone(group.zone)).date()
     if action.status != "open" and command != "UPDATE":
         return f"{action.ref} is already {action.status}"
@@ -103,6 +107,13 @@ def apply(store: Store, group: Group, action: Action, command: str, *, who: str,
         check_due(new_date, now, group)
         store.change_action(action.id, f"NEW DATE {new_date}", who, via, now, due=new_date)
         return f"{action.ref} now due {new_date}"
+    if command == "OWNER" and owners:
+        whose = owner_names(group, replace(action, owners=owners))
+        if owners == action.owners:
+            return f"{action.ref} is already owned by {whose}"
+        store.change_action(action.id, f"OWNER {', '.join(owners)}", who, via, now,
+                            owners=json.dumps(list(owners)), assigned_at=now)
+        return f"{action.ref} is now owned by {whose}"
     if command == "UPDATE" and text:
         store.change_action(action.id, f"UPDATE {text}", who, via, now)
         return f"{action.ref} updated"

@@ -8,12 +8,12 @@
   and due date, numbered questions for the owners it could not settle, with candidates, and
   the circulation, held until she answers APPROVE.
 - **Commands in her reply**, one a line (bot/listen/commands.py): APPROVE, HOLD, Q1 3,
-  DUE #4 31 May, DONE #4, DROP #5, ADD <item>, STATUS, HELP. Each reply is confirmed by a
-  short answer saying what was done and what is still open. What a command is about comes
-  from the message she answers (the summary of some minutes, a pack's preview), else from
-  what is waiting for her. Nothing is applied twice (her message is read once; a question
-  answered stays answered), and a reply to the summary of minutes since replaced is refused
-  with the reason.
+  DUE #4 31 May, DONE #4, DROP #5, OWNER #5 Jo, ADD <item>, STATUS, HELP. Each reply is
+  confirmed by a short answer saying what was done and what is still open. What a command
+  is about comes from the message she answers (the summary of some minutes, a pack's
+  preview), else from what is waiting for her. Nothing is applied twice (her message is read
+  once; a question answered stays answered), and a reply to the summary of minutes since
+  replaced is refused with the reason.
 - **The pack for approval**: the preview (bot/plan/pack.py) is answered APPROVE (it goes
   now), HOLD (kept back) or ADD <item> (a new preview follows).
 
@@ -222,7 +222,7 @@ class Desk:
                 reply.done.append(self._decide(c, group, reply.about, who, via, now))
             elif c.verb == "ANSWER":
                 reply.done.append(self._answer(c, group, reply.about, who, via, now))
-            elif c.verb in ("DUE", "DONE", "DROP"):
+            elif c.verb in ("DUE", "DONE", "DROP", "OWNER"):
                 reply.done.append(self._action(c, group, who, via, now))
             elif c.verb == "ADD":
                 reply.done.append(self._add(c, group, reply.about, who, now))
@@ -378,10 +378,12 @@ class Desk:
         if action.group not in mine:
             raise UsageError(f"#{c.number} is not an action of a group you look after")
         owner_group = mine[action.group]
-        verb = {"DUE": "NEW DATE", "DONE": "DONE", "DROP": "DROP"}[c.verb]
+        verb = {"DUE": "NEW DATE", "DONE": "DONE", "DROP": "DROP", "OWNER": "OWNER"}[c.verb]
         new_date = _due(c.argument, owner_group, now) if c.verb == "DUE" else None
+        given = action_log.owners_of(owner_group, owners.split(c.argument)) \
+            if c.verb == "OWNER" else ()
         done = action_log.apply(self.store, owner_group, action, verb, who=who, via=via,
-                                now=now, new_date=new_date)
+                                now=now, new_date=new_date, owners=given)
         if new_date is not None and "now due" in done:
             done = f"{action.ref} is now due {_words(new_date)}"
         return f"{c.verb} #{c.number}: {done} ({_short(action.text)})"

@@ -109,6 +109,13 @@ def _desk(conn: Connection) -> None:
                              "DEFAULT ''"))
 
 
+def _assigned(conn: Connection) -> None:
+    """When an action's owners were last changed (the new owner's chasing starts then)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("actions")}
+    if "assigned_at" not in columns:
+        conn.execute(sa.text("ALTER TABLE actions ADD COLUMN assigned_at TIMESTAMP"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -122,6 +129,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0010_quarantine", _quarantine),
     ("0011_replies", _replies),
     ("0012_desk", _desk),
+    ("0015_assigned", _assigned),
 ]
 
 

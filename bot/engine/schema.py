@@ -234,6 +234,7 @@ actions = sa.Table(
     sa.Column("completed", sa.Date, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("source", sa.Text, nullable=False, default=""),
+    sa.Column("assigned_at", UTCDateTime, nullable=True),  # owners last changed (NULL: never)
 )
 
 action_history = sa.Table(

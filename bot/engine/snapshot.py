@@ -123,7 +123,8 @@ def _config_problems(store: Store) -> tuple[str, datetime, tuple[str, ...]] | No
 def action(row: Any) -> Action:
     return Action(id=row.id, group=row.group_id, meeting=row.meeting_id, topic=row.topic,
                   text=row.text, owners=tuple(json.loads(row.owners)), due=row.due,
-                  status=row.status, completed=row.completed, created=row.created_at)
+                  status=row.status, completed=row.completed, created=row.created_at,
+                  assigned=row.assigned_at)
 
 
 def actions(store: Store, group: str | None = None) -> list[Action]:

@@ -9,6 +9,7 @@ trailing punctuation, greetings and signatures.
     DUE #4 31 May      move action 4's due date
     DROP #5            drop action 5
     DONE #5            close action 5
+    OWNER #5 Jo        give action 5 to someone else on the roster (also "GIVE #5 TO Jo")
     ADD <item>         add an item to the agenda of the meeting (and preview the pack again)
     STATUS             the group's status, by return
     HELP               this list
@@ -28,7 +29,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Verb = Literal["APPROVE", "HOLD", "ANSWER", "DUE", "DROP", "DONE", "ADD", "STATUS", "HELP"]
+Verb = Literal["APPROVE", "HOLD", "ANSWER", "DUE", "DROP", "DONE", "OWNER", "ADD", "STATUS",
+               "HELP"]
 
 HELP = """\
 APPROVE          circulate what this message is about (the minutes, the agenda pack)
@@ -37,6 +39,7 @@ Q1 3             answer question 1 with its choice 3 (or "Q1 both", "Q1 Joanna W
 DUE #4 31 May    give action 4 a new due date
 DONE #4          close action 4
 DROP #5          drop action 5
+OWNER #5 Jo      give action 5 to someone else on the roster, who is chased from now
 ADD <item>       add an item to the next meeting's agenda (you get a new preview of the pack)
 STATUS           the group's status by return: attendance, returns, actions, what waits for you
 HELP             this list
@@ -71,6 +74,8 @@ _FORMS: tuple[tuple[Verb, str], ...] = (
              r"(?P<n2>\d{1,9})"),
     ("DONE", r"(?:done|close)\s*#\s*(?P<n>\d{1,9})|(?:done|close)\s+(?:action\s+)?"
              r"(?P<n2>\d{1,9})"),
+    ("OWNER", r"(?:owner\s*#?|(?:re)?assign\s*#|give\s*#)\s*(?P<n>\d{1,9})\s*(?:to\b)?"
+              r"\s*[:=,\-–]?\s*(?P<arg>\S.*)?"),
     ("ADD", r"(?:add|agenda)\s*(?::|\s+(?:item|agenda\s+item)\s*:?)?\s+(?P<arg>\S.*)"),
     ("STATUS", r"status(?:\s+please)?|send\s+(?:me\s+)?(?:the\s+)?status"),
     ("HELP", r"help|commands|\?"),
@@ -113,10 +118,12 @@ def _command(line: str) -> Command | None:
         groups = m.groupdict()
         number = groups.get("n") or groups.get("n2")
         argument = (groups.get("arg") or groups.get("what") or "").strip()
-        if verb == "DUE" and not argument:
+        if verb in ("DUE", "OWNER") and not argument:
+            example = "31 May" if verb == "DUE" else "Jo Whitfield"
+            what = "a date" if verb == "DUE" else "who (a name or an email)"
             return Command(verb, line, int(number) if number else None,
-                           problem="DUE needs a date after the action's number, e.g. "
-                                   f"\"DUE #{number} 31 May\"")
+                           problem=f"{verb} needs {what} after the action's number, e.g. "
+                                   f"\"{verb} #{number} {example}\"")
         if verb == "ADD":
             argument = argument.strip("\"'“”‘’ ")
         return Command(verb, line, int(number) if number else None, argument)

@@ -15,6 +15,9 @@ The policy (``[actions]`` in group.toml, :class:`bot.domain.model.ChaseLadder`):
   the admin's weekly summary ("stalled"). The chair is never copied on an owner's digest:
   the chair gets one weekly summary of the group's overdue actions instead
   (``summary_day``, Monday by default).
+- An owner taken off the roster is no longer chased; the action goes to the admin's weekly
+  summary, saying who left, for her to give it to someone else (``OWNER #n <name>`` by mail,
+  ``clerk actions owner``), close or drop.
 - An action for all members is owned by the chair and the admin for closing (only they can
   mark it done); each member is asked about it once, in their own next digest.
 
@@ -75,6 +78,8 @@ class Schedule:
 
     digests: list[Digest] = field(default_factory=list)
     stalled: dict[int, date] = field(default_factory=dict)  # action id -> its last chaser
+    # action id -> its owners no longer on the group's roster: not chased, for the admin
+    gone: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 def quiet_day(group: Group, day: date) -> bool:
@@ -104,7 +109,8 @@ def _candidates(group: Group, a: Action, until: date) -> list[tuple[date, bool]]
     """(day, due that week) of the days ``a`` may be chased, each moved off quiet days."""
     ladder = group.ladder
     tz = timeutil.zone(group.zone)
-    first = a.created.astimezone(tz).date() + ladder.first
+    since = (a.assigned or a.created).astimezone(tz).date()  # a new owner starts afresh
+    first = since + ladder.first
     if ALL in a.owners:
         return [(open_day(group, first), False)]  # asked once
     days = [(first, False), (a.due - ladder.before_due, True)]
@@ -112,14 +118,15 @@ def _candidates(group: Group, a: Action, until: date) -> list[tuple[date, bool]]
     while overdue <= until:
         days.append((overdue, False))
         overdue += ladder.overdue_every
-    go_live = group.go_live.astimezone(tz).date()
-    return sorted({(open_day(group, d), due) for d, due in days if d >= go_live})
+    start = max(group.go_live.astimezone(tz).date(), since)
+    return sorted({(open_day(group, d), due) for d, due in days if d >= start})
 
 
 def schedule(groups: Sequence[Group], actions: Iterable[Action], until: date) -> Schedule:
     """Every digest for the open ``actions`` up to ``until``, by the policy above."""
     by_id = {g.id: g for g in groups}
     owners: dict[str, tuple[Member, list[tuple[Group, Action]]]] = {}
+    out = Schedule()
     for a in actions:
         group = by_id.get(a.group)
         if a.status != "open" or group is None:
@@ -129,7 +136,8 @@ def schedule(groups: Sequence[Group], actions: Iterable[Action], until: date) ->
         for email in ([m.email for m in group.attendees] if ALL in a.owners else a.owners):
             if email in people:
                 owners.setdefault(email, (people[email], []))[1].append((group, a))
-    out = Schedule()
+            else:  # taken off the roster since: never chased, never silently
+                out.gone[a.id] = (*out.gone.get(a.id, ()), email)
     for email in sorted(owners):
         owner, theirs = owners[email]
         _one_owner(owner, theirs, until, out)
@@ -202,6 +210,14 @@ def digest_key(email: str, day: date) -> str:
     """One key per person per day, whichever groups the digest covers (so a digest is not
     sent again when the set of its groups changes during the day)."""
     return f"-/-/actions/{email}/{day.isoformat()}"
+
+
+def owner_names(group: Group, a: Action) -> str:
+    """Who owns ``a``, by name ("all members" for an action of all members)."""
+    if ALL in a.owners:
+        return "all members"
+    names = {m.email: m.name for m in group.members} | {group.admin.email: group.admin.name}
+    return ", ".join(names.get(e, e) for e in a.owners)
 
 
 def listed_context(x: Listed, today: date, meetings: dict[str, Any]) -> dict[str, Any]:

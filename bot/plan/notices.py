@@ -55,8 +55,9 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
                                                           email="member@example.org")
     digest = actions.Digest(owner, now.date(), (actions.Listed(group, sample, 1),), now, now)
     chaser = [_digest_message(digest)]
-    summary = _summaries(group, State(actions=(sample,)), actions.Schedule(
-        stalled={1: now.date() - timedelta(days=30)}),
+    left = replace(sample, id=2, owners=("former.member@example.org",))
+    summary = _summaries(group, State(actions=(sample, left)), actions.Schedule(
+        stalled={1: now.date() - timedelta(days=30)}, gone={2: left.owners}),
         datetime.combine(actions.summary_days(group, now.date() + timedelta(days=40),
                                               now.date() + timedelta(days=60))[0],
                          time(12), tzinfo=UTC), [])
@@ -192,7 +193,8 @@ def _digest_message(d: actions.Digest) -> Desired:
 def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime,
                horizon: list[datetime], until: datetime | None = None) -> list[Desired]:
     """The chair's weekly summary of the group's overdue actions, and the admin's of those
-    whose chasing stopped, each on the group's summary day and only when there is one."""
+    whose chasing stopped (chased as often as allowed, or their owner left the roster), each
+    on the group's summary day and only when there is one."""
     tz = timeutil.zone(group.zone)
     today = now.astimezone(tz).date()
     mine = [a for a in state.group_actions(group.id) if a.status == "open"]
@@ -207,7 +209,8 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
             horizon.append(send_at)
             break
         overdue = [a for a in mine if a.due < day]
-        stalled = [a for a in mine if a.id in plan.stalled and plan.stalled[a.id] < day]
+        stalled = [a for a in mine if a.id in plan.gone or (
+            a.id in plan.stalled and plan.stalled[a.id] < day)]
         chair = group.chair or group.admin
         for kind, to, found in (("overdue", chair, overdue), ("stalled", group.admin, stalled)):
             if not found:
@@ -218,7 +221,8 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
                 "recipient": dict(person(to), organisation="", role=""), "summary": kind,
                 "actions": [dict(actions.listed_context(actions.Listed(group, a, 0), day,
                                                         _meetings(group)),
-                                 owners=_owner_names(group, a)) for a in found]}
+                                 owners=actions.owner_names(group, a),
+                                 gone=", ".join(plan.gone.get(a.id, ()))) for a in found]}
             out.append(Desired(
                 key=f"{group.id}/-/{kind}/{to.email}/{day.isoformat()}", group=group.id,
                 meeting="-", rule=kind, kind=NOTICE, recipient=to, send_at=send_at,
@@ -226,13 +230,6 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
                 reason=f"weekly summary: {len(found)} {kind} action(s)",
                 template="action_summary", context=ctx))
     return out
-
-
-def _owner_names(group: Group, a: Action) -> str:
-    if actions.ALL in a.owners:
-        return "all members"
-    names = {m.email: m.name for m in group.members} | {group.admin.email: group.admin.name}
-    return ", ".join(names.get(e, e) for e in a.owners)
 
 
 def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:

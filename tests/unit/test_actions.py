@@ -7,16 +7,19 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
+from bot.engine import snapshot
 from bot.engine.executor import Executor
+from bot.engine.inbox import Inbox
 from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
-from tests.conftest import CLI_NOW, second_group
+from tests.conftest import CLI_NOW, read_reply, remove_member, second_group
 
 T0 = datetime(2027, 1, 15, 12, tzinfo=UTC)  # the day after the first meeting
 KIM = "kim.osei@network.example"
@@ -318,3 +321,67 @@ def test_a_busy_year_never_floods_anyone(make_executor: Callable[[], Executor],
     assert everyone == 21 and max(counts.values()) <= 3 * 1  # one owner each, three times
     weeks = [d.isocalendar()[:2] for d, _ in summaries(ex, "overdue")]
     assert len(weeks) == len(set(weeks))  # at most one summary a week
+
+
+def test_an_owner_who_left_the_roster_goes_to_the_admin_who_gives_it_to_someone_else(
+        make_executor: Callable[[], Executor], store: Store, group_dir: Path):
+    action = add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
+    ex = make_executor()
+    run_days(ex, T0, 10)
+    assert [to for _, to, _ in chasers(ex)] == [AMAN]  # 22 January
+    remove_member(group_dir, AMAN)  # Aman leaves the network, on Monday 25 January
+    ex = make_executor()
+    run_days(ex, T0 + timedelta(days=10), 1)
+    assert isinstance(ex.transport, MemoryTransport)
+    # she is told in that day's summary
+    assert summaries(ex, "stalled") == [(date(2027, 1, 25), KIM)]
+    (summary,) = [m for m in ex.transport.sent if "/-/stalled/" in str(m["X-Clerk-Key"])]
+    said = summary.get_body(("plain",)).get_content()
+    assert f"#{action} LADO: Share the LADO audit tool" in said
+    assert f"{AMAN} is no longer on the roster" in said
+    assert f"OWNER #{action} <name or email>" in said
+
+    # she answers the summary: Danielle takes it on, and is chased afresh
+    msg = EmailMessage()
+    msg["From"], msg["To"] = KIM, "qa-leads@network.example"
+    msg["Subject"], msg["Message-ID"] = f"Re: {summary['Subject']}", "<own1@network.example>"
+    msg["In-Reply-To"] = summary["Message-ID"]
+    msg.set_content(f"OWNER #{action} Danielle\n\nKim")
+    at = datetime(2027, 1, 25, 16, tzinfo=UTC)
+    assert Inbox(ex.config, store).apply(read_reply(msg), at).handled
+    (after,) = [a for a in snapshot.actions(store) if a.id == action]
+    assert after.owners == (DANIELLE,) and after.assigned == at
+    assert store.action_history(action)[-1].who == KIM
+    run_days(ex, at + timedelta(hours=1), 365)
+    confirmed = [m for m in ex.transport.sent if KIM in str(m["To"])
+                 and "/-/reply/" in str(m["X-Clerk-Key"])]
+    assert f"#{action} is now owned by Danielle McKee" in \
+        confirmed[0].get_body(("plain",)).get_content()
+    danielle = [d for d, to, _ in chasers(ex) if to == DANIELLE]
+    # a week after she took it on, in its due week, a week overdue: then the admin again
+    assert danielle == [date(2027, 2, 1), date(2027, 2, 9), date(2027, 2, 19)]
+    assert [to for _, to, _ in chasers(ex)].count(AMAN) == 1
+    later = [m.get_body(("plain",)).get_content() for m in ex.transport.sent
+             if "/-/stalled/" in str(m["X-Clerk-Key"])][1:]
+    assert later and all("chased as often as the group allows" in t and
+                         "no longer on the roster" not in t for t in later)
+
+
+def test_actions_owner_and_list_say_who_left(clerk: Callable[..., Result], group_dir: Path):
+    future = (CLI_NOW + timedelta(days=40)).date().isoformat()
+    clerk("actions", "add", "-g", "qa-leads", "--owner", AMAN, "--due", future, "Share it")
+    remove_member(group_dir, AMAN)
+    listed = clerk("actions", "list").output
+    assert f"not on the roster any more, not chased: {AMAN}" in listed
+    assert "clerk actions owner 1 NAME" in listed
+    (row,) = json.loads(clerk("actions", "list", "--json").output)
+    assert row["owners_gone"] == [AMAN] and row["next_chasers"] == []
+    refused = clerk("actions", "owner", "1", "Nobody Known")
+    assert refused.exit_code == 2 and "'Nobody Known' is not on the roster" in refused.output
+    given = clerk("actions", "owner", "1", "Danielle McKee", "--json")
+    assert given.exit_code == 0, given.output
+    assert json.loads(given.output)["owners"] == [DANIELLE]
+    (row,) = json.loads(clerk("actions", "list", "--json").output)
+    assert row["owners_gone"] == [] and row["next_chasers"][0].startswith(DANIELLE)
+    assert clerk("actions", "owner", "1", DANIELLE).output.strip() == \
+        "#1 is already owned by Danielle McKee"

@@ -29,6 +29,9 @@ def test_a_reply_from_outlook_with_greeting_bullets_and_signature():
     "Status: Secretariat",
     "Thanks for sending these",
     "Done a quick check of the actions",
+    "Assign 3 people to the working group",
+    "Give 2 weeks for comments",
+    "Owner of the audit tool is Jo",
 ])
 def test_prose_is_never_a_command(prose: str):
     assert parse(prose).commands == () and parse(prose).unknown == ()
@@ -50,6 +53,8 @@ def test_short_lines_in_capitals_that_are_no_command_are_reported():
 def test_a_command_that_reads_as_one_but_cannot_be_done_says_why():
     (due,) = parse("DUE #4").commands
     assert due.problem.startswith("DUE needs a date")
+    (owner,) = parse("OWNER #4").commands
+    assert owner.problem.startswith("OWNER needs who (a name or an email)")
 
 
 @pytest.mark.parametrize(("line", "expected"), [
@@ -59,6 +64,10 @@ def test_a_command_that_reads_as_one_but_cannot_be_done_says_why():
     ("close action 7", ("DONE", 7, "")), ("AGENDA: Peer review", ("ADD", None, "Peer review")),
     ("Q 12 = 1, 2", ("ANSWER", 12, "1, 2")), ("help", ("HELP", None, "")),
     ("> APPROVE", ("APPROVE", None, "")),
+    ("OWNER #5 Jo Whitfield", ("OWNER", 5, "Jo Whitfield")),
+    ("owner 5: jo@surrey.example", ("OWNER", 5, "jo@surrey.example")),
+    ("Give #5 to Jo and Tom", ("OWNER", 5, "Jo and Tom")),
+    ("reassign #5 to Tom Hughes", ("OWNER", 5, "Tom Hughes")),
 ])
 def test_forms_she_may_write(line: str, expected: tuple[str, int | None, str]):
     assert verbs(line) == [expected]

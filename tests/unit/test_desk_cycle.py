@@ -8,8 +8,10 @@ reported."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -172,3 +174,46 @@ def test_a_cycle_run_by_three_emails(seslip: Path, store: Store):
     q4 = [m for m in cycle.transport.sent if "/2027-q4/pack/" in str(m["X-Clerk-Key"])]
     assert q4 and "triangulate feedback from families" in body(q4[0])
     assert cycle.mails == 5  # her three emails, and the two that were refused
+
+
+def test_a_year_of_the_seed_group_floods_nobody(seslip: Path, store: Store):
+    """The seed's minutes imported by mail, then the rest of the year by itself: the chair gets
+    at most one summary a week, no action is chased more often than the group allows, and an
+    owner gets one digest a week unless an action falls due that week."""
+    cycle = Cycle(seslip.parent, store)
+    with (seslip / "roster.csv").open("a") as f:
+        f.write("Joanna Whitfield,joanna.whitfield@surrey.example,Surrey,member\n"
+                "Sandra Okafor,sandra.okafor@slough.example,Slough,member\n")
+    cycle.run_until(datetime(2027, 4, 20, 10, tzinfo=UTC))
+    cycle.mail("The minutes.", subject="QA Leads minutes 15 April",
+               attach=("minutes.docx", _minutes_docx()))
+    cycle.run_until(datetime(2027, 4, 20, 10, 5, tzinfo=UTC))
+    (summary,) = [m for m in cycle.to(KIM) if "QA Leads minutes" in str(m["Subject"])]
+    assert cycle.mail("Q1 both\nQ2 2\nAPPROVE", answering=summary).handled
+    cycle.run_until(datetime(2028, 1, 31, 12, tzinfo=UTC))
+
+    group = cycle.ex.config.group("qa-leads")
+    assert group.chair is not None
+    keys = [str(m["X-Clerk-Key"]).strip() for m in cycle.transport.sent]
+    overdue = [k for k in keys if "/-/overdue/" in k]
+    assert overdue  # the actions were never done: the chair is told, weekly
+    weeks = Counter(date.fromisoformat(k.rsplit("/", 1)[1]).isocalendar()[:2]
+                    for k in overdue)
+    assert max(weeks.values()) == 1
+    assert {k.split("/")[3] for k in overdue} == {group.chair.email}
+
+    listed: Counter[tuple[str, str]] = Counter()  # (owner, action ref) -> digests listing it
+    per_week: Counter[tuple[str, tuple[int, int]]] = Counter()
+    for m in cycle.transport.sent:
+        key = str(m["X-Clerk-Key"]).strip()
+        if "/-/actions/" not in key:
+            continue
+        owner, day = key.split("/")[3], date.fromisoformat(key.rsplit("/", 1)[1])
+        per_week[owner, day.isocalendar()[:2]] += 1
+        listed.update((owner, ref) for ref in re.findall(r"^(#\d+) ", body(m), re.MULTILINE))
+    actions = {a.ref: a for a in snapshot.actions(store, "qa-leads")}
+    assert len(actions) == 3 and {ref for _, ref in listed} == set(actions)
+    for (owner, ref), times in listed.items():
+        assert times <= (1 if "*" in actions[ref].owners else group.ladder.max_chasers), (
+            owner, actions[ref])
+    assert max(per_week.values()) <= 2  # a second only in an action's due week

@@ -310,3 +310,40 @@ def test_the_systemd_unit_verifies():
     wrong = [line for line in said if not ELSEWHERE.match(line)]
     assert wrong == [], "\n".join(said)
     assert done.returncode == 0 or said, done
+
+
+def _option_tables() -> list[tuple[str, dict[str, object]]]:
+    """Every table of options a user may write, with where it is written: clerk.toml's
+    [clerk], each transport's and mailbox's [transport]/[mailbox], group.toml's sections."""
+    from bot import transports
+    from bot.config import group, meetings, settings
+    from bot.listen import authn
+
+    found: list[tuple[str, dict[str, object]]] = [
+        ("[clerk]", settings.SETTINGS_OPTIONS), ("[mailbox] (who sent a reply)", authn.OPTIONS),
+        ("group.toml", group.GROUP_OPTIONS), ("[admin], [chair], [organiser]",
+                                              group.PERSON_OPTIONS),
+        ("[[rule]]", group.RULE_OPTIONS), ("[actions]", group.ACTIONS_OPTIONS),
+        ("[desk]", group.DESK_OPTIONS), ("[meetings]", meetings.DEFAULTS_OPTIONS),
+        ("[[meeting]]", meetings.MEETING_OPTIONS), ("[[series]]", meetings.SERIES_OPTIONS),
+        ("[[series.occurrence]]", meetings.OCCURRENCE_OPTIONS)]
+    for section, registry in (("transport", transports.REGISTRY),
+                              ("mailbox", transports.MAILBOXES)):
+        for name in registry:
+            declared = transports.options(name, registry) or {}
+            found.append((f"[{section}] of {name}", dict(declared)))
+    return found
+
+
+@pytest.mark.parametrize(("table", "options"), _option_tables(), ids=lambda v: str(v)[:40])
+def test_every_config_option_is_documented(table: str, options: dict[str, object]):
+    """The config is a contract: every key clerk reads is in docs/configuration.md or
+    docs/transports.md — as `key`, in an example (`key = …`, "or key" in its comment) or as a
+    table of its own (`[[series.occurrence]]`)."""
+    docs = (DOCS / "configuration.md").read_text() + (DOCS / "transports.md").read_text()
+    missing = [key for key in options
+               if f"`{key}`" not in docs and f".{key}]]" not in docs
+               and not re.search(rf"^\s*#?\s*{re.escape(key)}\s*=|\bor {re.escape(key)}\b",
+                                 docs, re.MULTILINE)]
+    assert not missing, f"{table}: not in docs/configuration.md nor docs/transports.md: " \
+                        f"{', '.join(missing)}"
