@@ -228,10 +228,17 @@ def _on_server(state: State, messages: list[Desired]) -> list[Desired]:
 def _in_window(config: Config, messages: list[Desired]) -> list[Desired]:
     """Each message at its send time, or the group's window's next opening after it."""
     groups = {g.id: g for g in config.groups}
+    opening: dict[tuple[str, datetime], datetime] = {}  # a rule's messages share a send time
     out = []
     for m in messages:
         g = groups[m.group]
-        at = windows.next_opening(g.window, g.zone, m.send_at) if g.window else m.send_at
+        if g.window:
+            at = opening.get((g.id, m.send_at))
+            if at is None:
+                at = opening[(g.id, m.send_at)] = windows.next_opening(g.window, g.zone,
+                                                                       m.send_at)
+        else:
+            at = m.send_at
         if at > m.latest:
             at = m.send_at  # the window would make it too late: it goes as it was due
         out.append(m if at == m.send_at else replace(m, send_at=at))
