@@ -17,8 +17,10 @@ from bot.domain.model import Config, Desired
 from bot.domain.tokens import ANSWERABLE, make_token
 from bot.engine.result import TickResult
 from bot.engine.store import Store
+from bot.plan.desk_report import REPORTS
 from bot.plan.pack import PACK, PACK_PREVIEW
 from bot.render import email as render_email
+from bot.render import report_csv
 from bot.transports.base import Mail, Transport
 
 if TYPE_CHECKING:
@@ -66,6 +68,10 @@ class Sending:
                 self.config.settings.zip_papers_above) if desired.kind in PACKS else []
             if desired.kind in ("minutes", "approval_request"):
                 files = render_email.file_attachment(group.minutes[desired.meeting])
+            if desired.kind in REPORTS:  # the status report, as a spreadsheet too
+                report = desired.context["report"]
+                files = [(report_csv.filename(report), "text/csv",
+                          report_csv.report_csv(report))]
             return key, render_email.build(group, desired, now, token, files,
                                            secret=self._secret())
         except Exception as exc:  # a template that fails at send time: that row only
@@ -181,6 +187,9 @@ class Sending:
         desired = self._by_key[key]
         if desired.kind == "notice":  # the admin now knows about these
             self.store.mark_notified(conn, desired.context.get("undelivered_keys", []), now)
+        if desired.kind in REPORTS:  # ... and about the papers kept back it lists
+            self.store.mark_reported(conn, [q["id"] for q in desired.context["report"][
+                "quarantined"] if q["new"]], now)
 
     def _report_sent(self, key: str, result: TickResult) -> None:
         desired = self._by_key[key]

@@ -25,6 +25,7 @@ from bot.plan.state import (
     Decision,
     MailedMinutes,
     OwedReply,
+    Quarantined,
     Question,
     State,
     Undelivered,
@@ -77,13 +78,18 @@ def state(store: Store) -> State:
                 bounces.c.permanent.is_(True), bounces.c.row.is_not(None))):
             bounced.setdefault(r.email, set()).add(r.row)
     undelivered = {g: tuple(Undelivered(r.key, r.recipient, r.subject, r.state,
-                                        r.last_error or "", r.updated_at) for r in rows)
+                                        r.last_error or "", r.updated_at,
+                                        r.notified_at is not None) for r in rows)
                    for g, rows in store.undelivered().items()}
     return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
                  delivered=frozenset(delivered), submitted=submitted,
                  revision_created=created, held=held, first_planned=first,
                  undelivered=undelivered, rsvps=answers,
                  bounced={e: frozenset(rows) for e, rows in bounced.items()},
+                 quarantined=tuple(Quarantined(
+                     r.id, r.group_id, r.meeting_id, r.organisation, r.sender, r.name,
+                     r.path is not None, r.reason, r.at, r.notified_at is not None)
+                     for r in store.quarantined()),
                  roster_changed={(r.group_id, r.email): r.changed_at
                                  for r in store.roster_rows()},
                  config_problems=_config_problems(store),

@@ -391,9 +391,10 @@ class Store(Facts, DeskFacts):
             self.bump_facts(conn)
 
     def undelivered(self) -> dict[str, list[Any]]:
-        """Per group, the failed and parked messages the admin has not been told about."""
+        """Per group, the failed and parked messages (``notified_at``: when the admin was
+        told about them)."""
         q = sa.select(ledger).where(ledger.c.state.in_(("failed", "parked")),
-                                    ledger.c.notified_at.is_(None), ledger.c.kind != "notice"
+                                    ledger.c.kind != "notice"
                                     ).order_by(ledger.c.updated_at, ledger.c.key)
         out: dict[str, list[Any]] = {}
         with self.engine.connect() as conn:

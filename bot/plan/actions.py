@@ -212,12 +212,17 @@ def digest_key(email: str, day: date) -> str:
     return f"-/-/actions/{email}/{day.isoformat()}"
 
 
+def name(group: Group, email: str) -> str:
+    """A member's or the admin's name, else the address."""
+    names = {m.email: m.name for m in group.members} | {group.admin.email: group.admin.name}
+    return names.get(email, email)
+
+
 def owner_names(group: Group, a: Action) -> str:
     """Who owns ``a``, by name ("all members" for an action of all members)."""
     if ALL in a.owners:
         return "all members"
-    names = {m.email: m.name for m in group.members} | {group.admin.email: group.admin.name}
-    return ", ".join(names.get(e, e) for e in a.owners)
+    return ", ".join(name(group, e) for e in a.owners)
 
 
 def listed_context(x: Listed, today: date, meetings: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from bot.domain.model import (
     Person,
     Settings,
 )
-from bot.plan import actions
+from bot.plan import actions, desk_report, pack
 from bot.plan.context import (
     in_window,
     meeting_context,
@@ -56,7 +56,8 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
     digest = actions.Digest(owner, now.date(), (actions.Listed(group, sample, 1),), now, now)
     chaser = [_digest_message(digest)]
     left = replace(sample, id=2, owners=("former.member@example.org",))
-    summary = _summaries(group, State(actions=(sample, left)), actions.Schedule(
+    undigested = replace(group, desk=replace(group.desk, digest_day=None))  # both kinds
+    summary = _summaries(undigested, State(actions=(sample, left)), actions.Schedule(
         stalled={1: now.date() - timedelta(days=30)}, gone={2: left.owners}),
         datetime.combine(actions.summary_days(group, now.date() + timedelta(days=40),
                                               now.date() + timedelta(days=60))[0],
@@ -87,7 +88,8 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
         State(replies=(OwedReply(1, group.id, owner.email, owner.name, "Re: your actions",
                                  "Which action did you mean?", "<a@b>", now),)))
     return [(d.template, d.context)
-            for d in (*chaser, *summary, notice, *notes, *circulated, held, *broken, *answer)]
+            for d in (*chaser, *summary, notice, *notes, *circulated, held, *broken, *answer)
+            ] + desk_report.examples(group) + pack.examples(group)
 
 def _nudge_notes(group: Group, state: State, now: datetime,
                  horizon: list[datetime]) -> list[Desired]:
@@ -141,7 +143,8 @@ def action_chasers(config: Config, state: State, now: datetime,
     """The digests that fall due around ``now`` (bot/plan/actions.py: at most one a week per
     person across all their groups), and each group's weekly summaries: the chair's of its
     overdue actions, the admin's of those whose chasing stopped. With ``until``, all of them
-    up to then, as the actions stand (``clerk plan --until``: a forecast)."""
+    up to then, as the actions stand (``clerk plan --until``: a forecast), and the admin's
+    weekly digests (bot/plan/desk_report.py), which take over her summary when they are on."""
     groups = sorted(config.groups, key=lambda g: g.id)
     today = now.astimezone(UTC).date()
     end = until.date() if until is not None else today + timedelta(days=400)
@@ -157,6 +160,8 @@ def action_chasers(config: Config, state: State, now: datetime,
             horizon.append(d.send_at)
     for group in groups:
         out += _summaries(group, state, plan, now, horizon, until)
+    if until is not None:  # the admin's digests, which list the actions no longer chased
+        out += desk_report.admin_digests(config, state, now, [], until)
     return out
 
 
@@ -193,8 +198,9 @@ def _digest_message(d: actions.Digest) -> Desired:
 def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime,
                horizon: list[datetime], until: datetime | None = None) -> list[Desired]:
     """The chair's weekly summary of the group's overdue actions, and the admin's of those
-    whose chasing stopped (chased as often as allowed, or their owner left the roster), each
-    on the group's summary day and only when there is one."""
+    whose chasing stopped (chased as often as allowed, or their owner left the roster) unless
+    her weekly digest lists them (``[desk] digest_day``), each on the group's summary day and
+    only when there is one."""
     tz = timeutil.zone(group.zone)
     today = now.astimezone(tz).date()
     mine = [a for a in state.group_actions(group.id) if a.status == "open"]
@@ -213,8 +219,8 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
             a.id in plan.stalled and plan.stalled[a.id] < day)]
         chair = group.chair or group.admin
         for kind, to, found in (("overdue", chair, overdue), ("stalled", group.admin, stalled)):
-            if not found:
-                continue
+            if not found or (kind == "stalled" and group.desk.digest_day is not None):
+                continue  # the admin's weekly digest lists them (bot/plan/desk_report.py)
             ctx: dict[str, Any] = {
                 "group": shared_context_group(group), "organiser": person(group.organiser),
                 "admin": person(group.admin),
@@ -285,24 +291,36 @@ def config_notices(config: Config, state: State) -> list[Desired]:
     return out
 
 
-def owed_replies(config: Config, state: State) -> list[Desired]:
+def owed_replies(config: Config, state: State, now: datetime | None = None) -> list[Desired]:
     """The answers clerk owes people who wrote to it, each one message, threaded under
-    theirs."""
+    theirs; the answer to ``STATUS`` is the status report as it is at ``now``
+    (bot/plan/desk_report.py), and once sent it is not made again."""
     groups = {g.id: g for g in config.groups}
     out = []
+    chased: actions.Schedule | None = None
     for r in state.replies:
         group = groups.get(r.group)
         if group is None:
             continue
+        key = f"{group.id}/-/reply/{r.email}/{r.id}"
         known = {p.email: p.name for p in (group.admin, *group.members)}
         to = Person(name=known.get(r.email) or r.name or r.email, email=r.email)
+        if r.about == desk_report.STATUS:
+            if state.keys.get(key) in ("sent", "skipped_late"):
+                continue  # its report is not worked out again on every plan
+            at = max(now or r.at, r.at)
+            if chased is None:
+                chased = actions.schedule(config.groups, state.actions,
+                                          at.astimezone(UTC).date() + timedelta(days=1))
+            out.append(desk_report.status_reply(group, r, to, key, state, at, chased))
+            continue
         context = {"group": shared_context_group(group), "organiser": person(group.organiser),
                    "admin": person(group.admin), "recipient": dict(person(to), organisation="",
                                                                    role=""),
                    "subject": r.subject, "body": r.body}
         out.append(Desired(
-            key=f"{group.id}/-/reply/{r.email}/{r.id}", group=group.id, meeting="-",
-            rule="reply", kind=REPLY, recipient=to, send_at=r.at,
+            key=key, group=group.id, meeting="-", rule="reply", kind=REPLY, recipient=to,
+            send_at=r.at,
             latest=r.at + timedelta(days=2), subject=render(group, "reply", "subject", context),
             reason=f"an answer to {r.email}", template="reply", context=context,
             in_reply_to=r.in_reply_to))

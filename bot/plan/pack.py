@@ -4,7 +4,9 @@
 member will get it (the same message, the same agenda .docx and papers), to answer APPROVE (it
 goes now), HOLD (kept back) or ADD <item> (an item added; a new preview follows, since the
 preview is keyed by what the agenda holds). With ``pack_approval = "required"`` the pack is
-held until she APPROVEs it; otherwise it goes at its time unless she HOLDs it.
+held until she APPROVEs it; otherwise it goes at its time unless she HOLDs it. The preview
+also lists the papers kept back from this pack (bot/engine/papers.py: not an allowed type, or
+over a limit), which no member gets, with the reason for each.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from bot.domain import timeutil
 from bot.domain.model import Config, Desired, Group, Meeting
-from bot.plan.state import Decision, State
+from bot.plan.state import Decision, Quarantined, State
 from bot.render.templates import render
 
 PACK = "pack"
@@ -73,19 +75,44 @@ def previews(config: Config, state: State, messages: list[Desired], now: datetim
         if latest <= now:
             continue
         horizon.append(latest)
-        out.append(_preview(group, first, send_at, latest, hold, len(found)))
+        kept_back = [q for q in state.quarantined if (q.group, q.meeting) == (group_id, meeting)]
+        out.append(_preview(group, first, send_at, latest, hold, len(found), kept_back))
     return out
 
 
+def examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
+    """An example context of the preview (``clerk check`` renders the group's templates),
+    with a paper kept back."""
+    from bot.plan.context import example_context
+
+    rule = next((r for r in group.rules if r.kind == PACK), None)
+    if rule is None:
+        return []
+    first = example_context(group, rule)
+    now = group.go_live
+    kept = Quarantined(0, group.id, "", "An Organisation", "member@example.org",
+                       "Updated agenda.pdf.exe", True, "a program (exe), not a paper", now,
+                       False)
+    return [(PACK_PREVIEW, _preview_context(group, first, now, False, len(group.attendees),
+                                            [kept]))]
+
+
+def _preview_context(group: Group, first: dict[str, Any], sends_at: datetime, held: bool,
+                     members: int, kept_back: list[Quarantined]) -> dict[str, Any]:
+    return dict(first, preview={
+        "sends_at": sends_at.astimezone(timeutil.zone(group.zone)), "held": held,
+        "members": members, "required": group.desk.pack_approval == "required",
+        "kept_back": [{"name": q.name, "sender": q.sender, "organisation": q.organisation,
+                       "reason": q.reason, "kept": q.kept} for q in kept_back]})
+
+
 def _preview(group: Group, first: Desired, send_at: datetime, latest: datetime, held: bool,
-             members: int) -> Desired:
+             members: int, kept_back: list[Quarantined]) -> Desired:
     m = first.context["meeting"]
     agenda = {"agenda": m["agenda"], "nudges": m["nudges"], "proposals": m["proposals"]}
     digest = hashlib.sha256(json.dumps(agenda, sort_keys=True, default=str).encode()
                             ).hexdigest()[:10]
-    context: dict[str, Any] = dict(first.context, preview={
-        "sends_at": first.send_at.astimezone(timeutil.zone(group.zone)), "held": held,
-        "members": members, "required": group.desk.pack_approval == "required"})
+    context = _preview_context(group, first.context, first.send_at, held, members, kept_back)
     subject = render(group, PACK_PREVIEW, "subject", context)
     return Desired(
         key=f"{group.id}/{first.meeting}/{PACK_PREVIEW}/{group.admin.email}/{digest}",

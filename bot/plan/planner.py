@@ -35,6 +35,7 @@ from bot.plan.context import (
     recipient,
     shared_context,
 )
+from bot.plan.desk_report import admin_digests
 from bot.plan.guard import Trip, guard
 from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
 from bot.plan.minutes import minutes_messages
@@ -167,7 +168,8 @@ def plan(config: Config, state: State, now: datetime, cache: PlanCache | None = 
             horizon.append(part.valid_until)
     messages += action_chasers(config, state, now, horizon)
     messages += config_notices(config, state)
-    messages += owed_replies(config, state)
+    messages += owed_replies(config, state, now)
+    messages += admin_digests(config, state, now, horizon)
     messages = previews(config, state, messages, now, horizon)
     messages = _not_bouncing(config, state, messages)
     if config.settings.transport in OWNED_BY_SERVER:
@@ -195,8 +197,9 @@ def group_plan(group: Group, state: State, now: datetime) -> GroupPlan:
             if rule.kind == "invitation":
                 messages += _plan_rule(group, series.master, rule, state, now, revisions,
                                        horizon)
-    if state.undelivered.get(group.id):
-        messages.append(_undelivered_notice(group, state.undelivered[group.id]))
+    untold = tuple(u for u in state.undelivered.get(group.id, ()) if not u.notified)
+    if untold:
+        messages.append(_undelivered_notice(group, untold))
     messages += _nudge_notes(group, state, now, horizon)
     messages += minutes_messages(group, state, now, horizon)
     return GroupPlan(tuple(messages), tuple(revisions), min(horizon) if horizon else None)

@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Undelivered:
-    """A message that failed or was parked, not yet reported to the admin."""
+    """A message that failed or was parked (until sent again by ``clerk retry``)."""
 
     key: str
     recipient: str
@@ -27,6 +27,24 @@ class Undelivered:
     state: str
     error: str
     at: datetime
+    notified: bool = False  # the admin was sent a notice of it
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An attachment kept back from the packs (bot/engine/papers.py), for the admin."""
+
+    id: int
+    group: str
+    meeting: str
+    organisation: str
+    sender: str
+    name: str  # the file's name as sent, made safe
+    kept: bool  # False: not kept at all (over a limit)
+    reason: str
+    at: datetime
+    reported: bool  # already told in a status report or the admin's digest
+
 
 @dataclass(frozen=True)
 class OwedReply:
@@ -97,6 +115,7 @@ class State:
     revision_created: Mapping[tuple[str, str, int], datetime] = field(default_factory=dict)
     held: Mapping[tuple[str, str], Mapping[str, Held]] = field(default_factory=dict)
     first_planned: Mapping[tuple[str, str, str, int], datetime] = field(default_factory=dict)
+    # group -> its failed and parked messages, oldest first
     undelivered: Mapping[str, tuple[Undelivered, ...]] = field(default_factory=dict)
     # (group, meeting or series, original start or "") -> email -> (PARTSTAT, comment, the
     # start it was given for, UTC ISO, or "" when unknown)
@@ -105,6 +124,7 @@ class State:
     # email -> the roster rows (Member.row) it bounced for, permanently: not mailed while
     # the roster row is still one of these
     bounced: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    quarantined: tuple[Quarantined, ...] = ()  # oldest first
     # (group, email) -> when that roster row last appeared, changed or went: a newcomer or a
     # removal waits for the settle window from then (unknown: from now)
     roster_changed: Mapping[tuple[str, str], datetime] = field(default_factory=dict)

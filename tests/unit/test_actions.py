@@ -8,12 +8,14 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
+from bot.domain.windows import closed_days
 from bot.engine import snapshot
 from bot.engine.executor import Executor
 from bot.engine.inbox import Inbox
@@ -61,8 +63,21 @@ def summaries(ex: Executor, kind: str) -> list[tuple[date, str]]:
             if f"/-/{kind}/" in str(m["X-Clerk-Key"])]
 
 
+def admin_digests(ex: Executor) -> list[tuple[date, str, str]]:
+    """(day, to, text) of each weekly digest the admin was sent."""
+    assert isinstance(ex.transport, MemoryTransport)
+    return [(parsedate_to_datetime(str(m["Date"])).date(),
+             str(m["To"]).split("<")[-1].rstrip(">"), m.get_body(("plain",)).get_content())
+            for m in ex.transport.sent if "/-/admin-digest/" in str(m["X-Clerk-Key"])]
+
+
+@pytest.mark.parametrize("digest_day", ["monday", "off"])
 def test_an_action_is_chased_three_times_then_the_admin_follows_it_up(
-        make_executor: Callable[[], Executor], store: Store):
+        make_executor: Callable[[], Executor], store: Store, group_dir: Path,
+        digest_day: str):
+    if digest_day == "off":
+        with (group_dir / "group.toml").open("a") as f:
+            f.write('\n[desk]\ndigest_day = "off"\n')
     add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
     ex = make_executor()
     run_days(ex, T0, 365)  # a year of it, never done
@@ -84,8 +99,26 @@ def test_an_action_is_chased_three_times_then_the_admin_follows_it_up(
     gaps = [(b - a).days for (a, _), (b, _) in pairwise(chair)]
     assert set(gaps) <= {7, 14, 21}, gaps  # weekly; none on a bank holiday or at Christmas
     assert all(d.weekday() == 0 for d, _ in chair)
-    # the admin: once a week, the actions no longer chased
-    stalled = summaries(ex, "stalled")
+    # the admin: once a week, the actions no longer chased — in her weekly digest, or in a
+    # summary of their own when she has no digest
+    if digest_day == "off":
+        stalled = summaries(ex, "stalled")
+        assert admin_digests(ex) == []
+    else:
+        assert summaries(ex, "stalled") == []
+        listed = [(d, to, text) for d, to, text in admin_digests(ex)
+                  if re.search(r"^#1 (\(new\) )?LADO: Share the LADO audit tool\r?$", text,
+                               re.MULTILINE) and
+                  "no longer chased (last on Fri 19 February 2027)" in text]
+        # new the first week, listed as it stands after
+        assert ["#1 (new) LADO" in text for _, _, text in listed[:3]] == [True, False, False]
+        stalled = [(d, to) for d, to, _ in listed]
+        assert len(stalled) > 40  # every week from then on: it needs her
+        # on Mondays; a bank holiday's on the next working day
+        closed = closed_days("GB-ENG", 2027) | closed_days("GB-ENG", 2028)
+        assert all(d - timedelta(days=n) in closed for d, _ in stalled
+                   for n in range(1, d.weekday() + 1))
+        stalled = [(d, to) for d, to in stalled if d.weekday() == 0]
     assert stalled[0] == (date(2027, 2, 22), KIM) and all(d.weekday() == 0 for d, _ in stalled)
     rows = [r for r in store.rows() if r.kind in ("action_chaser", "notice")]
     assert all(r.send_at <= r.sent_at <= r.latest_at for r in rows if r.state == "sent")
@@ -262,10 +295,16 @@ def test_the_chase_schedule_can_be_seen_ahead(clerk: Callable[..., Result], stor
     rows = json.loads(clerk(*at, "plan", "--until", "2027-03-02", "--json").output)
     forecast = [(r["send_at"][:10], r["rule"], r["recipients"][0]) for r in rows
                 if r["state"] == "forecast"]
-    assert forecast == [("2027-01-22", "actions", AMAN), ("2027-02-09", "actions", AMAN),
+    # the admin's weekly digest: her first, then each week something needs her (the action
+    # overdue, then no longer chased); it lists what a summary of its own would
+    assert forecast == [("2027-01-18", "admin-digest", KIM), ("2027-01-22", "actions", AMAN),
+                        ("2027-02-09", "actions", AMAN), ("2027-02-15", "admin-digest", KIM),
                         ("2027-02-15", "overdue", CHAIR), ("2027-02-19", "actions", AMAN),
-                        ("2027-02-22", "overdue", CHAIR), ("2027-02-22", "stalled", KIM),
-                        ("2027-03-01", "overdue", CHAIR), ("2027-03-01", "stalled", KIM)]
+                        ("2027-02-22", "admin-digest", KIM), ("2027-02-22", "overdue", CHAIR),
+                        ("2027-03-01", "admin-digest", KIM), ("2027-03-01", "overdue", CHAIR)]
+    digests = [r["reason"] for r in rows if r["rule"] == "admin-digest"]
+    assert digests[1:] == ["the admin's weekly digest: 1 overdue action"] + 2 * [
+        "the admin's weekly digest: 1 action no longer chased"]
     listed = clerk(*at, "actions", "list").output
     assert f"chased next: {AMAN} on Fri 22 Jan 2027" in listed
     (row,) = json.loads(clerk(*at, "actions", "list", "--json").output)
@@ -323,8 +362,23 @@ def test_a_busy_year_never_floods_anyone(make_executor: Callable[[], Executor],
     assert len(weeks) == len(set(weeks))  # at most one summary a week
 
 
+def sent_on(m: EmailMessage) -> date:
+    return parsedate_to_datetime(str(m["Date"])).date()
+
+
+def weekly(ex: Executor, kind: str) -> list[EmailMessage]:
+    """The admin's weekly messages of ``kind``: her digests, or the summaries of actions no
+    longer chased."""
+    assert isinstance(ex.transport, MemoryTransport)
+    return [m for m in ex.transport.sent if f"/-/{kind}/" in str(m["X-Clerk-Key"])]
+
+
+@pytest.mark.parametrize("kind", ["admin-digest", "stalled"])
 def test_an_owner_who_left_the_roster_goes_to_the_admin_who_gives_it_to_someone_else(
-        make_executor: Callable[[], Executor], store: Store, group_dir: Path):
+        make_executor: Callable[[], Executor], store: Store, group_dir: Path, kind: str):
+    if kind == "stalled":  # no digest: her summary of the actions no longer chased
+        with (group_dir / "group.toml").open("a") as f:
+            f.write('\n[desk]\ndigest_day = "off"\n')
     action = add(store, "Share the LADO audit tool", (AMAN,), date(2027, 2, 12))
     ex = make_executor()
     run_days(ex, T0, 10)
@@ -333,11 +387,11 @@ def test_an_owner_who_left_the_roster_goes_to_the_admin_who_gives_it_to_someone_
     ex = make_executor()
     run_days(ex, T0 + timedelta(days=10), 1)
     assert isinstance(ex.transport, MemoryTransport)
-    # she is told in that day's summary
-    assert summaries(ex, "stalled") == [(date(2027, 1, 25), KIM)]
-    (summary,) = [m for m in ex.transport.sent if "/-/stalled/" in str(m["X-Clerk-Key"])]
+    # she is told in that day's summary, or digest (her first was a week before)
+    summary = weekly(ex, kind)[-1]
+    assert (sent_on(summary), str(summary["To"])) == (date(2027, 1, 25), f"Kim Osei <{KIM}>")
     said = summary.get_body(("plain",)).get_content()
-    assert f"#{action} LADO: Share the LADO audit tool" in said
+    assert re.search(rf"^#{action} (\(new\) )?LADO: Share the LADO audit tool", said, re.M)
     assert f"{AMAN} is no longer on the roster" in said
     assert f"OWNER #{action} <name or email>" in said
 
@@ -361,10 +415,10 @@ def test_an_owner_who_left_the_roster_goes_to_the_admin_who_gives_it_to_someone_
     # a week after she took it on, in its due week, a week overdue: then the admin again
     assert danielle == [date(2027, 2, 1), date(2027, 2, 9), date(2027, 2, 19)]
     assert [to for _, to, _ in chasers(ex)].count(AMAN) == 1
-    later = [m.get_body(("plain",)).get_content() for m in ex.transport.sent
-             if "/-/stalled/" in str(m["X-Clerk-Key"])][1:]
-    assert later and all("chased as often as the group allows" in t and
-                         "no longer on the roster" not in t for t in later)
+    later = [m.get_body(("plain",)).get_content() for m in weekly(ex, kind)
+             if sent_on(m) > sent_on(summary)]
+    assert later and all("no longer on the roster" not in t for t in later)
+    assert "chased as often as the group allows" in later[-1]
 
 
 def test_actions_owner_and_list_say_who_left(clerk: Callable[..., Result], group_dir: Path):

@@ -159,10 +159,13 @@ def test_simulate_shows_a_year_without_touching_the_real_state(
                    str(out), "--json")
     assert result.exit_code == 0, result.output
     timeline = json.loads(result.output)
-    assert sum(len(e["recipients"]) for e in timeline) == 4 * 76
+    # the admin's weekly digest: her first, then after each meeting (the next one changed)
+    digests = [e["at"][:10] for e in timeline if e["kind"] == "admin_digest"]
+    assert digests == ["2026-12-07", "2027-01-18", "2027-04-19", "2027-07-19", "2027-10-18"]
+    assert sum(len(e["recipients"]) for e in timeline) == 4 * 76 + len(digests)
     assert {e["state"] for e in timeline} == {"sent"}
     assert timeline[0]["kind"] == "invitation" and timeline[0]["at"].startswith("2026-12-01")
-    assert len(list((out / "new").iterdir())) == 4 * 76
+    assert len(list((out / "new").iterdir())) == 4 * 76 + len(digests)
     assert json.loads(clerk("log", "--json").output) == []  # the real ledger is untouched
 
 

@@ -76,6 +76,17 @@ def test_an_exe_posing_as_the_agenda_is_quarantined_and_never_in_any_pack(
                and r.meeting_id == "2027-q1"}
     assert chasers.pop(GAVIN) == "withdrawn"  # Kent has answered: not chased
     assert len(chasers) == 15 and "withdrawn" not in chasers.values()
+    # the pack's preview she gets lists it, and does not carry it
+    assert isinstance(ex.transport, MemoryTransport)
+    (preview,) = [m for m in ex.transport.sent if "/2027-q1/pack_preview/" in
+                  str(m["X-Clerk-Key"])]
+    said = preview.get_body(("plain",)).get_content()
+    assert "Kept back from this pack (1): clerk forwards no file like this" in said
+    assert (f"  - Updated agenda.pdf.exe, from {GAVIN} (Kent): not an allowed type: a Windows "
+            "program (MZ header)") in said
+    html = preview.get_body(("html",)).get_content()
+    assert "<li>Updated agenda.pdf.exe, from" in html
+    assert not any(bytes(p.get_content()[:2]) == b"MZ" for p in preview.iter_attachments())
     status = report.status(ex.config, store, PACK_DAY)
     [q] = status["quarantined"]
     assert (q["group"], q["meeting"], q["organisation"], q["sender"], q["file"]) == \

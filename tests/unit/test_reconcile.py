@@ -62,17 +62,22 @@ def test_a_simulated_year_sends_every_planned_message_once(
             ex.tick(now.replace(hour=hour))
         now += timedelta(days=1)
     keys = keys_sent(ex)
-    assert len(keys) == len(set(keys)) == 4 * PER_MEETING
+    # the admin's weekly digest: the first, then one after each meeting (the next meeting
+    # it shows changed); nothing else changed and nothing needed her
+    digests = [k.strip().split("/")[4] for k in keys if "/admin-digest/" in k]
+    assert digests == ["2026-W50", "2027-W03", "2027-W16", "2027-W29", "2027-W42"]
+    assert len(keys) == len(set(keys)) == 4 * PER_MEETING + len(digests)
     for message in sent_messages(ex):
         assert str(message["To"]).split("<")[-1].rstrip(">") in allowed
     rows = store.rows()
-    assert Counter(r.state for r in rows) == {"sent": 4 * PER_MEETING}
+    assert Counter(r.state for r in rows) == {"sent": 4 * PER_MEETING + len(digests)}
     for r in rows:
         assert r.send_at <= r.sent_at <= r.latest_at, r.key
     kinds = Counter(r.kind for r in rows)
     assert kinds == {"invitation": 4 * MEMBERS, "request": 4 * ORGS, "chaser": 4 * ORGS,
                      "pack": 4 * MEMBERS, "minutes_due": 4,
-                     "pack_preview": 4}
+                     "pack_preview": 4, "admin_digest": len(digests)}
+    assert {r.sent_at.weekday() for r in rows if r.kind == "admin_digest"} == {0}  # Mondays
 
 
 def test_downtime_records_late_messages_as_skipped_not_sent(

@@ -65,7 +65,7 @@ def test_a_simulated_year_sends_nothing_when_the_window_is_shut(config_dir: Path
                            datetime(2026, 11, 30, tzinfo=UTC), datetime(2027, 12, 31, tzinfo=UTC),
                            tmp_path / "out")
     sent = [e for e in timeline if e["state"] == "sent"]
-    assert sum(len(e["recipients"]) for e in sent) == 4 * 76  # with the packs' previews
+    assert sum(len(e["recipients"]) for e in sent) == 4 * 76 + 5  # packs' previews, 5 digests
     for e in sent:
         at = datetime.fromisoformat(e["at"]).astimezone(LONDON)
         assert at.weekday() < 5 and 8 <= at.hour < 18, e
