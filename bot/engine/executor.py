@@ -127,7 +127,41 @@ class Executor(Recovery):
                                            r.restart, now)
             if plan.revisions:
                 self.store.bump_facts(conn)
-            active = self.store.active_rows(conn)
+            if wanted is None:
+                wanted = plan.by_key()
+            # the rows recorded before, a batch at a time (bounded memory), then the new ones
+            for rows in self.store.active_rows(conn, self.batch * 10):
+                for row in rows:
+                    key = row.key
+                    d = wanted.get(key)
+                    if row.state == "skipped_late":
+                        if d is None or d.latest <= now or d.initial == "skipped_late":
+                            continue  # still too late: it stays as it was recorded
+                        self.store.update_row(conn, key, now, "timely again after an edit",
+                                              state=d.initial, send_at=d.send_at,
+                                              latest_at=d.latest, subject=d.subject,
+                                              reason=d.reason)
+                        updated += 1
+                        continue
+                    if d is None:
+                        if row.state != "withdrawn":
+                            self.store.update_row(conn, key, now, "no longer in the plan",
+                                                  state="withdrawn")
+                            withdrawn += 1
+                        continue
+                    values: dict[str, Any] = {}
+                    if row.state == "withdrawn":
+                        values["state"] = d.initial
+                    if d.hold and row.state in ("planned", "retry"):
+                        values["state"] = "held"
+                    if (row.send_at, row.latest_at, row.subject, row.reason,
+                            row.recipient_name) != d.digest_fields():
+                        values.update(send_at=d.send_at, latest_at=d.latest,
+                                      subject=d.subject, reason=d.reason,
+                                      recipient_name=d.recipient.name)
+                    if values:
+                        self.store.update_row(conn, key, now, "plan changed", **values)
+                        updated += 1
             new = (d for d in plan.messages if d.key not in existing)
             while batch := [_row_values(d, now, d.initial)
                             for d in itertools.islice(new, self.batch)]:
@@ -135,37 +169,6 @@ class Executor(Recovery):
                 recorded += len(batch)
             if recorded:
                 log.info("planned %d new message(s)", recorded)
-            if wanted is None:
-                wanted = plan.by_key()
-            for key, row in active.items():
-                d = wanted.get(key)
-                if row.state == "skipped_late":
-                    if d is None or d.latest <= now or d.initial == "skipped_late":
-                        continue  # still too late: it stays as it was recorded
-                    self.store.update_row(conn, key, now, "timely again after an edit",
-                                          state=d.initial, send_at=d.send_at,
-                                          latest_at=d.latest, subject=d.subject,
-                                          reason=d.reason)
-                    updated += 1
-                    continue
-                if d is None:
-                    if row.state != "withdrawn":
-                        self.store.update_row(conn, key, now, "no longer in the plan",
-                                              state="withdrawn")
-                        withdrawn += 1
-                    continue
-                values: dict[str, Any] = {}
-                if row.state == "withdrawn":
-                    values["state"] = d.initial
-                if d.hold and row.state in ("planned", "retry"):
-                    values["state"] = "held"
-                if (row.send_at, row.latest_at, row.subject, row.reason,
-                        row.recipient_name) != d.digest_fields():
-                    values.update(send_at=d.send_at, latest_at=d.latest, subject=d.subject,
-                                  reason=d.reason, recipient_name=d.recipient.name)
-                if values:
-                    self.store.update_row(conn, key, now, "plan changed", **values)
-                    updated += 1
         return recorded, updated, withdrawn
 
     # --- sending -------------------------------------------------------------------------
