@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import csv
 import functools
 import gc
 import io
@@ -54,7 +53,7 @@ if str(ROOT) not in sys.path:
 
 import sqlalchemy as sa  # noqa: E402
 
-from bench.install import example_people, renamed_group  # noqa: E402
+from bench.install import generate  # noqa: E402
 from bot import config as config_mod  # noqa: E402
 from bot import transports  # noqa: E402
 from bot.engine import sending as sending_mod  # noqa: E402
@@ -64,8 +63,6 @@ from bot.engine.store import Store  # noqa: E402
 from bot.render import email as render_email  # noqa: E402
 from bot.transports import smtp as smtp_mod  # noqa: E402
 
-EXAMPLE = ROOT / "config" / "example"
-ORGANISATIONS = 15
 # go-live day of the example, after the invitation rule's 09:00 (Europe/London = UTC in
 # December): the first meeting's invitations (-90d, clamped to go-live) are due, nothing else
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -179,28 +176,6 @@ class Sink:
 
 
 # --- generating an install ---------------------------------------------------------------
-
-
-def _roster(n: int, members: int, names: list[str], orgs: list[str]) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["name", "email", "organisation", "role"])
-    k = min(len(orgs), members)
-    for i in range(members):
-        role = "chair" if i == 0 else "lead" if i < k else "member"
-        name = f"{names[i % len(names)]} {i // len(names) + 1}"
-        w.writerow([name, f"m{i:04d}.g{n:03d}@org{i % k:02d}.example", orgs[i % k], role])
-    return out.getvalue()
-
-
-def generate(folder: Path, groups: int, members: int) -> None:
-    template = (EXAMPLE / "group.toml").read_text(encoding="utf-8")
-    names, orgs = example_people(ORGANISATIONS)
-    for n in range(groups):
-        g = folder / f"group-{n:03d}"
-        g.mkdir(parents=True)
-        (g / "group.toml").write_text(renamed_group(template, n), encoding="utf-8")
-        (g / "roster.csv").write_text(_roster(n, members, names, orgs), encoding="utf-8")
 
 
 # --- one clerk install per round ---------------------------------------------------------

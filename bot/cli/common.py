@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import date, datetime
     from pathlib import Path
 
-    from bot.domain.model import Config
+    from bot.domain.model import Config, Settings
     from bot.engine.executor import Executor
     from bot.engine.store import Store
 
@@ -38,14 +39,20 @@ class Ctx:
 
         return config.load(self.folder)
 
-    def store(self, config: Config) -> Store:
+    def store(self, config: Config | Settings, *, migrate: bool = True) -> Store:
+        """The state store, its schema brought up to date (unless ``migrate`` is false). The
+        settings alone do: ``clerk status`` opens the store of a config that does not load."""
+        from bot.domain.model import Settings
         from bot.engine.store import Store
 
-        store = Store(self.state or config.settings.state)
+        s = config if isinstance(config, Settings) else config.settings
+        store = Store(self.state or s.state, lease=s.lease, lock_timeout=s.lock_timeout,
+                      statement_timeout=s.statement_timeout)
         context = click.get_current_context(silent=True)
         if context is not None:  # connections closed when the command ends
             context.call_on_close(store.dispose)
-        store.migrate()
+        if migrate:
+            store.migrate()
         return store
 
     def executor(self, config: Config) -> Executor:
@@ -102,6 +109,19 @@ def _json(value: Any) -> None:
     import json
 
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _json_array(items: Iterable[Any]) -> None:
+    """A JSON array written an item at a time, as :func:`_json` would write the list whole:
+    a reader sees the same text, and a long ledger is never held in memory."""
+    import json
+
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, ensure_ascii=False, default=str)
+        click.echo(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "), nl=False)
+        first = False
+    click.echo("[]" if first else "\n]")
 
 
 group_option = click.option("--group", "-g", "group_id", metavar="ID",

@@ -16,6 +16,7 @@ from bot.cli.common import (
     Ctx,
     _group,
     _json,
+    _json_array,
     _now,
     _usage_error,
     _when,
@@ -178,6 +179,29 @@ def run(obj: Ctx) -> None:
     Worker(obj.executor(config), obj.folder, clock).run()
 
 
+def _broken_status(obj: Ctx, exc: Exception, as_json: bool) -> None:
+    """``clerk status`` when the config does not load: what the worker made of it (it goes on
+    with the last good one, and recorded since when), before the problems themselves."""
+    from datetime import datetime
+
+    from bot.config.settings import load_settings
+
+    settings = load_settings(obj.folder, [])  # what of clerk.toml reads; defaults for the rest
+    recorded = obj.store(settings).config_problems()
+    since = recorded["since"] if recorded else None
+    if as_json:
+        _json({"config_problems": {"since": since, "problems": [
+            str(p) for p in getattr(exc, "problems", [])]}})
+        return
+    click.echo("The config does not load: "
+               + (f"a worker running since before the edit goes on with the last good one "
+                  f"(it met these problems at "
+                  f"{datetime.fromisoformat(since).isoformat(timespec='minutes')})" if since else
+                  "a worker started now would refuse it; one already running goes on with "
+                  "the last good one (it has not met these problems yet)")
+               + ". Fix them (`clerk check` lists them too):")
+
+
 @cli.command()
 @now_option
 @group_option
@@ -186,8 +210,13 @@ def run(obj: Ctx) -> None:
 def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> None:
     """Next meetings, what is due next, counts by state, failures."""
     from bot.cli import report
+    from bot.domain.errors import ConfigError
 
-    config = obj.config()
+    try:
+        config = obj.config()
+    except ConfigError as exc:
+        _broken_status(obj, exc, as_json)
+        raise
     data = report.status(config, obj.store(config), obj.now(config, now),
                          _group(config, group_id))
     if as_json:
@@ -266,7 +295,7 @@ def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None, mail
     if mail:
         read = report.mail_rows(obj.store(config))
         if as_json:
-            _json(read)
+            _json_array(read)
             return
         for m in read:
             done = "done" if m["handled"] else "NOT DONE"
@@ -275,10 +304,13 @@ def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None, mail
         return
     rows = report.log_rows(obj.store(config), group=_group(config, group_id), state=state,
                            key=key)
-    if key and not rows:
-        raise _usage_error(f"no ledger row with key {key!r}; `clerk log` lists them")
+    if key:  # one row, or none: said before anything is written
+        one = list(rows)
+        if not one:
+            raise _usage_error(f"no ledger row with key {key!r}; `clerk log` lists them")
+        rows = iter(one)
     if as_json:
-        _json(rows)
+        _json_array(rows)
         return
     for r in rows:
         when = _when(r["sent_at"] or r["send_at"], config, r["group"])
@@ -399,19 +431,23 @@ def retry(obj: Ctx, keys: tuple[str, ...]) -> None:
 @json_option
 @click.pass_obj
 def doctor(obj: Ctx, as_json: bool) -> None:
-    """Check the transport and the mailbox: credentials, access, rights (exit 1 on a fault)."""
+    """Check the state store, the transport and the mailbox (exit 1 on a fault)."""
     from bot import transports
     from bot.domain.errors import ClerkError
+    from bot.engine import failures
 
-    s = obj.config().settings
-    found: list[dict[str, Any]] = []
-    parts = [("transport", transports.load(s.transport, s.transport_options))]
+    config = obj.config()
+    s = config.settings
+    parts: list[tuple[str, Any]] = [
+        ("store", lambda: failures.doctor(obj.store(config, migrate=False))),
+        ("transport", transports.load(s.transport, s.transport_options).doctor)]
     if s.mailbox:
-        parts.append(("mailbox", transports.load_mailbox(s.mailbox, s.mailbox_options)))
-    for part, thing in parts:
+        parts.append(("mailbox", transports.load_mailbox(s.mailbox, s.mailbox_options).doctor))
+    found: list[dict[str, Any]] = []
+    for part, checks_of in parts:
         try:
-            checks = thing.doctor()
-        except ClerkError as exc:  # a secret file clerk cannot read
+            checks = checks_of()
+        except ClerkError as exc:  # a secret file clerk cannot read; a store it cannot open
             checks = [(False, f"{part} settings", str(exc))]
         found += [{"part": part, "ok": ok, "check": what, "fix": fix}
                   for ok, what, fix in checks]

@@ -7,6 +7,7 @@ docs/commands.md.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,22 +107,25 @@ def status(config: Config, store: Store, now: datetime,
                               for p in rsvp["declined"]],
                 "proposals": extra["proposals"], "returns": extra["returns"],
                 "nudges": [n["text"] for n in extra["nudges"]]})
-    rows = plan_rows(config, store, now, group=group)
-    upcoming_rows = [r for r in rows if r["state"] in ("scheduled", "due", "retry", "held")]
-    next_rows: list[dict[str, Any]] = []
-    if upcoming_rows:
-        first = Counter((r["send_at"], r["group"], r["meeting"], r["rule"], r["kind"],
-                         r["state"]) for r in upcoming_rows)
-        for (send_at, g_id, m_id, rule, kind, st), n in sorted(first.items())[:5]:
-            next_rows.append({"send_at": send_at, "group": g_id, "meeting": m_id,
-                              "rule": rule, "kind": kind, "state": st, "messages": n})
+    # what the workers recorded, read as it is: no re-plan (`clerk plan` shows the plan)
+    counts: Counter[str] = Counter()
+    for r in store.by_state(now, group):
+        if r.state == "planned":  # as display_state() tells one row
+            counts["scheduled" if r.ahead else "skipped_late" if r.past else "due"] += r.n
+        else:
+            counts[r.state] += r.n
+    zones = {g.id: timeutil.zone(g.zone) for g in config.groups}
+    next_rows = [{"send_at": _iso(r.send_at, zones.get(r.group_id)), "group": r.group_id,
+                  "meeting": r.meeting_id, "rule": r.rule_id, "kind": r.kind,
+                  "state": display_state(r.state, r.send_at, now, now), "messages": r.n}
+                 for r in store.next_batches(now, group)]
     failures = [{"key": r.key, "recipient": r.recipient, "error": r.last_error,
                  "attempts": r.attempts, "state": r.state}
                 for r in store.rows(group=group, states=("failed", "parked", "retry"))]
     inbox = store.inbox_log(handled=False)
     return {
         "now": now.isoformat(), "meetings": meetings, "next": next_rows,
-        "counts": dict(sorted(Counter(r["state"] for r in rows).items())),
+        "counts": dict(sorted(counts.items())),
         "ledger": store.counts(group), "failures": failures,
         "bouncing": sorted({b.email for b in store.bouncing() if b.permanent}),
         # the config the worker could not load: {"since", "problems", "digest"}, or None
@@ -136,10 +140,11 @@ def status(config: Config, store: Store, now: datetime,
 
 
 def log_rows(store: Store, *, group: str | None = None, state: str | None = None,
-             key: str | None = None) -> list[dict[str, Any]]:
-    rows = [store.row(key)] if key else store.rows(group=group,
-                                                   states=[state] if state else None)
-    out = []
+             key: str | None = None) -> Iterator[dict[str, Any]]:
+    """The ledger's rows as ``clerk log --json`` gives them, one at a time (a ledger of any
+    size in little memory)."""
+    rows = [store.row(key)] if key else store.stream_rows(group=group,
+                                                          states=[state] if state else None)
     for r in rows:
         if r is None:
             continue
@@ -154,8 +159,7 @@ def log_rows(store: Store, *, group: str | None = None, state: str | None = None
         if key:
             item["history"] = [{"at": _iso(e.at), "state": e.state, "detail": e.detail}
                                for e in store.history(key)]
-        out.append(item)
-    return out
+        yield item
 
 
 def mail_rows(store: Store) -> list[dict[str, Any]]:

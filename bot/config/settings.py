@@ -60,6 +60,14 @@ SETTINGS_OPTIONS = {
     "max_meeting_papers": Option(Settings.max_meeting_papers, _size,
                                  "one meeting's papers together, at most; more are "
                                  "quarantined (bytes, or \"50MB\")"),
+    "lock_timeout": Option(Settings.lock_timeout, _float, "seconds clerk waits for a lock "
+                           "another process holds on the state store; then the tick fails "
+                           "with a message, and the next one tries again"),
+    "statement_timeout": Option(Settings.statement_timeout, _float, "PostgreSQL: seconds one "
+                                "statement may run before it is cancelled (0: no limit)"),
+    "lease": Option(Settings.lease, _duration, "how long a message a worker on another host "
+                    "claimed may stay in sending before this one takes it as in doubt (a "
+                    "worker on the same host knows sooner); longer than any one send"),
 }
 
 
@@ -112,6 +120,8 @@ def load_settings(folder: Path, problems: list[Problem]) -> Settings:
         max_message=clerk["max_message"], max_parts=clerk["max_parts"],
         max_attachments=clerk["max_attachments"],
         max_meeting_papers=clerk["max_meeting_papers"],
+        lock_timeout=clerk["lock_timeout"], statement_timeout=clerk["statement_timeout"],
+        lease=clerk["lease"],
     )
 
 

@@ -60,6 +60,20 @@ class UsageError(ClerkError):
     exit_code = 2
 
 
+class StoreError(ClerkError):
+    """The state store failed: it cannot be reached or opened, is full, read-only, locked
+    by another process for longer than ``lock_timeout``, or too slow. One line that names
+    the store and says what to do; exit 2 from any command, and the worker logs it and
+    tries again at its next tick. ``kind``: unreachable, sign-in, cannot open, full,
+    read-only, locked, timeout, rights, lost, disk."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class TransportError(Exception):
     """A transport could not deliver a message.
 

@@ -246,6 +246,10 @@ class Settings:
     max_parts: int = 100  # MIME parts in one message, counted before it is parsed
     max_attachments: int = 10  # papers kept from one message; the rest are not
     max_meeting_papers: int = 50 * 1024 * 1024  # one meeting's papers together
+    # the state store shared by several workers (bot/engine/store.py, claims.py)
+    lock_timeout: float = 10.0  # seconds a statement may wait for a lock held elsewhere
+    statement_timeout: float = 60.0  # PostgreSQL: seconds a statement may run (0: no limit)
+    lease: timedelta = timedelta(minutes=15)  # another host's claim is trusted this long
 
 
 @dataclass(frozen=True)

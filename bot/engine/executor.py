@@ -129,25 +129,27 @@ class Executor(Recovery):
                 self.store.bump_facts(conn)
             if wanted is None:
                 wanted = plan.by_key()
-            # the rows recorded before, a batch at a time (bounded memory), then the new ones
+            # the rows recorded before, a batch at a time (bounded memory), then the new
+            # ones; each change only while the row is as read: another worker may be
+            # sending it
             for rows in self.store.active_rows(conn, self.batch * 10):
                 for row in rows:
                     key = row.key
                     d = wanted.get(key)
+                    was = (row.state,)
                     if row.state == "skipped_late":
                         if d is None or d.latest <= now or d.initial == "skipped_late":
                             continue  # still too late: it stays as it was recorded
-                        self.store.update_row(conn, key, now, "timely again after an edit",
-                                              state=d.initial, send_at=d.send_at,
-                                              latest_at=d.latest, subject=d.subject,
-                                              reason=d.reason)
-                        updated += 1
+                        updated += self.store.update_row(
+                            conn, key, now, "timely again after an edit", expect=was,
+                            state=d.initial, send_at=d.send_at, latest_at=d.latest,
+                            subject=d.subject, reason=d.reason)
                         continue
                     if d is None:
                         if row.state != "withdrawn":
-                            self.store.update_row(conn, key, now, "no longer in the plan",
-                                                  state="withdrawn")
-                            withdrawn += 1
+                            withdrawn += self.store.update_row(conn, key, now,
+                                                               "no longer in the plan",
+                                                               expect=was, state="withdrawn")
                         continue
                     values: dict[str, Any] = {}
                     if row.state == "withdrawn":
@@ -160,13 +162,13 @@ class Executor(Recovery):
                                       subject=d.subject, reason=d.reason,
                                       recipient_name=d.recipient.name)
                     if values:
-                        self.store.update_row(conn, key, now, "plan changed", **values)
-                        updated += 1
+                        updated += self.store.update_row(conn, key, now, "plan changed",
+                                                         expect=was, **values)
             new = (d for d in plan.messages if d.key not in existing)
             while batch := [_row_values(d, now, d.initial)
                             for d in itertools.islice(new, self.batch)]:
-                self.store.insert_rows(conn, batch)  # a batch at a time: bounded memory
-                recorded += len(batch)
+                # a batch at a time (bounded memory), less those another worker did
+                recorded += self.store.insert_rows(conn, batch)
             if recorded:
                 log.info("planned %d new message(s)", recorded)
         return recorded, updated, withdrawn
@@ -202,10 +204,14 @@ class Executor(Recovery):
                         break
                     if row.latest_at < now:
                         with self.store.atomic() as conn:
-                            self.store.update_row(conn, row.key, now, "its window had passed",
-                                                  state="skipped_late")
-                        result.skipped_late.append(row.key)
-                        log.warning("skipped_late %s: latest was %s", row.key, row.latest_at)
+                            late = self.store.update_row(conn, row.key, now,
+                                                         "its window had passed",
+                                                         expect=("planned", "retry"),
+                                                         state="skipped_late")
+                        if late:  # (else another worker took it first)
+                            result.skipped_late.append(row.key)
+                            log.warning("skipped_late %s: latest was %s", row.key,
+                                        row.latest_at)
                         continue
                     if self._window_shut(row.group_id, now, row.latest_at):
                         continue  # released (approved, retried) while it is shut: wait for it
@@ -288,9 +294,18 @@ class Executor(Recovery):
                 yield row
 
     def read_mailbox(self, now: datetime, result: TickResult) -> None:
-        """Turn each message in the mailbox into facts, then file it (never delete it)."""
+        """Turn each message in the mailbox into facts, then file it (never delete it). One
+        worker at a time: two reading at once would both apply a message before either
+        files it."""
         if self.mailbox is None:
             return
+        with self.store.locked("mailbox") as got:
+            if got:
+                self._read_mailbox(now, result)
+            else:
+                log.info("mailbox: another worker is reading it")
+
+    def _read_mailbox(self, now: datetime, result: TickResult) -> None:
         from bot.engine.inbox import Inbox, read
 
         inbox = Inbox(self.config, self.store)

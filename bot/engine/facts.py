@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bot.engine.conflicts import insert_new, upsert
 from bot.engine.schema import (
     DELIVERED,
     action_history,
@@ -45,26 +46,20 @@ class Facts:
         raise NotImplementedError
 
     def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
-                   **values: Any) -> None:
+                   expect: Sequence[str] = (), **values: Any) -> bool:
         raise NotImplementedError
 
     def mark_submitted(self, group: str, meeting: str, rule: str, organisation: str,
                        status: str, now: datetime, source: str = "") -> None:
         with self.atomic() as conn:
-            done = conn.execute(sa.select(submissions.c.status).where(
-                (submissions.c.group_id == group) & (submissions.c.meeting_id == meeting)
-                & (submissions.c.rule_id == rule)
-                & (submissions.c.organisation == organisation))).scalar()
-            if done == "submitted" and status == "nil":
-                return  # a later "nil" does not undo papers already in
-            conn.execute(submissions.delete().where(
-                (submissions.c.group_id == group) & (submissions.c.meeting_id == meeting)
-                & (submissions.c.rule_id == rule)
-                & (submissions.c.organisation == organisation)))
-            conn.execute(submissions.insert().values(
-                group_id=group, meeting_id=meeting, rule_id=rule, organisation=organisation,
-                status=status, at=now, source=source))
-            self.bump_facts(conn)
+            if upsert(conn, submissions, {
+                    "group_id": group, "meeting_id": meeting, "rule_id": rule,
+                    "organisation": organisation, "status": status, "at": now,
+                    "source": source},
+                    ["group_id", "meeting_id", "rule_id", "organisation"],
+                    # a later "nil" does not undo papers already in
+                    where=submissions.c.status != "submitted" if status == "nil" else None):
+                self.bump_facts(conn)
 
     # --- what the mailbox tells ---------------------------------------------------------
 
@@ -75,9 +70,7 @@ class Facts:
 
     def set_meta(self, name: str, value: str) -> None:
         with self.atomic() as conn:
-            if conn.execute(meta.update().where(meta.c.name == name).values(value=value)
-                            ).rowcount == 0:
-                conn.execute(meta.insert().values(name=name, value=value))
+            upsert(conn, meta, {"name": name, "value": value}, ["name"])
 
     def note_config_problems(self, lines: Sequence[str], now: datetime) -> None:
         """The config the worker could not load, and since when (kept while the problems
@@ -101,21 +94,20 @@ class Facts:
 
     def _config_meta(self, value: str) -> None:
         with self.atomic() as conn:
-            if conn.execute(meta.update().where(meta.c.name == "config_problems")
-                            .values(value=value)).rowcount == 0:
-                conn.execute(meta.insert().values(name="config_problems", value=value))
+            upsert(conn, meta, {"name": "config_problems", "value": value}, ["name"])
             self.bump_facts(conn)
 
     def secret(self) -> bytes:
         """The key of the reference tokens in subjects (made once, kept in the store)."""
-        with self.atomic() as conn:
-            value = conn.execute(sa.select(meta.c.value).where(meta.c.name == "token_secret")
-                                 ).scalar()
-            if value is None:
-                import secrets
+        value = self.meta_value("token_secret")
+        if value is None:  # made once: of two processes making it at once, the first wins
+            import secrets
 
-                value = secrets.token_hex(32)
-                conn.execute(meta.insert().values(name="token_secret", value=value))
+            with self.atomic() as conn:
+                insert_new(conn, meta, {"name": "token_secret", "value": secrets.token_hex(32)},
+                           ["name"])
+            value = self.meta_value("token_secret")
+            assert value is not None
         return bytes.fromhex(value)
 
     def snapshot_held(self, group: str, unit: str) -> dict[str, int]:
@@ -146,15 +138,12 @@ class Facts:
     def record_rsvp(self, group: str, unit: str, rid: str, email: str, partstat: str,
                     comment: str, sequence: int, now: datetime, for_start: str = "") -> None:
         """An answer; ``for_start`` is the start (UTC ISO) it was given for."""
-        rid, partstat = rid[:40], partstat[:20]
-        where = ((rsvps.c.group_id == group) & (rsvps.c.unit == unit) & (rsvps.c.rid == rid)
-                 & (rsvps.c.email == email))
-        with self.atomic() as conn:
-            conn.execute(rsvps.delete().where(where))
-            conn.execute(rsvps.insert().values(group_id=group, unit=unit, rid=rid, email=email,
-                                               partstat=partstat, comment=comment,
-                                               sequence=sequence, at=now,
-                                               for_start=for_start[:40]))
+        with self.atomic() as conn:  # the latest answer replaces the one before
+            upsert(conn, rsvps, {"group_id": group, "unit": unit, "rid": rid[:40],
+                                 "email": email, "partstat": partstat[:20],
+                                 "comment": comment, "sequence": sequence, "at": now,
+                                 "for_start": for_start[:40]},
+                   ["group_id", "unit", "rid", "email"])
             self.bump_facts(conn)
 
     def calendar_rows(self, transport: str, group: str | None = None,
@@ -214,13 +203,27 @@ class Facts:
         ``organisation``, ``sender``, ``message_id``, ``name``, ``path`` (None: not kept),
         ``size``, ``reason``. Returns its id."""
         cut = {"organisation": 300, "sender": 320, "message_id": 300}
+        row = {k: v[:cut[k]] if k in cut and isinstance(v, str) else v
+               for k, v in values.items()}
+        which = (row["group_id"], row["meeting_id"], row["sender"], row["name"],
+                 str(row["size"]), row["reason"])
         with self.atomic() as conn:
-            inserted = conn.execute(quarantine.insert().values(
-                **{k: v[:cut[k]] if k in cut and isinstance(v, str) else v
-                   for k, v in values.items()}, at=now)).inserted_primary_key
+            return self._once(conn, quarantine, {**row, "at": now},
+                              _digest(row["message_id"], *which))
+
+    def _once(self, conn: Connection, table: sa.Table, values: dict[str, Any],
+              digest: str | None) -> int:
+        """Insert ``values`` (and bump the facts) unless a row of the same ``digest`` is
+        there, which another worker may be inserting right now; the row's id."""
+        if digest is None:
+            inserted = conn.execute(table.insert().values(**values)).inserted_primary_key
             assert inserted is not None
             self.bump_facts(conn)
-        return int(inserted[0])
+            return int(inserted[0])
+        if insert_new(conn, table, {**values, "digest": digest}, ["digest"]):
+            self.bump_facts(conn)
+        return int(conn.execute(sa.select(table.c.id).where(table.c.digest == digest)
+                                ).scalar_one())
 
     def quarantined(self, group: str | None = None, *,
                     unreported: bool = False) -> list[Any]:
@@ -249,9 +252,11 @@ class Facts:
                 seen = {r.email: r.row for r in conn.execute(
                     sa.select(roster.c.email, roster.c.row).where(roster.c.group_id == group))}
                 for email, row in rows.items():
-                    if email not in seen:
-                        conn.execute(roster.insert().values(group_id=group, email=email,
-                                                            row=row, changed_at=now))
+                    if email not in seen:  # (another worker may note it at the same time)
+                        if not insert_new(conn, roster, {"group_id": group, "email": email,
+                                                         "row": row, "changed_at": now},
+                                          ["group_id", "email"]):
+                            continue
                     elif seen[email] != row:
                         conn.execute(roster.update().where(
                             (roster.c.group_id == group) & (roster.c.email == email)
@@ -276,15 +281,12 @@ class Facts:
                   in_reply_to: str | None, now: datetime, about: str = "") -> int:
         """An answer to send to ``email`` (the planner makes it a message, sent once);
         ``about`` says what it answers, for the admin's desk (bot/engine/desk.py)."""
+        email, answers, subject = email[:320], (in_reply_to or "")[:300] or None, subject[:300]
+        values = {"group_id": group, "email": email, "name": name[:300], "subject": subject,
+                  "body": body, "in_reply_to": answers, "at": now, "about": about[:100]}
         with self.atomic() as conn:
-            inserted = conn.execute(replies.insert().values(
-                group_id=group, email=email[:320], name=name[:300], subject=subject[:300],
-                body=body, in_reply_to=(in_reply_to or "")[:300] or None, at=now,
-                about=about[:100])
-            ).inserted_primary_key
-            assert inserted is not None
-            self.bump_facts(conn)
-        return int(inserted[0])
+            return self._once(conn, replies, values,
+                              _digest(answers, group, email, subject, body, about[:100]))
 
     def reply_rows(self) -> list[Any]:
         with self.engine.connect() as conn:
@@ -417,3 +419,12 @@ class Facts:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(action_history).where(
                 action_history.c.action_id == action_id).order_by(action_history.c.id)))
+
+
+def _digest(message_id: str | None, *what: str) -> str | None:
+    """What a fact drawn from the message ``message_id`` is, hashed (None without one)."""
+    if not message_id:
+        return None
+    import hashlib
+
+    return hashlib.sha256("\x00".join((message_id, *what)).encode()).hexdigest()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.domain.errors import UsageError
+from bot.domain.errors import StoreError, UsageError
 from bot.domain.model import Config, Group, Member
 from bot.domain.tokens import ANSWERABLE, check_token
 from bot.engine import action_log, snapshot
@@ -376,7 +376,8 @@ class Inbox:
 def read(inbox: Inbox, raw: bytes | Oversized, trust: Trust, now: datetime) -> Outcome:
     """What one message from the mailbox (or a message file) comes to, applied. A message
     larger than ``max_message`` is not parsed at all: only its first bytes are looked at,
-    for the log. Never raises: one odd message must not stop clerk for good."""
+    for the log. Never raises for the message: one odd message must not stop clerk for
+    good; the store failing (:class:`StoreError`) stops the tick, the message left unread."""
     s = inbox.config.settings
     incoming = Incoming(kind="unusable")
     try:
@@ -389,6 +390,8 @@ def read(inbox: Inbox, raw: bytes | Oversized, trust: Trust, now: datetime) -> O
         incoming = replies.read(raw, max_attachment=s.max_attachment, max_parts=s.max_parts,
                                 max_attachments=s.max_attachments, trust=trust)
         return inbox.apply(incoming, now)
+    except StoreError:
+        raise
     except Exception as exc:
         log.exception("inbox: could not use a message")
         outcome = Outcome(False, f"clerk could not use it: {exc!r}"[:500])

@@ -109,6 +109,24 @@ def _desk(conn: Connection) -> None:
                              "DEFAULT ''"))
 
 
+def _once(conn: Connection) -> None:
+    """Answers owed and attachments kept back are recorded once each, though two workers
+    read the same message at once: a digest of what each is, unique."""
+    inspect = sa.inspect(conn)
+    for table in ("replies", "quarantine"):
+        if "digest" not in {c["name"] for c in inspect.get_columns(table)}:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN digest VARCHAR(64)"))
+        if f"ux_{table}_digest" not in {i["name"] for i in inspect.get_indexes(table)}:
+            conn.execute(sa.text(f"CREATE UNIQUE INDEX ux_{table}_digest ON {table} (digest)"))
+
+
+def _leases(conn: Connection) -> None:
+    """A claim's lease: until when the worker that claimed a row may keep it in ``sending``
+    before another host takes it as in doubt (one on the claimant's host can tell sooner)."""
+    if "lease_until" not in {c["name"] for c in sa.inspect(conn).get_columns("ledger")}:
+        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN lease_until TIMESTAMP"))
+
+
 def _assigned(conn: Connection) -> None:
     """When an action's owners were last changed (the new owner's chasing starts then)."""
     columns = {c["name"] for c in sa.inspect(conn).get_columns("actions")}
@@ -129,13 +147,25 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0010_quarantine", _quarantine),
     ("0011_replies", _replies),
     ("0012_desk", _desk),
+    ("0013_once", _once),
+    ("0014_leases", _leases),
     ("0015_assigned", _assigned),
 ]
 
 
+def pending(conn: Connection) -> list[str]:
+    """The migrations not yet recorded (reads only: a store already up to date is never
+    locked, nor written, to find out)."""
+    if not sa.inspect(conn).has_table(s.migrations_table.name):
+        return [name for name, _ in MIGRATIONS]
+    done = set(conn.execute(sa.select(s.migrations_table.c.name)).scalars())
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
 def apply(conn: Connection) -> list[str]:
     """Apply every migration not yet recorded, in the transaction ``conn`` is in; return the
-    names applied."""
+    names applied. The caller holds the store's migration lock (``Store.migrate``): two
+    first starts at once must not both create the tables."""
     applied: list[str] = []
     s.migrations_table.create(conn, checkfirst=True)
     done = set(conn.execute(sa.select(s.migrations_table.c.name)).scalars())

@@ -20,9 +20,12 @@ class Recovery(CalendarSync):
     """The executor's recovery; its sending and its calendar side come before it."""
 
     def recover(self, now: datetime, result: TickResult) -> None:
-        """Settle rows a crash left in ``sending``: sent if the transport has them."""
+        """Settle rows a crash left in ``sending``: sent if the transport has them. Each is
+        taken over first, so that of several workers finding it, one settles it."""
         meetings = []
         for row in self.store.in_doubt():
+            if not self.store.take_over(row):
+                continue  # another worker is recovering it
             if self.on_calendar and row.kind in INVITE_KINDS:
                 meetings.append(row)
                 continue

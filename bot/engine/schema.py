@@ -67,8 +67,11 @@ ledger = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.Column("first_failed_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
     sa.Column("notified_at", UTCDateTime, nullable=True),  # 0002_delivery_failures
-    sa.Column("claimed_by", sa.String(200), nullable=True),  # 0006_claims: host:pid
-    sa.Column("claimed_at", UTCDateTime, nullable=True),  # 0006_claims: the wall clock
+    # 0006_claims: who claimed it (bot/engine/claims.py) and when, by the wall clock;
+    # 0014_leases: until when it may keep it, unless its host can tell it is gone
+    sa.Column("claimed_by", sa.String(200), nullable=True),
+    sa.Column("claimed_at", UTCDateTime, nullable=True),
+    sa.Column("lease_until", UTCDateTime, nullable=True),
     sa.Index("ix_ledger_state_send", "state", "send_at"),
     sa.Index("ix_ledger_group_meeting", "group_id", "meeting_id", "rule_id"),
 )
@@ -158,6 +161,10 @@ replies = sa.Table(  # 0011: answers clerk owes someone who wrote to it (one mes
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("in_reply_to", sa.String(300), nullable=True),
     sa.Column("at", UTCDateTime, nullable=False),
+    # 0013: what it is (group, email, the message answered, subject, body), hashed: owed
+    # once though two workers read that message at once; NULL when it answers no Message-ID
+    sa.Column("digest", sa.String(64), nullable=True),
+    sa.Index("ux_replies_digest", "digest", unique=True),
     # 0012: what it answers, for the admin's desk: "minutes:<id>" (the summary of mailed
     # minutes), "status", "help", "pack:<meeting>"; "" for anything else
     sa.Column("about", sa.String(100), nullable=False, server_default=""),
@@ -219,6 +226,10 @@ quarantine = sa.Table(  # 0010: attachments kept back from the packs, and why
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("notified_at", UTCDateTime, nullable=True),  # in an admin's digest
+    # 0013: which attachment of which message it is, hashed: kept back once though two
+    # workers read that message at once; NULL when the message had no Message-ID
+    sa.Column("digest", sa.String(64), nullable=True),
+    sa.Index("ux_quarantine_digest", "digest", unique=True),
 )
 
 actions = sa.Table(

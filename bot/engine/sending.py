@@ -46,10 +46,11 @@ class Sending:
         with self.store.atomic() as conn:
             if found:
                 self.store.update_row(conn, row.key, now, "found after a crash",
-                                      state="sent", sent_at=row.updated_at)
+                                      expect=("sending",), state="sent", sent_at=row.updated_at)
             else:
                 self.store.update_row(conn, row.key, now, "in doubt after a crash; "
-                                      "sending again", state="retry", next_attempt_at=now)
+                                      "sending again", expect=("sending",), state="retry",
+                                      next_attempt_at=now)
         result.recovered += 1
         log.warning("recovered %s after a crash: %s", row.key,
                     "already delivered" if found else "sending again")

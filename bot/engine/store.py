@@ -11,7 +11,6 @@ import functools
 import json
 import logging
 import os
-import socket
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from bot.engine import claims, failures
+from bot.engine.conflicts import insert, insert_new, upsert
 from bot.engine.desk_facts import DeskFacts
 from bot.engine.facts import Facts
 from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
@@ -46,15 +47,42 @@ from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in 
 )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_session(lock_timeout: float) -> Any:
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # the wait first: switching a new file to WAL takes a lock another first start holds
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return on_connect
 
 
-CLAIMANT = f"{socket.gethostname()}:{os.getpid()}"
+def _pg_session(lock_timeout: float, statement_timeout: float) -> Any:
+    """Each PostgreSQL session waits ``lock_timeout`` seconds at most for a lock, and lets a
+    statement run ``statement_timeout`` seconds at most (0: no limit): a lock held elsewhere
+    or a stuck server is an error (bot/engine/failures.py), never a tick hung for ever."""
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = {int(lock_timeout * 1000)}")
+        cursor.execute(f"SET statement_timeout = {int(statement_timeout * 1000)}")
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
+
+    return on_connect
+
+
+# The PostgreSQL advisory lock held while migrating (any number that is clerk's own).
+MIGRATION_LOCK = int.from_bytes(b"clerk:mg", "big")
+CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server (unless the URL says)
+# a migration may wait longer for another's, and run longer, than a tick may (seconds)
+MIGRATION_WAIT = 600
+
+
 log = logging.getLogger("clerk")
 
 
@@ -70,7 +98,7 @@ def _private_sqlite(url: str) -> None:
         return
     path = Path(database)
     if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)  # (or another start did)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     for name in (database, f"{database}-wal", f"{database}-shm", f"{database}-journal"):
         try:
@@ -140,44 +168,47 @@ _CLAIM = _Prepared(ledger.update().where(
     sa.or_(ledger.c.state == "planned", ledger.c.state == "retry")).values(
     state="sending", updated_at=sa.bindparam("b_now"), attempts=ledger.c.attempts + 1,
     message_id=sa.bindparam("b_message_id"), transport=sa.bindparam("b_transport"),
-    claimed_by=sa.bindparam("b_by"), claimed_at=sa.bindparam("b_at")))
+    claimed_by=sa.bindparam("b_by"), claimed_at=sa.bindparam("b_at"),
+    lease_until=sa.bindparam("b_until")))
 
 
 @functools.lru_cache(maxsize=64)
-def _update_of(columns: tuple[str, ...]) -> _Prepared:
-    """UPDATE ledger SET updated_at and ``columns`` WHERE key: parameters ``b_<column>``."""
-    return _Prepared(ledger.update().where(ledger.c.key == sa.bindparam("b_key")).values(
+def _update_of(columns: tuple[str, ...], expected: int = 0) -> _Prepared:
+    """UPDATE ledger SET updated_at and ``columns`` WHERE key (and, with ``expected``, the
+    state is one of that many): parameters ``b_<column>``, ``b_expect<n>``."""
+    where = [ledger.c.key == sa.bindparam("b_key")]
+    if expected:
+        where.append(ledger.c.state.in_([sa.bindparam(f"b_expect{n}")
+                                         for n in range(expected)]))
+    return _Prepared(ledger.update().where(*where).values(
         updated_at=sa.bindparam("b_updated_at"),
         **{c: sa.bindparam(f"b_{c}") for c in columns}))
-
-
-def _alive(claimant: str | None, claimed_at: datetime | None, lease: timedelta) -> bool:
-    """Whether the process that claimed a row may still be sending it."""
-    if not claimant or claimed_at is None:
-        return False
-    host, _, pid = claimant.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        if int(pid) == os.getpid():
-            return False  # this very process: nothing of ours is in flight between ticks
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return datetime.now(UTC) - claimed_at < lease
 
 
 class Store(Facts, DeskFacts):
     """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lease: timedelta = timedelta(minutes=15),
+                 lock_timeout: float = 10.0, statement_timeout: float = 60.0) -> None:
         self.url = url
-        _private_sqlite(url)
-        self.engine: Engine = sa.create_engine(url)
+        # who this process is in the claims it makes (bot/engine/claims.py), and how long
+        # another host waits before it takes a claim whose maker it cannot see as gone
+        self.claimant, self.lease = str(claims.me()), lease
+        self.timeouts = {"lock_timeout": lock_timeout, "statement_timeout": statement_timeout}
+        try:
+            _private_sqlite(url)
+            parsed = sa.engine.make_url(url)
+            args = {"connect_timeout": CONNECT_TIMEOUT} if parsed.get_backend_name() == \
+                "postgresql" and "connect_timeout" not in parsed.query else {}
+            self.engine: Engine = sa.create_engine(url, connect_args=args)
+        except (OSError, sa.exc.ArgumentError, ImportError) as exc:
+            raise failures.opening_error(exc, url) from exc
+        failures.install(self.engine, url, self.timeouts)
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", _sqlite_session(lock_timeout))
+        elif self.engine.dialect.name == "postgresql":
+            sa.event.listen(self.engine, "connect", _pg_session(lock_timeout,
+                                                                 statement_timeout))
         self._held = threading.local()  # the connection a thread holds (held()), if any
 
     @contextmanager
@@ -218,10 +249,38 @@ class Store(Facts, DeskFacts):
                 self._held.conn = None
 
     def migrate(self) -> list[str]:
-        from bot.engine.migrations import apply
+        """Apply the migrations not yet recorded; return their names. Several processes may
+        start at once on a new store: one migrates, holding the store's migration lock (a
+        PostgreSQL advisory lock; SQLite's write lock, taken at BEGIN IMMEDIATE), the others
+        wait for it and then find nothing left to do. A store already up to date is only
+        read."""
+        from bot.engine.migrations import apply, pending
 
-        with self.atomic() as conn:
-            return apply(conn)
+        with self.engine.connect() as conn:
+            if not pending(conn):
+                return []
+        sqlite = self.engine.dialect.name == "sqlite"
+        with self.engine.connect() as conn:
+            if sqlite:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={MIGRATION_WAIT * 1000}")
+                conn.commit()  # (SQLAlchemy began its transaction: nothing to commit)
+            try:
+                with conn.begin():
+                    if conn.dialect.name == "postgresql":
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {MIGRATION_WAIT * 1000}")
+                        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+                        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"),
+                                     {"id": MIGRATION_LOCK})
+                    elif sqlite:
+                        # pysqlite begins a transaction only before a write, and runs DDL
+                        # outside one: begun here, the tables are created inside it, one first
+                        # start at a time
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return apply(conn)
+            finally:
+                if sqlite:
+                    ms = int(self.timeouts["lock_timeout"] * 1000)
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={ms}")
 
     # --- facts the planner reads -------------------------------------------------------
 
@@ -232,10 +291,8 @@ class Store(Facts, DeskFacts):
 
     def bump_facts(self, conn: Connection) -> None:
         """Record that a fact the planner reads has changed (forces a re-plan)."""
-        updated = conn.execute(meta.update().where(meta.c.name == "facts").values(
-            value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.Text))).rowcount
-        if not updated:
-            conn.execute(meta.insert().values(name="facts", value="1"))
+        upsert(conn, meta, {"name": "facts", "value": "1"}, ["name"],
+               {"value": sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.Text)})
 
     def record_revision(self, conn: Connection, group: str, meeting: str, rev: int,
                         digest: str, fields: dict[str, Any], replaces: bool, restart: bool,
@@ -248,9 +305,10 @@ class Store(Facts, DeskFacts):
             if restart:  # an update edited again: its settle window starts over
                 values["created_at"] = now
             conn.execute(invite_revisions.update().where(where).values(**values))
-        else:
-            conn.execute(invite_revisions.insert().values(
-                group_id=group, meeting_id=meeting, rev=rev, created_at=now, **values))
+        else:  # another worker may record the same revision at the same moment
+            insert_new(conn, invite_revisions, {"group_id": group, "meeting_id": meeting,
+                                                "rev": rev, "created_at": now, **values},
+                       ["group_id", "meeting_id", "rev"])
 
     # --- the ledger --------------------------------------------------------------------
 
@@ -273,37 +331,41 @@ class Store(Facts, DeskFacts):
             yield rows
             last = rows[-1].id
 
-    def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert ledger rows; a key already there (another worker's) is left as it is."""
-        if rows:
-            conn.execute(self._insert_if_absent(), list(rows))
+    def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert ledger rows; a key already there (another worker's) is left as it is, and
+        so is its history. Returns how many were inserted."""
+        if not rows:
+            return 0
+        stmt = insert(conn, ledger).on_conflict_do_nothing(index_elements=["key"])
+        if conn.dialect.insert_executemany_returning:
+            added = set(conn.execute(stmt.returning(ledger.c.key), list(rows)).scalars())
+        else:  # (SQLite before 3.35) each row alone
+            added = {r["key"] for r in rows if conn.execute(
+                stmt.values(**r).execution_options(preserve_rowcount=True)).rowcount}
+        if added:
             conn.execute(events.insert(), [
                 {"key": r["key"], "at": r["created_at"], "state": r["state"],
-                 "detail": r["reason"]} for r in rows])
-
-    def _insert_if_absent(self) -> Any:
-        dialect = self.engine.dialect.name
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            return sqlite_insert(ledger).on_conflict_do_nothing(index_elements=["key"])
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            return pg_insert(ledger).on_conflict_do_nothing(index_elements=["key"])
-        return ledger.insert()
+                 "detail": r["reason"]} for r in rows if r["key"] in added])
+        return len(added)
 
     def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
-                   **values: Any) -> None:
+                   expect: Sequence[str] = (), **values: Any) -> bool:
+        """Change the row ``key`` (and record a change of state in its history); with
+        ``expect``, only while its state is one of those — another worker may have moved it
+        since it was read. Whether it was changed."""
         if any(isinstance(v, sa.ClauseElement) for v in values.values()):
-            conn.execute(ledger.update().where(ledger.c.key == key).values(updated_at=now,
-                                                                            **values))
+            q = ledger.update().where(ledger.c.key == key)
+            if expect:
+                q = q.where(ledger.c.state.in_(list(expect)))
+            changed = conn.execute(q.values(updated_at=now, **values)).rowcount
         else:  # one statement per set of columns, built once: sending is mostly this
-            _update_of(tuple(sorted(values)))(conn, {
-                "b_key": key, "b_updated_at": now, **{f"b_{k}": v for k, v in values.items()}})
-        if "state" in values:
+            changed = _update_of(tuple(sorted(values)), len(expect))(conn, {
+                "b_key": key, "b_updated_at": now, **{f"b_{k}": v for k, v in values.items()},
+                **{f"b_expect{n}": state for n, state in enumerate(expect)}})
+        if changed and "state" in values:
             _ADD_EVENT(conn, {"key": key, "at": now, "state": values["state"],
                               "detail": detail})
+        return bool(changed)
 
     def due_keys(self, now: datetime, limit: int = 1000) -> list[Any]:
         """Rows whose send time has come, oldest first (an index range scan)."""
@@ -338,38 +400,39 @@ class Store(Facts, DeskFacts):
     def claim(self, key: str, now: datetime, message_id: str, transport: str,
               conn: Connection | None = None) -> bool:
         """Move one row to ``sending``; False when another worker got it first. The claim
-        names this process (host:pid) and the wall-clock time, so another process can tell a
-        row in flight from one left behind by a crash."""
+        names this process (:attr:`claimant`), the wall-clock time and the end of its lease,
+        so another process can tell a row in flight from one left behind by a crash."""
+        wall = datetime.now(UTC)
         with self.atomic(conn) as conn:
             got = _CLAIM(conn, {"b_key": key, "b_now": now, "b_message_id": message_id,
-                                "b_transport": transport, "b_by": CLAIMANT,
-                                "b_at": datetime.now(UTC)})
+                                "b_transport": transport, "b_by": self.claimant,
+                                "b_at": wall, "b_until": wall + self.lease})
             if got:
                 _ADD_EVENT(conn, {"key": key, "at": now, "state": "sending", "detail": ""})
             return bool(got)
 
-    def lock(self, name: str, lease: timedelta = timedelta(minutes=15)) -> bool:
-        """Take the lock ``name`` (a meta row naming this process); False while another live
-        process holds it. One left by a process that is gone is taken over."""
-        key, mine = f"lock:{name}", f"{CLAIMANT}@{datetime.now(UTC).isoformat()}"
-        try:
-            with self.atomic() as conn:
-                held = conn.execute(sa.select(meta.c.value).where(meta.c.name == key)).scalar()
-                if held is None:
-                    conn.execute(meta.insert().values(name=key, value=mine))
-                    return True
-                holder, _, at = str(held).rpartition("@")
-                if _alive(holder, datetime.fromisoformat(at), lease):
-                    return False
-                return bool(conn.execute(meta.update().where(
-                    meta.c.name == key, meta.c.value == held).values(value=mine)).rowcount)
-        except sa.exc.IntegrityError:  # another process took it at the same moment
-            return False
+    def lock(self, name: str) -> bool:
+        """Take the lock ``name`` (a meta row naming this process and the end of its lease);
+        False while another process holds it that may be at work. One left by a process
+        that is gone, or past its lease, is taken over."""
+        wall = datetime.now(UTC)
+        key, mine = f"lock:{name}", f"{self.claimant}@{(wall + self.lease).isoformat()}"
+        with self.atomic() as conn:
+            if insert_new(conn, meta, {"name": key, "value": mine}, ["name"]):
+                return True
+            held = conn.execute(sa.select(meta.c.value).where(meta.c.name == key)).scalar()
+            if held is None:  # let go meanwhile: free for the next try
+                return False
+            holder, _, until = str(held).rpartition("@")
+            if claims.at_work(holder, datetime.fromisoformat(until), wall, self.claimant):
+                return False
+            return bool(conn.execute(meta.update().where(
+                meta.c.name == key, meta.c.value == held).values(value=mine)).rowcount)
 
     def unlock(self, name: str) -> None:
         with self.atomic() as conn:
             conn.execute(meta.delete().where(meta.c.name == f"lock:{name}",
-                                             meta.c.value.startswith(f"{CLAIMANT}@")))
+                                             meta.c.value.startswith(f"{self.claimant}@")))
 
     @contextmanager
     def locked(self, name: str) -> Iterator[bool]:
@@ -392,9 +455,8 @@ class Store(Facts, DeskFacts):
                     else ledger.c.key == key
                 rows = conn.execute(sa.select(ledger.c.key).where(
                     match, ledger.c.state.in_(from_states))).scalars().all()
-                for k in rows:
-                    self.update_row(conn, k, now, detail, state=to_state, **values)
-                moved += rows
+                moved += [k for k in rows if self.update_row(  # unless a worker claimed it
+                    conn, k, now, detail, expect=from_states, state=to_state, **values)]
         return moved
 
     def mark_notified(self, conn: Connection, keys: Sequence[str], now: datetime) -> None:
@@ -415,13 +477,29 @@ class Store(Facts, DeskFacts):
                 out.setdefault(row.group_id, []).append(row)
         return out
 
-    def in_doubt(self, lease: timedelta = timedelta(minutes=15)) -> list[Any]:
-        """Rows left in ``sending`` by a process that is gone: one of this host whose pid no
-        longer runs, or one claimed longer than ``lease`` ago (wall clock) elsewhere. A row
-        another live process is sending right now is not in doubt."""
+    def in_doubt(self) -> list[Any]:
+        """Rows left in ``sending`` by a process that is gone: one this host can tell has
+        ended (bot/engine/claims.py), or one whose lease has run out. A row another process
+        may be sending right now is not in doubt. Before settling one, :meth:`take_over`."""
+        wall = datetime.now(UTC)
         with self.engine.connect() as conn:
             rows = list(conn.execute(sa.select(ledger).where(ledger.c.state == "sending")))
-        return [r for r in rows if not _alive(r.claimed_by, r.claimed_at, lease)]
+        return [r for r in rows if not claims.at_work(
+            r.claimed_by, r.lease_until or (r.claimed_at and r.claimed_at + self.lease), wall,
+            self.claimant)]
+
+    def take_over(self, row: Any) -> bool:
+        """Claim ``row``, found in doubt, for this process — unless another worker took it
+        over (or settled it) since it was read: of several workers recovering one row, one
+        does (only one UPDATE finds the row as it was)."""
+        wall = datetime.now(UTC)
+        with self.atomic() as conn:
+            return bool(conn.execute(ledger.update().where(
+                ledger.c.key == row.key, ledger.c.state == "sending",
+                ledger.c.attempts == row.attempts,
+                ledger.c.claimed_by.is_not_distinct_from(row.claimed_by),
+            ).values(claimed_by=self.claimant, claimed_at=wall,
+                     lease_until=wall + self.lease)).rowcount)
 
     def row(self, key: str) -> Any:
         with self.engine.connect() as conn:
@@ -429,6 +507,13 @@ class Store(Facts, DeskFacts):
 
     def rows(self, *, group: str | None = None, states: Sequence[str] | None = None,
              since: datetime | None = None, until: datetime | None = None) -> list[Any]:
+        return list(self.stream_rows(group=group, states=states, since=since, until=until))
+
+    def stream_rows(self, *, group: str | None = None, states: Sequence[str] | None = None,
+                    since: datetime | None = None,
+                    until: datetime | None = None) -> Iterator[Any]:
+        """The ledger's rows, by send time, fetched a few hundred at a time (PostgreSQL: a
+        server-side cursor): a ledger of any size read in little memory (``clerk log``)."""
         q = sa.select(ledger)
         if group:
             q = q.where(ledger.c.group_id == group)
@@ -439,7 +524,37 @@ class Store(Facts, DeskFacts):
         if until:
             q = q.where(ledger.c.send_at < until)
         with self.engine.connect() as conn:
-            return list(conn.execute(q.order_by(ledger.c.send_at, ledger.c.key)))
+            yield from conn.execution_options(stream_results=True, yield_per=500).execute(
+                q.order_by(ledger.c.send_at, ledger.c.key))
+
+    def by_state(self, now: datetime, group: str | None = None) -> list[Any]:
+        """The rows not withdrawn, counted by state, a ``planned`` row told apart by whether
+        its send time is ``ahead`` and its latest time ``past`` at ``now`` (``clerk status``,
+        without a re-plan)."""
+        ahead = sa.case((ledger.c.send_at > now, True), else_=False).label("ahead")
+        past = sa.case((ledger.c.latest_at < now, True), else_=False).label("past")
+        q = sa.select(ledger.c.state, ahead, past, sa.func.count().label("n")).where(
+            ledger.c.state != "withdrawn").group_by(ledger.c.state, ahead, past)
+        if group:
+            q = q.where(ledger.c.group_id == group)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
+
+    def next_batches(self, now: datetime, group: str | None = None,
+                     limit: int = 5) -> list[Any]:
+        """The first ``limit`` batches still to go — rows planned (and not past their latest
+        time), to retry or held, by send time, group, meeting, rule, kind and state — with
+        their number of messages (``clerk status``, without a re-plan)."""
+        c = ledger.c
+        columns = (c.send_at, c.group_id, c.meeting_id, c.rule_id, c.kind, c.state)
+        q = sa.select(*columns, sa.func.count().label("n")).where(
+            c.state.in_(("planned", "retry", "held")),
+            sa.or_(c.state != "planned", c.latest_at >= now),
+        ).group_by(*columns).order_by(*columns).limit(limit)
+        if group:
+            q = q.where(c.group_id == group)
+        with self.engine.connect() as conn:
+            return list(conn.execute(q))
 
     def history(self, key: str) -> list[Any]:
         with self.engine.connect() as conn:

@@ -17,7 +17,7 @@ from types import FrameType
 
 from bot import config as config_mod
 from bot.config.files import Watch
-from bot.domain.errors import ClerkError
+from bot.domain.errors import ClerkError, StoreError
 from bot.domain.timeutil import utcnow
 from bot.engine.executor import Executor
 
@@ -33,6 +33,8 @@ class Worker:
         self.watch = Watch(folder)
         self.stop = executor.stop
         self.ticks = 0
+        # the kind of store failure the last tick met (bot/engine/failures.py), said once
+        self.store_failing: str | None = None
 
     def reload_if_changed(self, now: datetime) -> None:
         """Pick up config edits; a config with problems is reported (the log; the store, so
@@ -66,10 +68,20 @@ class Worker:
             self.reload_if_changed(at)
             result = self.executor.tick(at)
             self.ticks += 1
+            if self.store_failing is not None:
+                log.warning("state store answers again: ticking as usual")
+                self.store_failing = None
             if result.sent or result.failed or result.skipped_late or result.retry:
                 log.info("tick: %d sent, %d retry, %d failed, %d skipped_late",
                          len(result.sent), len(result.retry), len(result.failed),
                          len(result.skipped_late))
+        except StoreError as exc:  # one line, said once while it lasts: the admin's to put right
+            if exc.kind != self.store_failing:
+                log.error("tick failed: %s (each tick tries again; said again when it changes)",
+                          exc)
+            else:
+                log.debug("tick failed again: %s", exc)
+            self.store_failing = exc.kind
         except Exception:  # the worker keeps running; the next tick tries again
             log.exception("tick failed")
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -76,6 +77,57 @@ def test_status_and_log(clerk: Callable[..., Result]):
     assert [h["state"] for h in one["history"]] == ["planned", "sending", "sent"]
     text = clerk("status", "--now", "2026-12-01T10:00:00Z").output
     assert "Next meetings" in text and "2027-q1" in text
+
+
+def test_log_json_is_one_json_array_read_from_the_ledger_a_row_at_a_time(
+        clerk: Callable[..., Result], monkeypatch: pytest.MonkeyPatch):
+    from bot.engine.store import Store
+
+    clerk("tick", "--now", "2026-12-01T10:00:00Z")
+    monkeypatch.setattr(Store, "rows", None)  # not a list of the whole ledger
+    out = clerk("log", "--json").output
+    rows = json.loads(out)
+    assert sum(r["state"] == "sent" for r in rows) == 21 and len(rows) > 21  # and planned
+    # the text is as json.dumps gives the whole list: the same for a script that reads it
+    assert out == json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    assert clerk("log", "--json", "--state", "nonesuch").output == "[]\n"
+
+
+def test_a_json_array_is_written_an_item_at_a_time(capsys: pytest.CaptureFixture[str]):
+    from bot.cli.common import _json_array
+
+    written: list[str] = []
+
+    def items() -> Iterator[dict[str, object]]:
+        for n in range(3):
+            written.append(capsys.readouterr().out)
+            yield {"n": n, "name": "Zoë", "nested": {"list": [1, 2]}}
+
+    _json_array(items())
+    out = "".join(written) + capsys.readouterr().out
+    assert json.loads(out) == [{"n": n, "name": "Zoë", "nested": {"list": [1, 2]}}
+                               for n in range(3)]
+    assert out == json.dumps(json.loads(out), indent=2, ensure_ascii=False) + "\n"
+    assert "".join(written).count('"n"') == 2  # two written before the third was read
+
+
+def test_status_reads_what_the_workers_recorded_without_a_re_plan(
+        clerk: Callable[..., Result], monkeypatch: pytest.MonkeyPatch):
+    from collections import Counter
+
+    from bot.plan import planner
+
+    now = "2026-12-01T10:00:00Z"
+    clerk("tick", "--now", now)
+    planned = Counter(r["state"] for r in json.loads(clerk("plan", "--json", "--now",
+                                                           now).output))
+    monkeypatch.setattr(planner, "plan", None)  # status must not plan
+    status = json.loads(clerk("status", "--json", "--now", now).output)
+    assert status["counts"] == dict(sorted(planned.items()))  # the same, from the ledger
+    assert status["counts"]["sent"] == 21 and status["counts"]["scheduled"] > 0
+    first = status["next"][0]
+    assert (first["kind"], first["state"], first["messages"]) == ("request", "scheduled", 16)
+    assert first["send_at"].endswith("+00:00")  # the group's zone (London, in winter)
 
 
 def test_preview_renders_without_sending(clerk: Callable[..., Result]):
@@ -284,3 +336,25 @@ def test_init_in_a_terminal_asks_for_what_is_missing(tmp_path: Path):
     assert answers == {}, seen
     group = (tmp_path / "nd" / "group.toml").read_text()
     assert 'name = "North Downs Leads"' in group and "start = 2027-03-11T10:00:00" in group
+
+
+def test_status_and_log_queries_on_each_store(make_executor: Callable[[], Any], store: Any):
+    from collections import Counter
+    from datetime import UTC, timedelta
+
+    from bot.cli import report
+
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    ex = make_executor()
+    ex.tick(now)
+    planned = Counter(r["state"] for r in report.plan_rows(ex.config, store, now))
+    assert report.status(ex.config, store, now)["counts"] == dict(sorted(planned.items()))
+    later = now + timedelta(days=400)  # every planned row past its latest time, no tick
+    ledger = store.counts()
+    expected = {s: n for s, n in ledger.items() if s not in ("planned", "withdrawn")}
+    expected["skipped_late"] = expected.get("skipped_late", 0) + ledger["planned"]
+    assert report.status(ex.config, store, later)["counts"] == dict(sorted(expected.items()))
+    first = report.status(ex.config, store, now)["next"][0]
+    assert (first["kind"], first["state"], first["messages"]) == ("request", "scheduled", 16)
+    assert report.status(ex.config, store, later)["next"] == []
+    assert sum(1 for r in report.log_rows(store, state="sent")) == 21

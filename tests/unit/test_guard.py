@@ -166,7 +166,29 @@ def test_a_config_broken_for_longer_than_the_settle_window_is_reported_once(
     assert "are not live" in text and "'gavin.swales@kent' is not an email address" in text
     assert "roster.csv:2" in text and "at 10:00" not in text and "at 11:00" in text
     assert store.config_problems() is not None
+    if store.url.startswith("sqlite"):  # the CLI here uses the SQLite store
+        # clerk status says so, and since when the worker has gone on with the last good one
+        status = clerk("status")
+        assert status.exit_code == 2
+        assert "The config does not load: a worker running since before the edit goes on " \
+               "with the last good one (it met these problems at 2026-12-01T11:00+00:00)" \
+               in status.output
+        assert "'gavin.swales@kent' is not an email address" in status.output
+        shown = json.loads(clerk("status", "--json").stdout)["config_problems"]
+        assert shown["since"].startswith("2026-12-01T11:00")
+        assert any("roster.csv:2" in p for p in shown["problems"])
     # put right: the worker takes it up, and nothing more is said
     shutil.copy(EXAMPLE / "roster.csv", config_dir / "example" / "roster.csv")
+    if store.url.startswith("sqlite"):  # until a worker ticks on it, status says what it met
+        assert "The config has had problems since 2026-12-01T11:00" in clerk("status").output
     worker.tick(T0 + timedelta(hours=2))
     assert store.config_problems() is None
+    if store.url.startswith("sqlite"):
+        assert "problems" not in clerk("status").output
+    # broken again, another way: she is told of that one too, once
+    edit(config_dir / "example" / "group.toml", 'kind = "pack"', 'kind = "packs"')
+    for minutes in range(0, 60, 5):
+        worker.tick(T0 + timedelta(hours=3, minutes=minutes))
+        told += [m for m in transport.sent if "/-/config/" in str(m["X-Clerk-Key"])
+                 and m not in told]
+    assert len(told) == 2 and "packs" in told[1].get_body(("plain",)).get_content()

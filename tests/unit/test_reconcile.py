@@ -264,7 +264,8 @@ def test_migrations_are_named_recorded_and_bring_an_old_store_up(tmp_path: Path)
     assert old.migrate() == ["0002_delivery_failures", "0003_listening", "0004_actions",
                              "0005_nudges", "0006_claims", "0007_calendar_items",
                              "0008_trust", "0009_roster", "0010_quarantine",
-                             "0011_replies", "0012_desk", "0015_assigned"]
+                             "0011_replies", "0012_desk", "0013_once", "0014_leases",
+                             "0015_assigned"]
     with old.engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
         names = list(conn.execute(sa.text("SELECT name FROM migrations ORDER BY name"))
