@@ -7,24 +7,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
+from bot.engine.facts import Part
 from bot.engine.schema import decisions, mailed_minutes, questions
 
 
-class DeskFacts:
-    engine: Engine
-
-    def atomic(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def bump_facts(self, conn: Connection) -> None:
-        raise NotImplementedError
+class DeskFacts(Part):
+    """Minutes she mailed, their questions, her decisions."""
 
     # --- minutes by mail ---------------------------------------------------------------------
 

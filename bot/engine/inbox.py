@@ -299,10 +299,14 @@ class Inbox:
                                   f"{TOKEN_LIFE.days} days old: not applied; answer the latest "
                                   "one")
         listed_by = row.sent_at or now  # what the chaser listed: nothing newer
-        mine = [a for a in snapshot.actions(self.store) if a.status == "open"  # in all their groups
-                and a.created <= listed_by
-                and (row.recipient in a.owners or (actions.ALL in a.owners
-                                                   and a.group == group.id))]
+        theirs = [a for a in snapshot.actions(self.store)  # in all their groups
+                  if a.created <= listed_by
+                  and (row.recipient in a.owners or (actions.ALL in a.owners
+                                                     and a.group == group.id))]
+        closed = self._closed(theirs, row, answer)
+        if closed is not None:
+            return closed
+        mine = [a for a in theirs if a.status == "open"]
         own = [a for a in mine if row.recipient in a.owners]  # not the all-members ones
         # "DONE #12" names one; a plain DONE means their only action of their own
         chosen = [a for a in mine if a.id == answer.ref] if answer.ref is not None else own
@@ -334,6 +338,26 @@ class Inbox:
         except UsageError as exc:  # a NEW DATE in the past
             return Outcome(False, f"{exc.message}: not applied")
         return Outcome(True, result)
+
+    def _closed(self, theirs: list[Any], row: Any, answer: Answer) -> Outcome | None:
+        """An answer about an action closed (done or dropped) since: the one it names, or —
+        a plain answer — one of the owner's own the chaser listed. Nothing is applied, not
+        even to another action, and the admin reads it."""
+        def closed_at(a: Any) -> datetime | None:
+            return max((h.at for h in self.store.action_history(a.id)), default=None)
+
+        sent = row.sent_at
+        gone = [a for a in theirs if a.status != "open" and (
+            a.id == answer.ref if answer.ref is not None else
+            row.recipient in a.owners and (sent is None or (closed_at(a) or sent) >= sent))]
+        if not gone:
+            return None
+        a = gone[0]
+        at = closed_at(a)
+        when = "since this chaser went" if sent is None or at is None or at >= sent \
+            else "before this chaser went"
+        return Outcome(False, f"{a.ref} ({a.text}) was closed ({a.status}) {when}: nothing "
+                              f"changed; \"{answer.first_line}\" is for the admin to read")
 
     def _which(self, incoming: Incoming, row: Any, group: Group, mine: list[Any],
                answer: Answer, now: datetime) -> Outcome:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot.engine import claims, failures
+from bot.engine.action_facts import ActionFacts
 from bot.engine.conflicts import insert, insert_new, upsert
 from bot.engine.desk_facts import DeskFacts
 from bot.engine.facts import Facts
@@ -185,7 +186,7 @@ def _update_of(columns: tuple[str, ...], expected: int = 0) -> _Prepared:
         **{c: sa.bindparam(f"b_{c}") for c in columns}))
 
 
-class Store(Facts, DeskFacts):
+class Store(Facts, DeskFacts, ActionFacts):
     """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
 
     def __init__(self, url: str, *, lease: timedelta = timedelta(minutes=15),

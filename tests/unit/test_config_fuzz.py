@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import config as config_mod
+from bot import transports
 from bot.config.group import (
     ACTIONS_OPTIONS,
     DESK_OPTIONS,
@@ -31,7 +32,7 @@ from bot.config.meetings import DEFAULTS_OPTIONS, MEETING_OPTIONS
 from bot.config.settings import SETTINGS_OPTIONS
 from bot.domain.errors import ConfigError
 from bot.listen import authn
-from bot.transports import imap, smtp
+from bot.transports import exchange, graph, imap, maildir, outbox, smtp
 from tests.conftest import EXAMPLE
 
 TEXT = st.text(max_size=40)
@@ -59,6 +60,16 @@ SETTINGS_KEYS = ([("clerk", None, k) for k in SETTINGS_OPTIONS]
 SETTINGS = {"clerk": {"transport": "smtp", "mailbox": "imap"},
             "transport": {"host": "smtp.example"},
             "mailbox": {"host": "imap.example", "authserv_id": "mx.example"}}
+# every other transport and mailbox, each with a clerk.toml that loads as it stands
+EWS = {"server": "mail.example", "mailbox": "clerk@example.org"}
+M365 = {"mailbox": "clerk@example.org", "tenant_id": "t", "client_id": "c"}
+TRANSPORTS = {"outbox": ({}, outbox.OPTIONS), "exchange": (EWS, exchange.OPTIONS),
+              "graph": (M365, graph.OPTIONS)}
+MAILBOXES = {"maildir": ({"path": "inbox"}, maildir.OPTIONS),
+             "exchange": (EWS, exchange.OPTIONS), "graph": (M365, graph.OPTIONS)}
+OTHER_KEYS = ([("transport", name, k) for name, (_, o) in TRANSPORTS.items() for k in o]
+              + [("mailbox", name, k) for name, (_, o) in MAILBOXES.items()
+                 for k in {**o, **authn.OPTIONS}])
 
 
 def _write(folder: Path, data: dict[str, Any], name: str) -> None:
@@ -115,6 +126,53 @@ def test_any_value_of_any_settings_key(tmp_path_factory: pytest.TempPathFactory,
     _set(data, table, index, key, value)
     _write(folder, data, "clerk.toml")
     _checked(folder, "clerk.toml", f"{table}.{key}")
+
+
+def test_every_transport_and_mailbox_is_fuzzed():
+    """Each one clerk offers is in the fuzz below (or, smtp and imap, in the one above),
+    with every option its module declares."""
+    assert set(TRANSPORTS) | {"smtp", "memory"} == set(transports.REGISTRY)
+    assert set(MAILBOXES) | {"imap"} == set(transports.MAILBOXES)
+    for section, registry, table in (("transport", transports.REGISTRY, TRANSPORTS),
+                                     ("mailbox", transports.MAILBOXES, MAILBOXES)):
+        for name, (_, declared) in table.items():
+            assert declared == transports.options(name, registry), (section, name)
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(target=st.sampled_from(OTHER_KEYS), value=VALUES)
+def test_any_value_of_any_key_of_every_transport_and_mailbox(
+        tmp_path_factory: pytest.TempPathFactory, target: tuple[str, str, str], value: Any):
+    """outbox, exchange and graph sending; maildir, exchange and graph reading: each of
+    their keys with any value is a config or problems naming clerk.toml, the line and the
+    key; and a config that loads makes a transport and a mailbox without a traceback."""
+    folder = tmp_path_factory.mktemp("config")
+    shutil.copytree(EXAMPLE, folder / "g")
+    section, name, key = target
+    if section == "transport":
+        base, _ = TRANSPORTS[name]
+        data: dict[str, Any] = {"clerk": {"transport": name}, "transport": dict(base)}
+    else:
+        base, _ = MAILBOXES[name]
+        data = {"clerk": {"transport": "outbox", "mailbox": name},
+                "mailbox": {**base, "authserv_id": "mx.example"}}
+    data[section][key] = value
+    _write(folder, tomllib.loads(tomli_w.dumps(data)), "clerk.toml")
+    try:
+        config = config_mod.load(folder)
+    except ConfigError as exc:
+        assert exc.problems, exc
+        shown = [str(p) for p in exc.problems]
+        assert all(p.where.endswith("clerk.toml") and p.key and p.line
+                   for p in exc.problems), shown
+        assert any(p.key == f"{section}.{key}" for p in exc.problems), shown
+        return
+    s = config.settings
+    made = transports.load(s.transport, s.transport_options)
+    assert made.describe()
+    mailbox = transports.load_mailbox(s.mailbox, s.mailbox_options)
+    assert (mailbox is not None) is bool(s.mailbox) and repr(mailbox)
 
 
 @settings(max_examples=200, deadline=None,

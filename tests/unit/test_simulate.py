@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import Result
 
 from bot import config as config_mod
 from bot.domain.errors import ClerkError
@@ -146,3 +150,26 @@ def test_a_simulation_leaves_no_scratch_state_behind(config_dir: Path, tmp_path:
         simulate(config_dir, f"sqlite:///{tmp_path / 'none.sqlite'}",
                  datetime(2026, 12, 4, 4, 10, tzinfo=UTC), datetime(2026, 12, 6, tzinfo=UTC), None)
     assert list(scratch.iterdir()) == []
+
+
+def test_simulate_text_shows_each_instant_in_the_groups_zone_never_bare_utc(
+        clerk: Callable[..., Result], tmp_path: Path):
+    span = ("--from", "2026-11-30", "--until", "2027-04-30")
+    timeline = json.loads(clerk("simulate", *span, "--out", str(tmp_path / "a"), "--json")
+                          .output)
+    result = clerk("simulate", *span, "--out", str(tmp_path / "b"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()[:-1]  # the last one is the count
+    assert len(lines) == len(timeline) > 0
+    london = ZoneInfo("Europe/London")
+    for line, e in zip(lines, timeline, strict=True):
+        local = datetime.fromisoformat(e["at"]).astimezone(london)
+        assert line.startswith(f"{local:%Y-%m-%d %H:%M} {local:%Z}  "), (line, e["at"])
+    zones = {line.split()[2] for line in lines}
+    assert zones == {"GMT", "BST"}  # winter and summer time, each named
+    assert "UTC" not in result.output and "+00:00" not in result.output
+    # in summer the local hour is not UTC's: 09:00 BST is 08:00 UTC
+    summer = next(e for e, line in zip(timeline, lines, strict=True) if " BST " in line)
+    assert datetime.fromisoformat(summer["at"]).utcoffset() == timedelta(0)
+    assert datetime.fromisoformat(summer["at"]).astimezone(london).hour == \
+        datetime.fromisoformat(summer["at"]).hour + 1

@@ -218,6 +218,54 @@ def test_an_old_chasers_token_stops_working(
     assert snapshot.actions(store)[0].status == "open"
 
 
+def _closed_by_the_admin(store: Store, config_dir: Path, action: int, at: datetime) -> None:
+    from bot import config as config_mod
+    from bot.engine import action_log
+
+    (found,) = [a for a in snapshot.actions(store) if a.id == action]
+    done = action_log.apply(store, config_mod.load(config_dir).group("qa-leads"), found,
+                            "DONE", who="kim.osei@network.example", via="clerk actions done",
+                            now=at)
+    assert done == f"#{action} done"
+
+
+@pytest.mark.parametrize("body", ["DONE", "DONE #1", "NEW DATE 2027-03-01",
+                                  "UPDATE the tool is on the website"])
+def test_a_chaser_of_an_action_closed_since_changes_nothing(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store,
+        body: str):
+    action, chaser = _chaser(store, sent)
+    day = datetime(2026, 12, 9, 10, tzinfo=UTC)
+    _closed_by_the_admin(store, config_dir, action, day)
+    before = (snapshot.actions(store), store.action_history(action))
+    got = inbox(config_dir, store).apply(read_reply(mail_reply(chaser, AMAN, body)),
+                                         day + timedelta(hours=2))
+    assert not got.handled, got.detail  # filed unprocessed, for the admin to read
+    assert f"#{action} (Share the LADO tool) was closed (done) since this chaser went: " \
+        "nothing changed" in got.detail
+    assert (snapshot.actions(store), store.action_history(action)) == before
+    assert snapshot.state(store).replies == ()  # and no answer back to the owner
+
+
+def test_a_plain_done_never_lands_on_another_action_once_the_listed_one_is_closed(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
+    other = store.add_action({"group_id": "qa-leads", "meeting_id": "2027-q1", "topic": "T",
+                              "text": "Ask the LADO workers", "owners": (AMAN,),
+                              "due": date(2027, 2, 12)}, "test", "test", T0)
+    action, chaser = _chaser(store, sent)  # it lists both: a plain DONE would ask which
+    day = datetime(2026, 12, 9, 10, tzinfo=UTC)
+    _closed_by_the_admin(store, config_dir, action, day)
+    got = inbox(config_dir, store).apply(read_reply(mail_reply(chaser, AMAN, "DONE")),
+                                         day + timedelta(hours=2))
+    assert not got.handled and f"#{action} (Share the LADO tool) was closed" in got.detail
+    assert {a.id: a.status for a in snapshot.actions(store)} == {other: "open",
+                                                                 action: "done"}
+    # naming the open one still works
+    named = mail_reply(chaser, AMAN, f"DONE #{other}", message_id="<reply-2@m.example>")
+    assert inbox(config_dir, store).apply(read_reply(named), day + timedelta(hours=3)).handled
+    assert {a.status for a in snapshot.actions(store)} == {"done"}
+
+
 def test_a_replayed_new_date_does_not_move_the_date_back(
         sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store):
     _, chaser = _chaser(store, sent)
@@ -278,6 +326,29 @@ def test_apologies_by_mail_to_an_invitation(
         assert answers(store)[GAVIN][:2] == ("DECLINED", " ".join(body.split()))
     else:
         assert "does not read as apologies: for the admin to read" in got.detail
+        assert answers(store) == {}
+
+
+PACK_DAY = datetime(2027, 1, 7, 10, tzinfo=UTC)  # the q1 agenda pack goes (-7d)
+
+
+@pytest.mark.parametrize("body,applied", [
+    ("Apologies, I am on leave that week.", True),
+    ("Hi, the second paper will not open.", False),
+])
+def test_apologies_by_mail_to_the_agenda_pack(
+        sent: Callable[[datetime], list[EmailMessage]], config_dir: Path, store: Store,
+        body: str, applied: bool):
+    sent(T0)
+    pack = to(sent(PACK_DAY), GAVIN, "pack")
+    got = inbox(config_dir, store).apply(read_reply(mail_reply(pack, GAVIN, body)), PACK_DAY)
+    assert got.handled is applied, got.detail
+    if applied:
+        assert answers(store)[GAVIN][:2] == ("DECLINED", body)
+        assert f"{GAVIN} sent apologies for 2027-q1 by mail" in got.detail
+    else:
+        assert "a reply to the agenda pack of 2027-q1 from Gavin Swales that does not read " \
+            "as apologies: for the admin to read" in got.detail
         assert answers(store) == {}
 
 

@@ -32,8 +32,23 @@ VERSIONS = {  # the server's version → its build (exchangelib picks the API ve
     "Exchange2013_SP1": (15, 0, 847, 0),
     "Exchange2013": (15, 0, 0, 0),
 }
+
+
+def _server(v: Any) -> str:
+    """The EWS endpoint: a URL, or a host name meaning the usual path on it."""
+    server = _str(v).strip()
+    try:
+        host = urlsplit(server if "://" in server else f"https://{server}/").hostname
+    except ValueError as exc:
+        raise ValueError(f"{server!r} is not a URL nor a host name ({exc})") from None
+    if not host:
+        raise ValueError(f"{server!r} is not a URL nor a host name: write "
+                         "https://mail.example.org/EWS/Exchange.asmx or mail.example.org")
+    return server
+
+
 OPTIONS = {
-    "server": Option(REQUIRED, _str, "the EWS URL (https://mail.example.org/EWS/Exchange.asmx), "
+    "server": Option(REQUIRED, _server, "the EWS URL (https://mail.example.org/EWS/Exchange.asmx), "
                      "or the host name alone for that path on it"),
     "mailbox": Option(REQUIRED, _email, "the organiser's primary SMTP address"),
     "auth": Option("ntlm", _choice("ntlm", "basic", "oauth"),
