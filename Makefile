@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/idle_tick.py
 	$(BIN)/python bench/help_time.py
 	$(BIN)/python bench/smtp_throughput.py
+	$(BIN)/python bench/plan_scale.py --groups 50
 
 clean:
 	rm -rf $(VENV) state outbox

@@ -23,17 +23,42 @@ from bot.render import templates
 
 def template_problems(config: Config) -> list[Problem]:
     """Render every template each group uses against an example context."""
+    return [p for group in config.groups for p in _checked(group)[0]]
+
+
+def group_warnings(group: Group) -> list[Problem]:
+    """The group's rule timing, zone and meeting dates (:func:`timing_warnings`,
+    :func:`zone_problems`, :func:`calendar_warnings`)."""
+    return _checked(group)[1]
+
+
+def _checked(group: Group) -> tuple[list[Problem], list[Problem]]:
+    """A group's template problems and its other checks, made once per version of its
+    files (``Group.fingerprint``): a config loaded again after one group's edit checks that
+    group alone."""
+    found = _CHECKED.get(group.fingerprint) if group.fingerprint else None
+    if found is None:
+        found = (_template_problems(group),
+                 timing_warnings(group) + zone_problems(group) + calendar_warnings(group))
+        if group.fingerprint:
+            if len(_CHECKED) >= 4096:
+                _CHECKED.clear()
+            _CHECKED[group.fingerprint] = found
+    return found
+
+
+_CHECKED: dict[str, tuple[list[Problem], list[Problem]]] = {}  # by Group.fingerprint
+
+
+def _template_problems(group: Group) -> list[Problem]:
     from bot.plan.context import example_context
     from bot.plan.notices import other_examples
 
-    problems: list[Problem] = []
-    for group in config.groups:
-        uses = [(rule.id, rule.template, example_context(group, rule)) for rule in group.rules]
-        uses += [(rule.id, "cancellation", example_context(group, rule))
-                 for rule in group.rules if rule.kind == "invitation"]
-        uses += [(template, template, context) for template, context in other_examples(group)]
-        problems += [_placed(group, p) for p in templates.check(group, uses)]
-    return problems
+    uses = [(rule.id, rule.template, example_context(group, rule)) for rule in group.rules]
+    uses += [(rule.id, "cancellation", example_context(group, rule))
+             for rule in group.rules if rule.kind == "invitation"]
+    uses += [(template, template, context) for template, context in other_examples(group)]
+    return [_placed(group, p) for p in templates.check(group, uses)]
 
 
 def _placed(group: Group, problem: Problem) -> Problem:

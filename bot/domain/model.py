@@ -6,6 +6,7 @@ in the group's zone and stored as instants in UTC.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -189,6 +190,9 @@ class Group:
     minutes_approval: str = "admin"  # admin | chair | none: who releases held minutes
     guard: float = 0.2  # an edit cancelling or inviting more than this share is held
     desk: DeskPolicy = field(default_factory=DeskPolicy)
+    # changes whenever a file of the group's folder changes ("": not loaded from files);
+    # the planner keeps a group's part of the plan while it stays the same
+    fingerprint: str = ""
 
     @property
     def chair(self) -> Member | None:
@@ -257,10 +261,16 @@ class Config:
     warnings: tuple[Problem, ...] = ()
 
     def group(self, group_id: str) -> Group:
+        return self.by_id[group_id]
+
+    @functools.cached_property
+    def by_id(self) -> Mapping[str, Group]:
+        """The groups by id (the first of an id), looked up once: a send asks for its
+        group, and an install has thousands."""
+        found: dict[str, Group] = {}
         for g in self.groups:
-            if g.id == group_id:
-                return g
-        raise KeyError(group_id)
+            found.setdefault(g.id, g)
+        return found
 
 
 @dataclass(frozen=True)

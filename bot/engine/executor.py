@@ -9,6 +9,7 @@ is not found — so a crash costs at most one duplicate (RFC 1047: exactly-once 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -60,9 +61,11 @@ class Executor(Recovery):
         transport.mailbox = mailbox  # a Sent copy, and the look-up after a crash
         self.stop = stop or threading.Event()
         self._plan: Plan | None = None
+        self._parts = planner.PlanCache()  # each group's part of it
         self._by_key: dict[str, Desired] = {}
         self._stamp: tuple[str, int] | None = None
         self._noted = ""  # the config fingerprint whose rosters the store has noted
+        self._noted_groups: dict[str, str] = {}  # group id -> its Group.fingerprint noted
         self._token_secret: bytes | None = None
         self.batch = 1000  # due rows fetched at a time
         self._in_flight: tuple[str, Callable[[], None]] | None = None  # (key, finish)
@@ -81,28 +84,41 @@ class Executor(Recovery):
         if (plan is not None and stamp == self._stamp
                 and (plan.valid_until is None or now < plan.valid_until)):
             return plan, None
+        # the old plan goes before the new one is made: never two in memory (the groups'
+        # parts kept for the new one are shared, not copied)
+        self._plan, self._by_key, plan = None, {}, None
         if stamp[0] != self._noted:  # the config changed: when did each roster row?
+            # the groups whose files changed (all of them, the first time)
+            edited = [g for g in self.config.groups
+                      if not g.fingerprint or self._noted_groups.get(g.id) != g.fingerprint]
             self.store.note_roster({g.id: {m.email: m.row for m in g.members}
-                                    for g in self.config.groups}, now)
+                                    for g in edited}, now)
             self._noted = stamp[0]
+            self._noted_groups = {g.id: g.fingerprint for g in self.config.groups}
             stamp = (stamp[0], self.store.facts_version())
         state = snapshot.state(self.store)
-        plan = planner.plan(self.config, state, now)
-        counts = self.record(plan, now, state.keys)
+        self._parts.use_facts(stamp[1])
+        plan = planner.plan(self.config, state, now, self._parts)
+        self._by_key = plan.by_key()
+        counts = self.record(plan, now, state.keys, self._by_key)
+        del state
         # the facts as they were when the snapshot was taken (read before it), plus our own
         # bump for recording revisions: any other change made meanwhile (another process)
         # leaves the versions apart, and the next tick plans again
         after = self.store.facts_version()
         ours = stamp[1] + (1 if plan.revisions else 0)
-        self._plan, self._by_key = plan, plan.by_key()
+        self._plan = plan
         self._stamp = (stamp[0], after) if after == ours else stamp
+        if after == ours:
+            self._parts.advance(after)
         return plan, counts
 
-    def record(self, plan: Plan, now: datetime,
-               existing: Mapping[str, str]) -> tuple[int, int, int]:
+    def record(self, plan: Plan, now: datetime, existing: Mapping[str, str],
+               wanted: Mapping[str, Desired] | None = None) -> tuple[int, int, int]:
         """Write the plan into the ledger: insert new rows (``existing`` holds the keys the
         plan was made with; a key another worker recorded meanwhile is skipped), update
-        unsent ones, withdraw rows no longer wanted. Returns (recorded, updated, withdrawn)."""
+        unsent ones, withdraw rows no longer wanted (``wanted``: the plan by key, when the
+        caller has it). Returns (recorded, updated, withdrawn)."""
         recorded = updated = withdrawn = 0
         with self.store.atomic() as conn:
             for r in plan.revisions:
@@ -111,43 +127,50 @@ class Executor(Recovery):
                                            r.restart, now)
             if plan.revisions:
                 self.store.bump_facts(conn)
-            active = self.store.active_rows(conn)
-            new = [_row_values(d, now, d.initial) for d in plan.messages
-                   if d.key not in existing]
-            recorded = self.store.insert_rows(conn, new)  # less those another worker did
+            if wanted is None:
+                wanted = plan.by_key()
+            # the rows recorded before, a batch at a time (bounded memory), then the new
+            # ones; each change only while the row is as read: another worker may be
+            # sending it
+            for rows in self.store.active_rows(conn, self.batch * 10):
+                for row in rows:
+                    key = row.key
+                    d = wanted.get(key)
+                    was = (row.state,)
+                    if row.state == "skipped_late":
+                        if d is None or d.latest <= now or d.initial == "skipped_late":
+                            continue  # still too late: it stays as it was recorded
+                        updated += self.store.update_row(
+                            conn, key, now, "timely again after an edit", expect=was,
+                            state=d.initial, send_at=d.send_at, latest_at=d.latest,
+                            subject=d.subject, reason=d.reason)
+                        continue
+                    if d is None:
+                        if row.state != "withdrawn":
+                            withdrawn += self.store.update_row(conn, key, now,
+                                                               "no longer in the plan",
+                                                               expect=was, state="withdrawn")
+                        continue
+                    values: dict[str, Any] = {}
+                    if row.state == "withdrawn":
+                        values["state"] = d.initial
+                    if d.hold and row.state in ("planned", "retry"):
+                        values["state"] = "held"
+                    if (row.send_at, row.latest_at, row.subject, row.reason,
+                            row.recipient_name) != d.digest_fields():
+                        values.update(send_at=d.send_at, latest_at=d.latest,
+                                      subject=d.subject, reason=d.reason,
+                                      recipient_name=d.recipient.name)
+                    if values:
+                        updated += self.store.update_row(conn, key, now, "plan changed",
+                                                         expect=was, **values)
+            new = (d for d in plan.messages if d.key not in existing)
+            while batch := [_row_values(d, now, d.initial)
+                            for d in itertools.islice(new, self.batch)]:
+                # a batch at a time (bounded memory), less those another worker did
+                recorded += self.store.insert_rows(conn, batch)
             if recorded:
                 log.info("planned %d new message(s)", recorded)
-            wanted = plan.by_key()
-            # each change only while the row is as read: another worker may be sending it
-            for key, row in active.items():
-                d = wanted.get(key)
-                was = (row.state,)
-                if row.state == "skipped_late":
-                    if d is None or d.latest <= now or d.initial == "skipped_late":
-                        continue  # still too late: it stays as it was recorded
-                    updated += self.store.update_row(
-                        conn, key, now, "timely again after an edit", expect=was,
-                        state=d.initial, send_at=d.send_at, latest_at=d.latest,
-                        subject=d.subject, reason=d.reason)
-                    continue
-                if d is None:
-                    if row.state != "withdrawn":
-                        withdrawn += self.store.update_row(conn, key, now,
-                                                           "no longer in the plan",
-                                                           expect=was, state="withdrawn")
-                    continue
-                values: dict[str, Any] = {}
-                if row.state == "withdrawn":
-                    values["state"] = d.initial
-                if d.hold and row.state in ("planned", "retry"):
-                    values["state"] = "held"
-                if (row.send_at, row.latest_at, row.subject, row.reason,
-                        row.recipient_name) != d.digest_fields():
-                    values.update(send_at=d.send_at, latest_at=d.latest, subject=d.subject,
-                                  reason=d.reason, recipient_name=d.recipient.name)
-                if values:
-                    updated += self.store.update_row(conn, key, now, "plan changed",
-                                                     expect=was, **values)
         return recorded, updated, withdrawn
 
     # --- sending -------------------------------------------------------------------------
@@ -253,7 +276,7 @@ class Executor(Recovery):
 
     def _opening(self, group_id: str, instant: datetime) -> datetime:
         """When the group's send window is next open at or after ``instant``."""
-        group = next((g for g in self.config.groups if g.id == group_id), None)
+        group = self.config.by_id.get(group_id)
         if group is None or group.window is None:
             return instant
         return windows.next_opening(group.window, group.zone, instant)

@@ -313,11 +313,24 @@ class Store(Facts, DeskFacts, ActionFacts):
 
     # --- the ledger --------------------------------------------------------------------
 
-    def active_rows(self, conn: Connection) -> dict[str, Any]:
-        cols = [ledger.c.key, ledger.c.state, ledger.c.send_at, ledger.c.latest_at,
-                ledger.c.subject, ledger.c.reason, ledger.c.recipient_name]
-        rows = conn.execute(sa.select(*cols).where(ledger.c.state.in_(ACTIVE + REVIVABLE)))
-        return {r.key: r for r in rows}
+    def active_rows(self, conn: Connection, batch: int = 10_000) -> Iterator[list[Any]]:
+        """The rows a plan may still change (not sent, or revivable), ``batch`` at a time in
+        the order they were recorded: the whole ledger is never in memory at once, and the
+        caller may update the rows of one batch before the next is read."""
+        cols = [ledger.c.id, ledger.c.key, ledger.c.state, ledger.c.send_at,
+                ledger.c.latest_at, ledger.c.subject, ledger.c.reason, ledger.c.recipient_name]
+        # the state through a function, so that the database walks the ids in order for each
+        # batch rather than every row of those states through their index, then a sort
+        state = sa.func.coalesce(ledger.c.state, "")
+        last = 0
+        while True:
+            rows = list(conn.execute(sa.select(*cols).where(
+                state.in_(ACTIVE + REVIVABLE), ledger.c.id > last,
+            ).order_by(ledger.c.id).limit(batch)))
+            if not rows:
+                return
+            yield rows
+            last = rows[-1].id
 
     def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
         """Insert ledger rows; a key already there (another worker's) is left as it is, and

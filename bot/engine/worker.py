@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from bot import config as config_mod
-from bot.config.files import stat_signature
+from bot.config.files import Watch
 from bot.domain.errors import ClerkError, StoreError
 from bot.domain.timeutil import utcnow
 from bot.engine.executor import Executor
@@ -30,7 +30,7 @@ class Worker:
         self.executor = executor
         self.folder = folder
         self.clock = clock  # the real clock, or a rehearsal's (``clerk --now TIME run``)
-        self.signature = stat_signature(folder)
+        self.watch = Watch(folder)
         self.stop = executor.stop
         self.ticks = 0
         # the kind of store failure the last tick met (bot/engine/failures.py), said once
@@ -40,16 +40,19 @@ class Worker:
         """Pick up config edits; a config with problems is reported (the log; the store, so
         that `clerk status` and, past the settle window, the admin hear of it) and the old
         one kept."""
-        signature = stat_signature(self.folder)
-        if signature == self.signature:
+        if not self.watch.changed():
             return
-        self.signature = signature
+        # the groups of the config in use whose folders did not change are taken as they are
+        reuse = None if self.watch.relisted else {
+            g.folder: g for g in self.executor.config.groups
+            if g.folder not in self.watch.edited}
         from bot.render.templates import clear_cache
 
         clear_cache()
         store = self.executor.store
         try:
-            self.executor.use_config(config_mod.load(self.folder))
+            self.executor.use_config(config_mod.load(self.folder, reuse))
+            self.watch.settled()
             store.clear_config_problems()
             log.info("config reloaded from %s", self.folder)
         except ClerkError as exc:

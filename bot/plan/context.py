@@ -25,6 +25,15 @@ def person(p: Person) -> dict[str, str]:
 def member(m: Member) -> dict[str, str]:
     return {"name": m.name, "email": m.email, "organisation": m.organisation, "role": m.role}
 
+
+def recipient(group: Group, p: Person, state: State) -> dict[str, str]:
+    """Who a rule's message goes to, as its templates see them: one dict per person,
+    shared by all their messages of the snapshot."""
+    if isinstance(p, Member):
+        return state.shared(group, ("recipient", p), lambda: member(p))
+    return state.shared(group, ("recipient", p), lambda: dict(person(p), organisation="",
+                                                              role=""))
+
 BUCKETS = {"ACCEPTED": "accepted", "TENTATIVE": "tentative", "DECLINED": "declined"}
 
 def rsvp_summary(group: Group, meeting: Meeting, state: State) -> dict[str, list[dict[str, str]]]:
@@ -95,7 +104,7 @@ def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
     before = [m for m in group.meetings if m.start < meeting.start and not m.cancelled]
     since = before[-1].start.date() if before else None
     names = {m.email: m for m in group.members}
-    tracker = [a for a in state.actions if a.group == group.id and (
+    tracker = [a for a in state.group_actions(group.id) if (
         a.status == "open" or (since is not None and a.completed is not None
                                and a.completed >= since))]
     tracker.sort(key=lambda a: (a.status != "open", a.due, a.id))
@@ -105,14 +114,15 @@ def run_up(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
                      "owner": "all members" if "*" in a.owners else ", ".join(
                          names[o].name if o in names else o for o in a.owners),
                      "due": a.due, "completed": a.completed} for a in tracker],
-        "nudges": [{"text": n.text, "from": _agreed_at(group, n.meeting)} for n in state.nudges
-                   if n.group == group.id and (found := nudge_meeting(group, n)) is not None
+        "nudges": [{"text": n.text, "from": _agreed_at(group, n.meeting)}
+                   for n in state.group_nudges(group.id)
+                   if (found := nudge_meeting(group, n)) is not None
                    and found.id == meeting.id],
         "proposals": [{"item": item, "by": names[email].name if email in names else
                        f"the minutes of {email.split(':', 1)[1]}"
                        if email.startswith("minutes:") else email}
-                      for (g, m, email, item) in state.proposals
-                      if g == group.id and m == meeting.id],
+                      for (_, m, email, item) in state.group_proposals(group.id)
+                      if m == meeting.id],
         "returns": [{"organisation": org, "status": _return_status(state, group, meeting, org,
                                                                    asked)}
                     for org in sorted({m.organisation for m in group.leads()})] if asked
@@ -130,14 +140,23 @@ def _agreed_at(group: Group, meeting_id: str) -> str:
 
 def _return_status(state: State, group: Group, meeting: Meeting, org: str,
                    asked: list[str]) -> str:
-    found = {state.submitted[key] for key in state.submitted
-             if key[:2] == (group.id, meeting.id) and key[3] == org and key[2] in asked}
+    found = {status for key, status in state.group_submitted(group.id)
+             if key[1] == meeting.id and key[3] == org and key[2] in asked}
     if "submitted" in found:
         return "submitted"
     return "nil return" if found else "outstanding"
 
 def meeting_context(group: Group, meeting: Meeting,
                     state: State | None = None) -> dict[str, Any]:
+    """What templates know of a meeting: made once per snapshot and shared by all the
+    meeting's messages."""
+    if state is None:
+        return _meeting_context(group, meeting, State())
+    return state.shared(group, ("meeting", meeting), lambda: _meeting_context(
+        group, meeting, state))
+
+
+def _meeting_context(group: Group, meeting: Meeting, state: State) -> dict[str, Any]:
     tz = timeutil.zone(group.zone)
     series = _series_of(group, meeting)
     return {
@@ -146,8 +165,8 @@ def meeting_context(group: Group, meeting: Meeting,
         "duration": timeutil.format_duration(meeting.duration),
         "location": meeting.location, "link": meeting.link,
         "description": meeting.description, "agenda": list(meeting.items),
-        "rsvp": rsvp_summary(group, meeting, state or State()),
-        **run_up(group, meeting, state or State()),
+        "rsvp": rsvp_summary(group, meeting, state),
+        **run_up(group, meeting, state),
         # a series: each of its meetings as it is now (moved, cancelled)
         "occurrences": [{"start": o.start.astimezone(tz), "end": o.end.astimezone(tz),
                          "cancelled": o.cancelled, "moved": o.start != o.recurrence_id,

@@ -148,7 +148,7 @@ def report(group: Group, state: State, now: datetime, *,
         "config_since": problems[1].astimezone(tz).isoformat() if problems else None,
         "config_since_text": when_text(problems[1].astimezone(tz)) if problems else None,
     }
-    for a in sorted((a for a in state.actions if a.group == group.id and a.status == "open"),
+    for a in sorted((a for a in state.group_actions(group.id) if a.status == "open"),
                     key=lambda a: (a.due, a.id)):
         last = chased.stalled.get(a.id)
         gone = ", ".join(chased.gone.get(a.id, ()))
@@ -408,11 +408,8 @@ def admin_digests(config: Config, state: State, now: datetime, horizon: list[dat
             due.append((group, days))
     if not due:
         return []  # most plans: no need to look through the ledger
-    ledger: dict[str, dict[str, str]] = {g.id: {} for g, _ in due}
-    for key, st in state.keys.items():
-        mine = ledger.get(key.partition("/")[0])
-        if mine is not None and (st == "held" or f"/-/{DIGEST_RULE}/" in key):
-            mine[key] = st
+    ledger = {g.id: {key: st for key, st in state.group_keys(g.id).items()
+                     if st == "held" or f"/-/{DIGEST_RULE}/" in key} for g, _ in due}
     due = [(g, [d for d in days if not any(  # a week's digest done: nothing more that week
         st in _DONE for k, st in ledger[g.id].items() if k.startswith(_base(g) + _week(d)))])
         for g, days in due]

@@ -92,16 +92,10 @@ def _newcomer(m: Desired, state: State) -> bool:
 def _renamed(group: Group, ids: set[str], state: State) -> str:
     """The group's id before, when it has no messages of its own yet (none but held ones)
     but most of its members had their messages under an id no longer in the config."""
-    prefix = f"{group.id}/"
-    if any(k.startswith(prefix) and s != "held" for k, s in state.keys.items()):
+    if any(s != "held" for s in state.group_keys(group.id).values()):
         return ""
-    others: dict[str, set[str]] = {}
-    for key in state.keys:
-        parts = key.split("/")
-        if len(parts) > 3 and parts[1] != "-":
-            others.setdefault(parts[0], set()).add(parts[3])
     members = {m.email for m in group.attendees}
-    for old, emails in sorted(others.items()):
+    for old, emails in sorted(state.recipients_by_group().items()):
         if old not in ids and members and len(members & emails) * 2 > len(members):
             return old
     return ""

@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.domain.model import Desired, Group, Meeting
-from bot.plan.context import meeting_context, member, person, shared_context_group
+from bot.plan.context import (
+    meeting_context,
+    member,
+    person,
+    recipient,
+    shared_context_group,
+)
 from bot.plan.state import State
 from bot.render.templates import render
 
@@ -22,7 +28,8 @@ def minutes_messages(group: Group, state: State, now: datetime,
     member, held for approval (``minutes_approval``) until released; a member who joined
     since the minutes before gets the joining instructions too, once."""
     out = []
-    received = _minutes_received(group, state)
+    received, released_in = _minutes_sent(group, state)
+    invited = _first_invited(group, state)
     for meeting in group.meetings:
         path = group.minutes.get(meeting.id)
         if path is None:
@@ -33,16 +40,14 @@ def minutes_messages(group: Group, state: State, now: datetime,
             continue
         horizon.append(latest)
         prefix = f"{group.id}/{meeting.id}/minutes/"
-        released = any(k.startswith(prefix) and st in ("planned", "retry", "sending", "sent")
-                       for k, st in state.keys.items())
+        released = meeting.id in released_in
         # minutes the admin mailed wait for her APPROVE whatever minutes_approval says: she
         # was sent a summary of them first (bot/engine/desk.py)
         version = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else ""
-        by_mail = any((x.group, x.meeting, x.digest) == (group.id, meeting.id, version)
-                      for x in state.mailed_minutes)
-        said = [d.decision for d in state.decisions
-                if (d.group, d.meeting, d.subject, d.version) == (group.id, meeting.id,
-                                                                  MINUTES, version)]
+        by_mail = any((x.meeting, x.digest) == (meeting.id, version)
+                      for x in state.group_mailed_minutes(group.id))
+        said = [d.decision for d in state.group_decisions(group.id)
+                if (d.meeting, d.subject, d.version) == (meeting.id, MINUTES, version)]
         hold = ((group.minutes_approval != "none" or by_mail) and not released
                 and said[-1:] != ["approved"]) or said[-1:] == ["held"]
         shared = {
@@ -50,8 +55,8 @@ def minutes_messages(group: Group, state: State, now: datetime,
             "admin": person(group.admin), "meeting": meeting_context(group, meeting, state),
             "file": path.name}
         for m in group.attendees:
-            new = _newcomer(group, meeting, m.email, received, state)
-            ctx = dict(shared, recipient=member(m), new_member=new)
+            new = _newcomer(group, meeting, m.email, received, invited)
+            ctx = dict(shared, recipient=recipient(group, m, state), new_member=new)
             out.append(Desired(
                 key=prefix + m.email, group=group.id,
                 meeting=meeting.id, rule=MINUTES, kind=MINUTES, recipient=m, send_at=send_at,
@@ -79,19 +84,37 @@ def approval_key(group: Group, meeting: str, chair: str, path: Path) -> str:
     return f"{group.id}/{meeting}/minutes-approval/{chair}/{version}"
 
 
-def _minutes_received(group: Group, state: State) -> dict[str, set[str]]:
-    """Per member, the meetings whose minutes they were sent (or are being sent)."""
-    out: dict[str, set[str]] = {}
-    for key, st in state.keys.items():
-        parts = key.split("/")
-        if len(parts) == 4 and parts[0] == group.id and parts[2] == MINUTES and st in (
-                "sending", "sent"):
-            out.setdefault(parts[3], set()).add(parts[1])
-    return out
+def _minutes_sent(group: Group, state: State) -> tuple[dict[str, set[str]], set[str]]:
+    """Per member, the meetings whose minutes they were sent (or are being sent); and the
+    meetings whose minutes were released (a row of them planned, retrying, sending or sent)."""
+    received: dict[str, set[str]] = {}
+    released: set[str] = set()
+    for key, st in state.group_keys(group.id).items():
+        parts = key.split("/", 3)
+        if len(parts) < 4 or parts[2] != MINUTES:
+            continue
+        if st in ("sending", "sent") and "/" not in parts[3]:
+            received.setdefault(parts[3], set()).add(parts[1])
+        if st in ("planned", "retry", "sending", "sent"):
+            released.add(parts[1])
+    return received, released
+
+
+def _first_invited(group: Group, state: State) -> tuple[datetime, dict[str, datetime]] | None:
+    """When clerk first planned the group's invitations (the roster as it stood then), and
+    when each person's first was planned; None before any."""
+    seen = state.group_first_planned(group.id)
+    if not seen:
+        return None
+    joined: dict[str, datetime] = {}
+    for _, email, at in seen:
+        if email not in joined or at < joined[email]:
+            joined[email] = at
+    return min(joined.values()), joined
 
 
 def _newcomer(group: Group, meeting: Meeting, email: str, received: dict[str, set[str]],
-              state: State) -> bool:
+              invited: tuple[datetime, dict[str, datetime]] | None) -> bool:
     """Whether a member gets the joining instructions with these minutes: they were sent no
     earlier minutes though others were; or, before clerk circulated any, they were first
     invited after the meeting before (and after go-live)."""
@@ -103,12 +126,10 @@ def _newcomer(group: Group, meeting: Meeting, email: str, received: dict[str, se
         return True
     before = [m for m in group.meetings if m.start < meeting.start and not m.cancelled]
     since = before[-1].start if before else meeting.start
-    seen = [(e, at) for (g, _u, e, _s), at in state.first_planned.items() if g == group.id]
-    if not seen:
+    if invited is None:
         return False
-    start = min(at for _, at in seen)  # clerk's first plan: the roster as it stood then
-    joined = min(at for e, at in seen if e == email) if any(e == email for e, _ in seen) \
-        else None
+    start, first = invited
+    joined = first.get(email)
     return joined is not None and joined > max(since, start + timedelta(hours=1))
 
 

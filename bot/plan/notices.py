@@ -99,9 +99,7 @@ def _nudge_notes(group: Group, state: State, now: datetime,
     tz = timeutil.zone(group.zone)
     to = group.chair or group.admin
     out = []
-    for n in state.nudges:
-        if n.group != group.id:
-            continue
+    for n in state.group_nudges(group.id):
         target = nudge_meeting(group, n)
         opens = n.start
         if target is not None and target.start.date() < n.start:
@@ -205,7 +203,7 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
     only when there is one."""
     tz = timeutil.zone(group.zone)
     today = now.astimezone(tz).date()
-    mine = [a for a in state.actions if a.group == group.id and a.status == "open"]
+    mine = [a for a in state.group_actions(group.id) if a.status == "open"]
     out = []
     last = until.astimezone(tz).date() if until is not None else today + timedelta(weeks=8)
     for day in actions.summary_days(group, today - timedelta(days=1), last):

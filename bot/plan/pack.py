@@ -33,8 +33,8 @@ def pack_prefixes(group: Group, meeting: Meeting) -> list[str]:
 
 def decided(state: State, group: Group, meeting: str) -> Decision | None:
     """The admin's last APPROVE or HOLD of a meeting's pack."""
-    found = [d for d in state.decisions
-             if (d.group, d.meeting, d.subject) == (group.id, meeting, PACK)]
+    found = [d for d in state.group_decisions(group.id)
+             if (d.meeting, d.subject) == (meeting, PACK)]
     return found[-1] if found else None
 
 

@@ -22,7 +22,6 @@ from bot.domain.model import (
     Desired,
     Group,
     Meeting,
-    Member,
     Offset,
     Person,
     Rule,
@@ -33,8 +32,7 @@ from bot.plan.context import (
     _chased,
     _deadline,
     _series_of,
-    member,
-    person,
+    recipient,
     shared_context,
 )
 from bot.plan.desk_report import admin_digests
@@ -53,7 +51,7 @@ from bot.plan.state import State
 from bot.render import templates
 from bot.render.templates import render
 
-__all__ = ["Plan", "State", "plan"]
+__all__ = ["Plan", "PlanCache", "State", "plan"]
 
 
 MISSED = "skipped_late"
@@ -102,30 +100,72 @@ def audience(group: Group, rule: Rule) -> list[Person]:
         return list(group.leads())
     return list(group.attendees)
 
-def plan(config: Config, state: State, now: datetime) -> Plan:
+@dataclass(frozen=True)
+class GroupPlan:
+    """One group's own part of a plan: the messages of its rules, series, undelivered
+    digest, nudge notes and minutes; the revisions they need recorded; and until when time
+    alone leaves them as they are."""
+
+    messages: tuple[Desired, ...]
+    revisions: tuple[NewRevision, ...]
+    valid_until: datetime | None
+
+
+class PlanCache:
+    """Each group's part of the last plan, kept while its files (``Group.fingerprint``) and
+    the planner's facts (``facts``, the store's version: any change re-plans every group)
+    are as they were and its ``valid_until`` is ahead: a re-plan after one group's edit, or
+    when one group's time comes, plans that group alone. A part that needs revisions
+    recorded serves again only once the executor says they were (``advance``)."""
+
+    def __init__(self) -> None:
+        self.facts: object = None
+        self._groups: dict[str, tuple[str, GroupPlan]] = {}
+        self.planned: list[str] = []  # the groups the last plan() planned anew
+
+    def use_facts(self, facts: object) -> None:
+        """The facts the next plan is made from; all is planned anew when they changed."""
+        if facts != self.facts:
+            self._groups.clear()
+            self.facts = facts
+
+    def advance(self, facts: object) -> None:
+        """The facts moved on by recording the last plan's revisions alone: its parts hold,
+        as a plan made now would make them (with nothing left to record)."""
+        self.facts = facts
+        self._groups = {g: (f, replace(part, revisions=())) if part.revisions else (f, part)
+                        for g, (f, part) in self._groups.items()}
+
+    def get(self, group: Group, now: datetime) -> GroupPlan | None:
+        found = self._groups.get(group.id)
+        if found is None or not group.fingerprint or found[0] != group.fingerprint:
+            return None
+        part = found[1]
+        if part.revisions:
+            return None  # not known to be recorded
+        return part if part.valid_until is None or now < part.valid_until else None
+
+    def keep(self, group: Group, part: GroupPlan) -> None:
+        self._groups[group.id] = (group.fingerprint, part)
+
+
+def plan(config: Config, state: State, now: datetime, cache: PlanCache | None = None) -> Plan:
     messages: list[Desired] = []
     revisions: list[NewRevision] = []
     horizon: list[datetime] = []
+    if cache is not None:
+        cache.planned = []
     for group in config.groups:
-        for meeting in group.meetings:
-            for rule in group.rules:
-                if meeting.cancelled and rule.kind != "invitation":
-                    continue  # a cancelled meeting gets only its CANCELs
-                if meeting.series and rule.kind == "invitation":
-                    continue  # a series is invited as a whole, below
-                if rule.kind == "minutes_due" and meeting.id in group.minutes:
-                    continue  # the minutes are in: no reminder
-                messages += _plan_rule(group, meeting, rule, state, now, revisions, horizon)
-        for series in group.series:
-            for rule in group.rules:
-                if rule.kind == "invitation":
-                    messages += _plan_rule(group, series.master, rule, state, now, revisions,
-                                           horizon)
-        untold = tuple(u for u in state.undelivered.get(group.id, ()) if not u.notified)
-        if untold:
-            messages.append(_undelivered_notice(group, untold))
-        messages += _nudge_notes(group, state, now, horizon)
-        messages += minutes_messages(group, state, now, horizon)
+        part = cache.get(group, now) if cache is not None else None
+        if part is None:
+            part = group_plan(group, state, now)
+            if cache is not None:
+                cache.keep(group, part)
+                cache.planned.append(group.id)
+        messages += part.messages
+        revisions += part.revisions
+        if part.valid_until is not None:
+            horizon.append(part.valid_until)
     messages += action_chasers(config, state, now, horizon)
     messages += config_notices(config, state)
     messages += owed_replies(config, state, now)
@@ -137,6 +177,33 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
     messages, trips = guard(config, state, messages, now)
     return Plan(tuple(_in_window(config, messages)), tuple(revisions),
                 min(horizon) if horizon else None, tuple(trips))
+
+def group_plan(group: Group, state: State, now: datetime) -> GroupPlan:
+    """The group's own part of the plan (:class:`GroupPlan`)."""
+    messages: list[Desired] = []
+    revisions: list[NewRevision] = []
+    horizon: list[datetime] = []
+    for meeting in group.meetings:
+        for rule in group.rules:
+            if meeting.cancelled and rule.kind != "invitation":
+                continue  # a cancelled meeting gets only its CANCELs
+            if meeting.series and rule.kind == "invitation":
+                continue  # a series is invited as a whole, below
+            if rule.kind == "minutes_due" and meeting.id in group.minutes:
+                continue  # the minutes are in: no reminder
+            messages += _plan_rule(group, meeting, rule, state, now, revisions, horizon)
+    for series in group.series:
+        for rule in group.rules:
+            if rule.kind == "invitation":
+                messages += _plan_rule(group, series.master, rule, state, now, revisions,
+                                       horizon)
+    untold = tuple(u for u in state.undelivered.get(group.id, ()) if not u.notified)
+    if untold:
+        messages.append(_undelivered_notice(group, untold))
+    messages += _nudge_notes(group, state, now, horizon)
+    messages += minutes_messages(group, state, now, horizon)
+    return GroupPlan(tuple(messages), tuple(revisions), min(horizon) if horizon else None)
+
 
 def _not_bouncing(config: Config, state: State, messages: list[Desired]) -> list[Desired]:
     """Nothing more to an address that bounced for good, until its roster row changes (the
@@ -164,10 +231,17 @@ def _on_server(state: State, messages: list[Desired]) -> list[Desired]:
 def _in_window(config: Config, messages: list[Desired]) -> list[Desired]:
     """Each message at its send time, or the group's window's next opening after it."""
     groups = {g.id: g for g in config.groups}
+    opening: dict[tuple[str, datetime], datetime] = {}  # a rule's messages share a send time
     out = []
     for m in messages:
         g = groups[m.group]
-        at = windows.next_opening(g.window, g.zone, m.send_at) if g.window else m.send_at
+        if g.window:
+            at = opening.get((g.id, m.send_at))
+            if at is None:
+                at = opening[(g.id, m.send_at)] = windows.next_opening(g.window, g.zone,
+                                                                       m.send_at)
+        else:
+            at = m.send_at
         if at > m.latest:
             at = m.send_at  # the window would make it too late: it goes as it was due
         out.append(m if at == m.send_at else replace(m, send_at=at))
@@ -202,7 +276,7 @@ def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: da
     shared = shared_context(group, meeting, rule, state)
     # per (method, sequence, first) when no one is named
     subjects: dict[tuple[str, int, bool], str] = {}
-    return [_desired(group, meeting, rule, s, shared, latest, initial, subjects)
+    return [_desired(group, meeting, rule, s, shared, latest, initial, subjects, state)
             for s in specs]
 
 def _key(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec) -> str:
@@ -211,10 +285,9 @@ def _key(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec) -> str:
 
 def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
              shared: dict[str, Any], latest: datetime, initial: str,
-             subjects: dict[tuple[str, int, bool], str]) -> Desired:
+             subjects: dict[tuple[str, int, bool], str], state: State) -> Desired:
     p = spec.recipient
-    context = dict(shared, recipient=member(p) if isinstance(p, Member) else
-                   dict(person(p), organisation="", role=""))
+    context = dict(shared, recipient=recipient(group, p, state))
     kind, template = rule.kind, rule.template
     if spec.method:  # a first invitation says so, whatever the meeting's revision
         context["revision"] = 0 if spec.first else spec.sequence
@@ -243,8 +316,8 @@ def _subject(group: Group, template: str, context: dict[str, Any], spec: InviteS
 def _recipients(group: Group, meeting: Meeting, rule: Rule, state: State) -> list[Person]:
     recipients = audience(group, rule)
     if rule.kind == "chaser":
-        done = {org for (g, m, r, org) in state.submitted
-                if (g, m, r) == (group.id, meeting.id, rule.chases)}
+        done = {org for (_, m, r, org), _status in state.group_submitted(group.id)
+                if (m, r) == (meeting.id, rule.chases)}
         recipients = [p for p in recipients if getattr(p, "organisation", None) not in done]
     return recipients
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 from bot.domain.model import (
     Action,
@@ -12,6 +13,8 @@ from bot.domain.model import (
     Revision,
 )
 from bot.plan.invites import Held
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -134,3 +137,79 @@ class State:
     mailed_minutes: tuple[MailedMinutes, ...] = ()  # oldest first
     questions: tuple[Question, ...] = ()
     decisions: tuple[Decision, ...] = ()  # oldest first
+    # what the planner looks up per group, indexed on first use (once per snapshot): a
+    # lookup costs the group's facts, not the install's (bench/plan_scale.py)
+    _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                   compare=False)
+
+    def _grouped(self, name: str, items: Iterable[T], group_of: Callable[[T], str],
+                 group: str) -> tuple[T, ...]:
+        index: dict[str, tuple[T, ...]] | None = self._index.get(name)
+        if index is None:
+            found: dict[str, list[T]] = {}
+            for item in items:
+                found.setdefault(group_of(item), []).append(item)
+            index = self._index[name] = {g: tuple(v) for g, v in found.items()}
+        return index.get(group, ())
+
+    def group_keys(self, group: str) -> Mapping[str, str]:
+        """The ledger keys of ``group``'s own messages (``<group>/…``) and their states."""
+        index: dict[str, dict[str, str]] | None = self._index.get("keys")
+        if index is None:
+            index = {}
+            for key, st in self.keys.items():
+                index.setdefault(key.partition("/")[0], {})[key] = st
+            self._index["keys"] = index
+        return index.get(group, {})
+
+    def shared(self, owner: object, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``, made once per snapshot for ``owner`` (a loaded group) and ``key``, and
+        shared by every message that shows it (a meeting's context is the same in each of
+        its messages): the plan's memory grows with meetings, not with their recipients.
+        Shared values are read, never changed."""
+        memo: dict[tuple[int, Hashable], tuple[object, Any]] = self._index.setdefault(
+            "shared", {})
+        found = memo.get((id(owner), key))
+        if found is None or found[0] is not owner:  # the owner kept: its id is not reused
+            found = memo[(id(owner), key)] = (owner, make())
+        value: T = found[1]
+        return value
+
+    def recipients_by_group(self) -> Mapping[str, set[str]]:
+        """Per group id in the ledger, who its meetings' messages went to (or would)."""
+        found: dict[str, set[str]] | None = self._index.get("recipients")
+        if found is None:
+            found = self._index["recipients"] = {}
+            for key in self.keys:
+                parts = key.split("/")
+                if len(parts) > 3 and parts[1] != "-":
+                    found.setdefault(parts[0], set()).add(parts[3])
+        return found
+
+    def group_actions(self, group: str) -> tuple[Action, ...]:
+        return self._grouped("actions", self.actions, lambda a: a.group, group)
+
+    def group_nudges(self, group: str) -> tuple[Nudge, ...]:
+        return self._grouped("nudges", self.nudges, lambda n: n.group, group)
+
+    def group_proposals(self, group: str) -> tuple[tuple[str, str, str, str], ...]:
+        return self._grouped("proposals", self.proposals, lambda p: p[0], group)
+
+    def group_decisions(self, group: str) -> tuple[Decision, ...]:
+        return self._grouped("decisions", self.decisions, lambda d: d.group, group)
+
+    def group_mailed_minutes(self, group: str) -> tuple[MailedMinutes, ...]:
+        return self._grouped("mailed", self.mailed_minutes, lambda x: x.group, group)
+
+    def group_replies(self, group: str) -> tuple[OwedReply, ...]:
+        return self._grouped("replies", self.replies, lambda r: r.group, group)
+
+    def group_submitted(self, group: str) -> tuple[tuple[tuple[str, str, str, str], str], ...]:
+        """((group, meeting, request rule, organisation), status) of ``group``."""
+        return self._grouped("submitted", self.submitted.items(), lambda kv: kv[0][0], group)
+
+    def group_first_planned(self, group: str) -> tuple[tuple[str, str, datetime], ...]:
+        """(group, email, when) of each invite message of ``group`` clerk planned."""
+        return self._grouped("first_planned", (
+            (g, e, at) for (g, _u, e, _s), at in self.first_planned.items()),
+            lambda x: x[0], group)

@@ -8,6 +8,7 @@ minutes importer (``bot.minutes``) reads back from a "Date completed" column.
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import mimetypes
@@ -91,21 +92,21 @@ def agenda_docx(agenda: Agenda) -> bytes:
     """The agenda as a .docx: headings in Word's heading styles (a navigable outline),
     the action tracker and the returns register as tables."""
     doc = new_document()
-    doc.add_paragraph(_text(agenda.group_name), style="Title")
-    doc.add_paragraph(_text(agenda.title), style="Subtitle")
+    _styled(doc, _text(agenda.group_name), "Title")
+    _styled(doc, _text(agenda.title), "Subtitle")
     doc.add_paragraph(_text(when(agenda.start, agenda.end, agenda.zone)))
     if agenda.location:
         doc.add_paragraph(_text(f"Where: {agenda.location}"))
     if agenda.link:
         _link_line(doc, "Join online: ", agenda.link)
-    doc.add_heading("Agenda", level=1)
+    _styled(doc, "Agenda", "Heading 1")
     for number, (heading, body) in enumerate(_sections(agenda), 1):
-        doc.add_heading(_text(f"{number}. {' '.join(heading.split())}"), level=2)
+        _styled(doc, _text(f"{number}. {' '.join(heading.split())}"), "Heading 2")
         if body:
             body(doc)
-    doc.add_heading("Returns", level=1)
+    _styled(doc, "Returns", "Heading 1")
     _table(doc, RETURN_COLUMNS, register_rows(agenda.returns), empty="No returns recorded.")
-    doc.add_heading("Papers", level=1)
+    _styled(doc, "Papers", "Heading 1")
     _bullets(doc, agenda.papers, empty="No papers.")
     _properties(doc, agenda)
     out = io.BytesIO()
@@ -185,7 +186,7 @@ def _bullets(doc: Document, lines: Sequence[str], empty: str = "") -> None:
     if not lines and empty:
         doc.add_paragraph(empty)
     for line in lines:
-        doc.add_paragraph(_text(line), style="List Bullet")
+        _styled(doc, _text(line), "List Bullet")
 
 
 def _table(doc: Document, header: Sequence[str], rows: Sequence[Sequence[str]],
@@ -194,7 +195,7 @@ def _table(doc: Document, header: Sequence[str], rows: Sequence[Sequence[str]],
         doc.add_paragraph(empty)
         return
     table = doc.add_table(rows=1, cols=len(header))
-    table.style = "Table Grid"
+    table._tbl.tblStyle_val = _style_id("Table Grid")
     for cell, name in zip(table.rows[0].cells, header, strict=True):
         cell.paragraphs[0].add_run(name).bold = True
     repeat = OxmlElement("w:tblHeader")  # the header row repeats on each page
@@ -202,6 +203,22 @@ def _table(doc: Document, header: Sequence[str], rows: Sequence[Sequence[str]],
     for row in rows:
         for cell, value in zip(table.add_row().cells, row, strict=True):
             cell.text = _text(value)
+
+
+def _styled(doc: Document, text: str, style: str) -> None:
+    """A paragraph in one of the template's styles, set by its id: python-docx's setting by
+    name walks every style of the document each time (most of an agenda's cost)."""
+    doc.add_paragraph(text)._p.style = _style_id(style)
+
+
+@functools.cache
+def _style_ids() -> dict[str, str]:
+    return {s.name: s.style_id for s in new_document().styles if s.name}
+
+
+def _style_id(name: str) -> str:
+    """The id of a style of python-docx's default template, by its name."""
+    return _style_ids()[name]
 
 
 def _link_line(doc: Document, label: str, url: str) -> None:

@@ -9,6 +9,7 @@ message".
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from bot.render.templates import per_group, render
 from bot.transports.base import Mail
 
 if TYPE_CHECKING:
+    from bot.render.agenda import Agenda
     from bot.render.ical import EventSpec
 
 log = logging.getLogger("clerk")
@@ -108,7 +110,7 @@ def pack_attachments(group: Group, desired: Desired, papers_root: Path,
     items += [{"text": n["text"], "note": f"agreed at {n['from']}" if n["from"] else ""}
               for n in m["nudges"]]
     items += [{"text": p["item"], "note": f"proposed by {p['by']}"} for p in m["proposals"]]
-    document = docs.agenda_docx(docs.Agenda(
+    document = agenda_document(docs.Agenda(
         group_name=group.name, title=m["title"], start=m["start"], end=m["end"],
         zone=group.zone, location=m["location"], link=m["link"],
         apologies=[{"name": p["name"], "organisation": p["organisation"],
@@ -121,6 +123,27 @@ def pack_attachments(group: Group, desired: Desired, papers_root: Path,
     name = f"agenda-{desired.meeting}.docx"
     docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     return [(name, docx_type, document), *docs.bundle_papers(papers, zip_above)]
+
+
+_AGENDAS: OrderedDict[str, bytes] = OrderedDict()  # repr of an Agenda -> its .docx
+
+
+def agenda_document(agenda: Agenda, most: int = 32) -> bytes:
+    """The agenda's .docx, built once for all who get the same agenda (a meeting's pack
+    goes to every member alike; building one costs tens of milliseconds): kept by content,
+    so a changed agenda (a new apology, an action closed, a revision) is built anew. The
+    ``most`` built last are kept."""
+    from bot.render import agenda as docs
+
+    key = repr(agenda)
+    found = _AGENDAS.get(key)
+    if found is None:
+        found = _AGENDAS[key] = docs.agenda_docx(agenda)
+        if len(_AGENDAS) > most:
+            _AGENDAS.popitem(last=False)
+    else:
+        _AGENDAS.move_to_end(key)
+    return found
 
 
 def meeting_papers(folder: Path) -> list[tuple[str, bytes]]:

@@ -7,11 +7,13 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import docx
+import pytest
 from click.testing import Result
 
 from bot.engine.executor import Executor
@@ -251,3 +253,42 @@ def test_a_simulated_year_of_the_run_up(make_executor: Callable[[], Executor], s
     for m in sent:
         at = parsedate_to_datetime(str(m["Date"])).astimezone(london)
         assert windows.is_open_day(window, at.date()) and 8 <= at.hour < 18, m["X-Clerk-Key"]
+
+
+def test_the_agenda_is_built_once_for_all_its_recipients(
+        make_executor: Callable[[], Executor], store: Store, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch):
+    """21 members get the 15 April pack: one .docx, built once, the same bytes in each;
+    an apology that changes the agenda makes it built anew."""
+    from bot.render import agenda as docs
+    from bot.render import email as render_email
+
+    setup(store, tmp_path)
+    built: list[str] = []
+    real = docs.agenda_docx
+
+    def counting(agenda: docs.Agenda) -> bytes:
+        built.append(agenda.title)
+        return real(agenda)
+
+    monkeypatch.setattr(docs, "agenda_docx", counting)
+    monkeypatch.setattr(render_email, "_AGENDAS", type(render_email._AGENDAS)())
+    ex = make_executor()
+    sent = [k for k in ex.tick(PACK_DAY).sent if "/2027-q2/pack/" in k]
+    assert len(sent) == 21 and len(built) == 1
+    assert isinstance(ex.transport, MemoryTransport)
+    docs_sent = {p.get_content() for m in ex.transport.sent
+                 if "/2027-q2/pack/" in str(m["X-Clerk-Key"])
+                 for p in m.iter_attachments() if p.get_filename().endswith(".docx")}
+    assert len(docs_sent) == 1
+    d = ex.plan.by_key()[sent[0]] if ex.plan else None
+    assert d is not None
+    papers = tmp_path / "none"
+    render_email.pack_attachments(ex.config.group("qa-leads"), d, papers, 10**9)
+    assert len(built) == 1  # the same agenda again: from the cache
+    m = d.context["meeting"]
+    declined = dict(m["rsvp"], declined=[{"name": "Aman Sekhon-Gill", "email": AMAN,
+                                          "organisation": "Bucks", "comment": "ill"}])
+    render_email.pack_attachments(ex.config.group("qa-leads"), replace(
+        d, context=dict(d.context, meeting=dict(m, rsvp=declined))), papers, 10**9)
+    assert len(built) == 2  # an apology: another agenda

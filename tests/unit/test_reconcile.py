@@ -7,13 +7,14 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.transports.memory import MemoryTransport
-from tests.conftest import edit, remove_member
+from tests.conftest import edit, remove_member, second_group
 
 GO_LIVE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MEMBERS, ORGS = 21, 16  # the example roster
@@ -279,3 +280,98 @@ def test_a_tick_sends_everything_due_however_many(make_executor: Callable[[], Ex
     ex = make_executor()
     ex.batch = 5  # the due rows come a few at a time
     assert len(ex.tick(GO_LIVE).sent) == MEMBERS
+
+
+def test_an_edit_to_one_group_re_plans_that_group_alone(
+        config_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch):
+    """Each group's part of the plan is kept while its files and the facts are as they
+    were: the worker's tick after one group's edit plans that group alone, and the plan is
+    the one a plan from scratch makes; a fact that changes plans every group again."""
+    from bot import config as config_mod
+    from bot.engine import snapshot
+    from bot.engine.worker import Worker
+    from bot.plan import planner
+
+    second_group(config_dir, "second")
+    second_group(config_dir, "third")
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    worker = Worker(ex, config_dir)
+    now = datetime(2026, 11, 1, 12, tzinfo=UTC)  # before go-live: nothing is due
+    worker.tick(now)
+    planned: list[str] = []
+    real = planner.group_plan
+
+    def counting(group: Any, state: Any, at: datetime) -> Any:
+        planned.append(group.id)
+        return real(group, state, at)
+
+    monkeypatch.setattr(planner, "group_plan", counting)
+    read: list[str] = []
+    real_read = config_mod.load_group
+    monkeypatch.setattr(config_mod, "load_group", lambda folder, problems: read.append(
+        folder.name) or real_read(folder, problems))
+    noted: list[str] = []
+    real_note = store.note_roster
+    monkeypatch.setattr(store, "note_roster", lambda groups, at: noted.extend(groups) or
+                        real_note(groups, at))
+    edit(config_dir / "second" / "group.toml", 'location = "Online (Microsoft Teams)"',
+         'location = "Room 4, County Hall"')
+    worker.tick(now)
+    assert planned == ["second"] and noted == ["second"]  # its roster alone looked at
+    assert read == ["second"]  # the config loaded again: that group's files alone read
+    assert ex.plan is not None
+    fresh = planner.plan(ex.config, snapshot.state(store), now)
+    assert ex.plan.messages == fresh.messages and ex.plan.valid_until == fresh.valid_until
+    assert {d.context["meeting"]["location"] for d in ex.plan.messages
+            if d.group == "second" and d.kind == "invitation"} == {"Room 4, County Hall"}
+    planned.clear()
+    store.add_action({"group_id": "third", "meeting_id": "", "topic": "T", "text": "A",
+                      "owners": ("kim.osei@network.example",), "due": datetime(
+                          2027, 2, 1).date()}, "t", "t", now)
+    worker.tick(now)
+    assert sorted(planned) == ["qa-leads", "second", "third"]
+
+
+def test_the_worker_notices_an_edit_looking_at_a_few_groups_a_tick(
+        config_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A look stats the config folder, clerk.toml and ``per_look`` group folders in turn: an
+    edit is noticed within ceil(folders / per_look) looks, a new group at the next one."""
+    from bot.config import files
+
+    for n in range(4):
+        second_group(config_dir, f"g{n}")
+    watch = files.Watch(config_dir, per_look=2)  # 5 folders: 3 looks see them all
+    looked: list[Path] = []
+    real = files.folder_signature
+    monkeypatch.setattr(files, "folder_signature", lambda g: looked.append(g) or real(g))
+    assert not watch.changed() and len(looked) == 2
+    edit(config_dir / "g3" / "roster.csv", "Kent", "Kent County")
+    seen = [watch.changed() for _ in range(3)]
+    assert seen.count(True) == 1 and len(looked) == 8
+    assert not any(watch.changed() for _ in range(3))
+    second_group(config_dir, "g9")
+    assert watch.changed()
+
+
+def test_edits_made_while_the_config_is_broken_are_all_taken_in_once_it_loads(
+        config_dir: Path, make_executor: Callable[[], Executor]):
+    """The worker reads again only the group folders that changed since the config in use
+    was loaded: one edited while another's edit was broken is read too once that is fixed."""
+    from bot.engine.worker import Worker
+
+    second_group(config_dir, "second")
+    ex = make_executor()
+    worker = Worker(ex, config_dir)
+    now = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    worker.tick(now)
+    toml = config_dir / "second" / "group.toml"
+    edit(toml, 'zone = "Europe/London"', 'zone = "Mars/Olympus"')
+    worker.tick(now)
+    edit(config_dir / "example" / "group.toml", 'name = "South Downs QA Leads Network"',
+         'name = "Downs QA Leads"')
+    worker.tick(now)
+    assert ex.config.group("qa-leads").name == "South Downs QA Leads Network"  # still broken
+    edit(toml, 'zone = "Mars/Olympus"', 'zone = "Europe/London"')
+    worker.tick(now)
+    assert ex.config.group("qa-leads").name == "Downs QA Leads"
+    assert ex.config.group("second").zone == "Europe/London"

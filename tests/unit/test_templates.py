@@ -77,3 +77,30 @@ def test_a_group_loaded_again_sees_templates_added_since(config_dir: Path):
         example_context(after, after.rules[0]))
     assert text.startswith("Overridden for ")
     assert environment(before) is not environment(after)
+
+
+def test_a_config_loaded_again_checks_the_templates_of_the_groups_edited_alone(
+        config_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """The templates' check is kept per version of a group's files: loaded again after one
+    group's edit, that group alone is checked; a broken override is still found."""
+    from bot.config import checks
+    from bot.domain.errors import ConfigError
+    from tests.conftest import edit, second_group
+
+    second_group(config_dir, "second")
+    config_mod.load(config_dir)
+    checked: list[str] = []
+    real = checks._template_problems
+    monkeypatch.setattr(checks, "_template_problems",
+                        lambda group: checked.append(group.id) or real(group))
+    config_mod.load(config_dir)
+    assert checked == []
+    edit(config_dir / "second" / "group.toml", "QA Leads Network meeting", "Second meeting")
+    config_mod.load(config_dir)
+    assert checked == ["second"]
+    (config_dir / "second" / "templates").mkdir()
+    (config_dir / "second" / "templates" / "invitation.txt.j2").write_text("{{ nope.x }}\n")
+    with pytest.raises(ConfigError) as raised:
+        config_mod.load(config_dir)
+    assert any("invitation.txt.j2" in str(p) for p in raised.value.problems)
+    assert checked == ["second", "second"]
