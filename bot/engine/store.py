@@ -7,25 +7,23 @@ is the audit log. Instants are stored as naive UTC and returned aware.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bot.engine import claims, failures
+from bot.engine import claims, connect, prepared
 from bot.engine.action_facts import ActionFacts
 from bot.engine.conflicts import insert, insert_new, upsert
 from bot.engine.desk_facts import DeskFacts
 from bot.engine.facts import Facts
+from bot.engine.ledger_reads import LedgerReads
 from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
     ACTIVE,
     DELIVERED,
@@ -47,146 +45,17 @@ from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in 
     submissions,
 )
 
-
-def _sqlite_session(lock_timeout: float) -> Any:
-    def on_connect(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        # the wait first: switching a new file to WAL takes a lock another first start holds
-        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    return on_connect
-
-
-def _pg_session(lock_timeout: float, statement_timeout: float) -> Any:
-    """Each PostgreSQL session waits ``lock_timeout`` seconds at most for a lock, and lets a
-    statement run ``statement_timeout`` seconds at most (0: no limit): a lock held elsewhere
-    or a stuck server is an error (bot/engine/failures.py), never a tick hung for ever."""
-
-    def on_connect(dbapi_connection: Any, record: Any) -> None:
-        autocommit = dbapi_connection.autocommit
-        dbapi_connection.autocommit = True
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"SET lock_timeout = {int(lock_timeout * 1000)}")
-        cursor.execute(f"SET statement_timeout = {int(statement_timeout * 1000)}")
-        cursor.close()
-        dbapi_connection.autocommit = autocommit
-
-    return on_connect
-
-
 # The PostgreSQL advisory lock held while migrating (any number that is clerk's own).
 MIGRATION_LOCK = int.from_bytes(b"clerk:mg", "big")
-CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server (unless the URL says)
 # a migration may wait longer for another's, and run longer, than a tick may (seconds)
 MIGRATION_WAIT = 600
+
 
 
 log = logging.getLogger("clerk")
 
 
-def _private_sqlite(url: str) -> None:
-    """The SQLite database of ``url`` readable and writable by clerk's user alone: its file
-    made 0600 before SQLite opens it (SQLite gives its -wal, -shm and -journal files the
-    database file's mode), one an older clerk left readable tightened, and its folder made
-    0700 when clerk makes it. It holds the install's secret and every address."""
-    parsed = sa.engine.make_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") \
-            or database.startswith("file:") or parsed.query.get("mode") == "memory":
-        return
-    path = Path(database)
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)  # (or another start did)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    for name in (database, f"{database}-wal", f"{database}-shm", f"{database}-journal"):
-        try:
-            mode = os.stat(name).st_mode
-            if mode & 0o077:
-                os.chmod(name, mode & 0o600)
-                log.warning("state: %s was readable by others; now by clerk's user alone",
-                            name)
-        except FileNotFoundError:
-            continue
-
-
-class _Prepared:
-    """A statement of sending one message, compiled once per kind of database and run with
-    ``exec_driver_sql``: the SQL SQLAlchemy writes for it, each value converted by its
-    column's type as SQLAlchemy converts it, without the compile-cache lookup and parameter
-    processing of each ``execute`` (most of the cost of writing a message's rows; see
-    bench/smtp_throughput.py). ``keys``: the columns an INSERT writes. Returns the row
-    count."""
-
-    def __init__(self, statement: Any, keys: Sequence[str] | None = None) -> None:
-        self.statement, self.keys = statement, keys
-        self._compiled: dict[Any, tuple[str, bool, list[tuple[str, str, Any, Any]]]] = {}
-
-    def __call__(self, conn: Connection, params: dict[str, Any]) -> int:
-        dialect = conn.dialect
-        kind = type(dialect), dialect.paramstyle
-        compiled = self._compiled.get(kind) or self._compile(kind, dialect)
-        sql, positional, binds = compiled
-        values = []
-        for _, key, fixed, convert in binds:
-            value = params[key] if fixed is _GIVEN else fixed
-            values.append(convert(value) if convert else value)
-        given = tuple(values) if positional else dict(
-            zip((name for name, _, _, _ in binds), values, strict=True))
-        return int(conn.exec_driver_sql(sql, given).rowcount)
-
-    def _compile(self, kind: Any,
-                 dialect: Any) -> tuple[str, bool, list[tuple[str, str, Any, Any]]]:
-        compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
-        if (compiled.post_compile_params or compiled.literal_execute_params
-                or compiled.insert_prefetch or compiled.update_prefetch):
-            raise ValueError(f"cannot prepare {compiled.string!r}: it needs SQLAlchemy at "
-                             "each execution (expanding parameters or Python-side defaults)")
-        escaped = compiled.escaped_bind_names or {}
-        if compiled.positional:
-            named = [(name, compiled.binds[name]) for name in compiled.positiontup or ()]
-        else:
-            named = [(escaped.get(name, name), bind)
-                     for bind, name in compiled.bind_names.items()]
-        binds = []  # each parameter: its name in the SQL, its key, its value when fixed, and
-        for name, bind in named:  # its conversion
-            fixed = _GIVEN if bind.required else bind.effective_value
-            binds.append((name, bind.key, fixed,
-                          bind.type.dialect_impl(dialect).bind_processor(dialect)))
-        self._compiled[kind] = done = compiled.string, bool(compiled.positional), binds
-        return done
-
-
-_GIVEN = object()  # a parameter given at each call
-
-# the statements of sending one message, built once with bind parameters
-_ADD_EVENT = _Prepared(events.insert().inline(),  # inline: no RETURNING of the new id
-                       keys=("key", "at", "state", "detail"))
-_CLAIM = _Prepared(ledger.update().where(
-    ledger.c.key == sa.bindparam("b_key"),
-    sa.or_(ledger.c.state == "planned", ledger.c.state == "retry")).values(
-    state="sending", updated_at=sa.bindparam("b_now"), attempts=ledger.c.attempts + 1,
-    message_id=sa.bindparam("b_message_id"), transport=sa.bindparam("b_transport"),
-    claimed_by=sa.bindparam("b_by"), claimed_at=sa.bindparam("b_at"),
-    lease_until=sa.bindparam("b_until")))
-
-
-@functools.lru_cache(maxsize=64)
-def _update_of(columns: tuple[str, ...], expected: int = 0) -> _Prepared:
-    """UPDATE ledger SET updated_at and ``columns`` WHERE key (and, with ``expected``, the
-    state is one of that many): parameters ``b_<column>``, ``b_expect<n>``."""
-    where = [ledger.c.key == sa.bindparam("b_key")]
-    if expected:
-        where.append(ledger.c.state.in_([sa.bindparam(f"b_expect{n}")
-                                         for n in range(expected)]))
-    return _Prepared(ledger.update().where(*where).values(
-        updated_at=sa.bindparam("b_updated_at"),
-        **{c: sa.bindparam(f"b_{c}") for c in columns}))
-
-
-class Store(Facts, DeskFacts, ActionFacts):
+class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
     """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
 
     def __init__(self, url: str, *, lease: timedelta = timedelta(minutes=15),
@@ -196,20 +65,7 @@ class Store(Facts, DeskFacts, ActionFacts):
         # another host waits before it takes a claim whose maker it cannot see as gone
         self.claimant, self.lease = str(claims.me()), lease
         self.timeouts = {"lock_timeout": lock_timeout, "statement_timeout": statement_timeout}
-        try:
-            _private_sqlite(url)
-            parsed = sa.engine.make_url(url)
-            args = {"connect_timeout": CONNECT_TIMEOUT} if parsed.get_backend_name() == \
-                "postgresql" and "connect_timeout" not in parsed.query else {}
-            self.engine: Engine = sa.create_engine(url, connect_args=args)
-        except (OSError, sa.exc.ArgumentError, ImportError) as exc:
-            raise failures.opening_error(exc, url) from exc
-        failures.install(self.engine, url, self.timeouts)
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_session(lock_timeout))
-        elif self.engine.dialect.name == "postgresql":
-            sa.event.listen(self.engine, "connect", _pg_session(lock_timeout,
-                                                                 statement_timeout))
+        self.engine: Engine = connect.engine(url, self.timeouts)
         self._held = threading.local()  # the connection a thread holds (held()), if any
 
     @contextmanager
@@ -360,11 +216,11 @@ class Store(Facts, DeskFacts, ActionFacts):
                 q = q.where(ledger.c.state.in_(list(expect)))
             changed = conn.execute(q.values(updated_at=now, **values)).rowcount
         else:  # one statement per set of columns, built once: sending is mostly this
-            changed = _update_of(tuple(sorted(values)), len(expect))(conn, {
+            changed = prepared.update_of(tuple(sorted(values)), len(expect))(conn, {
                 "b_key": key, "b_updated_at": now, **{f"b_{k}": v for k, v in values.items()},
                 **{f"b_expect{n}": state for n, state in enumerate(expect)}})
         if changed and "state" in values:
-            _ADD_EVENT(conn, {"key": key, "at": now, "state": values["state"],
+            prepared.ADD_EVENT(conn, {"key": key, "at": now, "state": values["state"],
                               "detail": detail})
         return bool(changed)
 
@@ -405,11 +261,11 @@ class Store(Facts, DeskFacts, ActionFacts):
         so another process can tell a row in flight from one left behind by a crash."""
         wall = datetime.now(UTC)
         with self.atomic(conn) as conn:
-            got = _CLAIM(conn, {"b_key": key, "b_now": now, "b_message_id": message_id,
+            got = prepared.CLAIM(conn, {"b_key": key, "b_now": now, "b_message_id": message_id,
                                 "b_transport": transport, "b_by": self.claimant,
                                 "b_at": wall, "b_until": wall + self.lease})
             if got:
-                _ADD_EVENT(conn, {"key": key, "at": now, "state": "sending", "detail": ""})
+                prepared.ADD_EVENT(conn, {"key": key, "at": now, "state": "sending", "detail": ""})
             return bool(got)
 
     def lock(self, name: str) -> bool:
@@ -501,73 +357,6 @@ class Store(Facts, DeskFacts, ActionFacts):
                 ledger.c.claimed_by.is_not_distinct_from(row.claimed_by),
             ).values(claimed_by=self.claimant, claimed_at=wall,
                      lease_until=wall + self.lease)).rowcount)
-
-    def row(self, key: str) -> Any:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(ledger).where(ledger.c.key == key)).first()
-
-    def rows(self, *, group: str | None = None, states: Sequence[str] | None = None,
-             since: datetime | None = None, until: datetime | None = None) -> list[Any]:
-        return list(self.stream_rows(group=group, states=states, since=since, until=until))
-
-    def stream_rows(self, *, group: str | None = None, states: Sequence[str] | None = None,
-                    since: datetime | None = None,
-                    until: datetime | None = None) -> Iterator[Any]:
-        """The ledger's rows, by send time, fetched a few hundred at a time (PostgreSQL: a
-        server-side cursor): a ledger of any size read in little memory (``clerk log``)."""
-        q = sa.select(ledger)
-        if group:
-            q = q.where(ledger.c.group_id == group)
-        if states:
-            q = q.where(ledger.c.state.in_(states))
-        if since:
-            q = q.where(ledger.c.send_at >= since)
-        if until:
-            q = q.where(ledger.c.send_at < until)
-        with self.engine.connect() as conn:
-            yield from conn.execution_options(stream_results=True, yield_per=500).execute(
-                q.order_by(ledger.c.send_at, ledger.c.key))
-
-    def by_state(self, now: datetime, group: str | None = None) -> list[Any]:
-        """The rows not withdrawn, counted by state, a ``planned`` row told apart by whether
-        its send time is ``ahead`` and its latest time ``past`` at ``now`` (``clerk status``,
-        without a re-plan)."""
-        ahead = sa.case((ledger.c.send_at > now, True), else_=False).label("ahead")
-        past = sa.case((ledger.c.latest_at < now, True), else_=False).label("past")
-        q = sa.select(ledger.c.state, ahead, past, sa.func.count().label("n")).where(
-            ledger.c.state != "withdrawn").group_by(ledger.c.state, ahead, past)
-        if group:
-            q = q.where(ledger.c.group_id == group)
-        with self.engine.connect() as conn:
-            return list(conn.execute(q))
-
-    def next_batches(self, now: datetime, group: str | None = None,
-                     limit: int = 5) -> list[Any]:
-        """The first ``limit`` batches still to go — rows planned (and not past their latest
-        time), to retry or held, by send time, group, meeting, rule, kind and state — with
-        their number of messages (``clerk status``, without a re-plan)."""
-        c = ledger.c
-        columns = (c.send_at, c.group_id, c.meeting_id, c.rule_id, c.kind, c.state)
-        q = sa.select(*columns, sa.func.count().label("n")).where(
-            c.state.in_(("planned", "retry", "held")),
-            sa.or_(c.state != "planned", c.latest_at >= now),
-        ).group_by(*columns).order_by(*columns).limit(limit)
-        if group:
-            q = q.where(c.group_id == group)
-        with self.engine.connect() as conn:
-            return list(conn.execute(q))
-
-    def history(self, key: str) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(events).where(events.c.key == key)
-                                     .order_by(events.c.id)))
-
-    def counts(self, group: str | None = None) -> dict[str, int]:
-        q = sa.select(ledger.c.state, sa.func.count()).group_by(ledger.c.state)
-        if group:
-            q = q.where(ledger.c.group_id == group)
-        with self.engine.connect() as conn:
-            return {state: n for state, n in conn.execute(q)}
 
     def dispose(self) -> None:
         self.engine.dispose()

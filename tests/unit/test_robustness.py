@@ -307,7 +307,7 @@ def test_a_pause_between_messages_never_sleeps_with_one_delivered_and_unrecorded
 
 
 def test_the_statements_of_sending_write_what_sqlalchemy_writes(store: Store):
-    """The claim, the `sent` update and their events run as prepared SQL (store._Prepared):
+    """The claim, the `sent` update and their events run as prepared SQL (bot/engine/prepared.py):
     the same values as SQLAlchemy's own execute writes — instants in any zone stored as
     the same naive UTC, read back aware — on SQLite and PostgreSQL alike."""
     from zoneinfo import ZoneInfo

@@ -1,0 +1,88 @@
+"""The statements of sending one message (the claim, the `sent` update, their events), prepared:
+compiled once per kind of database and run with ``exec_driver_sql`` — the ledger's part of
+sending at the speed bench/smtp_throughput.py asks for. Used by bot/engine/store.py alone."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bot.engine.schema import events, ledger
+
+
+class Prepared:
+    """A statement of sending one message, compiled once per kind of database and run with
+    ``exec_driver_sql``: the SQL SQLAlchemy writes for it, each value converted by its
+    column's type as SQLAlchemy converts it, without the compile-cache lookup and parameter
+    processing of each ``execute`` (most of the cost of writing a message's rows; see
+    bench/smtp_throughput.py). ``keys``: the columns an INSERT writes. Returns the row
+    count."""
+
+    def __init__(self, statement: Any, keys: Sequence[str] | None = None) -> None:
+        self.statement, self.keys = statement, keys
+        self._compiled: dict[Any, tuple[str, bool, list[tuple[str, str, Any, Any]]]] = {}
+
+    def __call__(self, conn: Connection, params: dict[str, Any]) -> int:
+        dialect = conn.dialect
+        kind = type(dialect), dialect.paramstyle
+        compiled = self._compiled.get(kind) or self._compile(kind, dialect)
+        sql, positional, binds = compiled
+        values = []
+        for _, key, fixed, convert in binds:
+            value = params[key] if fixed is _GIVEN else fixed
+            values.append(convert(value) if convert else value)
+        given = tuple(values) if positional else dict(
+            zip((name for name, _, _, _ in binds), values, strict=True))
+        return int(conn.exec_driver_sql(sql, given).rowcount)
+
+    def _compile(self, kind: Any,
+                 dialect: Any) -> tuple[str, bool, list[tuple[str, str, Any, Any]]]:
+        compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
+        if (compiled.post_compile_params or compiled.literal_execute_params
+                or compiled.insert_prefetch or compiled.update_prefetch):
+            raise ValueError(f"cannot prepare {compiled.string!r}: it needs SQLAlchemy at "
+                             "each execution (expanding parameters or Python-side defaults)")
+        escaped = compiled.escaped_bind_names or {}
+        if compiled.positional:
+            named = [(name, compiled.binds[name]) for name in compiled.positiontup or ()]
+        else:
+            named = [(escaped.get(name, name), bind)
+                     for bind, name in compiled.bind_names.items()]
+        binds = []  # each parameter: its name in the SQL, its key, its value when fixed, and
+        for name, bind in named:  # its conversion
+            fixed = _GIVEN if bind.required else bind.effective_value
+            binds.append((name, bind.key, fixed,
+                          bind.type.dialect_impl(dialect).bind_processor(dialect)))
+        self._compiled[kind] = done = compiled.string, bool(compiled.positional), binds
+        return done
+
+
+_GIVEN = object()  # a parameter given at each call
+
+# the statements of sending one message, built once with bind parameters
+ADD_EVENT = Prepared(events.insert().inline(),  # inline: no RETURNING of the new id
+                       keys=("key", "at", "state", "detail"))
+CLAIM = Prepared(ledger.update().where(
+    ledger.c.key == sa.bindparam("b_key"),
+    sa.or_(ledger.c.state == "planned", ledger.c.state == "retry")).values(
+    state="sending", updated_at=sa.bindparam("b_now"), attempts=ledger.c.attempts + 1,
+    message_id=sa.bindparam("b_message_id"), transport=sa.bindparam("b_transport"),
+    claimed_by=sa.bindparam("b_by"), claimed_at=sa.bindparam("b_at"),
+    lease_until=sa.bindparam("b_until")))
+
+
+@functools.lru_cache(maxsize=64)
+def update_of(columns: tuple[str, ...], expected: int = 0) -> Prepared:
+    """UPDATE ledger SET updated_at and ``columns`` WHERE key (and, with ``expected``, the
+    state is one of that many): parameters ``b_<column>``, ``b_expect<n>``."""
+    where = [ledger.c.key == sa.bindparam("b_key")]
+    if expected:
+        where.append(ledger.c.state.in_([sa.bindparam(f"b_expect{n}")
+                                         for n in range(expected)]))
+    return Prepared(ledger.update().where(*where).values(
+        updated_at=sa.bindparam("b_updated_at"),
+        **{c: sa.bindparam(f"b_{c}") for c in columns}))
