@@ -17,7 +17,7 @@ from bot.domain.model import Config, Desired
 from bot.domain.tokens import ANSWERABLE, make_token
 from bot.engine.result import TickResult
 from bot.engine.store import Store
-from bot.plan.desk_report import REPORTS
+from bot.plan.admin_mail import REPORTS
 from bot.plan.pack import PACK, PACK_PREVIEW
 from bot.render import email as render_email
 from bot.render import report_csv

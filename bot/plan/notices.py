@@ -20,7 +20,7 @@ from bot.domain.model import (
     Person,
     Settings,
 )
-from bot.plan import actions, desk_report, pack
+from bot.plan import actions, admin_mail, pack
 from bot.plan.context import (
     in_window,
     meeting_context,
@@ -89,7 +89,7 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
                                  "Which action did you mean?", "<a@b>", now),)))
     return [(d.template, d.context)
             for d in (*chaser, *summary, notice, *notes, *circulated, held, *broken, *answer)
-            ] + desk_report.examples(group) + pack.examples(group)
+            ] + admin_mail.examples(group) + pack.examples(group)
 
 def _nudge_notes(group: Group, state: State, now: datetime,
                  horizon: list[datetime]) -> list[Desired]:
@@ -144,7 +144,7 @@ def action_chasers(config: Config, state: State, now: datetime,
     person across all their groups), and each group's weekly summaries: the chair's of its
     overdue actions, the admin's of those whose chasing stopped. With ``until``, all of them
     up to then, as the actions stand (``clerk plan --until``: a forecast), and the admin's
-    weekly digests (bot/plan/desk_report.py), which take over her summary when they are on."""
+    weekly digests (bot/plan/admin_mail.py), which take over her summary when they are on."""
     groups = sorted(config.groups, key=lambda g: g.id)
     today = now.astimezone(UTC).date()
     end = until.date() if until is not None else today + timedelta(days=400)
@@ -161,7 +161,7 @@ def action_chasers(config: Config, state: State, now: datetime,
     for group in groups:
         out += _summaries(group, state, plan, now, horizon, until)
     if until is not None:  # the admin's digests, which list the actions no longer chased
-        out += desk_report.admin_digests(config, state, now, [], until)
+        out += admin_mail.admin_digests(config, state, now, [], until)
     return out
 
 
@@ -220,7 +220,7 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
         chair = group.chair or group.admin
         for kind, to, found in (("overdue", chair, overdue), ("stalled", group.admin, stalled)):
             if not found or (kind == "stalled" and group.desk.digest_day is not None):
-                continue  # the admin's weekly digest lists them (bot/plan/desk_report.py)
+                continue  # the admin's weekly digest lists them (bot/plan/admin_mail.py)
             ctx: dict[str, Any] = {
                 "group": shared_context_group(group), "organiser": person(group.organiser),
                 "admin": person(group.admin),
@@ -294,7 +294,7 @@ def config_notices(config: Config, state: State) -> list[Desired]:
 def owed_replies(config: Config, state: State, now: datetime | None = None) -> list[Desired]:
     """The answers clerk owes people who wrote to it, each one message, threaded under
     theirs; the answer to ``STATUS`` is the status report as it is at ``now``
-    (bot/plan/desk_report.py), and once sent it is not made again."""
+    (bot/plan/admin_mail.py), and once sent it is not made again."""
     groups = {g.id: g for g in config.groups}
     out = []
     chased: actions.Schedule | None = None
@@ -305,14 +305,14 @@ def owed_replies(config: Config, state: State, now: datetime | None = None) -> l
         key = f"{group.id}/-/reply/{r.email}/{r.id}"
         known = {p.email: p.name for p in (group.admin, *group.members)}
         to = Person(name=known.get(r.email) or r.name or r.email, email=r.email)
-        if r.about == desk_report.STATUS:
+        if r.about == admin_mail.STATUS:
             if state.keys.get(key) in ("sent", "skipped_late"):
                 continue  # its report is not worked out again on every plan
             at = max(now or r.at, r.at)
             if chased is None:
                 chased = actions.schedule(config.groups, state.actions,
                                           at.astimezone(UTC).date() + timedelta(days=1))
-            out.append(desk_report.status_reply(group, r, to, key, state, at, chased))
+            out.append(admin_mail.status_reply(group, r, to, key, state, at, chased))
             continue
         context = {"group": shared_context_group(group), "organiser": person(group.organiser),
                    "admin": person(group.admin), "recipient": dict(person(to), organisation="",

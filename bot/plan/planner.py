@@ -27,6 +27,7 @@ from bot.domain.model import (
     Rule,
 )
 from bot.plan import invites
+from bot.plan.admin_mail import admin_digests
 from bot.plan.calendar import OWNED_BY_SERVER
 from bot.plan.context import (
     _chased,
@@ -35,7 +36,6 @@ from bot.plan.context import (
     recipient,
     shared_context,
 )
-from bot.plan.desk_report import admin_digests
 from bot.plan.guard import Trip, guard
 from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
 from bot.plan.minutes import minutes_messages

@@ -23,7 +23,7 @@ from bot.domain.model import Group
 from bot.engine import snapshot
 from bot.engine.executor import Executor
 from bot.engine.store import Store
-from bot.plan import desk_report
+from bot.plan import admin_mail, desk_report
 from bot.plan.state import OwedReply, Quarantined, State
 from bot.render.report_csv import COLUMNS, report_csv
 from bot.render.templates import render
@@ -355,7 +355,7 @@ def test_names_and_file_names_are_text_in_the_html():
     group = hostile_group()
     now = datetime(2027, 1, 4, 10, tzinfo=UTC)
     reply = OwedReply(1, GROUP, KIM, "Kim Osei", "Re: STATUS", "", "<s@x>", now, "status")
-    message = desk_report.status_reply(group, reply, group.admin, "k",
+    message = admin_mail.status_reply(group, reply, group.admin, "k",
                                        hostile_state(group), now)
     page = render(group, "status", "html", message.context)
     parser = WellFormed()
