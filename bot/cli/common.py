@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from bot.engine.store import Store
 
 
+KIND = 13  # the width of a message's kind in the tables the commands print ("pack_preview")
+
+
 class Ctx:
     """What every command shares: the config folder, the state URL override and the time
     the command acts at (``clerk --now``; the real clock by default)."""

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from bot.cli.common import (
+    KIND,
     Ctx,
     _group,
     _json,
@@ -132,7 +133,7 @@ def plan(obj: Ctx, since: str | None, until: str | None, now: str | None,
                             r["state"]), []).append(r)
     for (send_at, g, m, rule, _rev, state), items in batches.items():
         who = items[0]["recipients"][0] if len(items) == 1 else f"{len(items)} recipients"
-        click.echo(f"{_when(send_at, config, g)}  {state:<12} {items[0]['kind']:<11} "
+        click.echo(f"{_when(send_at, config, g)}  {state:<12} {items[0]['kind']:<{KIND}} "
                    f"{g}/{m}  {who}")
         click.echo(f"{'':22}{items[0]['subject']}")
         click.echo(f"{'':22}rule {rule}: {items[0]['reason']}")
@@ -256,7 +257,7 @@ def status(obj: Ctx, now: str | None, group_id: str | None, as_json: bool) -> No
     click.echo("Due next:")
     for n in data["next"]:
         click.echo(f"  {_when(n['send_at'], config, n['group'])}  {n['state']:<10} "
-                   f"{n['kind']:<11} "
+                   f"{n['kind']:<{KIND}} "
                    f"{n['group']}/{n['meeting']}  {n['messages']} message(s)")
     click.echo("Messages by state: " + (", ".join(f"{k} {v}" for k, v in
                                                   data["counts"].items()) or "none"))
@@ -315,7 +316,7 @@ def log(obj: Ctx, key: str | None, group_id: str | None, state: str | None, mail
         return
     for r in rows:
         when = _when(r["sent_at"] or r["send_at"], config, r["group"])
-        click.echo(f"{when}  {r['state']:<12} {r['kind']:<11} {r['recipient']:<36} "
+        click.echo(f"{when}  {r['state']:<12} {r['kind']:<{KIND}} {r['recipient']:<36} "
                    f"{r['subject']}")
         if key:
             click.echo(f"  key {r['key']}\n  reason {r['reason']}\n  message-id "
@@ -392,7 +393,7 @@ def simulate(obj: Ctx, since: str | None, until: str | None, out: str | None,
     for e in timeline:
         who = e["recipients"][0] if len(e["recipients"]) == 1 else \
             f"{len(e['recipients'])} recipients"
-        click.echo(f"{_when(e['at'], config, e['group'])}  {e['state']:<12} {e['kind']:<11} "
+        click.echo(f"{_when(e['at'], config, e['group'])}  {e['state']:<12} {e['kind']:<{KIND}} "
                    f"{e['group']}/{e['meeting']}  {who}: {e['subject']}")
     total = Counter(e["state"] for e in timeline for _ in e["recipients"])
     counts = ", ".join(f"{k} {v}" for k, v in total.items())
