@@ -70,6 +70,12 @@ class Office:
         incoming = read_reply(msg) if authentic else replies.read(msg.as_bytes(), trust=TRUST)
         return Inbox(self.ex.config, self.store).apply(incoming, at)
 
+    def answer(self, body: str, at: datetime, **mail: Any) -> str:
+        """She writes ``body``; what clerk answers her, once the worker has ticked."""
+        self.mail(body, at, **mail)
+        self.tick(at)
+        return text(self.last())
+
     def inbox(self, email: str = ADMIN) -> list[EmailMessage]:
         return [m for m in self.transport.sent if email in str(m["To"])]
 
@@ -188,9 +194,7 @@ def test_a_reply_to_the_summary_of_replaced_minutes_is_refused(office: Office,
 def test_unknown_lines_get_the_list_of_commands_and_change_nothing(office: Office,
                                                                    group_dir: Path):
     summary = mailed(office, group_dir)
-    office.mail("APROVE\n\nKim", Q1_DAY + timedelta(hours=1), answering=summary)
-    office.tick(Q1_DAY + timedelta(hours=1))
-    said = text(office.last())
+    said = office.answer("APROVE\n\nKim", Q1_DAY + timedelta(hours=1), answering=summary)
     assert "\"APROVE\": clerk does not know this command" in said
     assert "DUE #4 31 May" in said and "STATUS" in said  # the list
     assert not [r for r in office.store.rows(group="qa-leads", states=("planned",))
@@ -282,10 +286,8 @@ def test_an_attachment_that_is_not_minutes_is_not_imported(office: Office, group
 
 def test_minutes_clerk_cannot_read_are_refused_with_the_reason(office: Office,
                                                                group_dir: Path):
-    office.mail("Minutes attached", Q1_DAY,
-                attach=("minutes.md", b"We met. Nothing was agreed.\n"))
-    office.tick(Q1_DAY)
-    said = text(office.last())
+    said = office.answer("Minutes attached", Q1_DAY,
+                         attach=("minutes.md", b"We met. Nothing was agreed.\n"))
     assert "the minutes minutes.md: " in said and "no actions found" in said
     assert "/tmp" not in said and "clerk-minutes-" not in said  # the scratch copy's path
     assert not (group_dir / "minutes").exists() and not office.store.mailed_minutes()
@@ -384,9 +386,7 @@ def test_she_may_answer_a_question_as_people_write(office: Office, group_dir: Pa
 def test_an_answer_clerk_cannot_place_is_refused_with_the_choices(office: Office,
                                                                    group_dir: Path):
     summary = mailed(office, group_dir)
-    office.mail("Q1 Jonathan", Q1_DAY + timedelta(hours=1), answering=summary)
-    office.tick(Q1_DAY + timedelta(hours=1))
-    said = text(office.last())
+    said = office.answer("Q1 Jonathan", Q1_DAY + timedelta(hours=1), answering=summary)
     assert "clerk cannot tell who \"Jonathan\" is (1 Joanne Beale  2 Joanna Whitfield" in said
     assert not [a for a in snapshot.actions(office.store, "qa-leads")
                 if a.text == "Share the LADO audit tool"]
@@ -419,3 +419,21 @@ def test_approve_minutes_in_answer_to_a_preview_approves_the_minutes(office: Off
     decided = [(d.subject, d.decision) for d in office.store.decisions("qa-leads")]
     assert decided == [("minutes", "approved")]
     assert [k for k in office.tick(PREVIEW_AT + timedelta(hours=1)) if "/2027-q1/minutes/" in k]
+
+
+def test_owner_by_mail_takes_only_someone_on_the_roster(office: Office, group_dir: Path):
+    summary = mailed(office, group_dir)
+    (invites,) = snapshot.actions(office.store, "qa-leads")
+    at = Q1_DAY + timedelta(hours=1)
+    said = office.answer(f"OWNER #{invites.id} Nobody Known\nOWNER #999 Tina Jameson\n"
+                         f"OWNER #{invites.id}", at, answering=summary)
+    assert f"\"OWNER #{invites.id} Nobody Known\": 'Nobody Known' is not on the roster" in said
+    assert "\"OWNER #999 Tina Jameson\": no action #999" in said
+    assert "OWNER needs who (a name or an email) after the action's number" in said
+    (after,) = snapshot.actions(office.store, "qa-leads")
+    assert after.owners == invites.owners and after.assigned is None
+    said = office.answer(f"OWNER #{invites.id} Tina Jameson", at + timedelta(minutes=5),
+                         answering=summary)
+    assert f"#{invites.id} is now owned by Tina Jameson" in said
+    (after,) = snapshot.actions(office.store, "qa-leads")
+    assert after.owners == ("tina.jameson@brighton-hove.example",)
