@@ -98,5 +98,6 @@ def picker(group: Group) -> import_plan.Choose:
 
 def _words(value: object) -> str:
     """A due or done date as the admin reads it: Wed 31 March 2027."""
-    day = value if isinstance(value, date) else date.fromisoformat(str(value))
-    return f"{day:%a} {day.day} {day:%B %Y}"
+    from bot.domain.timeutil import day_text
+
+    return day_text(value if isinstance(value, date) else date.fromisoformat(str(value)))

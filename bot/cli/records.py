@@ -99,6 +99,7 @@ def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | Non
                 meeting: str, topic: str, text: str, as_json: bool) -> None:
     """Record an action."""
     from bot.domain.errors import UsageError
+    from bot.domain.timeutil import day_text
     from bot.engine import action_log
     from bot.listen import owners as roster
 
@@ -126,7 +127,7 @@ def actions_add(obj: Ctx, group_id: str, owners: tuple[str, ...], due: str | Non
     else:
         names = {p.email: p.name for p in roster.people(group)}
         who = ", ".join("all members" if o == roster.ALL else names.get(o, o) for o in emails)
-        click.echo(f"added #{new_id} for {who}, due {when:%a} {when.day} {when:%B %Y} "
+        click.echo(f"added #{new_id} for {who}, due {day_text(when)} "
                    f"({why})")
 
 

@@ -6,7 +6,7 @@ Aware datetimes only; instants are stored in UTC. The clock is always passed in.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.domain.model import Offset
@@ -39,6 +39,11 @@ def format_duration(value: timedelta) -> str:
     minutes = int(value.total_seconds() // 60)
     h, m = divmod(minutes, 60)
     return (f"{h}h" if h else "") + (f"{m}m" if m or not h else "")
+
+
+def day_text(day: date) -> str:
+    """A date as people read it in clerk's messages and output: "Tue 3 March 2027"."""
+    return f"{day:%a} {day.day} {day:%B %Y}"
 
 
 def zone(name: str) -> ZoneInfo:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -71,7 +70,7 @@ def default_due(group: Group, since: datetime) -> tuple[date, str]:
             unit = {"d": "day", "w": "week", "h": "hour", "m": "minute"}[ladder.due.unit]
             return due, (f"default: {n} {unit}{'s' if n != 1 else ''} "
                          f"{'before' if ladder.due.amount < 0 else 'after'} the next meeting, "
-                         f"{meeting:%a} {meeting.day} {meeting:%B %Y}")
+                         f"{timeutil.day_text(meeting.date())}")
     return day + timedelta(days=28), "default: 28 days after the " + (
         "meeting" if any(m.start == since for m in group.meetings) else "day it was added")
 
@@ -108,7 +107,7 @@ def apply(store: Store, group: Group, action: Action, command: str, *, who: str,
         store.change_action(action.id, f"NEW DATE {new_date}", who, via, now, due=new_date)
         return f"{action.ref} now due {new_date}"
     if command == "OWNER" and owners:
-        whose = owner_names(group, replace(action, owners=owners))
+        whose = owner_names(group, owners)
         if owners == action.owners:
             return f"{action.ref} is already owned by {whose}"
         store.change_action(action.id, f"OWNER {', '.join(owners)}", who, via, now,

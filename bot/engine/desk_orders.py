@@ -18,6 +18,7 @@ from bot.engine import desk_words as say
 from bot.engine.store import Store
 from bot.listen import commands, dates, owners
 from bot.listen.commands import Command
+from bot.plan.actions import owner_names
 from bot.plan.minutes import MINUTES
 from bot.plan.pack import PACK_PREVIEW, pack_prefixes
 from bot.plan.state import Question
@@ -172,7 +173,7 @@ class Orders:
             self.store.bump_facts(conn)
         ref = next((a.ref for a in snapshot.actions(self.store, group.id)
                     if a.text == pending["text"] and a.meeting == pending["meeting_id"]), "")
-        names = say.names(group, pending["owners"])
+        names = owner_names(group, pending["owners"])
         return f"Q{q.n}: {ref} \"{say.short(str(pending['text']))}\" is {names}'s".replace(
             "  ", " ")
 
@@ -191,7 +192,7 @@ class Orders:
         done = action_log.apply(self.store, owner_group, action, verb, who=who, via=via,
                                 now=now, new_date=new_date, owners=given)
         if new_date is not None and "now due" in done:
-            done = f"{action.ref} is now due {say.words(new_date)}"
+            done = f"{action.ref} is now due {timeutil.day_text(new_date)}"
         return f"{c.verb} #{c.number}: {done} ({say.short(action.text)})"
 
 

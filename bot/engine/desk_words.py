@@ -3,13 +3,11 @@ date, dates in words, people by name, and the summary of minutes she mailed."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from bot.domain import timeutil
-from bot.domain.model import Group, Meeting, Person
-from bot.listen import owners
-from bot.plan.desk_report import day_text
+from bot.domain.model import Group, Meeting
 from bot.plan.state import Question
 
 
@@ -23,7 +21,7 @@ def title(group: Group, meeting_id: str) -> str:
     m = next((m for m in group.meetings if m.id == meeting_id), None)
     if m is None:
         return meeting_id
-    return f"{m.title or group.name} on {words(m.start.astimezone(timeutil.zone(group.zone)))}"
+    return f"{m.title or group.name} on {day(m.start, group)}"
 
 
 def said(target: str, group: Group) -> str:
@@ -31,23 +29,13 @@ def said(target: str, group: Group) -> str:
     return f"the pack of {title(group, ref)}" if what == "pack" else "minutes"
 
 
-def words(day: date | datetime) -> str:
-    return day_text(day)
-
-
 def day(at: datetime, group: Group) -> str:
-    return words(at.astimezone(timeutil.zone(group.zone)))
+    return timeutil.day_text(at.astimezone(timeutil.zone(group.zone)))
 
 
 def short(text: str, most: int = 90) -> str:
     text = " ".join(text.split())
     return text if len(text) <= most else text[:most - 1].rstrip() + "…"
-
-
-def names(group: Group, emails: Any) -> str:
-    people: dict[str, Person] = {p.email: p for p in owners.people(group)}
-    return ", ".join("all members" if e == owners.ALL else people[e].name if e in people else e
-                     for e in emails)
 
 
 def summary(group: Group, meeting: Meeting, name: str, out: dict[str, Any],
@@ -59,7 +47,7 @@ def summary(group: Group, meeting: Meeting, name: str, out: dict[str, Any],
         for a in out["imported"]:
             state = {"done": "done", "dropped": "dropped"}.get(a["status"], "open")
             lines.append(f"  #{a['id']}  {', '.join(a['owner_names'])}: {short(a['text'])}")
-            lines.append(f"        due {words(a['due'])} ({a['due_why']}); {state}")
+            lines.append(f"        due {timeutil.day_text(a['due'])} ({a['due_why']}); {state}")
     if out["already"]:
         lines.append(f"({out['already']} item(s) were imported before, from these minutes.)")
     for n in out["nudge_meetings"]:

@@ -218,11 +218,12 @@ def name(group: Group, email: str) -> str:
     return names.get(email, email)
 
 
-def owner_names(group: Group, a: Action) -> str:
-    """Who owns ``a``, by name ("all members" for an action of all members)."""
-    if ALL in a.owners:
+def owner_names(group: Group, owners: Sequence[str]) -> str:
+    """Who ``owners`` (an action's) are, by name ("all members" for an action of all
+    members)."""
+    if ALL in owners:
         return "all members"
-    return ", ".join(name(group, e) for e in a.owners)
+    return ", ".join(name(group, e) for e in owners)
 
 
 def listed_context(x: Listed, today: date, meetings: dict[str, Any]) -> dict[str, Any]:

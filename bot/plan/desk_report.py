@@ -67,6 +67,7 @@ from typing import Any
 
 from bot.domain import timeutil
 from bot.domain.model import Action, Group, Meeting
+from bot.domain.timeutil import day_text
 from bot.plan import actions
 from bot.plan.context import rsvp_summary, run_up
 from bot.plan.pack import PACK, decided
@@ -87,11 +88,6 @@ _SPECIAL_WHAT = {"minutes": "the minutes",
                  "stalled": "the summary of actions no longer chased"}
 _SHORT = {"the invitations": "invitations", "the agenda pack": "agenda pack",
           "the minutes": "minutes"}
-
-
-def day_text(day: date) -> str:
-    """"Tue 3 March 2027"."""
-    return f"{day:%a} {day.day} {day:%B %Y}"
 
 
 def when_text(at: datetime) -> str:
@@ -247,7 +243,7 @@ def _meeting(group: Group, state: State, now: datetime) -> dict[str, Any] | None
 
 def _action(group: Group, a: Action, today: date) -> dict[str, Any]:
     return {"ref": a.ref, "topic": a.topic, "text": a.text,
-            "owners": actions.owner_names(group, a), "due": a.due.isoformat(),
+            "owners": actions.owner_names(group, a.owners), "due": a.due.isoformat(),
             "due_text": day_text(a.due), "days_overdue": max(0, (today - a.due).days)}
 
 

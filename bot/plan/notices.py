@@ -227,7 +227,7 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
                 "recipient": dict(person(to), organisation="", role=""), "summary": kind,
                 "actions": [dict(actions.listed_context(actions.Listed(group, a, 0), day,
                                                         _meetings(group)),
-                                 owners=actions.owner_names(group, a),
+                                 owners=actions.owner_names(group, a.owners),
                                  gone=", ".join(plan.gone.get(a.id, ()))) for a in found]}
             out.append(Desired(
                 key=f"{group.id}/-/{kind}/{to.email}/{day.isoformat()}", group=group.id,
