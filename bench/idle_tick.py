@@ -136,7 +136,7 @@ def build(label: str, base: Path, groups: int) -> Install:
     rows = sum(store.counts().values())
     # a forced re-plan with nothing to change: what every config edit, fact change or
     # passing valid_until costs once the ledger is full
-    executor.use_config(config)
+    executor.plan_again()
     again = executor.tick(NOW)
     t5 = time.perf_counter()
     if not again.replanned or again.recorded or again.updated or again.withdrawn:
@@ -212,7 +212,7 @@ def profile_setup(folder: Path, groups: int) -> None:
     st.migrate()
     ex = Executor(cfg, st, MemoryTransport())
     profile(f"first tick, {groups} groups (plan + record)", lambda: ex.tick(NOW), 25)
-    ex.use_config(cfg)
+    ex.plan_again()
     profile(f"re-plan tick, {groups} groups (forced, nothing to change)",
             lambda: ex.tick(NOW), 25)
     st.dispose()
@@ -261,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  first tick       {s['first']:8.2f} s   (plan + record "
                   f"{inst.rows:,} rows: {s['first'] / inst.rows * 1e6:.0f} µs/row)")
             print(f"  re-plan tick     {s['replan']:8.2f} s   (forced, nothing to change)")
-            until = inst.executor.current_plan(NOW)[0].valid_until
+            inst.executor.current_plan(NOW)
+            until = inst.executor.units.until
             print(f"  plan valid until {until.isoformat() if until else 'forever'}")
             idle_check(inst)
             installs.append(inst)

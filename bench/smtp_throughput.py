@@ -200,7 +200,7 @@ def build(base: Path, config_folder: Path, port: int, n: int) -> Install:
                                          "timeout": 30.0})
     executor = Executor(config, store, transport)
     t = time.perf_counter()
-    _, counts = executor.current_plan(NOW)  # plan and record: not what is measured here
+    counts = executor.current_plan(NOW)  # plan and record: not what is measured here
     plan_s = time.perf_counter() - t
     if counts is None or counts[0] == 0:
         raise SystemExit(f"round {n}: recording the plan did nothing: {counts}")
@@ -248,7 +248,7 @@ def prebuild(inst: Install) -> list[Prebuilt]:
     """The messages ``inst``'s tick would send, built and flattened (CRLF) now, untimed:
     what ``SmtpTransport.send`` hands to smtplib."""
     out = []
-    by_key = inst.executor.plan.by_key() if inst.executor.plan else {}
+    by_key = {d.key: d for d in inst.executor.messages()}
     secret = inst.store.secret()  # the install's, as clerk's own side uses for Message-IDs
     for row in inst.store.due_keys(NOW, limit=10**9):
         d = by_key[row.key]

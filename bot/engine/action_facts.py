@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from bot.engine.facts import Part
-from bot.engine.schema import action_history, actions, nudges, proposals
+from bot.engine.schema import ACTIONS, action_history, actions, nudges, proposals
 
 
 class ActionFacts(Part):
@@ -28,7 +29,7 @@ class ActionFacts(Part):
             new_id = inserted[0]
             conn.execute(action_history.insert().values(action_id=new_id, at=now, who=who,
                                                         what="added", via=via))
-            self.bump_facts(conn)
+            self.bump_facts(conn, ACTIONS, values["group_id"])
         return int(new_id)
 
     def sources(self) -> set[str]:
@@ -52,7 +53,7 @@ class ActionFacts(Part):
                     action_id=ids[-1], at=now, who=who, what="added", via=via))
             if nudge_rows:
                 conn.execute(nudges.insert(), [dict(n, created_at=now) for n in nudge_rows])
-            self.bump_facts(conn)
+            self.bump_facts(conn, ACTIONS, *{v["group_id"] for v in (*rows, *nudge_rows)})
         return ids
 
     def add_nudge(self, values: dict[str, Any], now: datetime) -> int:
@@ -60,14 +61,14 @@ class ActionFacts(Part):
             inserted = conn.execute(nudges.insert().values(**values, created_at=now)
                                     ).inserted_primary_key
             assert inserted is not None
-            self.bump_facts(conn)
+            self.bump_facts(conn, values["group_id"])
         return int(inserted[0])
 
     def propose(self, group: str, meeting: str, email: str, item: str, now: datetime) -> None:
         with self.atomic() as conn:
             conn.execute(proposals.insert().values(group_id=group, meeting_id=meeting,
                                                    email=email, item=item, at=now))
-            self.bump_facts(conn)
+            self.bump_facts(conn, group)
 
     def proposals(self) -> list[tuple[str, str, str, str]]:
         with self.engine.connect() as conn:
@@ -79,6 +80,7 @@ class ActionFacts(Part):
         """New actions and updates from a CSV, all or nothing: (added, updated)."""
         added = updated = 0
         with self.atomic() as conn:
+            changed = {ACTIONS}  # the groups of the actions before and after
             for row in rows:
                 values = {k: v for k, v in row.items() if k != "id"}
                 values["owners"] = json.dumps(list(values["owners"]))
@@ -89,13 +91,16 @@ class ActionFacts(Part):
                     action_id, what = int(inserted[0]), "added"
                     added += 1
                 else:
+                    changed |= _groups_of(conn, [row["id"]])
                     conn.execute(actions.update().where(actions.c.id == row["id"])
                                  .values(**values))
                     action_id, what = row["id"], "updated from a spreadsheet"
                     updated += 1
                 conn.execute(action_history.insert().values(action_id=action_id, at=now,
                                                             who=who, what=what, via=via))
-            self.bump_facts(conn)
+                if "group_id" in values:
+                    changed.add(values["group_id"])
+            self.bump_facts(conn, *changed)
         return added, updated
 
     def nudges(self, group: str | None = None) -> list[Any]:
@@ -112,7 +117,7 @@ class ActionFacts(Part):
                 conn.execute(actions.update().where(actions.c.id == action_id).values(**values))
             conn.execute(action_history.insert().values(action_id=action_id, at=now, who=who,
                                                         what=what, via=via))
-            self.bump_facts(conn)
+            self.bump_facts(conn, ACTIONS, *_groups_of(conn, [action_id]))
 
     def action_rows(self, group: str | None = None) -> list[Any]:
         """The action log's rows (bot/engine/snapshot.py makes them :class:`Action` values)."""
@@ -126,3 +131,9 @@ class ActionFacts(Part):
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(action_history).where(
                 action_history.c.action_id == action_id).order_by(action_history.c.id)))
+
+
+def _groups_of(conn: Connection, ids: Sequence[int]) -> set[str]:
+    """The groups of these actions."""
+    return set(conn.execute(sa.select(actions.c.group_id).where(actions.c.id.in_(list(ids)))
+                            ).scalars())

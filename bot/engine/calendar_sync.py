@@ -45,11 +45,11 @@ class CalendarSync(Sending):
                         result: TickResult) -> None:
         group = self.config.group(group_id)
         name = self.transport.name
-        claimed = {k for k in keys if k in self._by_key and self.store.claim(
+        claimed = {k for k in keys if self.desired(k) is not None and self.store.claim(
             k, now, render_email.message_id(k, group.organiser, self._secret()), name)}
         if not claimed:
             return
-        wanted = [self._by_key[k] for k in keys if k in claimed]
+        wanted = [self._wanted(k) for k in keys if k in claimed]
         try:
             change = calendar.change_for(group, unit, wanted)
         except Exception as exc:  # a template that fails at send time: these rows only

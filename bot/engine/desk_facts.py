@@ -37,7 +37,7 @@ class DeskFacts(Part):
                     minutes_id=minutes_id, n=q["n"], text=q["text"],
                     choices=json.dumps(q["choices"]), pending=json.dumps(q["pending"],
                                                                          default=str)))
-            self.bump_facts(conn)
+            self.bump_facts(conn, values["group_id"])
         return minutes_id
 
     def mailed_minutes(self, group: str | None = None) -> list[Any]:
@@ -78,11 +78,11 @@ class DeskFacts(Part):
                       at=now)
         if conn is not None:
             conn.execute(decisions.insert().values(**values))
-            self.bump_facts(conn)
+            self.bump_facts(conn, group)
             return
         with self.atomic() as c:
             c.execute(decisions.insert().values(**values))
-            self.bump_facts(c)
+            self.bump_facts(c, group)
 
     def decisions(self, group: str | None = None) -> list[Any]:
         q = sa.select(decisions).order_by(decisions.c.id)

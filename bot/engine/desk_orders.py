@@ -161,7 +161,7 @@ class Orders:
         if not emails:  # "0", "none", "skip": left out
             with self.store.atomic() as conn:
                 self.store.answer_question(q.id, "left out", who, now, conn)
-                self.store.bump_facts(conn)
+                self.store.bump_facts(conn, group.id)
             return f"Q{q.n}: the action \"{say.short(str(pending['text']))}\" is left out"
         owners_now = [e for e in pending.get("owners", []) if e] + emails
         pending["owners"] = (owners.ALL,) if owners.ALL in owners_now else tuple(
@@ -170,7 +170,7 @@ class Orders:
             self.store.import_minutes([pending], [], who, f"{via} (Q{q.n})", now)
         with self.store.atomic() as conn:
             self.store.answer_question(q.id, ", ".join(emails), who, now, conn)
-            self.store.bump_facts(conn)
+            self.store.bump_facts(conn, group.id)
         ref = next((a.ref for a in snapshot.actions(self.store, group.id)
                     if a.text == pending["text"] and a.meeting == pending["meeting_id"]), "")
         names = owner_names(group, pending["owners"])

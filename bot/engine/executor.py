@@ -9,47 +9,37 @@ is not found — so a crash costs at most one duplicate (RFC 1047: exactly-once 
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.domain import windows
 from bot.domain.errors import TransportError
-from bot.domain.model import Config, Desired
+from bot.domain.model import Config
 from bot.engine import snapshot
+from bot.engine.planning import Planning
 from bot.engine.recovery import Recovery
 from bot.engine.result import TickResult
 from bot.engine.sending import IN_DOUBT
 from bot.engine.store import Store
+from bot.engine.units import Units
 from bot.listen import authn
 from bot.plan import planner
-from bot.plan.planner import Plan
 from bot.transports.base import Mail, Transport
 from bot.transports.calendar import INVITE_KINDS
 
 log = logging.getLogger("clerk")
 
 
-def _row_values(d: Desired, now: datetime, state: str) -> dict[str, Any]:
-    return {
-        "key": d.key, "group_id": d.group, "meeting_id": d.meeting, "rule_id": d.rule,
-        "kind": d.kind, "recipient": d.recipient.email, "recipient_name": d.recipient.name,
-        "revision": d.revision, "sequence": d.sequence, "state": state, "send_at": d.send_at,
-        "latest_at": d.latest,
-        "subject": d.subject, "reason": d.reason, "attempts": 0, "created_at": now,
-        "updated_at": now,
-    }
-
-
-class Executor(Recovery):
+class Executor(Planning, Recovery):
     """Holds the config, the store and the transport; ``tick(now)`` does one pass.
 
-    It keeps the last plan and re-plans only when the config or the planner's facts change
-    or when the plan's ``valid_until`` has passed, so an idle tick is a few index lookups.
+    It plans again only the units (groups, the owners' digests) whose files or facts
+    changed or whose ``valid_until`` passed (bot/engine/planning.py), so an idle tick is a
+    few index lookups.
     """
 
     def __init__(self, config: Config, store: Store, transport: Transport,
@@ -60,125 +50,27 @@ class Executor(Recovery):
         self.mailbox = mailbox  # where replies are read (bot/transports/imap.py), or None
         transport.mailbox = mailbox  # a Sent copy, and the look-up after a crash
         self.stop = stop or threading.Event()
-        self._plan: Plan | None = None
-        self._parts = planner.PlanCache()  # each group's part of it
-        self._by_key: dict[str, Desired] = {}
-        self._stamp: tuple[str, int] | None = None
-        self._noted = ""  # the config fingerprint whose rosters the store has noted
-        self._noted_groups: dict[str, str] = {}  # group id -> its Group.fingerprint noted
+        self._units = Units()  # the plan, unit by unit (bot/engine/planning.py)
+        self._noted: dict[str, str] = {}  # group id -> its Group.fingerprint noted
         self._token_secret: bytes | None = None
         self.batch = 1000  # due rows fetched at a time
         self._in_flight: tuple[str, Callable[[], None]] | None = None  # (key, finish)
 
     def use_config(self, config: Config) -> None:
+        """Plan from ``config`` from now on: the groups whose files changed are planned
+        again at the next tick."""
         self.config = config
-        self._plan = None
 
-    # --- planning ------------------------------------------------------------------------
-
-    def current_plan(self, now: datetime) -> tuple[Plan, tuple[int, int, int] | None]:
-        """The plan for ``now``, recorded in the ledger, and the counts of what recording it
-        changed (None when the plan in hand was still valid)."""
-        stamp = (self.config.fingerprint, self.store.facts_version())
-        plan = self._plan
-        if (plan is not None and stamp == self._stamp
-                and (plan.valid_until is None or now < plan.valid_until)):
-            return plan, None
-        # the old plan goes before the new one is made: never two in memory (the groups'
-        # parts kept for the new one are shared, not copied)
-        self._plan, self._by_key, plan = None, {}, None
-        if stamp[0] != self._noted:  # the config changed: when did each roster row?
-            # the groups whose files changed (all of them, the first time)
-            edited = [g for g in self.config.groups
-                      if not g.fingerprint or self._noted_groups.get(g.id) != g.fingerprint]
-            self.store.note_roster({g.id: {m.email: m.row for m in g.members}
-                                    for g in edited}, now)
-            self._noted = stamp[0]
-            self._noted_groups = {g.id: g.fingerprint for g in self.config.groups}
-            stamp = (stamp[0], self.store.facts_version())
-        state = snapshot.state(self.store)
-        self._parts.use_facts(stamp[1])
-        plan = planner.plan(self.config, state, now, self._parts)
-        self._by_key = plan.by_key()
-        counts = self.record(plan, now, state.keys, self._by_key)
-        del state
-        # the facts as they were when the snapshot was taken (read before it), plus our own
-        # bump for recording revisions: any other change made meanwhile (another process)
-        # leaves the versions apart, and the next tick plans again
-        after = self.store.facts_version()
-        ours = stamp[1] + (1 if plan.revisions else 0)
-        self._plan = plan
-        self._stamp = (stamp[0], after) if after == ours else stamp
-        if after == ours:
-            self._parts.advance(after)
-        return plan, counts
-
-    def record(self, plan: Plan, now: datetime, existing: Mapping[str, str],
-               wanted: Mapping[str, Desired] | None = None) -> tuple[int, int, int]:
-        """Write the plan into the ledger: insert new rows (``existing`` holds the keys the
-        plan was made with; a key another worker recorded meanwhile is skipped), update
-        unsent ones, withdraw rows no longer wanted (``wanted``: the plan by key, when the
-        caller has it). Returns (recorded, updated, withdrawn)."""
-        recorded = updated = withdrawn = 0
-        with self.store.atomic() as conn:
-            for r in plan.revisions:
-                self.store.record_revision(conn, r.group, r.meeting, r.revision.rev,
-                                           r.revision.digest, r.revision.fields, r.replaces,
-                                           r.restart, now)
-            if plan.revisions:
-                self.store.bump_facts(conn)
-            if wanted is None:
-                wanted = plan.by_key()
-            # the rows recorded before, a batch at a time (bounded memory), then the new
-            # ones; each change only while the row is as read: another worker may be
-            # sending it
-            for rows in self.store.active_rows(conn, self.batch * 10):
-                for row in rows:
-                    key = row.key
-                    d = wanted.get(key)
-                    was = (row.state,)
-                    if row.state == "skipped_late":
-                        if d is None or d.latest <= now or d.initial == "skipped_late":
-                            continue  # still too late: it stays as it was recorded
-                        updated += self.store.update_row(
-                            conn, key, now, "timely again after an edit", expect=was,
-                            state=d.initial, send_at=d.send_at, latest_at=d.latest,
-                            subject=d.subject, reason=d.reason)
-                        continue
-                    if d is None:
-                        if row.state != "withdrawn":
-                            withdrawn += self.store.update_row(conn, key, now,
-                                                               "no longer in the plan",
-                                                               expect=was, state="withdrawn")
-                        continue
-                    values: dict[str, Any] = {}
-                    if row.state == "withdrawn":
-                        values["state"] = d.initial
-                    if d.hold and row.state in ("planned", "retry"):
-                        values["state"] = "held"
-                    if (row.send_at, row.latest_at, row.subject, row.reason,
-                            row.recipient_name) != d.digest_fields():
-                        values.update(send_at=d.send_at, latest_at=d.latest,
-                                      subject=d.subject, reason=d.reason,
-                                      recipient_name=d.recipient.name)
-                    if values:
-                        updated += self.store.update_row(conn, key, now, "plan changed",
-                                                         expect=was, **values)
-            new = (d for d in plan.messages if d.key not in existing)
-            while batch := [_row_values(d, now, d.initial)
-                            for d in itertools.islice(new, self.batch)]:
-                # a batch at a time (bounded memory), less those another worker did
-                recorded += self.store.insert_rows(conn, batch)
-            if recorded:
-                log.info("planned %d new message(s)", recorded)
-        return recorded, updated, withdrawn
+    def plan_again(self) -> None:
+        """Forget what was planned: the next tick plans every unit again."""
+        self._units = Units()
 
     # --- sending -------------------------------------------------------------------------
 
     @property
-    def plan(self) -> Plan | None:
-        """The plan in hand (None before the first tick)."""
-        return self._plan
+    def units(self) -> Units:
+        """What the executor planned, unit by unit."""
+        return self._units
 
     def tick(self, now: datetime, *, dry_run: bool = False) -> TickResult:
         now = now.astimezone(UTC)
@@ -187,7 +79,7 @@ class Executor(Recovery):
             return self._dry_run(now, result)
         self.recover(now, result)
         self.read_mailbox(now, result)  # answers first: they may stop a chaser due now
-        _, counts = self.current_plan(now)
+        counts = self.current_plan(now)
         if counts is not None:
             result.replanned = True
             result.recorded, result.updated, result.withdrawn = counts
@@ -215,8 +107,8 @@ class Executor(Recovery):
                         continue
                     if self._window_shut(row.group_id, now, row.latest_at):
                         continue  # released (approved, retried) while it is shut: wait for it
-                    d = self._by_key.get(row.key)
-                    if self.on_calendar and d is not None and d.kind in INVITE_KINDS:
+                    d = self.desired(row.key) if self.on_calendar else None
+                    if d is not None and d.kind in INVITE_KINDS:
                         meetings.setdefault((d.group, d.meeting), []).append(row.key)
                         continue  # one change per meeting, below
                     if (row.attempts and lookups and (row.last_error or "").startswith(IN_DOUBT)
@@ -269,8 +161,8 @@ class Executor(Recovery):
                 found.append(self._opening(g.group_id, now))
             if g.latest is not None:
                 found.append(g.latest + timedelta(microseconds=1))  # the first tick after it
-        if self._plan is not None and self._plan.valid_until is not None:
-            found.append(self._plan.valid_until)
+        if self._units.until is not None:
+            found.append(self._units.until)
         later = [t for t in found if t > now]
         return min(later) if later else None
 

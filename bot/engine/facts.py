@@ -16,7 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from bot.engine.conflicts import insert_new, upsert
 from bot.engine.schema import (
+    ACTIONS,
     DELIVERED,
+    EVERY,
     bounces,
     calendar_items,
     inbox,
@@ -39,7 +41,8 @@ class Part:
     def atomic(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def bump_facts(self, conn: Connection) -> None:
+    def bump_facts(self, conn: Connection, *units: str,
+                   since: int | None = None) -> tuple[int, set[str]]:
         raise NotImplementedError
 
 
@@ -60,7 +63,7 @@ class Facts(Part):
                     ["group_id", "meeting_id", "rule_id", "organisation"],
                     # a later "nil" does not undo papers already in
                     where=submissions.c.status != "submitted" if status == "nil" else None):
-                self.bump_facts(conn)
+                self.bump_facts(conn, group)
 
     # --- what the mailbox tells ---------------------------------------------------------
 
@@ -96,7 +99,7 @@ class Facts(Part):
     def _config_meta(self, value: str) -> None:
         with self.atomic() as conn:
             upsert(conn, meta, {"name": "config_problems", "value": value}, ["name"])
-            self.bump_facts(conn)
+            self.bump_facts(conn, EVERY)
 
     def secret(self) -> bytes:
         """The key of the reference tokens in subjects (made once, kept in the store)."""
@@ -145,7 +148,7 @@ class Facts(Part):
                                  "comment": comment, "sequence": sequence, "at": now,
                                  "for_start": for_start[:40]},
                    ["group_id", "unit", "rid", "email"])
-            self.bump_facts(conn)
+            self.bump_facts(conn, group)
 
     def calendar_rows(self, transport: str, group: str | None = None,
                       unit: str | None = None) -> list[Any]:
@@ -189,7 +192,8 @@ class Facts(Part):
                 self.update_row(conn, row.key, now, f"bounced: {status} {diagnostic}",
                                 state="failed", last_error=f"bounced: {status} {diagnostic}",
                                 notified_at=None)
-            self.bump_facts(conn)
+            # who bounced is read by every group's plan (an address may be in several)
+            self.bump_facts(conn, EVERY)
         return row
 
     def log_inbox(self, message_id: str | None, sender: str, subject: str, kind: str,
@@ -210,19 +214,19 @@ class Facts(Part):
                  str(row["size"]), row["reason"])
         with self.atomic() as conn:
             return self._once(conn, quarantine, {**row, "at": now},
-                              _digest(row["message_id"], *which))
+                              _digest(row["message_id"], *which), row["group_id"])
 
     def _once(self, conn: Connection, table: sa.Table, values: dict[str, Any],
-              digest: str | None) -> int:
+              digest: str | None, group: str) -> int:
         """Insert ``values`` (and bump the facts) unless a row of the same ``digest`` is
         there, which another worker may be inserting right now; the row's id."""
         if digest is None:
             inserted = conn.execute(table.insert().values(**values)).inserted_primary_key
             assert inserted is not None
-            self.bump_facts(conn)
+            self.bump_facts(conn, group)
             return int(inserted[0])
         if insert_new(conn, table, {**values, "digest": digest}, ["digest"]):
-            self.bump_facts(conn)
+            self.bump_facts(conn, group)
         return int(conn.execute(sa.select(table.c.id).where(table.c.digest == digest)
                                 ).scalar_one())
 
@@ -240,16 +244,19 @@ class Facts(Part):
     def mark_reported(self, conn: Connection, ids: Sequence[int], now: datetime) -> None:
         """The admin's digest told of these quarantined attachments."""
         if ids:
-            conn.execute(quarantine.update().where(quarantine.c.id.in_(list(ids)))
-                         .values(notified_at=now))
-            self.bump_facts(conn)
+            where = quarantine.c.id.in_(list(ids))
+            conn.execute(quarantine.update().where(where).values(notified_at=now))
+            self.bump_facts(conn, *conn.execute(
+                sa.select(quarantine.c.group_id).where(where).distinct()).scalars())
 
     def note_roster(self, groups: dict[str, dict[str, str]], now: datetime) -> int:
         """Record the rosters as they are (group → email → row digest): a row that is new,
         changed or gone since the last look is stamped ``now``. Returns how many were."""
         changed = 0
+        noted: list[str] = []  # the groups whose roster changed
         with self.atomic() as conn:
             for group, rows in groups.items():
+                before = changed
                 seen = {r.email: r.row for r in conn.execute(
                     sa.select(roster.c.email, roster.c.row).where(roster.c.group_id == group))}
                 for email, row in rows.items():
@@ -270,13 +277,11 @@ class Facts(Part):
                         (roster.c.group_id == group) & (roster.c.email == email)
                     ).values(row="", changed_at=now))
                     changed += 1
-            if changed:
-                self.bump_facts(conn)
+                if changed > before:
+                    noted.append(group)
+            if changed:  # (the owners' digests read the rosters too)
+                self.bump_facts(conn, ACTIONS, *noted)
         return changed
-
-    def roster_rows(self) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(roster)))
 
     def owe_reply(self, group: str, email: str, name: str, subject: str, body: str,
                   in_reply_to: str | None, now: datetime, about: str = "") -> int:
@@ -287,7 +292,7 @@ class Facts(Part):
                   "body": body, "in_reply_to": answers, "at": now, "about": about[:100]}
         with self.atomic() as conn:
             return self._once(conn, replies, values,
-                              _digest(answers, group, email, subject, body, about[:100]))
+                              _digest(answers, group, email, subject, body, about[:100]), group)
 
     def reply_rows(self) -> list[Any]:
         with self.engine.connect() as conn:

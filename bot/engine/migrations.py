@@ -134,6 +134,11 @@ def _assigned(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE actions ADD COLUMN assigned_at TIMESTAMP"))
 
 
+def _fact_changes(conn: Connection) -> None:
+    """Which units' facts changed at which facts version: a worker plans again only those."""
+    s.fact_changes.create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -150,6 +155,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0013_once", _once),
     ("0014_leases", _leases),
     ("0015_assigned", _assigned),
+    ("0016_fact_changes", _fact_changes),
 ]
 
 

@@ -44,7 +44,7 @@ class Recovery(CalendarSync):
         """A row whose last attempt's answer was lost (a timeout, a dropped connection):
         sent, if the transport finds it delivered. A look-up that fails is not tried again
         this tick (the server is down: one wait, not one per row)."""
-        desired = self._by_key.get(row.key)
+        desired = self.desired(row.key)
         if desired is None:
             return False
         organiser = self.config.group(desired.group).organiser

@@ -38,6 +38,17 @@ meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+# 0016: the facts version (meta "facts") at which the facts of a unit last changed: a group
+# id, "*" (a fact of every group: bounces, the config's problems) or "-" (the action log,
+# whose owners' digests span groups). The worker plans again only the units changed.
+EVERY = "*"  # the unit of a fact every group's plan reads
+ACTIONS = "-"  # the unit of the action log's owners' digests (their keys start "-/")
+fact_changes = sa.Table(
+    "fact_changes", metadata,
+    sa.Column("unit", sa.String(100), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
 # States: planned → sending → sent | retry | failed | parked; skipped_late; held; withdrawn
 # (no longer desired before it went: a member removed, a revision superseded).
 ledger = sa.Table(

@@ -38,9 +38,18 @@ class Sending:
     transport: Transport
     mailbox: Any
     stop: threading.Event
-    _by_key: dict[str, Desired]
     _token_secret: bytes | None
     _in_flight: tuple[str, Callable[[], None]] | None
+
+    def desired(self, key: str) -> Desired | None:
+        """The message the plan wants for ledger row ``key`` (None: no longer planned)."""
+        raise NotImplementedError
+
+    def _wanted(self, key: str) -> Desired:
+        found = self.desired(key)
+        if found is None:
+            raise KeyError(f"{key} is not in the plan")
+        return found
     def _settle(self, row: Any, found: bool | None, now: datetime, result: TickResult) -> None:
         """A row left in doubt: sent if the transport found it, else sent again."""
         with self.store.atomic() as conn:
@@ -58,7 +67,7 @@ class Sending:
     def _prepare(self, key: str, now: datetime, result: TickResult) -> tuple[str, Mail] | None:
         """The rendered message of a due row (None when it is no longer planned or cannot
         be rendered: that row alone fails)."""
-        desired = self._by_key.get(key)
+        desired = self.desired(key)
         if desired is None:
             return None  # not in the plan any more; the next record() withdraws it
         group = self.config.group(desired.group)
@@ -185,7 +194,7 @@ class Sending:
 
     def _record_sent(self, conn: Connection, key: str, now: datetime) -> None:
         self.store.update_row(conn, key, now, "", state="sent", sent_at=now)
-        desired = self._by_key[key]
+        desired = self._wanted(key)
         if desired.kind == "notice":  # the admin now knows about these
             self.store.mark_notified(conn, desired.context.get("undelivered_keys", []), now)
         if desired.kind in REPORTS:  # ... and about the papers kept back it lists
@@ -193,7 +202,7 @@ class Sending:
                 "quarantined"] if q["new"]], now)
 
     def _report_sent(self, key: str, result: TickResult) -> None:
-        desired = self._by_key[key]
+        desired = self._wanted(key)
         result.sent.append(key)
         log.info("sent %s %s to %s via %s", desired.kind, desired.meeting,
                  desired.recipient.email, self.transport.describe())
@@ -214,7 +223,7 @@ class Sending:
             if now - first >= s.park_after:
                 self.store.update_row(conn, key, now, error, state="parked", last_error=error,
                                       first_failed_at=first)
-                self.store.bump_facts(conn)
+                self.store.bump_facts(conn, row.group_id)
                 result.parked.append(key)
                 log.error("parked %s after failing since %s: %s", key, first.isoformat(), error)
                 return
@@ -231,7 +240,7 @@ class Sending:
     def _fail(self, key: str, now: datetime, error: str, result: TickResult) -> None:
         with self.store.atomic() as conn:
             self.store.update_row(conn, key, now, error, state="failed", last_error=error)
-            self.store.bump_facts(conn)
+            self.store.bump_facts(conn, *self.store.groups_of(conn, [key]))
         result.failed.append(key)
         result.errors.append(f"{key}: {error}")
         log.error("failed %s: %s", key, error)

@@ -5,6 +5,7 @@ The store itself (bot/engine/store.py, facts.py) holds rows and knows none of th
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,14 +13,24 @@ import sqlalchemy as sa
 
 from bot.domain.model import Action, Nudge, Revision
 from bot.engine.schema import (
+    ACTIONS,
     DELIVERED,
     bounces,
+    decisions,
     invite_revisions,
     ledger,
+    mailed_minutes,
+    nudges,
+    proposals,
+    quarantine,
+    questions,
+    replies,
+    roster,
     rsvps,
     submissions,
 )
-from bot.engine.store import Store
+from bot.engine.schema import actions as actions_table
+from bot.engine.store import Store, unit_rows
 from bot.plan.invites import Held
 from bot.plan.state import (
     Decision,
@@ -33,19 +44,34 @@ from bot.plan.state import (
 from bot.transports.calendar import Part
 
 
-def state(store: Store) -> State:
-    """Everything the planner reads, as it is now."""
+def state(store: Store, groups: Collection[str] | None = None, *,
+          others: Collection[str] = (), actions_of: Sequence[Action] | None = None) -> State:
+    """Everything the planner reads, as it is now: of the whole install, or (``groups``) of
+    those groups alone — their ledger rows (and, with :data:`ACTIONS` among them, the owners'
+    digests, keyed ``-/…``) and their facts, read by indexed queries — with the facts every
+    group reads (bounces, the config's problems, the whole action log: an owner's digests
+    span groups, or ``actions_of`` when the caller read it already) and, for the groups in
+    ``others`` (in the ledger, no longer in the config), who their messages went to (a group
+    whose id was changed is recognised by its members: bot/plan/guard.py)."""
+    scoped = groups is not None
+    ids = sorted(set(groups or ()) - {ACTIONS})
+
+    def of(table: sa.Table, q: Any) -> Any:  # the rows of the groups asked for
+        return q.where(table.c.group_id.in_(ids)) if scoped else q
+
     with store.engine.connect() as conn:
         keys: dict[str, str] = {}
         recorded: set[tuple[str, str, str]] = set()
         delivered: set[tuple[str, str, int]] = set()
         held: dict[tuple[str, str], dict[str, Held]] = {}
         first: dict[tuple[str, str, str, int], datetime] = {}
-        rows = conn.execute(sa.select(
+        q = sa.select(
             ledger.c.key, ledger.c.state, ledger.c.group_id, ledger.c.meeting_id,
             ledger.c.rule_id, ledger.c.revision, ledger.c.sequence, ledger.c.kind,
-            ledger.c.recipient, ledger.c.recipient_name, ledger.c.created_at))
-        for key, state, g, m, r, rev, seq, kind, email, name, planned_at in rows:
+            ledger.c.recipient, ledger.c.recipient_name, ledger.c.created_at)
+        if scoped:
+            q = q.where(unit_rows([*ids, *({ACTIONS} & set(groups or ()))]))
+        for key, state, g, m, r, rev, seq, kind, email, name, planned_at in conn.execute(q):
             keys[key] = state
             recorded.add((g, m, r))
             if seq is None:
@@ -61,51 +87,66 @@ def state(store: Store) -> State:
                                        partial=kind == "occurrence_cancellation")
         revisions: dict[tuple[str, str], tuple[Revision, ...]] = {}
         created: dict[tuple[str, str, int], datetime] = {}
-        for row in conn.execute(sa.select(invite_revisions).order_by(
+        for row in conn.execute(of(invite_revisions, sa.select(invite_revisions)).order_by(
                 invite_revisions.c.rev)):
             revisions[(row.group_id, row.meeting_id)] = (
                 *revisions.get((row.group_id, row.meeting_id), ()),
                 Revision(row.rev, row.digest, json.loads(row.fields)))
             created[(row.group_id, row.meeting_id, row.rev)] = row.created_at
         submitted = {(r.group_id, r.meeting_id, r.rule_id, r.organisation): r.status
-                     for r in conn.execute(sa.select(submissions))}
+                     for r in conn.execute(of(submissions, sa.select(submissions)))}
         answers: dict[tuple[str, str, str], dict[str, tuple[str, str, str]]] = {}
-        for r in conn.execute(sa.select(rsvps)):
+        for r in conn.execute(of(rsvps, sa.select(rsvps))):
             answers.setdefault((r.group_id, r.unit, r.rid), {})[r.email] = (
                 r.partstat, r.comment, r.for_start or "")
         bounced: dict[str, set[str]] = {}
         for r in conn.execute(sa.select(bounces.c.email, bounces.c.row).where(
                 bounces.c.permanent.is_(True), bounces.c.row.is_not(None))):
             bounced.setdefault(r.email, set()).add(r.row)
-    undelivered = {g: tuple(Undelivered(r.key, r.recipient, r.subject, r.state,
-                                        r.last_error or "", r.updated_at,
-                                        r.notified_at is not None) for r in rows)
-                   for g, rows in store.undelivered().items()}
-    return State(keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
-                 delivered=frozenset(delivered), submitted=submitted,
-                 revision_created=created, held=held, first_planned=first,
-                 undelivered=undelivered, rsvps=answers,
-                 bounced={e: frozenset(rows) for e, rows in bounced.items()},
-                 quarantined=tuple(Quarantined(
-                     r.id, r.group_id, r.meeting_id, r.organisation, r.sender, r.name,
-                     r.path is not None, r.reason, r.at, r.notified_at is not None)
-                     for r in store.quarantined()),
-                 roster_changed={(r.group_id, r.email): r.changed_at
-                                 for r in store.roster_rows()},
-                 config_problems=_config_problems(store),
-                 replies=tuple(OwedReply(r.id, r.group_id, r.email, r.name, r.subject, r.body,
-                                         r.in_reply_to or "", r.at, r.about or "")
-                               for r in store.reply_rows()),
-                 actions=tuple(actions(store)),
-                 nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text,
-                                    r.window_start, r.window_end, r.source)
-                              for r in store.nudges()),
-                 proposals=tuple(store.proposals()),
-                 mailed_minutes=tuple(mailed(r) for r in store.mailed_minutes()),
-                 questions=tuple(question(r) for r in store.questions()),
-                 decisions=tuple(Decision(r.group_id, r.meeting_id, r.subject, r.decision,
-                                          r.version, r.who, r.at)
-                                 for r in store.decisions()))
+        undelivered: dict[str, list[Undelivered]] = {}
+        for r in conn.execute(of(ledger, sa.select(ledger).where(
+                ledger.c.state.in_(("failed", "parked")), ledger.c.kind != "notice"))
+                .order_by(ledger.c.updated_at, ledger.c.key)):
+            undelivered.setdefault(r.group_id, []).append(Undelivered(
+                r.key, r.recipient, r.subject, r.state, r.last_error or "", r.updated_at,
+                r.notified_at is not None))
+        recipients = {g: frozenset(conn.execute(sa.select(ledger.c.recipient).where(
+            ledger.c.group_id == g, ledger.c.meeting_id != "-").distinct()).scalars())
+            for g in others} if scoped else None
+
+        def rows(table: sa.Table, *order: Any) -> list[Any]:
+            return list(conn.execute(of(table, sa.select(table)).order_by(*order)))
+
+        logged = list(actions_of) if actions_of is not None else [
+            action(r) for r in conn.execute(sa.select(actions_table).order_by(
+                actions_table.c.id))]
+        return State(
+            keys=keys, rules_recorded=frozenset(recorded), revisions=revisions,
+            delivered=frozenset(delivered), submitted=submitted, revision_created=created,
+            held=held, first_planned=first,
+            undelivered={g: tuple(u) for g, u in undelivered.items()}, rsvps=answers,
+            bounced={e: frozenset(found) for e, found in bounced.items()},
+            quarantined=tuple(Quarantined(
+                r.id, r.group_id, r.meeting_id, r.organisation, r.sender, r.name,
+                r.path is not None, r.reason, r.at, r.notified_at is not None)
+                for r in rows(quarantine, quarantine.c.id)),
+            roster_changed={(r.group_id, r.email): r.changed_at for r in rows(roster)},
+            config_problems=_config_problems(store),
+            replies=tuple(OwedReply(r.id, r.group_id, r.email, r.name, r.subject, r.body,
+                                    r.in_reply_to or "", r.at, r.about or "")
+                          for r in rows(replies, replies.c.id)),
+            actions=tuple(logged),
+            nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text, r.window_start,
+                               r.window_end, r.source) for r in rows(nudges, nudges.c.id)),
+            proposals=tuple((r.group_id, r.meeting_id, r.email, r.item)
+                            for r in rows(proposals, proposals.c.id)),
+            mailed_minutes=tuple(mailed(r) for r in rows(mailed_minutes, mailed_minutes.c.id)),
+            questions=tuple(question(r) for r in rows(questions, questions.c.minutes_id,
+                                                        questions.c.n)),
+            decisions=tuple(Decision(r.group_id, r.meeting_id, r.subject, r.decision,
+                                     r.version, r.who, r.at)
+                            for r in rows(decisions, decisions.c.id)),
+            other_recipients=recipients)
 
 
 def mailed(row: Any) -> MailedMinutes:

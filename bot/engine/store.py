@@ -25,14 +25,17 @@ from bot.engine.desk_facts import DeskFacts
 from bot.engine.facts import Facts
 from bot.engine.ledger_reads import LedgerReads
 from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
+    ACTIONS,
     ACTIVE,
     DELIVERED,
+    EVERY,
     REVIVABLE,
     UTCDateTime,
     action_history,
     actions,
     bounces,
     events,
+    fact_changes,
     inbox,
     invite_revisions,
     ledger,
@@ -53,6 +56,18 @@ MIGRATION_WAIT = 600
 
 
 log = logging.getLogger("clerk")
+
+
+def unit_rows(units: Sequence[str]) -> Any:
+    """The ledger rows of ``units``: the rows of those groups (less the owners' digests, which
+    a group's row carries as their first owner's group), and with :data:`ACTIONS` among
+    them, the owners' digests (keyed ``-/…``)."""
+    digests = sa.and_(ledger.c.key >= f"{ACTIONS}/", ledger.c.key < f"{ACTIONS}0")
+    groups = [u for u in units if u != ACTIONS]
+    found = [sa.and_(ledger.c.group_id.in_(groups), sa.not_(digests))] if groups else []
+    if ACTIONS in units:
+        found.append(digests)
+    return sa.or_(*found) if found else sa.false()
 
 
 class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
@@ -146,10 +161,35 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
             value = conn.execute(sa.select(meta.c.value).where(meta.c.name == "facts")).scalar()
         return int(value or 0)
 
-    def bump_facts(self, conn: Connection) -> None:
-        """Record that a fact the planner reads has changed (forces a re-plan)."""
+    def bump_facts(self, conn: Connection, *units: str,
+                   since: int | None = None) -> tuple[int, set[str]]:
+        """Record that facts the planner reads have changed: the facts version goes up, and
+        each of ``units`` (group ids, :data:`EVERY` or :data:`ACTIONS`; :data:`EVERY` when
+        none is named) is noted as changed at it, so only those are planned again. Returns
+        the new version and, with ``since``, those of ``units`` nobody else changed after
+        it (the version goes up first: other writers wait for this one from then on)."""
         upsert(conn, meta, {"name": "facts", "value": "1"}, ["name"],
                {"value": sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.Text)})
+        version = int(conn.execute(sa.select(meta.c.value).where(meta.c.name == "facts"))
+                      .scalar_one())
+        named = sorted(set(units) or {EVERY})
+        clean: set[str] = set()
+        if since is not None:
+            later = set(conn.execute(sa.select(fact_changes.c.unit).where(
+                fact_changes.c.unit.in_([*named, EVERY]), fact_changes.c.version > since))
+                .scalars())
+            clean = set() if EVERY in later else set(named) - later
+        for unit in named:
+            upsert(conn, fact_changes, {"unit": unit, "version": version}, ["unit"],
+                   {"version": version})
+        return version, clean
+
+    def facts_changed(self, since: int) -> dict[str, int]:
+        """The units whose facts changed after version ``since``, and at which version."""
+        with self.engine.connect() as conn:
+            return {u: v for u, v in conn.execute(sa.select(
+                fact_changes.c.unit, fact_changes.c.version).where(
+                fact_changes.c.version > since))}
 
     def record_revision(self, conn: Connection, group: str, meeting: str, rev: int,
                         digest: str, fields: dict[str, Any], replaces: bool, restart: bool,
@@ -169,8 +209,10 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
 
     # --- the ledger --------------------------------------------------------------------
 
-    def active_rows(self, conn: Connection, batch: int = 10_000) -> Iterator[list[Any]]:
-        """The rows a plan may still change (not sent, or revivable), ``batch`` at a time in
+    def active_rows(self, conn: Connection, batch: int = 10_000,
+                    units: Sequence[str] | None = None) -> Iterator[list[Any]]:
+        """The rows a plan may still change (not sent, or revivable), of every unit or of
+        ``units`` (group ids, :data:`ACTIONS`: the owners' digests), ``batch`` at a time in
         the order they were recorded: the whole ledger is never in memory at once, and the
         caller may update the rows of one batch before the next is read."""
         cols = [ledger.c.id, ledger.c.key, ledger.c.state, ledger.c.send_at,
@@ -178,15 +220,22 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
         # the state through a function, so that the database walks the ids in order for each
         # batch rather than every row of those states through their index, then a sort
         state = sa.func.coalesce(ledger.c.state, "")
+        where = [state.in_(ACTIVE + REVIVABLE)]
+        if units is not None:
+            where.append(unit_rows(units))
         last = 0
         while True:
             rows = list(conn.execute(sa.select(*cols).where(
-                state.in_(ACTIVE + REVIVABLE), ledger.c.id > last,
-            ).order_by(ledger.c.id).limit(batch)))
+                *where, ledger.c.id > last).order_by(ledger.c.id).limit(batch)))
             if not rows:
                 return
             yield rows
             last = rows[-1].id
+
+    def group_ids(self) -> set[str]:
+        """The groups that have rows in the ledger."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(ledger.c.group_id).distinct()).scalars())
 
     def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
         """Insert ledger rows; a key already there (another worker's) is left as it is, and
@@ -320,19 +369,12 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
         if keys:
             conn.execute(ledger.update().where(ledger.c.key.in_(list(keys)))
                          .values(notified_at=now))
-            self.bump_facts(conn)
+            self.bump_facts(conn, *self.groups_of(conn, keys))
 
-    def undelivered(self) -> dict[str, list[Any]]:
-        """Per group, the failed and parked messages (``notified_at``: when the admin was
-        told about them)."""
-        q = sa.select(ledger).where(ledger.c.state.in_(("failed", "parked")),
-                                    ledger.c.kind != "notice"
-                                    ).order_by(ledger.c.updated_at, ledger.c.key)
-        out: dict[str, list[Any]] = {}
-        with self.engine.connect() as conn:
-            for row in conn.execute(q):
-                out.setdefault(row.group_id, []).append(row)
-        return out
+    def groups_of(self, conn: Connection, keys: Sequence[str]) -> set[str]:
+        """The groups of these ledger rows (whose undelivered digest they are in)."""
+        return set(conn.execute(sa.select(ledger.c.group_id).where(
+            ledger.c.key.in_(list(keys)))).scalars())
 
     def in_doubt(self) -> list[Any]:
         """Rows left in ``sending`` by a process that is gone: one this host can tell has

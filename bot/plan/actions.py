@@ -145,6 +145,36 @@ def schedule(groups: Sequence[Group], actions: Iterable[Action], until: date) ->
     return out
 
 
+class Chased:
+    """The owners' schedules a plan reads, each worked out once for the day it runs to: an
+    owner's digests span their groups, so a schedule reads the whole action log."""
+
+    def __init__(self, groups: Sequence[Group], log: Sequence[Action],
+                 fixed: Schedule | None = None) -> None:
+        self.groups, self.log = groups, log
+        self._made: dict[date, Schedule] = {}
+        self._fixed = fixed  # (templates' examples: this one, whatever the day)
+
+    def until(self, day: date) -> Schedule:
+        if self._fixed is not None:
+            return self._fixed
+        if day not in self._made:
+            self._made[day] = schedule(self.groups, self.log, day)
+        return self._made[day]
+
+    def views(self, day: date) -> dict[str, tuple[tuple[int, str, tuple[str, ...]], ...]]:
+        """What each group's plan reads of the schedule up to ``day`` (a schedule to an
+        earlier day is a part of it): for each of its open actions whose chasing stopped,
+        when it was last chased, and which of its owners left."""
+        made = self.until(day)
+        out: dict[str, list[tuple[int, str, tuple[str, ...]]]] = {}
+        for a in self.log:
+            if a.status == "open" and (a.id in made.stalled or a.id in made.gone):
+                out.setdefault(a.group, []).append(
+                    (a.id, str(made.stalled.get(a.id, "")), made.gone.get(a.id, ())))
+        return {g: tuple(v) for g, v in out.items()}
+
+
 def _people(group: Group) -> dict[str, Member]:
     """Who can own an action in the group: its roster (guests too), and the admin."""
     people = {m.email: m for m in group.members}

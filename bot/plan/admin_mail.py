@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from bot.domain import timeutil, windows
-from bot.domain.model import Action, Config, Desired, Group, Member, Person
+from bot.domain.model import Action, Desired, Group, Member, Person
 from bot.plan import actions
 from bot.plan.context import person, shared_context_group
 from bot.plan.desk_report import nominal, report
@@ -55,13 +55,14 @@ def status_reply(group: Group, reply: OwedReply, to: Person, key: str, state: St
         context=context, in_reply_to=reply.in_reply_to)
 
 
-def admin_digests(config: Config, state: State, now: datetime, horizon: list[datetime],
+def admin_digests(groups: Sequence[Group], state: State, now: datetime,
+                  horizon: list[datetime], chased: actions.Chased,
                   until: datetime | None = None) -> list[Desired]:
     """Each group's weekly digest to its admin that is due at ``now`` (the next digest day's
     time goes into ``horizon``); with ``until``, those that would follow up to then as things
     stand, each as of its own day (``clerk plan --until``: a forecast)."""
     due: list[tuple[Group, list[date]]] = []
-    for group in config.groups:
+    for group in groups:
         if group.desk.digest_day is None:
             continue
         tz = timeutil.zone(group.zone)
@@ -92,9 +93,9 @@ def admin_digests(config: Config, state: State, now: datetime, horizon: list[dat
         return []
     # a day past any group's today, whatever its zone
     end = (until or now).astimezone(UTC).date() + timedelta(days=1)
-    chased = actions.schedule(config.groups, state.actions, end)
     return [d for group, days in due for d in _digests(
-        group, state, ledger[group.id], now, days, chased, forecast=until is not None)]
+        group, state, ledger[group.id], now, days, chased.until(end),
+        forecast=until is not None)]
 
 
 def _digests(group: Group, state: State, keys: Mapping[str, str], now: datetime,

@@ -18,7 +18,7 @@ the admin meant, and it waits for the settle window like every edit.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -47,24 +47,23 @@ def guard(config: Config, state: State, messages: Sequence[Desired],
 
     It looks at the messages not yet recorded and at those recorded ``held``: a hold stays
     the guard's (same reason, same notice) until the admin approves or puts the file right."""
-    ids = {g.id for g in config.groups}
+    ids = config.by_id.keys()
     pending: dict[str, list[Desired]] = {}  # per group: not recorded yet, or held
     for m in messages:
         if state.keys.get(m.key, "held") == "held":
             pending.setdefault(m.group, []).append(m)
-    trips = [t for g in config.groups if g.id in pending
-             and (t := _trip(g, ids, state, pending[g.id])) is not None]
+    trips = [t for g, new in pending.items()
+             if (t := _trip(config.by_id[g], ids, state, new)) is not None]
     if not trips:
         return list(messages), []
     held = {k: t for t in trips for k in t.keys}
     out = [replace(m, initial="held", reason=f"{HELD}: {held[m.key].why}; {m.reason}")
            if m.key in held else m for m in messages]
-    groups = {g.id: g for g in config.groups}
-    out += [notice(groups[t.group], t, now) for t in trips]
+    out += [notice(config.by_id[t.group], t, now) for t in trips]
     return out, trips
 
 
-def _trip(group: Group, ids: set[str], state: State, new: Sequence[Desired]) -> Trip | None:
+def _trip(group: Group, ids: Collection[str], state: State, new: Sequence[Desired]) -> Trip | None:
     renamed = _renamed(group, ids, state)
     if renamed:
         return Trip(group.id, f"the group's id changed from {renamed!r} to {group.id!r}: "
@@ -89,14 +88,14 @@ def _newcomer(m: Desired, state: State) -> bool:
     return m.recipient.email not in held and any(h.method == REQUEST for h in held.values())
 
 
-def _renamed(group: Group, ids: set[str], state: State) -> str:
+def _renamed(group: Group, ids: Collection[str], state: State) -> str:
     """The group's id before, when it has no messages of its own yet (none but held ones)
     but most of its members had their messages under an id no longer in the config."""
     if any(s != "held" for s in state.group_keys(group.id).values()):
         return ""
     members = {m.email for m in group.attendees}
     for old, emails in sorted(state.recipients_by_group().items()):
-        if old not in ids and members and len(members & emails) * 2 > len(members):
+        if old not in ids and members and len(members.intersection(emails)) * 2 > len(members):
             return old
     return ""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,9 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
     chaser = [_digest_message(digest)]
     left = replace(sample, id=2, owners=("former.member@example.org",))
     undigested = replace(group, desk=replace(group.desk, digest_day=None))  # both kinds
-    summary = _summaries(undigested, State(actions=(sample, left)), actions.Schedule(
-        stalled={1: now.date() - timedelta(days=30)}, gone={2: left.owners}),
+    summary = summaries(undigested, State(actions=(sample, left)), actions.Chased(
+        (), (), actions.Schedule(stalled={1: now.date() - timedelta(days=30)},
+                                 gone={2: left.owners})),
         datetime.combine(actions.summary_days(group, now.date() + timedelta(days=40),
                                               now.date() + timedelta(days=60))[0],
                          time(12), tzinfo=UTC), [])
@@ -77,16 +78,14 @@ def other_examples(group: Group) -> list[tuple[str, dict[str, Any]]]:
     held = guard_notice(group, Trip(group.id, "3 of 20 members would be taken off the meetings "
                                          "(A, B, C) — was roster.csv saved complete?",
                                ("k1", "k2", "k3")), now)
-    broken = config_notices(
+    broken = config_notice(
         Config(folder=group.folder.parent, settings=Settings(), groups=(group,),
-               fingerprint=""),
+               fingerprint=""), group,
         State(config_problems=("d", now, ("clerk.toml:3: clerk.interval: 'abc' is not a "
                                           "whole number",))))
-    answer = owed_replies(
-        Config(folder=group.folder.parent, settings=Settings(), groups=(group,),
-               fingerprint=""),
-        State(replies=(OwedReply(1, group.id, owner.email, owner.name, "Re: your actions",
-                                 "Which action did you mean?", "<a@b>", now),)))
+    answer = owed_replies(group, State(replies=(OwedReply(
+        1, group.id, owner.email, owner.name, "Re: your actions", "Which action did you mean?",
+        "<a@b>", now),)), None, actions.Chased((group,), ()))
     return [(d.template, d.context)
             for d in (*chaser, *summary, notice, *notes, *circulated, held, *broken, *answer)
             ] + admin_mail.examples(group) + pack.examples(group)
@@ -138,19 +137,35 @@ def _nudge_notes(group: Group, state: State, now: datetime,
 def _nudge_key(group: Group, nudge: Nudge, to: Person) -> str:
     return f"{group.id}/-/nudge/{to.email}/{nudge.id}"
 
-def action_chasers(config: Config, state: State, now: datetime,
-                   horizon: list[datetime], until: datetime | None = None) -> list[Desired]:
+def action_chasers(config: Config, state: State, now: datetime, horizon: list[datetime],
+                   until: datetime | None = None) -> list[Desired]:
     """The digests that fall due around ``now`` (bot/plan/actions.py: at most one a week per
     person across all their groups), and each group's weekly summaries: the chair's of its
     overdue actions, the admin's of those whose chasing stopped. With ``until``, all of them
     up to then, as the actions stand (``clerk plan --until``: a forecast), and the admin's
     weekly digests (bot/plan/admin_mail.py), which take over her summary when they are on."""
-    groups = sorted(config.groups, key=lambda g: g.id)
+    chased = actions.Chased(config.groups, state.actions)
+    out = action_digests(config, state, now, horizon, chased, until)
+    for group in sorted(config.groups, key=lambda g: g.id):
+        out += summaries(group, state, chased, now, horizon, until)
+    if until is not None:  # the admin's digests, which list the actions no longer chased
+        out += admin_mail.admin_digests(config.groups, state, now, [], chased, until)
+    return out
+
+
+def chased_until(now: datetime, until: datetime | None = None) -> date:
+    """The day the schedule of the chasers and summaries runs to: 400 days ahead."""
     today = now.astimezone(UTC).date()
     end = until.date() if until is not None else today + timedelta(days=400)
-    plan = actions.schedule(groups, state.actions, max(end, today + timedelta(days=400)))
+    return max(end, today + timedelta(days=400))
+
+
+def action_digests(config: Config, state: State, now: datetime, horizon: list[datetime],
+                   chased: actions.Chased, until: datetime | None = None) -> list[Desired]:
+    """The owners' digests that fall due around ``now`` (with ``until``: up to then); the
+    next one's time goes into ``horizon``."""
     out: list[Desired] = []
-    for d in plan.digests:
+    for d in chased.until(chased_until(now, until)).digests:
         local = now.astimezone(timeutil.zone(d.listed[0].group.zone)).date()
         near = abs((d.day - local).days) <= 1
         if near or actions.digest_key(d.owner.email, d.day) in state.keys or (
@@ -158,10 +173,6 @@ def action_chasers(config: Config, state: State, now: datetime,
             out.append(_digest_message(d))
         elif d.send_at > now:
             horizon.append(d.send_at)
-    for group in groups:
-        out += _summaries(group, state, plan, now, horizon, until)
-    if until is not None:  # the admin's digests, which list the actions no longer chased
-        out += admin_mail.admin_digests(config, state, now, [], until)
     return out
 
 
@@ -195,8 +206,8 @@ def _digest_message(d: actions.Digest) -> Desired:
         template="action_chaser", context=ctx)
 
 
-def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime,
-               horizon: list[datetime], until: datetime | None = None) -> list[Desired]:
+def summaries(group: Group, state: State, chased: actions.Chased, now: datetime,
+              horizon: list[datetime], until: datetime | None = None) -> list[Desired]:
     """The chair's weekly summary of the group's overdue actions, and the admin's of those
     whose chasing stopped (chased as often as allowed, or their owner left the roster) unless
     her weekly digest lists them (``[desk] digest_day``), each on the group's summary day and
@@ -204,7 +215,10 @@ def _summaries(group: Group, state: State, plan: actions.Schedule, now: datetime
     tz = timeutil.zone(group.zone)
     today = now.astimezone(tz).date()
     mine = [a for a in state.group_actions(group.id) if a.status == "open"]
-    out = []
+    out: list[Desired] = []
+    if not mine:
+        return out
+    plan = chased.until(chased_until(now, until))
     last = until.astimezone(tz).date() if until is not None else today + timedelta(weeks=8)
     for day in actions.summary_days(group, today - timedelta(days=1), last):
         send_at = datetime.combine(day, time(*group.ladder.at), tzinfo=tz).astimezone(UTC)
@@ -261,47 +275,53 @@ def _undelivered_notice(group: Group, rows: tuple[Undelivered, ...]) -> Desired:
         context=context)
 
 
-def config_notices(config: Config, state: State) -> list[Desired]:
+def config_notice(config: Config, group: Group, state: State) -> list[Desired]:
     """The config the worker cannot load, once its problems outlast the settle window: one
-    notice to each admin (of the groups as last loaded), once per distinct set of problems."""
-    if state.config_problems is None:
+    notice to each admin (of the groups as last loaded; from the first group she is the admin
+    of), once per distinct set of problems."""
+    if state.config_problems is None or _admins(config).get(group.admin.email) is not group:
         return []
     digest, since, problems = state.config_problems
-    out, told = [], set()
-    for group in config.groups:
-        if group.admin.email in told:
-            continue
-        told.add(group.admin.email)
-        context = {
-            "group": shared_context_group(group), "organiser": person(group.organiser),
-            "admin": person(group.admin),
-            "recipient": dict(person(group.admin), organisation="", role="admin"),
-            "problems": list(problems), "folder": str(config.folder),
-            "since": since.astimezone(timeutil.zone(group.zone)),  # as the admin reads it
-        }
-        at = since + group.settle
-        out.append(Desired(
-            key=f"{group.id}/-/config/{group.admin.email}/{digest}", group=group.id,
-            meeting="-", rule="config", kind=NOTICE, recipient=group.admin, send_at=at,
-            latest=at + timedelta(days=7),
-            subject=render(group, "config_problems", "subject", context),
-            reason=f"the config has had {len(problems)} problem(s) since "
-                   f"{since.isoformat(timespec='minutes')}; the worker uses the last good one",
-            template="config_problems", context=context))
-    return out
+    context = {
+        "group": shared_context_group(group), "organiser": person(group.organiser),
+        "admin": person(group.admin),
+        "recipient": dict(person(group.admin), organisation="", role="admin"),
+        "problems": list(problems), "folder": str(config.folder),
+        "since": since.astimezone(timeutil.zone(group.zone)),  # as the admin reads it
+    }
+    at = since + group.settle
+    return [Desired(
+        key=f"{group.id}/-/config/{group.admin.email}/{digest}", group=group.id,
+        meeting="-", rule="config", kind=NOTICE, recipient=group.admin, send_at=at,
+        latest=at + timedelta(days=7),
+        subject=render(group, "config_problems", "subject", context),
+        reason=f"the config has had {len(problems)} problem(s) since "
+               f"{since.isoformat(timespec='minutes')}; the worker uses the last good one",
+        template="config_problems", context=context)]
 
 
-def owed_replies(config: Config, state: State, now: datetime | None = None) -> list[Desired]:
-    """The answers clerk owes people who wrote to it, each one message, threaded under
-    theirs; the answer to ``STATUS`` is the status report as it is at ``now``
+_ADMINS: dict[int, tuple[Config, dict[str, Group]]] = {}
+
+
+def _admins(config: Config) -> dict[str, Group]:
+    """Each admin's first group in the config (worked out once per loaded config)."""
+    found = _ADMINS.get(id(config))
+    if found is None or found[0] is not config:
+        _ADMINS.clear()
+        first: dict[str, Group] = {}
+        for g in config.groups:
+            first.setdefault(g.admin.email, g)
+        found = _ADMINS[id(config)] = (config, first)
+    return found[1]
+
+
+def owed_replies(group: Group, state: State, now: datetime | None,
+                 chased: actions.Chased) -> list[Desired]:
+    """The answers clerk owes people who wrote to the group, each one message, threaded
+    under theirs; the answer to ``STATUS`` is the status report as it is at ``now``
     (bot/plan/admin_mail.py), and once sent it is not made again."""
-    groups = {g.id: g for g in config.groups}
     out = []
-    chased: actions.Schedule | None = None
-    for r in state.replies:
-        group = groups.get(r.group)
-        if group is None:
-            continue
+    for r in state.group_replies(group.id):
         key = f"{group.id}/-/reply/{r.email}/{r.id}"
         known = {p.email: p.name for p in (group.admin, *group.members)}
         to = Person(name=known.get(r.email) or r.name or r.email, email=r.email)
@@ -309,10 +329,8 @@ def owed_replies(config: Config, state: State, now: datetime | None = None) -> l
             if state.keys.get(key) in ("sent", "skipped_late"):
                 continue  # its report is not worked out again on every plan
             at = max(now or r.at, r.at)
-            if chased is None:
-                chased = actions.schedule(config.groups, state.actions,
-                                          at.astimezone(UTC).date() + timedelta(days=1))
-            out.append(admin_mail.status_reply(group, r, to, key, state, at, chased))
+            schedule = chased.until(at.astimezone(UTC).date() + timedelta(days=1))
+            out.append(admin_mail.status_reply(group, r, to, key, state, at, schedule))
             continue
         context = {"group": shared_context_group(group), "organiser": person(group.organiser),
                    "admin": person(group.admin), "recipient": dict(person(to), organisation="",

@@ -50,7 +50,7 @@ def previews(config: Config, state: State, messages: list[Desired], now: datetim
             packs.setdefault((d.group, d.meeting), []).append(d)
         else:
             out.append(d)
-    groups = {g.id: g for g in config.groups}
+    groups = config.by_id
     for (group_id, meeting), found in packs.items():
         group = groups[group_id]
         desk = group.desk

@@ -26,7 +26,7 @@ from bot.domain.model import (
     Person,
     Rule,
 )
-from bot.plan import invites
+from bot.plan import actions, invites
 from bot.plan.admin_mail import admin_digests
 from bot.plan.calendar import OWNED_BY_SERVER
 from bot.plan.context import (
@@ -42,16 +42,17 @@ from bot.plan.minutes import minutes_messages
 from bot.plan.notices import (
     _nudge_notes,
     _undelivered_notice,
-    action_chasers,
-    config_notices,
+    action_digests,
+    config_notice,
     owed_replies,
+    summaries,
 )
 from bot.plan.pack import previews
 from bot.plan.state import State
 from bot.render import templates
 from bot.render.templates import render
 
-__all__ = ["Plan", "PlanCache", "State", "plan"]
+__all__ = ["GroupPlan", "Plan", "State", "plan"]
 
 
 MISSED = "skipped_late"
@@ -102,84 +103,35 @@ def audience(group: Group, rule: Rule) -> list[Person]:
 
 @dataclass(frozen=True)
 class GroupPlan:
-    """One group's own part of a plan: the messages of its rules, series, undelivered
-    digest, nudge notes and minutes; the revisions they need recorded; and until when time
-    alone leaves them as they are."""
+    """One unit of a plan — a group's messages, or the owners' digests across groups
+    (:func:`digests_plan`) — with the revisions they need recorded, until when time alone
+    leaves them as they are, and what the blast-radius guard holds. Each is made from the
+    facts of its own group (and the action log): a worker plans again only the units whose
+    files or facts changed, or whose time came (bot/engine/units.py)."""
 
     messages: tuple[Desired, ...]
     revisions: tuple[NewRevision, ...]
     valid_until: datetime | None
+    held: tuple[Trip, ...] = ()
 
 
-class PlanCache:
-    """Each group's part of the last plan, kept while its files (``Group.fingerprint``) and
-    the planner's facts (``facts``, the store's version: any change re-plans every group)
-    are as they were and its ``valid_until`` is ahead: a re-plan after one group's edit, or
-    when one group's time comes, plans that group alone. A part that needs revisions
-    recorded serves again only once the executor says they were (``advance``)."""
-
-    def __init__(self) -> None:
-        self.facts: object = None
-        self._groups: dict[str, tuple[str, GroupPlan]] = {}
-        self.planned: list[str] = []  # the groups the last plan() planned anew
-
-    def use_facts(self, facts: object) -> None:
-        """The facts the next plan is made from; all is planned anew when they changed."""
-        if facts != self.facts:
-            self._groups.clear()
-            self.facts = facts
-
-    def advance(self, facts: object) -> None:
-        """The facts moved on by recording the last plan's revisions alone: its parts hold,
-        as a plan made now would make them (with nothing left to record)."""
-        self.facts = facts
-        self._groups = {g: (f, replace(part, revisions=())) if part.revisions else (f, part)
-                        for g, (f, part) in self._groups.items()}
-
-    def get(self, group: Group, now: datetime) -> GroupPlan | None:
-        found = self._groups.get(group.id)
-        if found is None or not group.fingerprint or found[0] != group.fingerprint:
-            return None
-        part = found[1]
-        if part.revisions:
-            return None  # not known to be recorded
-        return part if part.valid_until is None or now < part.valid_until else None
-
-    def keep(self, group: Group, part: GroupPlan) -> None:
-        self._groups[group.id] = (group.fingerprint, part)
+def plan(config: Config, state: State, now: datetime) -> Plan:
+    """The whole install's plan: every group's, then the owners' digests."""
+    chased = actions.Chased(config.groups, state.actions)
+    parts = [group_plan(config, group, state, now, chased) for group in config.groups]
+    parts.append(digests_plan(config, state, now, chased))
+    valid = [p.valid_until for p in parts if p.valid_until is not None]
+    return Plan(tuple(m for p in parts for m in p.messages),
+                tuple(r for p in parts for r in p.revisions), min(valid) if valid else None,
+                tuple(t for p in parts for t in p.held))
 
 
-def plan(config: Config, state: State, now: datetime, cache: PlanCache | None = None) -> Plan:
-    messages: list[Desired] = []
-    revisions: list[NewRevision] = []
-    horizon: list[datetime] = []
-    if cache is not None:
-        cache.planned = []
-    for group in config.groups:
-        part = cache.get(group, now) if cache is not None else None
-        if part is None:
-            part = group_plan(group, state, now)
-            if cache is not None:
-                cache.keep(group, part)
-                cache.planned.append(group.id)
-        messages += part.messages
-        revisions += part.revisions
-        if part.valid_until is not None:
-            horizon.append(part.valid_until)
-    messages += action_chasers(config, state, now, horizon)
-    messages += config_notices(config, state)
-    messages += owed_replies(config, state, now)
-    messages += admin_digests(config, state, now, horizon)
-    messages = previews(config, state, messages, now, horizon)
-    messages = _not_bouncing(config, state, messages)
-    if config.settings.transport in OWNED_BY_SERVER:
-        messages = _on_server(state, messages)
-    messages, trips = guard(config, state, messages, now)
-    return Plan(tuple(_in_window(config, messages)), tuple(revisions),
-                min(horizon) if horizon else None, tuple(trips))
-
-def group_plan(group: Group, state: State, now: datetime) -> GroupPlan:
-    """The group's own part of the plan (:class:`GroupPlan`)."""
+def group_plan(config: Config, group: Group, state: State, now: datetime,
+               chased: actions.Chased) -> GroupPlan:
+    """The group's part of the plan (:class:`GroupPlan`): its rules' messages, its series,
+    its undelivered digest, nudge notes, minutes, action summaries, config notice, owed
+    replies and admin digests, with her decisions on its packs, the guard and its send
+    window applied."""
     messages: list[Desired] = []
     revisions: list[NewRevision] = []
     horizon: list[datetime] = []
@@ -202,7 +154,33 @@ def group_plan(group: Group, state: State, now: datetime) -> GroupPlan:
         messages.append(_undelivered_notice(group, untold))
     messages += _nudge_notes(group, state, now, horizon)
     messages += minutes_messages(group, state, now, horizon)
-    return GroupPlan(tuple(messages), tuple(revisions), min(horizon) if horizon else None)
+    messages += summaries(group, state, chased, now, horizon)
+    messages += config_notice(config, group, state)
+    messages += owed_replies(group, state, now, chased)
+    messages += admin_digests((group,), state, now, horizon, chased)
+    messages = previews(config, state, messages, now, horizon)
+    return _finish(config, state, now, messages, revisions, horizon)
+
+
+def digests_plan(config: Config, state: State, now: datetime,
+                 chased: actions.Chased) -> GroupPlan:
+    """The owners' digests of their actions, across groups (bot/plan/actions.py)."""
+    horizon: list[datetime] = []
+    return _finish(config, state, now, action_digests(config, state, now, horizon, chased),
+                   [], horizon, guarded=False)
+
+
+def _finish(config: Config, state: State, now: datetime, messages: list[Desired],
+            revisions: list[NewRevision], horizon: list[datetime],
+            guarded: bool = True) -> GroupPlan:
+    messages = _not_bouncing(config, state, messages)
+    if config.settings.transport in OWNED_BY_SERVER:
+        messages = _on_server(state, messages)
+    trips: list[Trip] = []
+    if guarded:
+        messages, trips = guard(config, state, messages, now)
+    return GroupPlan(tuple(_in_window(config, messages)), tuple(revisions),
+                     min(horizon) if horizon else None, tuple(trips))
 
 
 def _not_bouncing(config: Config, state: State, messages: list[Desired]) -> list[Desired]:
@@ -210,9 +188,12 @@ def _not_bouncing(config: Config, state: State, messages: list[Desired]) -> list
     admin was told of the bounce; fixing the row — or re-saving it — lets mail go again)."""
     if not state.bounced:
         return messages
-    rows = {(g.id, m.email): m.row for g in config.groups for m in g.members}
-    return [m for m in messages
-            if rows.get((m.group, m.recipient.email), "") not in
+    rows: dict[str, dict[str, str]] = {}  # group -> email -> its roster row
+    for m in messages:
+        if m.group not in rows:
+            group = config.by_id.get(m.group)
+            rows[m.group] = {p.email: p.row for p in group.members} if group else {}
+    return [m for m in messages if rows[m.group].get(m.recipient.email, "") not in
             state.bounced.get(m.recipient.email, frozenset())]
 
 
@@ -230,7 +211,7 @@ def _on_server(state: State, messages: list[Desired]) -> list[Desired]:
 
 def _in_window(config: Config, messages: list[Desired]) -> list[Desired]:
     """Each message at its send time, or the group's window's next opening after it."""
-    groups = {g.id: g for g in config.groups}
+    groups = config.by_id
     opening: dict[tuple[str, datetime], datetime] = {}  # a rule's messages share a send time
     out = []
     for m in messages:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -137,6 +137,9 @@ class State:
     mailed_minutes: tuple[MailedMinutes, ...] = ()  # oldest first
     questions: tuple[Question, ...] = ()
     decisions: tuple[Decision, ...] = ()  # oldest first
+    # a snapshot of some groups (bot/engine/snapshot.py): who the messages of the groups in
+    # the ledger but no longer in the config went to (None: the snapshot is of every group)
+    other_recipients: Mapping[str, frozenset[str]] | None = None
     # what the planner looks up per group, indexed on first use (once per snapshot): a
     # lookup costs the group's facts, not the install's (bench/plan_scale.py)
     _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
@@ -175,8 +178,11 @@ class State:
         value: T = found[1]
         return value
 
-    def recipients_by_group(self) -> Mapping[str, set[str]]:
-        """Per group id in the ledger, who its meetings' messages went to (or would)."""
+    def recipients_by_group(self) -> Mapping[str, Collection[str]]:
+        """Per group id in the ledger, who its meetings' messages went to (or would); of a
+        snapshot of some groups, per group no longer in the config."""
+        if self.other_recipients is not None:
+            return self.other_recipients
         found: dict[str, set[str]] | None = self._index.get("recipients")
         if found is None:
             found = self._index["recipients"] = {}

@@ -83,7 +83,9 @@ def test_forged_and_foreign_answers_change_nothing_and_members_still_count(
                                                   LAURA: ("DECLINED", "Ofsted are in")}
     assert len(imap_fetch("clerk", "clerk/unprocessed")) == 3
     # nothing of the stranger's reaches a member: the pack lists no forged apologies
-    pack = next(d for d in clerk_executor().current_plan(T0)[0].messages if d.kind == "pack")
+    ex = clerk_executor()
+    ex.current_plan(T0)
+    pack = next(d for d in ex.messages() if d.kind == "pack")
     assert "evil.example" not in repr(pack.context)
 
 

@@ -181,7 +181,8 @@ def test_members_answers_are_read_and_each_lands_right(
     assert len(q1["rsvp"]["no_answer"]) == MEMBERS + 1 - 3
     assert status["bouncing"] == ["nobody@gone.invalid"]
     assert [u["reason"] for u in status["unprocessed"]] == result.unprocessed
-    pack = next(d for d in ex.current_plan(T0)[0].messages if d.kind == "pack")
+    ex.current_plan(T0)
+    pack = next(d for d in ex.messages() if d.kind == "pack")
     body = render_email.build(ex.config.group("qa-leads"), pack, T0, secret=store.secret())
     assert "Gavin Swales (Kent): Ofsted inspection that week" in \
         body.text

@@ -265,7 +265,7 @@ def test_migrations_are_named_recorded_and_bring_an_old_store_up(tmp_path: Path)
                              "0005_nudges", "0006_claims", "0007_calendar_items",
                              "0008_trust", "0009_roster", "0010_quarantine",
                              "0011_replies", "0012_desk", "0013_once", "0014_leases",
-                             "0015_assigned"]
+                             "0015_assigned", "0016_fact_changes"]
     with old.engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
         names = list(conn.execute(sa.text("SELECT name FROM migrations ORDER BY name"))
@@ -301,9 +301,9 @@ def test_an_edit_to_one_group_re_plans_that_group_alone(
     planned: list[str] = []
     real = planner.group_plan
 
-    def counting(group: Any, state: Any, at: datetime) -> Any:
+    def counting(config: Any, group: Any, state: Any, at: datetime, chased: Any) -> Any:
         planned.append(group.id)
-        return real(group, state, at)
+        return real(config, group, state, at, chased)
 
     monkeypatch.setattr(planner, "group_plan", counting)
     read: list[str] = []
@@ -319,15 +319,22 @@ def test_an_edit_to_one_group_re_plans_that_group_alone(
     worker.tick(now)
     assert planned == ["second"] and noted == ["second"]  # its roster alone looked at
     assert read == ["second"]  # the config loaded again: that group's files alone read
-    assert ex.plan is not None
     fresh = planner.plan(ex.config, snapshot.state(store), now)
-    assert ex.plan.messages == fresh.messages and ex.plan.valid_until == fresh.valid_until
-    assert {d.context["meeting"]["location"] for d in ex.plan.messages
+    kept = list(ex.messages())
+    assert sorted(kept, key=lambda d: d.key) == sorted(fresh.messages, key=lambda d: d.key)
+    assert ex.units.until == fresh.valid_until
+    assert {d.context["meeting"]["location"] for d in kept
             if d.group == "second" and d.kind == "invitation"} == {"Room 4, County Hall"}
     planned.clear()
+    # a fact of one group (an action recorded) plans that group again, and no other
     store.add_action({"group_id": "third", "meeting_id": "", "topic": "T", "text": "A",
                       "owners": ("kim.osei@network.example",), "due": datetime(
                           2027, 2, 1).date()}, "t", "t", now)
+    worker.tick(now)
+    assert planned == ["third"]
+    # a fact every group reads (a permanent bounce) plans them all again
+    planned.clear()
+    store.record_bounce("nobody@example.org", "5.1.1", "no such user", True, None, now)
     worker.tick(now)
     assert sorted(planned) == ["qa-leads", "second", "third"]
 

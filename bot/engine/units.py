@@ -1,0 +1,90 @@
+"""The worker's plan, kept unit by unit: what each unit — a group, or the owners' digests
+across groups (:data:`ACTIONS`) — was last planned from, until when that plan holds, and the
+messages of the last few units planned, for sending.
+
+A unit is planned again only when its files changed (``Group.fingerprint``), its facts
+changed (the store notes which units each change touches: ``fact_changes``), what it reads
+of the owners' schedule changed (:meth:`bot.plan.actions.Chased.views`), or its time came
+(``valid_until``). Planning streams unit by unit into the ledger (bot/engine/executor.py), so
+memory holds one batch of groups' facts and messages at a time, never the install's.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.domain.model import Desired
+from bot.engine.schema import ACTIONS
+from bot.plan.planner import GroupPlan
+
+KEEP = 8  # the units whose messages are kept for sending (the last planned or looked up)
+BATCH = 25  # the groups planned from one snapshot
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What a unit was last planned from, and until when that plan holds."""
+
+    fingerprint: str  # its group's files then ("" for the owners' digests)
+    seen: int  # the facts version its snapshot was taken at (or its own revisions made)
+    valid_until: datetime | None
+    view: tuple[object, ...] = ()  # what it read of the owners' schedule
+
+
+def unit_of(key: str) -> str:
+    """The unit a ledger key belongs to: its group, or the owners' digests (``-/…``)."""
+    return key.partition("/")[0]
+
+
+class Units:
+    """The worker's record of its plan, unit by unit (see the module's docstring)."""
+
+    def __init__(self, keep: int = KEEP) -> None:
+        self.planned: dict[str, Planned] = {}
+        self.version = -1  # the facts version last looked at
+        self.every = 0  # the version of the last change every group reads
+        self.fingerprint: str | None = None  # the config's, as last planned
+        self.others: set[str] | None = None  # groups in the ledger, not in the config
+        self.until: datetime | None = None  # the earliest valid_until of all units
+        self.at: datetime | None = None  # the ``now`` of the last planning
+        self.passes = 0  # how many times anything was planned again
+        self._keep = keep
+        self._recent: OrderedDict[str, dict[str, Desired]] = OrderedDict()
+
+    def stale(self, now: datetime, ids: Iterable[str]) -> set[str]:
+        """Of ``ids`` (and the owners' digests), the units never planned or whose time
+        came."""
+        return {u for u in (*ids, ACTIONS) if (p := self.planned.get(u)) is None
+                or (p.valid_until is not None and now >= p.valid_until)}
+
+    def done(self, unit: str, part: GroupPlan, planned: Planned) -> None:
+        """``unit`` was planned (``part``) and recorded."""
+        self.planned[unit] = planned
+        self.remember(unit, part)
+
+    def forget(self, unit: str) -> None:
+        """A group gone from the config: its rows were withdrawn."""
+        self.planned.pop(unit, None)
+        self._recent.pop(unit, None)
+
+    def settle(self, now: datetime) -> None:
+        """After a planning pass: the earliest instant time alone changes a unit's plan."""
+        times = [p.valid_until for p in self.planned.values() if p.valid_until is not None]
+        self.until = min(times) if times else None
+        self.at = now
+        self.passes += 1
+
+    def remember(self, unit: str, part: GroupPlan) -> None:
+        self._recent[unit] = {d.key: d for d in part.messages}
+        self._recent.move_to_end(unit)
+        while len(self._recent) > self._keep:
+            self._recent.popitem(last=False)
+
+    def recent(self, unit: str) -> dict[str, Desired] | None:
+        found = self._recent.get(unit)
+        if found is not None:
+            self._recent.move_to_end(unit)
+        return found
