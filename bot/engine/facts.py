@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bot.engine.conflicts import insert_new, upsert
+from bot.engine.conflicts import insert, insert_new, upsert
 from bot.engine.schema import (
     ACTIONS,
     DELIVERED,
@@ -259,13 +259,18 @@ class Facts(Part):
                 before = changed
                 seen = {r.email: r.row for r in conn.execute(
                     sa.select(roster.c.email, roster.c.row).where(roster.c.group_id == group))}
+                new = [{"group_id": group, "email": email, "row": row, "changed_at": now}
+                       for email, row in rows.items() if email not in seen]
+                if new:  # in one statement (another worker may note them at the same time)
+                    changed += conn.execute(insert(conn, roster).values(new)
+                                            .on_conflict_do_nothing(
+                                                index_elements=["group_id", "email"])
+                                            .execution_options(preserve_rowcount=True)
+                                            ).rowcount
                 for email, row in rows.items():
-                    if email not in seen:  # (another worker may note it at the same time)
-                        if not insert_new(conn, roster, {"group_id": group, "email": email,
-                                                         "row": row, "changed_at": now},
-                                          ["group_id", "email"]):
-                            continue
-                    elif seen[email] != row:
+                    if email not in seen:
+                        continue
+                    if seen[email] != row:
                         conn.execute(roster.update().where(
                             (roster.c.group_id == group) & (roster.c.email == email)
                         ).values(row=row, changed_at=now))

@@ -95,6 +95,9 @@ class Planning:
                 gone = set(units.others)
             gone |= {u for u in units.planned if u != ACTIONS and u not in config.by_id}
             units.others = (units.others | gone) - config.by_id.keys()
+            if config.settings != units.settings:  # clerk.toml: every group reads it
+                todo |= {*config.by_id, ACTIONS}
+                units.settings = config.settings
             units.fingerprint = config.fingerprint
             schedule_changed = True
         if version != units.version:
@@ -173,7 +176,7 @@ class Planning:
         """Bring the recorded rows of ``units`` to ``wanted``, each change only while the row
         is as read (another worker may be sending it): (updated, withdrawn)."""
         updated = withdrawn = 0
-        for rows in self.store.active_rows(conn, self.batch * 10, units):
+        for rows in self.store.active_rows(conn, units, self.batch * 10):
             for row in rows:
                 key = row.key
                 d = wanted.get(key)

@@ -27,17 +27,35 @@ class Prepared:
         self._compiled: dict[Any, tuple[str, bool, list[tuple[str, str, Any, Any]]]] = {}
 
     def __call__(self, conn: Connection, params: dict[str, Any]) -> int:
+        sql, given = self._given(conn, [params])
+        return int(conn.exec_driver_sql(sql, given[0]).rowcount)
+
+    def many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """The statement for each of ``rows``, in one ``executemany``."""
+        if rows:
+            sql, given = self._given(conn, rows)
+            conn.exec_driver_sql(sql, given)
+
+    def _given(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
         dialect = conn.dialect
         kind = type(dialect), dialect.paramstyle
         compiled = self._compiled.get(kind) or self._compile(kind, dialect)
         sql, positional, binds = compiled
-        values = []
-        for _, key, fixed, convert in binds:
-            value = params[key] if fixed is _GIVEN else fixed
-            values.append(convert(value) if convert else value)
-        given = tuple(values) if positional else dict(
-            zip((name for name, _, _, _ in binds), values, strict=True))
-        return int(conn.exec_driver_sql(sql, given).rowcount)
+        out: list[Any] = []
+        done: dict[tuple[int, Any], Any] = {}  # rows share instants: each converted once
+        for params in rows:
+            values = []
+            for n, (_, key, fixed, convert) in enumerate(binds):
+                value = params[key] if fixed is _GIVEN else fixed
+                if convert is not None:
+                    found = done.get((n, value), _GIVEN)
+                    if found is _GIVEN:
+                        found = done[(n, value)] = convert(value)
+                    value = found
+                values.append(value)
+            out.append(tuple(values) if positional else dict(
+                zip((name for name, _, _, _ in binds), values, strict=True)))
+        return sql, out
 
     def _compile(self, kind: Any,
                  dialect: Any) -> tuple[str, bool, list[tuple[str, str, Any, Any]]]:
@@ -73,6 +91,16 @@ CLAIM = Prepared(ledger.update().where(
     message_id=sa.bindparam("b_message_id"), transport=sa.bindparam("b_transport"),
     claimed_by=sa.bindparam("b_by"), claimed_at=sa.bindparam("b_at"),
     lease_until=sa.bindparam("b_until")))
+
+
+@functools.lru_cache(maxsize=8)
+def insert_rows(dialect: str, columns: tuple[str, ...]) -> Prepared:
+    """INSERT INTO ledger ``columns`` unless its key is there (another worker's row)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    stmt = (postgresql.insert(ledger) if dialect == "postgresql" else sqlite.insert(ledger)
+            ).on_conflict_do_nothing(index_elements=["key"])
+    return Prepared(stmt, keys=columns)
 
 
 @functools.lru_cache(maxsize=64)

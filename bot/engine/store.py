@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bot.engine import claims, connect, prepared
 from bot.engine.action_facts import ActionFacts
-from bot.engine.conflicts import insert, insert_new, upsert
+from bot.engine.conflicts import insert_new, upsert
 from bot.engine.desk_facts import DeskFacts
 from bot.engine.facts import Facts
 from bot.engine.ledger_reads import LedgerReads
@@ -209,28 +209,26 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
 
     # --- the ledger --------------------------------------------------------------------
 
-    def active_rows(self, conn: Connection, batch: int = 10_000,
-                    units: Sequence[str] | None = None) -> Iterator[list[Any]]:
-        """The rows a plan may still change (not sent, or revivable), of every unit or of
-        ``units`` (group ids, :data:`ACTIONS`: the owners' digests), ``batch`` at a time in
-        the order they were recorded: the whole ledger is never in memory at once, and the
-        caller may update the rows of one batch before the next is read."""
+    def active_rows(self, conn: Connection, units: Sequence[str],
+                    batch: int = 10_000) -> Iterator[list[Any]]:
+        """The rows of ``units`` (group ids, :data:`ACTIONS`: the owners' digests) a plan may
+        still change (not sent, or revivable), ``batch`` at a time in the order of their keys:
+        the units' rows are never all in memory at once, and the caller may update the rows
+        of one batch before the next is read."""
         cols = [ledger.c.id, ledger.c.key, ledger.c.state, ledger.c.send_at,
                 ledger.c.latest_at, ledger.c.subject, ledger.c.reason, ledger.c.recipient_name]
-        # the state through a function, so that the database walks the ids in order for each
-        # batch rather than every row of those states through their index, then a sort
-        state = sa.func.coalesce(ledger.c.state, "")
-        where = [state.in_(ACTIVE + REVIVABLE)]
-        if units is not None:
-            where.append(unit_rows(units))
-        last = 0
+        # the state through a function, so that the rows are found by their group's index
+        # (or, for the digests, the key's) rather than through the state's
+        where = [sa.func.coalesce(ledger.c.state, "").in_(ACTIVE + REVIVABLE),
+                 unit_rows(units)]
+        last = ""
         while True:
             rows = list(conn.execute(sa.select(*cols).where(
-                *where, ledger.c.id > last).order_by(ledger.c.id).limit(batch)))
+                *where, ledger.c.key > last).order_by(ledger.c.key).limit(batch)))
             if not rows:
                 return
             yield rows
-            last = rows[-1].id
+            last = rows[-1].key
 
     def group_ids(self) -> set[str]:
         """The groups that have rows in the ledger."""
@@ -238,21 +236,20 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
             return set(conn.execute(sa.select(ledger.c.group_id).distinct()).scalars())
 
     def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert ledger rows; a key already there (another worker's) is left as it is, and
-        so is its history. Returns how many were inserted."""
+        """Insert ledger rows, all made at one instant (``created_at``); a key already there
+        (another worker's) is left as it is, and so is its history. Returns how many were
+        inserted."""
         if not rows:
             return 0
-        stmt = insert(conn, ledger).on_conflict_do_nothing(index_elements=["key"])
-        if conn.dialect.insert_executemany_returning:
-            added = set(conn.execute(stmt.returning(ledger.c.key), list(rows)).scalars())
-        else:  # (SQLite before 3.35) each row alone
-            added = {r["key"] for r in rows if conn.execute(
-                stmt.values(**r).execution_options(preserve_rowcount=True)).rowcount}
-        if added:
-            conn.execute(events.insert(), [
-                {"key": r["key"], "at": r["created_at"], "state": r["state"],
-                 "detail": r["reason"]} for r in rows if r["key"] in added])
-        return len(added)
+        prepared.insert_rows(conn.dialect.name, tuple(sorted(rows[0]))).many(conn, rows)
+        # each row inserted here starts its history; another worker's has its own already
+        return int(conn.execute(events.insert().from_select(
+            ["key", "at", "state", "detail"],
+            sa.select(ledger.c.key, ledger.c.created_at, ledger.c.state, ledger.c.reason).where(
+                ledger.c.key.in_([r["key"] for r in rows]),
+                ledger.c.created_at == rows[0]["created_at"],
+                ~sa.exists().where(events.c.key == ledger.c.key)),
+        ).execution_options(preserve_rowcount=True)).rowcount)
 
     def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
                    expect: Sequence[str] = (), **values: Any) -> bool:

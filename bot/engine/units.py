@@ -47,6 +47,7 @@ class Units:
         self.version = -1  # the facts version last looked at
         self.every = 0  # the version of the last change every group reads
         self.fingerprint: str | None = None  # the config's, as last planned
+        self.settings: object = None  # clerk.toml's, as last planned
         self.others: set[str] | None = None  # groups in the ledger, not in the config
         self.until: datetime | None = None  # the earliest valid_until of all units
         self.at: datetime | None = None  # the ``now`` of the last planning

@@ -48,7 +48,7 @@ class Worker:
             if g.folder not in self.watch.edited}
         from bot.render.templates import clear_cache
 
-        clear_cache()
+        clear_cache(None if reuse is None else self.watch.edited)
         store = self.executor.store
         try:
             self.executor.use_config(config_mod.load(self.folder, reuse))

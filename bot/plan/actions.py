@@ -37,6 +37,7 @@ from typing import Any
 
 from bot.domain import timeutil, windows
 from bot.domain.model import Action, Group, Member
+from bot.render.templates import per_group
 
 ALL = "*"
 WEEK = timedelta(days=7)
@@ -97,12 +98,22 @@ def _within(day: date, start: tuple[int, int], end: tuple[int, int]) -> bool:
 
 
 def open_day(group: Group, day: date) -> date:
-    """``day``, or the next day that is not quiet for the group."""
-    for _ in range(400):
-        if not quiet_day(group, day):
-            return day
-        day += timedelta(days=1)
-    return day
+    """``day``, or the next day that is not quiet for the group (worked out once per loaded
+    group and day: every schedule asks again)."""
+    known = per_group(_OPEN_DAYS, id(group), group, dict)
+    found = known.get(day)
+    if found is None:
+        found = day
+        for _ in range(400):
+            if not quiet_day(group, found):
+                break
+            found += timedelta(days=1)
+        if len(known) < 4096:
+            known[day] = found
+    return found
+
+
+_OPEN_DAYS: dict[Any, tuple[Group, dict[date, date]]] = {}
 
 
 def _candidates(group: Group, a: Action, until: date) -> list[tuple[date, bool]]:
@@ -140,9 +151,33 @@ def schedule(groups: Sequence[Group], actions: Iterable[Action], until: date) ->
                 out.gone[a.id] = (*out.gone.get(a.id, ()), email)
     for email in sorted(owners):
         owner, theirs = owners[email]
-        _one_owner(owner, theirs, until, out)
+        digests, stalled = _owner_schedule(owner, theirs, until)
+        out.digests += digests
+        for action_id, day in stalled.items():  # an action of two owners: the later
+            out.stalled[action_id] = max(day, out.stalled.get(action_id, day))
     out.digests.sort(key=lambda d: (d.send_at, d.owner.email))
     return out
+
+
+def _owner_schedule(owner: Member, theirs: list[tuple[Group, Action]],
+                    until: date) -> tuple[list[Digest], dict[int, date]]:
+    """One owner's digests and stalled actions, worked out again only when their actions,
+    their groups (as loaded) or ``until`` changed: a change to one group's actions or roster
+    costs the schedules of its owners, not the install's."""
+    sign = (until, owner, tuple((id(g), a) for g, a in theirs))
+    known = _OWNERS.get(owner.email)
+    if known is not None and known[0] == sign:
+        return known[2], known[3]
+    out = Schedule()
+    _one_owner(owner, theirs, until, out)
+    if len(_OWNERS) >= 100_000:
+        _OWNERS.clear()
+    # the groups are kept with it, so that their ids are not reused meanwhile
+    _OWNERS[owner.email] = (sign, [g for g, _ in theirs], out.digests, out.stalled)
+    return out.digests, out.stalled
+
+
+_OWNERS: dict[str, tuple[Any, list[Group], list[Digest], dict[int, date]]] = {}
 
 
 class Chased:
@@ -176,7 +211,15 @@ class Chased:
 
 
 def _people(group: Group) -> dict[str, Member]:
-    """Who can own an action in the group: its roster (guests too), and the admin."""
+    """Who can own an action in the group: its roster (guests too), and the admin (once per
+    loaded group)."""
+    return per_group(_PEOPLE, id(group), group, lambda: _roster_people(group))
+
+
+_PEOPLE: dict[Any, tuple[Group, dict[str, Member]]] = {}
+
+
+def _roster_people(group: Group) -> dict[str, Member]:
     people = {m.email: m for m in group.members}
     people.setdefault(group.admin.email, Member(name=group.admin.name,
                                                 email=group.admin.email, role="admin"))

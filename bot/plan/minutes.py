@@ -17,6 +17,7 @@ from bot.plan.context import (
     shared_context_group,
 )
 from bot.plan.state import State
+from bot.render import templates
 from bot.render.templates import render
 
 MINUTES = "minutes"
@@ -28,6 +29,7 @@ def minutes_messages(group: Group, state: State, now: datetime,
     member, held for approval (``minutes_approval``) until released; a member who joined
     since the minutes before gets the joining instructions too, once."""
     out = []
+    personal = templates.uses(group, "minutes", "subject", "recipient")
     received, released_in = _minutes_sent(group, state)
     invited = _first_invited(group, state)
     for meeting in group.meetings:
@@ -54,13 +56,16 @@ def minutes_messages(group: Group, state: State, now: datetime,
             "group": shared_context_group(group), "organiser": person(group.organiser),
             "admin": person(group.admin), "meeting": meeting_context(group, meeting, state),
             "file": path.name}
+        subjects: dict[bool, str] = {}  # by new_member, unless it names the recipient
         for m in group.attendees:
             new = _newcomer(group, meeting, m.email, received, invited)
             ctx = dict(shared, recipient=recipient(group, m, state), new_member=new)
+            if personal or new not in subjects:
+                subjects[new] = render(group, "minutes", "subject", ctx)
             out.append(Desired(
                 key=prefix + m.email, group=group.id,
                 meeting=meeting.id, rule=MINUTES, kind=MINUTES, recipient=m, send_at=send_at,
-                latest=latest, subject=render(group, "minutes", "subject", ctx),
+                latest=latest, subject=subjects[new],
                 reason=f"minutes of {meeting.id} ({path.name})"
                        + ("; with the joining instructions" if new else ""),
                 template="minutes", context=ctx, initial="held" if hold else "planned",

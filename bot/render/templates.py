@@ -9,7 +9,7 @@ are errors (StrictUndefined), never silent blanks.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -66,8 +66,19 @@ def per_group(cache: dict[Any, tuple[Group, T]], key: Any, group: Group,
     return known[1]
 
 
-@lru_cache(maxsize=512)
 def _environment(overrides: Path | None) -> jinja2.Environment:
+    found = _COMPILED.get(overrides)
+    if found is None:
+        if len(_COMPILED) >= 512:
+            _COMPILED.clear()
+        found = _COMPILED[overrides] = _new_environment(overrides)
+    return found
+
+
+_COMPILED: dict[Path | None, jinja2.Environment] = {}  # by the overrides folder
+
+
+def _new_environment(overrides: Path | None) -> jinja2.Environment:
     search = [str(default_folder())]
     if overrides is not None:
         search.insert(0, str(overrides))
@@ -108,10 +119,16 @@ def _uses(env: jinja2.Environment, name: str, variable: str) -> bool:
                if ref)
 
 
-def clear_cache() -> None:
-    _ENVIRONMENTS.clear()
-    _environment.cache_clear()
-    _uses.cache_clear()
+def clear_cache(folders: Collection[Path] | None = None) -> None:
+    """Forget the templates compiled: those of the groups in ``folders`` (their overrides
+    may have changed), or all of them."""
+    if folders is None:
+        _ENVIRONMENTS.clear()
+        _COMPILED.clear()
+        _uses.cache_clear()
+        return
+    for folder in folders:  # (their groups are loaded again: new groups, new look-ups)
+        _COMPILED.pop(folder / "templates", None)
 
 
 def _where(exc: Exception, name: str, env: jinja2.Environment) -> tuple[str, int | None]:

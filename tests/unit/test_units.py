@@ -1,0 +1,126 @@
+"""The worker plans unit by unit (bot/engine/planning.py): after any change it plans again
+only the groups the change touches, and what it leaves in the ledger is what a plan made
+from scratch would — a fresh executor on the same store finds nothing to record, change or
+withdraw, and no revision to make."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import config as config_mod
+from bot.engine.executor import Executor
+from bot.engine.store import Store
+from bot.engine.worker import Worker
+from bot.plan import planner
+from bot.transports.memory import MemoryTransport
+from tests.conftest import edit, remove_member, second_group
+
+KIM = "kim.osei@network.example"  # the admin of every group here
+JOANNE = "joanne.beale@bracknell.example"  # a member of every group here
+BEFORE = datetime(2026, 11, 1, 12, tzinfo=UTC)  # before go-live: nothing is due
+
+
+def from_scratch(config_dir: Path, store: Store, now: datetime) -> tuple[int, int, int]:
+    """What a fresh executor's plan changes in the ledger (and no revision is made)."""
+    version = store.facts_version()
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    counts = ex.current_plan(now)
+    assert counts is not None
+    assert store.facts_version() == version, "a plan from scratch made a new revision"
+    return counts
+
+
+def action(store: Store, group: str, owner: str, due: date, now: datetime) -> int:
+    return store.add_action({"group_id": group, "meeting_id": "", "topic": "T",
+                             "text": f"An action of {group}", "owners": (owner,), "due": due},
+                            "test", "test", now)
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The groups planned, in order."""
+    planned: list[str] = []
+    real = planner.group_plan
+
+    def counting(config: Any, group: Any, state: Any, at: datetime, chased: Any) -> Any:
+        planned.append(group.id)
+        return real(config, group, state, at, chased)
+
+    monkeypatch.setattr(planner, "group_plan", counting)
+    return planned
+
+
+def test_what_the_worker_records_after_each_change_is_a_plan_from_scratch(
+        config_dir: Path, store: Store, counted: list[str]):
+    for g in ("second", "third"):
+        second_group(config_dir, g)
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    worker = Worker(ex, config_dir)
+    now = BEFORE
+
+    def tick(at: datetime) -> list[str]:
+        counted.clear()
+        worker.tick(at)
+        planned = sorted(set(counted))
+        assert from_scratch(config_dir, store, at) == (0, 0, 0)
+        return planned
+
+    assert tick(now) == ["qa-leads", "second", "third"]
+    assert tick(now) == []  # nothing changed: nothing planned
+    edit(config_dir / "second" / "group.toml", 'location = "Online (Microsoft Teams)"',
+         'location = "Room 4, County Hall"')
+    assert tick(now) == ["second"]
+    # one owner's actions in two groups: a digest lists both, so a new action in one group
+    # may change when the other's chasing stops — that group is planned again if so
+    action(store, "qa-leads", JOANNE, date(2027, 1, 20), now)
+    assert tick(now) == ["qa-leads"]
+    action(store, "third", JOANNE, date(2027, 1, 25), now)
+    assert "third" in tick(now)
+    remove_member(config_dir / "second", JOANNE)  # she owns nothing there
+    assert tick(now) == ["second"]
+    # a fact every group reads: a permanent bounce
+    store.record_bounce(JOANNE, "5.1.1", "no such user", True, None, now)
+    assert tick(now) == ["qa-leads", "second", "third"]
+    # a group taken out of the config: its rows withdrawn; of the others only the one whose
+    # owner's schedule loses its action there is planned again
+    shutil.rmtree(config_dir / "third")
+    assert tick(now) == ["qa-leads"]
+    third = store.rows(group="third")
+    assert third and {r.state for r in third} == {"withdrawn"}
+    # time passing: each group is planned again when its own time comes, and what is due goes
+    for day in (date(2026, 12, 1), date(2027, 1, 8), date(2027, 1, 21), date(2027, 2, 1)):
+        tick(datetime.combine(day, datetime.min.time(), tzinfo=UTC).replace(hour=10))
+    assert store.counts().get("sent", 0) > 0
+
+
+def test_a_change_to_clerk_toml_plans_every_group_again(
+        config_dir: Path, store: Store, counted: list[str]):
+    second_group(config_dir)
+    (config_dir / "clerk.toml").write_text("[clerk]\ninterval = 60\n", encoding="utf-8")
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    worker = Worker(ex, config_dir)
+    worker.tick(BEFORE)
+    counted.clear()
+    edit(config_dir / "clerk.toml", "interval = 60", "interval = 30")
+    worker.tick(BEFORE)
+    assert sorted(counted) == ["qa-leads", "second"]
+
+
+def test_a_group_whose_id_changed_is_still_recognised_by_its_members(
+        config_dir: Path, store: Store):
+    """The guard holds a group whose id changed (its members' messages would all go again):
+    planned from a snapshot of that group alone, it still finds the old id's recipients."""
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    worker = Worker(ex, config_dir)
+    worker.tick(BEFORE)
+    edit(config_dir / "example" / "group.toml", 'id = "qa-leads"', 'id = "qa-leads-2027"')
+    worker.tick(BEFORE)
+    rows = store.rows(group="qa-leads-2027")
+    assert rows and {r.state for r in rows if r.rule_id != "guard"} == {"held"}
+    assert [r.recipient for r in rows if r.rule_id == "guard"] == [KIM]  # told why
+    assert {r.state for r in store.rows(group="qa-leads")} == {"withdrawn"}
