@@ -261,12 +261,10 @@ class Facts(Part):
                     sa.select(roster.c.email, roster.c.row).where(roster.c.group_id == group))}
                 new = [{"group_id": group, "email": email, "row": row, "changed_at": now}
                        for email, row in rows.items() if email not in seen]
-                if new:  # in one statement (another worker may note them at the same time)
-                    changed += conn.execute(insert(conn, roster).values(new)
-                                            .on_conflict_do_nothing(
-                                                index_elements=["group_id", "email"])
-                                            .execution_options(preserve_rowcount=True)
-                                            ).rowcount
+                if new:  # at once (another worker may note them at the same time)
+                    changed += len(conn.execute(insert(conn, roster).on_conflict_do_nothing(
+                        index_elements=["group_id", "email"]).returning(roster.c.email),
+                        new).all())
                 for email, row in rows.items():
                     if email not in seen:
                         continue

@@ -134,7 +134,7 @@ class Planning:
             group = config.by_id.get(u)
             units.done(u, part, Planned(group.fingerprint if group else "",
                                         own if u in clean else seen, part.valid_until,
-                                        views.get(u, ())))
+                                        views.get(u, ())), now)
         return counts
 
     def _part(self, unit: str, state: State, now: datetime,

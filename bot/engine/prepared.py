@@ -41,20 +41,20 @@ class Prepared:
         kind = type(dialect), dialect.paramstyle
         compiled = self._compiled.get(kind) or self._compile(kind, dialect)
         sql, positional, binds = compiled
+        # rows share instants: each value of a column converted once
+        converted: list[tuple[int, Any, dict[Any, Any]]] = [
+            (n, convert, {}) for n, (_, _, _, convert) in enumerate(binds) if convert]
+        names = [name for name, _, _, _ in binds]
         out: list[Any] = []
-        done: dict[tuple[int, Any], Any] = {}  # rows share instants: each converted once
         for params in rows:
-            values = []
-            for n, (_, key, fixed, convert) in enumerate(binds):
-                value = params[key] if fixed is _GIVEN else fixed
-                if convert is not None:
-                    found = done.get((n, value), _GIVEN)
-                    if found is _GIVEN:
-                        found = done[(n, value)] = convert(value)
-                    value = found
-                values.append(value)
-            out.append(tuple(values) if positional else dict(
-                zip((name for name, _, _, _ in binds), values, strict=True)))
+            values = [params[key] if fixed is _GIVEN else fixed for _, key, fixed, _ in binds]
+            for n, convert, done in converted:
+                value = values[n]
+                found = done.get(value, _GIVEN)
+                if found is _GIVEN:
+                    found = done[value] = convert(value)
+                values[n] = found
+            out.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
         return sql, out
 
     def _compile(self, kind: Any,

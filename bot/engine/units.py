@@ -20,8 +20,8 @@ from bot.domain.model import Desired
 from bot.engine.schema import ACTIONS
 from bot.plan.planner import GroupPlan
 
-KEEP = 8  # the units whose messages are kept for sending (the last planned or looked up)
-BATCH = 25  # the groups planned from one snapshot
+KEEP = 4  # the units whose messages are kept for sending (the last planned or looked up)
+BATCH = 5  # the groups planned from one snapshot
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,14 @@ class Units:
         return {u for u in (*ids, ACTIONS) if (p := self.planned.get(u)) is None
                 or (p.valid_until is not None and now >= p.valid_until)}
 
-    def done(self, unit: str, part: GroupPlan, planned: Planned) -> None:
-        """``unit`` was planned (``part``) and recorded."""
+    def done(self, unit: str, part: GroupPlan, planned: Planned, now: datetime) -> None:
+        """``unit`` was planned (``part``) and recorded; its messages are kept when some
+        are due (they are sent next)."""
         self.planned[unit] = planned
-        self.remember(unit, part)
+        if any(d.send_at <= now for d in part.messages):
+            self.remember(unit, part)
+        else:
+            self._recent.pop(unit, None)
 
     def forget(self, unit: str) -> None:
         """A group gone from the config: its rows were withdrawn."""

@@ -255,8 +255,7 @@ def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: da
             specs = [replace(s, reason=f"{s.reason} (its window had passed when first "
                              "planned)") for s in specs]
     shared = shared_context(group, meeting, rule, state)
-    # per (method, sequence, first) when no one is named
-    subjects: dict[tuple[str, int, bool], str] = {}
+    subjects: dict[Any, Any] = {}  # (_subject)
     return [_desired(group, meeting, rule, s, shared, latest, initial, subjects, state)
             for s in specs]
 
@@ -266,7 +265,7 @@ def _key(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec) -> str:
 
 def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
              shared: dict[str, Any], latest: datetime, initial: str,
-             subjects: dict[tuple[str, int, bool], str], state: State) -> Desired:
+             subjects: dict[Any, Any], state: State) -> Desired:
     p = spec.recipient
     context = dict(shared, recipient=recipient(group, p, state))
     kind, template = rule.kind, rule.template
@@ -286,13 +285,18 @@ def _desired(group: Group, meeting: Meeting, rule: Rule, spec: InviteSpec,
     )
 
 def _subject(group: Group, template: str, context: dict[str, Any], spec: InviteSpec,
-             cache: dict[tuple[str, int, bool], str]) -> str:
-    if templates.uses(group, template, "subject", "recipient"):
+             cache: dict[Any, Any]) -> str:
+    """The subject, rendered once for a rule's batch of recipients unless it names them
+    (``cache``: the rule's, by template and by batch)."""
+    personal = cache.get(template)
+    if personal is None:
+        personal = cache[template] = templates.uses(group, template, "subject", "recipient")
+    if personal:
         return render(group, template, "subject", context)
-    batch = (spec.method, spec.sequence, spec.first)
+    batch = (template, spec.method, spec.sequence, spec.first)
     if batch not in cache:
         cache[batch] = render(group, template, "subject", context)
-    return cache[batch]
+    return str(cache[batch])
 
 def _recipients(group: Group, meeting: Meeting, rule: Rule, state: State) -> list[Person]:
     recipients = audience(group, rule)
