@@ -23,7 +23,7 @@ KINDS = ("invitation", "request", "chaser", "pack", "minutes_due")
 ROLES = ("member", "lead", "chair", "admin", "guest")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Person:
     name: str
     email: str  # always lower case: the stable id of a member
@@ -33,7 +33,7 @@ class Person:
         return f"{self.name} <{self.email}>" if self.name else self.email
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member(Person):
     organisation: str = ""
     role: str = "member"
@@ -79,7 +79,7 @@ class Series:
     cancelled: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     """One action from a meeting: who owes what by when. Kept in the state store."""
 
@@ -100,7 +100,7 @@ class Action:
         return f"#{self.id}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Nudge:
     """"Remind the group in 6–9 months": a subject to come back to, within a window."""
 
@@ -282,7 +282,7 @@ class Revision:
     fields: dict[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Desired:
     """A message the planner wants sent: one recipient, one idempotency key."""
 
