@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain.model import Config, Desired
+from bot.domain.model import Action, Config, Desired
 from bot.engine import snapshot
 from bot.engine.schema import ACTIONS, EVERY
 from bot.engine.store import Store
@@ -58,7 +58,7 @@ class Planning:
         if not todo and not gone:
             return None  # the facts changed are those it planned from (its own, say)
         if chased is None:
-            chased = actions.Chased(config.groups, snapshot.actions(self.store))
+            chased = actions.Chased(config.groups, self._action_log())
         counts = [0, 0, 0]
         groups = [g.id for g in config.groups if g.id in todo]
         batches = [groups[i:i + BATCH] for i in range(0, len(groups), BATCH)]
@@ -112,12 +112,23 @@ class Planning:
             units.version = version
         chased = None
         if schedule_changed:  # which groups read a different schedule now
-            chased = actions.Chased(config.groups, snapshot.actions(self.store))
+            chased = actions.Chased(config.groups, self._action_log())
             views = chased.views(notices.chased_until(now))
             todo |= {g for g, p in units.planned.items() if g != ACTIONS
                      and views.get(g, ()) != p.view}
             todo.add(ACTIONS)
         return todo, gone, chased
+
+    def _action_log(self) -> list[Action]:
+        """The action log, read again only when it changed (every change to it names
+        :data:`ACTIONS`)."""
+        units = self._units
+        changed = self.store.facts_changed(units.log_seen).get(ACTIONS) \
+            if units.log is not None else None
+        if units.log is None or changed is not None:
+            units.log_seen = self.store.facts_version()  # read before the log
+            units.log = snapshot.actions(self.store)
+        return units.log
 
     def _plan_units(self, batch: Sequence[str], now: datetime,
                     chased: actions.Chased) -> Counts:
@@ -227,7 +238,7 @@ class Planning:
         at = now or self._units.at
         if at is None or (unit != ACTIONS and unit not in self.config.by_id):
             return GroupPlan((), (), None)
-        log_ = snapshot.actions(self.store)
+        log_ = self._action_log()
         chased = actions.Chased(self.config.groups, log_)
         state = snapshot.state(self.store, [unit], others=self._units.others or (),
                                actions_of=log_)

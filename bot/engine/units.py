@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.domain.model import Desired
+from bot.domain.model import Action, Desired
 from bot.engine.schema import ACTIONS
 from bot.plan.planner import GroupPlan
 
@@ -48,6 +48,8 @@ class Units:
         self.every = 0  # the version of the last change every group reads
         self.fingerprint: str | None = None  # the config's, as last planned
         self.settings: object = None  # clerk.toml's, as last planned
+        self.log: list[Action] | None = None  # the action log, as last read
+        self.log_seen = -1  # the facts version it was read at
         self.others: set[str] | None = None  # groups in the ledger, not in the config
         self.until: datetime | None = None  # the earliest valid_until of all units
         self.at: datetime | None = None  # the ``now`` of the last planning

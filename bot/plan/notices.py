@@ -165,14 +165,20 @@ def action_digests(config: Config, state: State, now: datetime, horizon: list[da
     """The owners' digests that fall due around ``now`` (with ``until``: up to then); the
     next one's time goes into ``horizon``."""
     out: list[Desired] = []
+    today: dict[str, date] = {}  # by zone
+    ahead: datetime | None = None  # the next one's time
     for d in chased.until(chased_until(now, until)).digests:
-        local = now.astimezone(timeutil.zone(d.listed[0].group.zone)).date()
-        near = abs((d.day - local).days) <= 1
-        if near or actions.digest_key(d.owner.email, d.day) in state.keys or (
-                until is not None and now < d.send_at < until):
+        zone = d.listed[0].group.zone
+        local = today.get(zone)
+        if local is None:
+            local = today[zone] = now.astimezone(timeutil.zone(zone)).date()
+        if abs((d.day - local).days) <= 1 or (until is not None and now < d.send_at < until) \
+                or actions.digest_key(d.owner.email, d.day) in state.keys:
             out.append(_digest_message(d))
-        elif d.send_at > now:
-            horizon.append(d.send_at)
+        elif d.send_at > now and (ahead is None or d.send_at < ahead):
+            ahead = d.send_at
+    if ahead is not None:
+        horizon.append(ahead)
     return out
 
 
