@@ -238,13 +238,16 @@ def _plan_rule(group: Group, meeting: Meeting, rule: Rule, state: State, now: da
     # a message whose time fell before go-live goes on go-live day, at the rule's time
     if send_at < go_live:
         send_at = timeutil.apply_offset(group.go_live, SAME_DAY, rule.at)
-    if latest > now:
-        horizon.append(latest)
     if rule.kind == "invitation":
         specs = _invitations(group, meeting, rule, state, now, send_at, latest, revisions)
     else:
         specs = [InviteSpec(p, "", -1, -1, send_at, _reason(group, rule), "")
                  for p in _recipients(group, meeting, rule, state)]
+    # past its latest time, the rule's messages are those recorded: planned again then only
+    # if some are not (an invitation's revision is worked out until then, so always)
+    if latest > now and (rule.kind == "invitation" or any(
+            _key(group, meeting, rule, s) not in state.keys for s in specs)):
+        horizon.append(latest)
     initial = "held" if rule.approve else "planned"
     if latest <= now:
         # its window has passed: keep what is recorded; report the rule once if it never was
