@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.domain import windows
 from bot.domain.errors import TransportError
-from bot.domain.model import Config
+from bot.domain.model import Config, Desired
 from bot.engine import snapshot
 from bot.engine.planning import Planning
 from bot.engine.recovery import Recovery
@@ -55,6 +55,7 @@ class Executor(Planning, Recovery):
         self._token_secret: bytes | None = None
         self.batch = 1000  # due rows fetched at a time
         self._in_flight: tuple[str, Callable[[], None]] | None = None  # (key, finish)
+        self._in_hand: dict[str, Desired] = {}
 
     def use_config(self, config: Config) -> None:
         """Plan from ``config`` from now on: the groups whose files changed are planned
@@ -136,6 +137,7 @@ class Executor(Planning, Recovery):
                 try:
                     self._finish(now, result)  # only after an error: what went is recorded
                 finally:
+                    self._in_hand.clear()
                     self.transport.close()
                     if self.mailbox is not None:
                         self.mailbox.close()  # a Sent copy may have opened it again

@@ -63,7 +63,8 @@ class Planning:
         groups = [g.id for g in config.groups if g.id in todo]
         batches = [groups[i:i + BATCH] for i in range(0, len(groups), BATCH)]
         for batch in (*batches, *([[ACTIONS]] if ACTIONS in todo else [])):
-            for n, c in enumerate(self._plan_units(batch, now, chased)):
+            done, chased = self._plan_units(batch, now, chased)
+            for n, c in enumerate(done):
                 counts[n] += c
         for unit in gone:  # groups no longer in the config: their rows are withdrawn
             with self.store.atomic() as conn:
@@ -111,7 +112,9 @@ class Planning:
             schedule_changed = schedule_changed or ACTIONS in fresh
             units.version = version
         chased = None
-        if schedule_changed:  # which groups read a different schedule now
+        if schedule_changed or units.recheck:
+            units.recheck = False
+            # which groups read a different schedule now
             chased = actions.Chased(config.groups, self._action_log())
             views = chased.views(notices.chased_until(now))
             todo |= {g for g, p in units.planned.items() if g != ACTIONS
@@ -131,11 +134,15 @@ class Planning:
         return units.log
 
     def _plan_units(self, batch: Sequence[str], now: datetime,
-                    chased: actions.Chased) -> Counts:
+                    chased: actions.Chased) -> tuple[Counts, actions.Chased]:
         """Plan ``batch`` (group ids, or the owners' digests) from a snapshot of them
-        alone, and record it."""
+        alone, and record it; the owners' schedules it was planned with (made again when
+        the action log changed since ``chased`` was)."""
         units, config = self._units, self.config
-        seen = self.store.facts_version()  # read before the snapshot
+        seen = self.store.facts_version()  # read before the snapshot, and the action log:
+        if self._action_log() is not chased.log:  # changed meanwhile (another process):
+            chased = actions.Chased(config.groups, self._action_log())
+            units.recheck = True  # the groups planned before may read it otherwise now
         state = snapshot.state(self.store, batch, others=units.others or (),
                                actions_of=chased.log)
         parts = {u: self._part(u, state, now, chased) for u in batch}
@@ -146,7 +153,7 @@ class Planning:
             units.done(u, part, Planned(group.fingerprint if group else "",
                                         own if u in clean else seen, part.valid_until,
                                         views.get(u, ())), now)
-        return counts
+        return counts, chased
 
     def _part(self, unit: str, state: State, now: datetime,
               chased: actions.Chased) -> GroupPlan:

@@ -40,13 +40,16 @@ class Sending:
     stop: threading.Event
     _token_secret: bytes | None
     _in_flight: tuple[str, Callable[[], None]] | None
+    _in_hand: dict[str, Desired]  # the messages rendered this tick, by key, until recorded
 
     def desired(self, key: str) -> Desired | None:
         """The message the plan wants for ledger row ``key`` (None: no longer planned)."""
         raise NotImplementedError
 
     def _wanted(self, key: str) -> Desired:
-        found = self.desired(key)
+        """The message of ``key`` as it was rendered, if it was this tick (the plan may have
+        moved on meanwhile), else as the plan has it."""
+        found = self._in_hand.get(key) or self.desired(key)
         if found is None:
             raise KeyError(f"{key} is not in the plan")
         return found
@@ -70,6 +73,7 @@ class Sending:
         desired = self.desired(key)
         if desired is None:
             return None  # not in the plan any more; the next record() withdraws it
+        self._in_hand[key] = desired
         group = self.config.group(desired.group)
         token = make_token(self._secret(), key) if desired.kind in ANSWERABLE else None
         try:

@@ -110,8 +110,9 @@ def state(store: Store, groups: Collection[str] | None = None, *,
             undelivered.setdefault(r.group_id, []).append(Undelivered(
                 r.key, r.recipient, r.subject, r.state, r.last_error or "", r.updated_at,
                 r.notified_at is not None))
-        recipients = {g: frozenset(conn.execute(sa.select(ledger.c.recipient).where(
-            ledger.c.group_id == g, ledger.c.meeting_id != "-").distinct()).scalars())
+        recipients = {g: frozenset(r for k, r in conn.execute(sa.select(
+            ledger.c.key, ledger.c.recipient).where(ledger.c.group_id == g))
+            if k.split("/", 2)[1:2] != ["-"])  # its meetings' messages, as the keys say
             for g in others} if scoped else None
 
         def rows(table: sa.Table, *order: Any) -> list[Any]:

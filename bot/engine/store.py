@@ -360,6 +360,8 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
                     match, ledger.c.state.in_(from_states))).scalars().all()
                 moved += [k for k in rows if self.update_row(  # unless a worker claimed it
                     conn, k, now, detail, expect=from_states, state=to_state, **values)]
+            if moved:  # what is held or undelivered is a fact of their groups' plans
+                self.bump_facts(conn, *self.groups_of(conn, moved))
         return moved
 
     def mark_notified(self, conn: Connection, keys: Sequence[str], now: datetime) -> None:

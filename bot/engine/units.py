@@ -50,6 +50,7 @@ class Units:
         self.settings: object = None  # clerk.toml's, as last planned
         self.log: list[Action] | None = None  # the action log, as last read
         self.log_seen = -1  # the facts version it was read at
+        self.recheck = False  # the log changed during a planning: compare the views again
         self.others: set[str] | None = None  # groups in the ledger, not in the config
         self.until: datetime | None = None  # the earliest valid_until of all units
         self.at: datetime | None = None  # the ``now`` of the last planning

@@ -55,7 +55,7 @@ _ENVIRONMENTS: dict[Any, tuple[Group, jinja2.Environment]] = {}
 
 
 def per_group(cache: dict[Any, tuple[Group, T]], key: Any, group: Group,
-              make: Callable[[], T], most: int = 1024) -> T:
+              make: Callable[[], T], most: int = 16_384) -> T:
     """``cache[key]``, made by ``make()`` for this loaded ``group``: the group is kept with
     the value, so its id is never reused and a config loaded again (new groups) makes anew."""
     known = cache.get(key)

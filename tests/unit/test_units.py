@@ -6,7 +6,7 @@ withdraw, and no revision to make."""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +124,51 @@ def test_a_group_whose_id_changed_is_still_recognised_by_its_members(
     assert rows and {r.state for r in rows if r.rule_id != "guard"} == {"held"}
     assert [r.recipient for r in rows if r.rule_id == "guard"] == [KIM]  # told why
     assert {r.state for r in store.rows(group="qa-leads")} == {"withdrawn"}
+
+
+def test_a_message_is_recorded_as_it_was_rendered_though_its_unit_moved_on(
+        config_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch):
+    """What a delivered message says it was (its kind, what it reports) is the message sent,
+    not the plan as it may be by the time it is recorded — another worker's fact, a failure
+    in the same batch, or its unit no longer kept, planned again."""
+    from bot.engine.result import TickResult
+
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)  # the first invitations are due
+    ex.current_plan(now)
+    key = store.due_keys(now)[0].key
+    result = TickResult(now=now.isoformat())
+    assert ex._prepare(key, now, result) is not None
+    monkeypatch.setattr(ex, "desired", lambda k: None)  # the plan has moved on
+    ex._sent(key, now, result)
+    assert store.row(key).state == "sent" and result.sent == [key]
+
+
+def test_an_action_recorded_by_another_process_while_the_worker_plans_is_not_lost(
+        config_dir: Path, store: Store, monkeypatch: pytest.MonkeyPatch):
+    """An action recorded while the worker plans (its snapshot of the action log taken) is
+    planned for at the next tick: the owners' digests and the groups are as from scratch."""
+    import bot.engine.planning as planning
+    from bot.engine import snapshot
+
+    second_group(config_dir)
+    monkeypatch.setattr(planning, "BATCH", 1)  # one group a snapshot
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    now = datetime(2026, 12, 8, 10, tzinfo=UTC)
+    ex.current_plan(now)
+    real = snapshot.state
+    added: list[int] = []
+
+    def meanwhile(*args: Any, **kw: Any) -> Any:
+        if not added:  # another process, between this worker's reading the log and now
+            added.append(action(store, "second", JOANNE, date(2026, 12, 20),
+                                now - timedelta(days=7)))  # its first chaser: today
+        return real(*args, **kw)
+
+    ex.plan_again()
+    monkeypatch.setattr(snapshot, "state", meanwhile)
+    ex.current_plan(now)
+    monkeypatch.setattr(snapshot, "state", real)
+    ex.current_plan(now)  # the next tick
+    assert added and from_scratch(config_dir, store, now) == (0, 0, 0)
+    assert [r for r in store.rows() if r.key.startswith(f"-/-/actions/{JOANNE}/")]
