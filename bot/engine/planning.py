@@ -59,6 +59,7 @@ class Planning:
             return None  # the facts changed are those it planned from (its own, say)
         if chased is None:
             chased = actions.Chased(config.groups, self._action_log())
+        units.begin()
         counts = [0, 0, 0]
         groups = [g.id for g in config.groups if g.id in todo]
         batches = [groups[i:i + BATCH] for i in range(0, len(groups), BATCH)]
@@ -234,10 +235,10 @@ class Planning:
         """The message the plan wants for ledger row ``key`` (None: no longer planned): from
         the units kept, or its unit planned again, as of the last planning."""
         unit = unit_of(key)
-        found = self._units.recent(unit)
-        if found is None:
-            found = {d.key: d for d in self.unit_plan(unit).messages}
-        return found.get(key)
+        known, found = self._units.kept(unit, key)
+        if not known:
+            return next((d for d in self.unit_plan(unit).messages if d.key == key), None)
+        return found
 
     def unit_plan(self, unit: str, now: datetime | None = None) -> GroupPlan:
         """``unit``'s plan at ``now`` (by default as of the last planning), from its facts

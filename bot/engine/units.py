@@ -1,6 +1,7 @@
 """The worker's plan, kept unit by unit: what each unit — a group, or the owners' digests
-across groups (:data:`ACTIONS`) — was last planned from, until when that plan holds, and the
-messages of the last few units planned, for sending.
+across groups (:data:`ACTIONS`) — was last planned from, until when that plan holds, and, for
+sending, the messages due when each unit was planned and those of the last few units planned
+again to send one.
 
 A unit is planned again only when its files changed (``Group.fingerprint``), its facts
 changed (the store notes which units each change touches: ``fact_changes``), what it reads
@@ -20,7 +21,8 @@ from bot.domain.model import Action, Desired
 from bot.engine.schema import ACTIONS
 from bot.plan.planner import GroupPlan
 
-KEEP = 4  # the units whose messages are kept for sending (the last planned or looked up)
+KEEP = 4  # the units planned again for sending whose messages are kept
+KEEP_DUE = 20_000  # the messages due at their planning kept for sending, at most
 BATCH = 5  # the groups planned from one snapshot
 
 
@@ -56,7 +58,11 @@ class Units:
         self.at: datetime | None = None  # the ``now`` of the last planning
         self.passes = 0  # how many times anything was planned again
         self._keep = keep
+        # unit -> its messages by key: all of the units planned again for sending, ...
         self._recent: OrderedDict[str, dict[str, Desired]] = OrderedDict()
+        # ... and those due when each unit was last planned
+        self._due: OrderedDict[str, dict[str, Desired]] = OrderedDict()
+        self._due_count = 0
 
     def stale(self, now: datetime, ids: Iterable[str]) -> set[str]:
         """Of ``ids`` (and the owners' digests), the units never planned or whose time
@@ -65,18 +71,31 @@ class Units:
                 or (p.valid_until is not None and now >= p.valid_until)}
 
     def done(self, unit: str, part: GroupPlan, planned: Planned, now: datetime) -> None:
-        """``unit`` was planned (``part``) and recorded; its messages are kept when some
-        are due (they are sent next)."""
+        """``unit`` was planned (``part``) and recorded; its messages due now are kept (they
+        are sent next), up to :data:`KEEP_DUE` of all units' — those planned first, as the
+        rows are sent in order."""
         self.planned[unit] = planned
-        if any(d.send_at <= now for d in part.messages):
-            self.remember(unit, part)
-        else:
-            self._recent.pop(unit, None)
+        self._recent.pop(unit, None)
+        self._drop_due(unit)
+        due = {d.key: d for d in part.messages if d.send_at <= now}
+        if due and self._due_count + len(due) <= KEEP_DUE:
+            self._due[unit] = due
+            self._due_count += len(due)
+
+    def begin(self) -> None:
+        """A planning pass begins: the messages kept as due at the last are let go (most were
+        sent; any other is planned again when its row is due)."""
+        self._due.clear()
+        self._due_count = 0
+
+    def _drop_due(self, unit: str) -> None:
+        self._due_count -= len(self._due.pop(unit, {}))
 
     def forget(self, unit: str) -> None:
         """A group gone from the config: its rows were withdrawn."""
         self.planned.pop(unit, None)
         self._recent.pop(unit, None)
+        self._drop_due(unit)
 
     def settle(self, now: datetime) -> None:
         """After a planning pass: the earliest instant time alone changes a unit's plan."""
@@ -86,13 +105,20 @@ class Units:
         self.passes += 1
 
     def remember(self, unit: str, part: GroupPlan) -> None:
+        """``unit`` planned again (for sending): all its messages are kept a while."""
+        self._drop_due(unit)
         self._recent[unit] = {d.key: d for d in part.messages}
         self._recent.move_to_end(unit)
         while len(self._recent) > self._keep:
             self._recent.popitem(last=False)
 
-    def recent(self, unit: str) -> dict[str, Desired] | None:
+    def kept(self, unit: str, key: str) -> tuple[bool, Desired | None]:
+        """Whether the unit's plan is in hand to tell, and the message of ``key`` in it."""
+        due = self._due.get(unit)
+        if due is not None and key in due:
+            return True, due[key]
         found = self._recent.get(unit)
-        if found is not None:
-            self._recent.move_to_end(unit)
-        return found
+        if found is None:
+            return False, None
+        self._recent.move_to_end(unit)
+        return True, found.get(key)

@@ -172,3 +172,17 @@ def test_an_action_recorded_by_another_process_while_the_worker_plans_is_not_los
     ex.current_plan(now)  # the next tick
     assert added and from_scratch(config_dir, store, now) == (0, 0, 0)
     assert [r for r in store.rows() if r.key.startswith(f"-/-/actions/{JOANNE}/")]
+
+
+def test_what_is_due_when_planned_is_sent_without_planning_again(
+        config_dir: Path, store: Store, counted: list[str]):
+    """Six groups' invitations due at once (more groups than the worker keeps whole): the
+    messages due are kept when each group is planned, so sending plans none again."""
+    for n in range(5):
+        second_group(config_dir, f"g{n}")
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    now = datetime(2026, 12, 1, 10, tzinfo=UTC)  # the first invitations are due
+    ex.current_plan(now)
+    counted.clear()
+    sent = ex.tick(now).sent
+    assert len({k.split("/")[0] for k in sent}) == 6 and counted == []
