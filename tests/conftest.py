@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -71,6 +72,22 @@ def config_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def group_dir(config_dir: Path) -> Path:
     return config_dir / "example"
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The groups the planner plans (``planner.group_plan``), in order."""
+    from bot.plan import planner
+
+    planned: list[str] = []
+    real = planner.group_plan
+
+    def counting(config: Any, group: Any, state: Any, at: datetime, chased: Any) -> Any:
+        planned.append(group.id)
+        return real(config, group, state, at, chased)
+
+    monkeypatch.setattr(planner, "group_plan", counting)
+    return planned
 
 
 def second_group(config_dir: Path, group_id: str = "second") -> Path:

@@ -141,8 +141,9 @@ class Planning:
         the action log changed since ``chased`` was)."""
         units, config = self._units, self.config
         seen = self.store.facts_version()  # read before the snapshot, and the action log:
-        if self._action_log() is not chased.log:  # changed meanwhile (another process):
-            chased = actions.Chased(config.groups, self._action_log())
+        log_ = self._action_log()
+        if log_ is not chased.log:  # changed meanwhile (another process):
+            chased = actions.Chased(config.groups, log_)
             units.recheck = True  # the groups planned before may read it otherwise now
         state = snapshot.state(self.store, batch, others=units.others or (),
                                actions_of=chased.log)

@@ -188,6 +188,7 @@ class Chased:
                  fixed: Schedule | None = None) -> None:
         self.groups, self.log = groups, log
         self._made: dict[date, Schedule] = {}
+        self._views: dict[date, dict[str, tuple[tuple[int, str, tuple[str, ...]], ...]]] = {}
         self._fixed = fixed  # (templates' examples: this one, whatever the day)
 
     def until(self, day: date) -> Schedule:
@@ -201,13 +202,15 @@ class Chased:
         """What each group's plan reads of the schedule up to ``day`` (a schedule to an
         earlier day is a part of it): for each of its open actions whose chasing stopped,
         when it was last chased, and which of its owners left."""
-        made = self.until(day)
-        out: dict[str, list[tuple[int, str, tuple[str, ...]]]] = {}
-        for a in self.log:
-            if a.status == "open" and (a.id in made.stalled or a.id in made.gone):
-                out.setdefault(a.group, []).append(
-                    (a.id, str(made.stalled.get(a.id, "")), made.gone.get(a.id, ())))
-        return {g: tuple(v) for g, v in out.items()}
+        if day not in self._views:
+            made = self.until(day)
+            out: dict[str, list[tuple[int, str, tuple[str, ...]]]] = {}
+            for a in self.log:
+                if a.status == "open" and (a.id in made.stalled or a.id in made.gone):
+                    out.setdefault(a.group, []).append(
+                        (a.id, str(made.stalled.get(a.id, "")), made.gone.get(a.id, ())))
+            self._views[day] = {g: tuple(v) for g, v in out.items()}
+        return self._views[day]
 
 
 def _people(group: Group) -> dict[str, Member]:

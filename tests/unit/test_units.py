@@ -16,7 +16,6 @@ from bot import config as config_mod
 from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.engine.worker import Worker
-from bot.plan import planner
 from bot.transports.memory import MemoryTransport
 from tests.conftest import edit, remove_member, second_group
 
@@ -39,20 +38,6 @@ def action(store: Store, group: str, owner: str, due: date, now: datetime) -> in
     return store.add_action({"group_id": group, "meeting_id": "", "topic": "T",
                              "text": f"An action of {group}", "owners": (owner,), "due": due},
                             "test", "test", now)
-
-
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The groups planned, in order."""
-    planned: list[str] = []
-    real = planner.group_plan
-
-    def counting(config: Any, group: Any, state: Any, at: datetime, chased: Any) -> Any:
-        planned.append(group.id)
-        return real(config, group, state, at, chased)
-
-    monkeypatch.setattr(planner, "group_plan", counting)
-    return planned
 
 
 def test_what_the_worker_records_after_each_change_is_a_plan_from_scratch(
