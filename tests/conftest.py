@@ -77,16 +77,21 @@ def group_dir(config_dir: Path) -> Path:
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The groups the planner plans (``planner.group_plan``), in order."""
+    return count_plans(monkeypatch)
+
+
+def count_plans(monkeypatch: pytest.MonkeyPatch, part: str = "group_plan") -> list[str]:
+    """The groups ``planner.<part>`` plans from now on, in order."""
     from bot.plan import planner
 
     planned: list[str] = []
-    real = planner.group_plan
+    real = getattr(planner, part)
 
     def counting(config: Any, group: Any, state: Any, at: datetime, chased: Any) -> Any:
         planned.append(group.id)
         return real(config, group, state, at, chased)
 
-    monkeypatch.setattr(planner, "group_plan", counting)
+    monkeypatch.setattr(planner, part, counting)
     return planned
 
 

@@ -15,7 +15,17 @@ from bot.domain.model import Action, Config, Desired
 from bot.engine import snapshot
 from bot.engine.schema import ACTIONS, EVERY
 from bot.engine.store import Store
-from bot.engine.units import BATCH, Planned, Units, unit_of
+from bot.engine.units import (
+    BATCH,
+    WEEKLY,
+    Planned,
+    Units,
+    group_of,
+    unit_of,
+    unit_rows,
+    units_of,
+    weekly,
+)
 from bot.plan import actions, notices, planner
 from bot.plan.planner import GroupPlan
 from bot.plan.state import State
@@ -61,16 +71,18 @@ class Planning:
             chased = actions.Chased(config.groups, self._action_log())
         units.begin()
         counts = [0, 0, 0]
-        groups = [g.id for g in config.groups if g.id in todo]
-        batches = [groups[i:i + BATCH] for i in range(0, len(groups), BATCH)]
+        groups = [g.id for g in config.groups if g.id in todo or weekly(g.id) in todo]
+        batches = [[u for u in units_of(groups[i:i + BATCH]) if u in todo]
+                   for i in range(0, len(groups), BATCH)]
         for batch in (*batches, *([[ACTIONS]] if ACTIONS in todo else [])):
             done, chased = self._plan_units(batch, now, chased)
             for n, c in enumerate(done):
                 counts[n] += c
-        for unit in gone:  # groups no longer in the config: their rows are withdrawn
+        for group in gone:  # groups no longer in the config: their rows are withdrawn
             with self.store.atomic() as conn:
-                counts[2] += self._diff(conn, [unit], {}, now)[1]
-            units.forget(unit)
+                counts[2] += self._diff(conn, units_of([group]), {}, now)[1]
+            for unit in units_of([group]):
+                units.forget(unit)
         units.settle(now)
         if counts[0]:
             log.info("planned %d new message(s)", counts[0])
@@ -79,7 +91,8 @@ class Planning:
     def _stale(self, now: datetime, version: int) -> tuple[set[str], set[str],
                                                             actions.Chased | None]:
         """The units to plan again, the groups gone from the config, and the owners'
-        schedule of the action log as it is, when it was needed to tell."""
+        schedule of the action log as it is, when it was needed to tell. Whatever changes a
+        group's files or facts plans both its units again; time, each alone."""
         units, config = self._units, self.config
         todo = units.stale(now, config.by_id)
         gone: set[str] = set()
@@ -90,15 +103,17 @@ class Planning:
             self.store.note_roster({g.id: {m.email: m.row for m in g.members}
                                     for g in edited}, now)
             self._noted = {g.id: g.fingerprint for g in config.groups}
-            todo |= {g.id for g in config.groups if (p := units.planned.get(g.id)) is None
+            todo |= {u for g in config.groups for u in units_of([g.id])
+                     if (p := units.planned.get(u)) is None
                      or not g.fingerprint or p.fingerprint != g.fingerprint}
             if units.others is None:  # the first look: what else is in the ledger
                 units.others = self.store.group_ids() - config.by_id.keys()
                 gone = set(units.others)
-            gone |= {u for u in units.planned if u != ACTIONS and u not in config.by_id}
+            gone |= {group_of(u) for u in units.planned
+                     if u != ACTIONS and group_of(u) not in config.by_id}
             units.others = (units.others | gone) - config.by_id.keys()
             if config.settings != units.settings:  # clerk.toml: every group reads it
-                todo |= {*config.by_id, ACTIONS}
+                todo |= {*units_of(config.by_id), ACTIONS}
                 units.settings = config.settings
             units.fingerprint = config.fingerprint
             schedule_changed = True
@@ -106,8 +121,9 @@ class Planning:
             changed = self.store.facts_changed(units.version)
             if changed.get(EVERY, 0) > units.every:
                 units.every = changed[EVERY]
-                todo |= {*config.by_id, ACTIONS}
-            fresh = {u for u, v in changed.items() if u in config.by_id or u == ACTIONS
+                todo |= {*units_of(config.by_id), ACTIONS}
+            fresh = {u for g, v in changed.items()
+                     for u in (units_of([g]) if g in config.by_id else [g] if g == ACTIONS else [])
                      if (p := units.planned.get(u)) is None or v > p.seen}
             todo |= fresh
             schedule_changed = schedule_changed or ACTIONS in fresh
@@ -118,8 +134,8 @@ class Planning:
             # which groups read a different schedule now
             chased = actions.Chased(config.groups, self._action_log())
             views = chased.views(notices.chased_until(now))
-            todo |= {g for g, p in units.planned.items() if g != ACTIONS
-                     and views.get(g, ()) != p.view}
+            todo |= {u for u, p in units.planned.items() if u != ACTIONS
+                     and views.get(group_of(u), ()) != p.view}
             todo.add(ACTIONS)
         return todo, gone, chased
 
@@ -136,32 +152,33 @@ class Planning:
 
     def _plan_units(self, batch: Sequence[str], now: datetime,
                     chased: actions.Chased) -> tuple[Counts, actions.Chased]:
-        """Plan ``batch`` (group ids, or the owners' digests) from a snapshot of them
-        alone, and record it; the owners' schedules it was planned with (made again when
-        the action log changed since ``chased`` was)."""
+        """Plan ``batch`` (units of a few groups, or the owners' digests) from a snapshot of
+        those groups alone, and record it; the owners' schedules it was planned with (made
+        again when the action log changed since ``chased`` was)."""
         units, config = self._units, self.config
         seen = self.store.facts_version()  # read before the snapshot, and the action log:
         log_ = self._action_log()
         if log_ is not chased.log:  # changed meanwhile (another process):
             chased = actions.Chased(config.groups, log_)
             units.recheck = True  # the groups planned before may read it otherwise now
-        state = snapshot.state(self.store, batch, others=units.others or (),
-                               actions_of=chased.log)
+        state = snapshot.state(self.store, dict.fromkeys(map(group_of, batch)),
+                               others=units.others or (), actions_of=chased.log)
         parts = {u: self._part(u, state, now, chased) for u in batch}
         counts, clean, own = self.record_units(parts, state.keys, now, seen)
         views = chased.views(notices.chased_until(now))
         for u, part in parts.items():
-            group = config.by_id.get(u)
+            group = config.by_id.get(group_of(u))
             units.done(u, part, Planned(group.fingerprint if group else "",
-                                        own if u in clean else seen, part.valid_until,
-                                        views.get(u, ())), now)
+                                        own if group_of(u) in clean else seen,
+                                        part.valid_until, views.get(group_of(u), ())), now)
         return counts, chased
 
     def _part(self, unit: str, state: State, now: datetime,
               chased: actions.Chased) -> GroupPlan:
         if unit == ACTIONS:
             return planner.digests_plan(self.config, state, now, chased)
-        return planner.group_plan(self.config, self.config.by_id[unit], state, now, chased)
+        part = planner.weekly_plan if unit.endswith(WEEKLY) else planner.group_plan
+        return part(self.config, self.config.by_id[group_of(unit)], state, now, chased)
 
     def record_units(self, parts: Mapping[str, GroupPlan], existing: Mapping[str, str],
                      now: datetime, seen: int) -> tuple[Counts, set[str], int]:
@@ -196,7 +213,7 @@ class Planning:
         """Bring the recorded rows of ``units`` to ``wanted``, each change only while the row
         is as read (another worker may be sending it): (updated, withdrawn)."""
         updated = withdrawn = 0
-        for rows in self.store.active_rows(conn, units, self.batch * 10):
+        for rows in self.store.active_rows(conn, unit_rows(units), self.batch * 10):
             for row in rows:
                 key = row.key
                 d = wanted.get(key)
@@ -245,11 +262,11 @@ class Planning:
         """``unit``'s plan at ``now`` (by default as of the last planning), from its facts
         as they are; kept for sending (nothing is recorded)."""
         at = now or self._units.at
-        if at is None or (unit != ACTIONS and unit not in self.config.by_id):
+        if at is None or (unit != ACTIONS and group_of(unit) not in self.config.by_id):
             return GroupPlan((), (), None)
         log_ = self._action_log()
         chased = actions.Chased(self.config.groups, log_)
-        state = snapshot.state(self.store, [unit], others=self._units.others or (),
+        state = snapshot.state(self.store, [group_of(unit)], others=self._units.others or (),
                                actions_of=log_)
         part = self._part(unit, state, at, chased)
         self._units.remember(unit, part)
@@ -258,5 +275,5 @@ class Planning:
     def messages(self, now: datetime | None = None) -> Iterator[Desired]:
         """Every message of the plan, unit by unit (each planned again, as :meth:`desired`
         does): for looking through, not for keeping."""
-        for unit in (*self.config.by_id, ACTIONS):
+        for unit in (*units_of(self.config.by_id), ACTIONS):
             yield from self.unit_plan(unit, now).messages

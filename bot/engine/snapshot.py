@@ -30,7 +30,8 @@ from bot.engine.schema import (
     submissions,
 )
 from bot.engine.schema import actions as actions_table
-from bot.engine.store import Store, unit_rows
+from bot.engine.store import Store
+from bot.engine.units import unit_rows, units_of
 from bot.plan.invites import Held
 from bot.plan.state import (
     Decision,
@@ -70,7 +71,7 @@ def state(store: Store, groups: Collection[str] | None = None, *,
             ledger.c.rule_id, ledger.c.revision, ledger.c.sequence, ledger.c.kind,
             ledger.c.recipient, ledger.c.recipient_name, ledger.c.created_at)
         if scoped:
-            q = q.where(unit_rows([*ids, *({ACTIONS} & set(groups or ()))]))
+            q = q.where(unit_rows([*units_of(ids), *({ACTIONS} & set(groups or ()))]))
         for key, state, g, m, r, rev, seq, kind, email, name, planned_at in conn.execute(q):
             keys[key] = state
             recorded.add((g, m, r))

@@ -58,18 +58,6 @@ MIGRATION_WAIT = 600
 log = logging.getLogger("clerk")
 
 
-def unit_rows(units: Sequence[str]) -> Any:
-    """The ledger rows of ``units``: the rows of those groups (less the owners' digests, which
-    a group's row carries as their first owner's group), and with :data:`ACTIONS` among
-    them, the owners' digests (keyed ``-/…``)."""
-    digests = sa.and_(ledger.c.key >= f"{ACTIONS}/", ledger.c.key < f"{ACTIONS}0")
-    groups = [u for u in units if u != ACTIONS]
-    found = [sa.and_(ledger.c.group_id.in_(groups), sa.not_(digests))] if groups else []
-    if ACTIONS in units:
-        found.append(digests)
-    return sa.or_(*found) if found else sa.false()
-
-
 class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
     """The database behind clerk. Open with a URL; :meth:`migrate` brings the schema up."""
 
@@ -209,18 +197,18 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
 
     # --- the ledger --------------------------------------------------------------------
 
-    def active_rows(self, conn: Connection, units: Sequence[str],
+    def active_rows(self, conn: Connection, rows: Any,
                     batch: int = 10_000) -> Iterator[list[Any]]:
-        """The rows of ``units`` (group ids, :data:`ACTIONS`: the owners' digests) a plan may
-        still change (not sent, or revivable), ``batch`` at a time in the order of their keys:
-        the units' rows are never all in memory at once, and the caller may update the rows
-        of one batch before the next is read."""
+        """The ledger ``rows`` (a condition: a few units' rows, bot/engine/units.py) a plan
+        may still change (not sent, or revivable), ``batch`` at a time in the order of their
+        keys: the units' rows are never all in memory at once, and the caller may update the
+        rows of one batch before the next is read."""
         cols = [ledger.c.id, ledger.c.key, ledger.c.state, ledger.c.send_at,
                 ledger.c.latest_at, ledger.c.subject, ledger.c.reason, ledger.c.recipient_name]
         # the state through a function, so that the rows are found by their group's index
         # (or, for the digests, the key's) rather than through the state's
         where = [sa.func.coalesce(ledger.c.state, "").in_(ACTIVE + REVIVABLE),
-                 unit_rows(units)]
+                 rows]
         last = ""
         while True:
             rows = list(conn.execute(sa.select(*cols).where(

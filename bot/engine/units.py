@@ -3,11 +3,14 @@ across groups (:data:`ACTIONS`) — was last planned from, until when that plan 
 sending, the messages due when each unit was planned and those of the last few units planned
 again to send one.
 
-A unit is planned again only when its files changed (``Group.fingerprint``), its facts
-changed (the store notes which units each change touches: ``fact_changes``), what it reads
-of the owners' schedule changed (:meth:`bot.plan.actions.Chased.views`), or its time came
-(``valid_until``). Planning streams unit by unit into the ledger (bot/engine/executor.py), so
-memory holds one batch of groups' facts and messages at a time, never the install's.
+A group's weekly part (its action summaries and the admin's weekly digest) is a unit of its
+own (:func:`weekly`), planned from the same snapshot as its group: the week turning plans
+those again, not the group's meetings. A unit is planned again only when its files changed
+(``Group.fingerprint``), its facts changed (the store notes which groups each change
+touches: ``fact_changes``), what it reads of the owners' schedule changed
+(:meth:`bot.plan.actions.Chased.views`), or its time came (``valid_until``). Planning streams
+unit by unit into the ledger (bot/engine/executor.py), so memory holds one batch of groups'
+facts and messages at a time, never the install's.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
 
 from bot.domain.model import Action, Desired
-from bot.engine.schema import ACTIONS
+from bot.engine.schema import ACTIONS, ledger
+from bot.plan import planner
 from bot.plan.planner import GroupPlan
 
 KEEP = 4  # the units planned again for sending whose messages are kept
@@ -36,9 +43,54 @@ class Planned:
     view: tuple[object, ...] = ()  # what it read of the owners' schedule
 
 
+WEEKLY = "/weekly"  # a group's weekly part is the unit of its id and this
+
+
+def weekly(group: str) -> str:
+    """The unit of ``group``'s weekly part (:func:`bot.plan.planner.weekly_plan`)."""
+    return group + WEEKLY
+
+
+def group_of(unit: str) -> str:
+    """The group a unit plans for (:data:`ACTIONS` for the owners' digests)."""
+    return unit.removesuffix(WEEKLY)
+
+
+def units_of(groups: Iterable[str]) -> list[str]:
+    """The units of these groups: each group's meetings and notices, and its weekly part."""
+    return [u for g in groups for u in (g, weekly(g))]
+
+
+def unit_rows(units: Iterable[str]) -> Any:
+    """The ledger rows of ``units``: a group's (less its weekly part's, and less the owners'
+    digests, which a row carries as their first owner's group), a group's weekly part's,
+    and with :data:`ACTIONS` among them, the owners' digests (keyed ``-/…``) — each found by
+    the group's index (or the key's)."""
+    digests = sa.and_(ledger.c.key >= f"{ACTIONS}/", ledger.c.key < f"{ACTIONS}0")
+    week = sa.and_(ledger.c.meeting_id == "-", ledger.c.rule_id.in_(planner.WEEKLY))
+    asked = set(units)
+    groups = {u for u in asked if u != ACTIONS and group_of(u) == u}
+    weeks = {group_of(u) for u in asked if group_of(u) != u}
+    found = []
+    for ids, only in ((groups & weeks, None), (groups - weeks, sa.not_(week)),
+                      (weeks - groups, week)):
+        if ids:
+            found.append(sa.and_(ledger.c.group_id.in_(sorted(ids)), sa.not_(digests),
+                                 *(() if only is None else (only,))))
+    if ACTIONS in asked:
+        found.append(digests)
+    return sa.or_(*found) if found else sa.false()
+
+
 def unit_of(key: str) -> str:
-    """The unit a ledger key belongs to: its group, or the owners' digests (``-/…``)."""
-    return key.partition("/")[0]
+    """The unit a ledger key belongs to: its group's, its group's weekly part (keyed
+    ``<group>/-/<rule>/…`` with a rule of :data:`bot.plan.planner.WEEKLY`), or the owners'
+    digests (``-/…``)."""
+    group, _, rest = key.partition("/")
+    meeting, _, rest = rest.partition("/")
+    if meeting == "-" and group != ACTIONS and rest.partition("/")[0] in planner.WEEKLY:
+        return weekly(group)
+    return group
 
 
 class Units:
@@ -64,19 +116,23 @@ class Units:
         self._due: OrderedDict[str, dict[str, Desired]] = OrderedDict()
         self._due_count = 0
 
-    def stale(self, now: datetime, ids: Iterable[str]) -> set[str]:
-        """Of ``ids`` (and the owners' digests), the units never planned or whose time
-        came."""
-        return {u for u in (*ids, ACTIONS) if (p := self.planned.get(u)) is None
+    def stale(self, now: datetime, groups: Iterable[str]) -> set[str]:
+        """Of the units of ``groups`` (and the owners' digests), those never planned or
+        whose time came."""
+        return {u for u in (*units_of(groups), ACTIONS) if (p := self.planned.get(u)) is None
                 or (p.valid_until is not None and now >= p.valid_until)}
 
     def done(self, unit: str, part: GroupPlan, planned: Planned, now: datetime) -> None:
         """``unit`` was planned (``part``) and recorded; its messages due now are kept (they
         are sent next), up to :data:`KEEP_DUE` of all units' — those planned first, as the
-        rows are sent in order."""
+        rows are sent in order. A unit among the last few planned again for sending is
+        kept whole, as it is now planned (its messages come due one by one: a group's week
+        of mail is sent without planning it again for each)."""
         self.planned[unit] = planned
-        self._recent.pop(unit, None)
         self._drop_due(unit)
+        if unit in self._recent:  # planned again for sending lately: kept whole again
+            self._recent[unit] = {d.key: d for d in part.messages}
+            return
         due = {d.key: d for d in part.messages if d.send_at <= now}
         if due and self._due_count + len(due) <= KEEP_DUE:
             self._due[unit] = due

@@ -36,6 +36,7 @@ from bot.plan.state import OwedReply, State, Undelivered
 from bot.render.templates import render
 
 NOTICE = "notice"
+SUMMARIES = ("overdue", "stalled")  # the rules of the chair's and the admin's weekly summaries
 
 NUDGE_NOTE = "nudge_note"
 
@@ -232,13 +233,16 @@ def summaries(group: Group, state: State, chased: actions.Chased, now: datetime,
         if send_at < group.go_live:
             continue
         if day > today + timedelta(days=1) and until is None:
-            horizon.append(send_at)
+            # planned from the day before on (the plan changes then, not at its send time)
+            horizon.append(datetime.combine(day - timedelta(days=1), time(0), tzinfo=tz)
+                           .astimezone(UTC))
             break
         overdue = [a for a in mine if a.due < day]
         stalled = [a for a in mine if a.id in plan.gone or (
             a.id in plan.stalled and plan.stalled[a.id] < day)]
         chair = group.chair or group.admin
-        for kind, to, found in (("overdue", chair, overdue), ("stalled", group.admin, stalled)):
+        for kind, to, found in zip(SUMMARIES, (chair, group.admin), (overdue, stalled),
+                                   strict=True):
             if not found or (kind == "stalled" and group.desk.digest_day is not None):
                 continue  # the admin's weekly digest lists them (bot/plan/admin_mail.py)
             ctx: dict[str, Any] = {

@@ -27,7 +27,7 @@ from bot.domain.model import (
     Rule,
 )
 from bot.plan import actions, invites
-from bot.plan.admin_mail import admin_digests
+from bot.plan.admin_mail import DIGEST_RULE, admin_digests
 from bot.plan.calendar import OWNED_BY_SERVER
 from bot.plan.context import (
     _chased,
@@ -40,6 +40,7 @@ from bot.plan.guard import Trip, guard
 from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
 from bot.plan.minutes import minutes_messages
 from bot.plan.notices import (
+    SUMMARIES,
     _nudge_notes,
     _undelivered_notice,
     action_digests,
@@ -56,6 +57,8 @@ __all__ = ["GroupPlan", "Plan", "State", "plan"]
 
 
 MISSED = "skipped_late"
+# the rules of a group's weekly part (:func:`weekly_plan`), keyed ``<group>/-/<rule>/…``
+WEEKLY = (*SUMMARIES, DIGEST_RULE)
 
 SAME_DAY = Offset("0d", 0, "d")
 
@@ -118,7 +121,8 @@ class GroupPlan:
 def plan(config: Config, state: State, now: datetime) -> Plan:
     """The whole install's plan: every group's, then the owners' digests."""
     chased = actions.Chased(config.groups, state.actions)
-    parts = [group_plan(config, group, state, now, chased) for group in config.groups]
+    parts = [part(config, group, state, now, chased) for group in config.groups
+             for part in (group_plan, weekly_plan)]
     parts.append(digests_plan(config, state, now, chased))
     valid = [p.valid_until for p in parts if p.valid_until is not None]
     return Plan(tuple(m for p in parts for m in p.messages),
@@ -129,9 +133,9 @@ def plan(config: Config, state: State, now: datetime) -> Plan:
 def group_plan(config: Config, group: Group, state: State, now: datetime,
                chased: actions.Chased) -> GroupPlan:
     """The group's part of the plan (:class:`GroupPlan`): its rules' messages, its series,
-    its undelivered digest, nudge notes, minutes, action summaries, config notice, owed
-    replies and admin digests, with her decisions on its packs, the guard and its send
-    window applied."""
+    its undelivered digest, nudge notes, minutes, config notice and owed replies, with her
+    decisions on its packs, the guard and its send window applied (its weekly part:
+    :func:`weekly_plan`)."""
     messages: list[Desired] = []
     revisions: list[NewRevision] = []
     horizon: list[datetime] = []
@@ -157,9 +161,20 @@ def group_plan(config: Config, group: Group, state: State, now: datetime,
     messages += summaries(group, state, chased, now, horizon)
     messages += config_notice(config, group, state)
     messages += owed_replies(group, state, now, chased)
-    messages += admin_digests((group,), state, now, horizon, chased)
     messages = previews(config, state, messages, now, horizon)
     return _finish(config, state, now, messages, revisions, horizon)
+
+
+def weekly_plan(config: Config, group: Group, state: State, now: datetime,
+                chased: actions.Chased) -> GroupPlan:
+    """The group's weekly part: the chair's and the admin's action summaries and the admin's
+    weekly digest (their rules: :data:`WEEKLY`). A unit of its own, so that the week turning
+    plans these again, not the group's meetings. To the chair and the admin alone: not
+    held by the blast-radius guard, which keeps members from mail they should not get."""
+    horizon: list[datetime] = []
+    messages = summaries(group, state, chased, now, horizon)
+    messages += admin_digests((group,), state, now, horizon, chased)
+    return _finish(config, state, now, messages, [], horizon, guarded=False)
 
 
 def digests_plan(config: Config, state: State, now: datetime,

@@ -17,7 +17,7 @@ from bot.engine.executor import Executor
 from bot.engine.store import Store
 from bot.engine.worker import Worker
 from bot.transports.memory import MemoryTransport
-from tests.conftest import edit, remove_member, second_group
+from tests.conftest import count_plans, edit, remove_member, second_group
 
 KIM = "kim.osei@network.example"  # the admin of every group here
 JOANNE = "joanne.beale@bracknell.example"  # a member of every group here
@@ -171,3 +171,82 @@ def test_what_is_due_when_planned_is_sent_without_planning_again(
     counted.clear()
     sent = ex.tick(now).sent
     assert len({k.split("/")[0] for k in sent}) == 6 and counted == []
+
+
+def test_the_week_turning_plans_the_weekly_part_alone(
+        config_dir: Path, store: Store, counted: list[str], monkeypatch: pytest.MonkeyPatch):
+    """A group's action summaries and the admin's weekly digest are a unit of their own: on
+    the weekly day the worker plans them again and sends them without planning the group's
+    meetings, and what it leaves is a plan from scratch. An action, which both read, plans
+    both."""
+    weekly = count_plans(monkeypatch, "weekly_plan")
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    now = datetime(2027, 1, 6, 10, tzinfo=UTC)
+    ex.tick(now)
+    counted.clear()
+    weekly.clear()
+    action(store, "qa-leads", JOANNE, date(2027, 1, 8), now)  # overdue from the 8th
+    ex.tick(now)
+    assert (counted, weekly) == (["qa-leads"], ["qa-leads"])
+    alone = 0  # ticks that sent a summary without planning the group's meetings
+    while now < datetime(2027, 2, 28, tzinfo=UTC):
+        nxt = ex.next_instant(now)
+        assert nxt is not None
+        now = max(nxt, now + timedelta(minutes=5))
+        counted.clear()
+        weekly.clear()
+        sent = ex.tick(now).sent
+        if any("/-/overdue/" in k for k in sent) and not counted:
+            alone += 1
+        assert from_scratch(config_dir, store, now) == (0, 0, 0)
+    summaries = [r for r in store.rows(group="qa-leads") if r.rule_id == "overdue"]
+    assert len([r for r in summaries if r.state == "sent"]) >= 6  # the last, planned
+    assert alone >= 5
+
+
+def test_each_unit_reads_its_own_rows(config_dir: Path, store: Store):
+    """A group's rows are its two units' — its meetings' and notices', and its weekly part's —
+    with nothing in both and nothing left out; the owners' digests are neither's."""
+    import sqlalchemy as sa
+
+    from bot.engine.schema import ledger
+    from bot.engine.units import unit_of, unit_rows, units_of, weekly
+
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    now = datetime(2027, 1, 6, 10, tzinfo=UTC)
+    action(store, "qa-leads", JOANNE, date(2027, 1, 8), now)  # chased, then overdue
+    while now < datetime(2027, 1, 26, tzinfo=UTC):  # summaries, digests and owners' digests
+        ex.tick(now)
+        now = max(ex.next_instant(now) or now, now + timedelta(minutes=5))
+
+    def keys(units: list[str]) -> set[str]:
+        with store.engine.connect() as conn:
+            return set(conn.execute(sa.select(ledger.c.key).where(unit_rows(units))).scalars())
+
+    group, week, both = keys(["qa-leads"]), keys([weekly("qa-leads")]), keys(
+        units_of(["qa-leads"]))
+    digests = keys(["-"])
+    assert week and group and digests and not group & week
+    assert group | week == both and not both & digests
+    assert {unit_of(k) for k in group} == {"qa-leads"}
+    assert {unit_of(k) for k in week} == {weekly("qa-leads")}
+    assert {unit_of(k) for k in digests} == {"-"}
+    assert {k.split("/")[2] for k in week} <= {"overdue", "stalled", "admin-digest"}
+
+
+def test_a_group_sent_from_lately_is_kept_whole_as_it_is_planned_again(
+        config_dir: Path, store: Store, counted: list[str]):
+    """A message that falls due after its group was planned needs the group planned again to
+    send it; that group is then kept whole, and kept whole each time it is planned again, so
+    a year's mail coming due message by message plans it again to send once, not each time."""
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    to_send = 0  # the group planned again to send (in a tick that planned nothing)
+    while now < datetime(2027, 4, 1, tzinfo=UTC):
+        passes = ex.units.passes
+        counted.clear()
+        if ex.tick(now).sent and ex.units.passes == passes:
+            to_send += len(counted)
+        now = max(ex.next_instant(now) or now, now + timedelta(minutes=5))
+    assert store.counts().get("sent", 0) > 100
+    assert to_send == 1
