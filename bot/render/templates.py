@@ -8,6 +8,9 @@ are errors (StrictUndefined), never silent blanks.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import traceback
 from collections.abc import Callable, Collection
 from datetime import datetime
@@ -16,10 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jinja2
+import jinja2.bccache
 import jinja2.meta
 
 from bot.domain.errors import Problem
 from bot.domain.model import Group
+from bot.transports.files import private_folder
 
 PARTS = ("subject", "txt", "html")
 T = TypeVar("T")
@@ -78,19 +83,78 @@ def _environment(overrides: Path | None) -> jinja2.Environment:
 _COMPILED: dict[Path | None, jinja2.Environment] = {}  # by the overrides folder
 
 
+# how the templates are compiled (the bytecode cache's folder is named after these too);
+# not reloaded: the worker clears the environments when the config changes
+_OPTIONS: dict[str, Any] = {"auto_reload": False, "keep_trailing_newline": True,
+                            "trim_blocks": True, "lstrip_blocks": True}
+_ESCAPED = ("html.j2",)  # autoescaped
+
+
+class _ShippedCache(jinja2.FileSystemBytecodeCache):
+    """jinja's bytecode cache for the shipped templates alone (a group's own are compiled in
+    each process: their folders come and go, ``clerk simulate`` copies them), which never
+    fails a render: a cache that cannot be read or written is no cache, and a file that
+    does not load is compiled again. jinja checks each file against its template's source
+    (and its own and Python's versions); the folder is clerk's version's."""
+
+    def __init__(self, directory: str, shipped: str) -> None:
+        super().__init__(directory)
+        self.shipped = shipped
+
+    def get_cache_key(self, name: str, filename: str | None = None) -> str:
+        if filename is None or not filename.startswith(self.shipped):
+            return ""
+        return super().get_cache_key(name, filename)
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if bucket.key:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # unreadable, truncated, or not jinja's: compiled again
+                bucket.reset()
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if bucket.key:
+            with contextlib.suppress(OSError):
+                super().dump_bytecode(bucket)
+
+
+@lru_cache(maxsize=1)
+def _bytecode_cache() -> _ShippedCache | None:
+    """The compiled shipped templates, kept across processes in
+    ``$XDG_CACHE_HOME/clerk/templates/<version>-<options>/`` (default ``~/.cache/clerk/…``),
+    a folder private to clerk's user: compiling them is most of the time a command takes to
+    load a config. ``CLERK_TEMPLATE_CACHE=0`` turns it off."""
+    if os.environ.get("CLERK_TEMPLATE_CACHE") == "0":
+        return None
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # unset, empty or relative: the XDG default
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+        if not os.path.isabs(base):
+            return None
+    from bot import __version__
+
+    options = repr((sorted(_OPTIONS.items()), _ESCAPED, jinja2.StrictUndefined.__name__))
+    folder = Path(base) / "clerk" / "templates" / (
+        f"{__version__}-{hashlib.sha256(options.encode()).hexdigest()[:12]}")
+    try:
+        private_folder(folder)
+    except OSError:
+        return None
+    return _ShippedCache(str(folder), str(default_folder()) + os.sep)
+
+
 def _new_environment(overrides: Path | None) -> jinja2.Environment:
     search = [str(default_folder())]
     if overrides is not None:
         search.insert(0, str(overrides))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),
-        auto_reload=False,  # the worker clears this cache when the config changes
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",),
+        autoescape=jinja2.select_autoescape(enabled_extensions=_ESCAPED,
                                             default_for_string=False),
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        **_OPTIONS,
     )
     env.filters["longdate"] = _longdate
     env.filters["hm"] = _hm

@@ -104,3 +104,79 @@ def test_a_config_loaded_again_checks_the_templates_of_the_groups_edited_alone(
         config_mod.load(config_dir)
     assert any("invitation.txt.j2" in str(p) for p in raised.value.problems)
     assert checked == ["second", "second"]
+
+
+@pytest.fixture()
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh process's view of the templates: nothing compiled, the cache under tmp."""
+    from bot.render import templates
+
+    def fresh() -> None:
+        templates.clear_cache()
+        templates._bytecode_cache.cache_clear()
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CLERK_TEMPLATE_CACHE", raising=False)
+    fresh()
+    yield tmp_path / "cache"
+    fresh()
+
+
+def _invitation(config_dir: Path) -> str:
+    [group] = config_mod.load(config_dir).groups
+    return environment(group).get_template("invitation.txt.j2").render(
+        example_context(group, group.rules[0]))
+
+
+def test_the_shipped_templates_are_compiled_once_across_processes(
+        config_dir: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch):
+    """The next process loads the shipped templates compiled (loading a config compiles
+    every template to check it: most of a command's start), from a folder private to
+    clerk's user; a group's own templates are compiled in each process, never cached."""
+    import jinja2
+
+    from bot.render import templates
+
+    first = _invitation(config_dir)
+    [folder] = (cache_home / "clerk" / "templates").iterdir()
+    assert len(list(folder.iterdir())) >= 3 and folder.stat().st_mode & 0o077 == 0
+    templates.clear_cache()  # the next process
+
+    def no_compile(*args: object, **kw: object) -> None:
+        raise AssertionError("a shipped template compiled again")
+
+    monkeypatch.setattr(jinja2.Environment, "compile", no_compile)
+    assert _invitation(config_dir) == first
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    cached = set(folder.iterdir())
+    overrides = config_dir / "example" / "templates"
+    overrides.mkdir()
+    (overrides / "invitation.txt.j2").write_text("Overridden for {{ recipient.name }}\n")
+    assert _invitation(config_dir).startswith("Overridden for ")
+    assert set(folder.iterdir()) == cached  # the group's own: not kept
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "no folder"])
+def test_a_cache_that_cannot_be_used_is_no_cache(
+        config_dir: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch, damage: str):
+    """A damaged cache file is compiled again and a cache folder that cannot be made is
+    none: the templates render the same, and nothing fails."""
+    from jinja2.bccache import bc_magic
+
+    from bot.render import templates
+
+    first = _invitation(config_dir)
+    [folder] = (cache_home / "clerk" / "templates").iterdir()
+    for path in folder.iterdir():
+        data = path.read_bytes()
+        path.write_bytes(bc_magic + b"not jinja's" if damage == "garbage"
+                         else data[:len(data) // 2])
+    templates.clear_cache()
+    if damage == "no folder":  # its parent is a file
+        blocked = cache_home.parent / "blocked"
+        blocked.write_text("")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+        templates._bytecode_cache.cache_clear()
+        assert templates._bytecode_cache() is None
+    assert _invitation(config_dir) == first
