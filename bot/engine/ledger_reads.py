@@ -21,6 +21,15 @@ class LedgerReads(Part):
         with self.engine.connect() as conn:
             return conn.execute(sa.select(ledger).where(ledger.c.key == key)).first()
 
+    def rows_of(self, keys: Sequence[str]) -> dict[str, Any]:
+        """The rows of ``keys`` (those there), by key: a few queries, not one a key."""
+        found: dict[str, Any] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(keys), 500):
+                found.update((r.key, r) for r in conn.execute(
+                    sa.select(ledger).where(ledger.c.key.in_(keys[i:i + 500]))))
+        return found
+
 
     def rows(self, *, group: str | None = None, states: Sequence[str] | None = None,
              since: datetime | None = None, until: datetime | None = None) -> list[Any]:

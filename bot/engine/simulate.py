@@ -66,8 +66,10 @@ def _timeline(executor: Executor, store: Store, start: datetime, until: datetime
     now: datetime | None = start
     while now is not None and now <= until:
         result = executor.tick(now)
-        for key in result.sent + result.skipped_late + result.failed:
-            row = store.row(key)
+        keys = result.sent + result.skipped_late + result.failed
+        rows = store.rows_of(keys) if keys else {}
+        for key in keys:
+            row = rows[key]
             state = row.state
             line = (now.isoformat(), row.group_id, row.meeting_id, row.rule_id, row.kind,
                     state, row.subject if row.recipient else "")

@@ -4,6 +4,7 @@ The store itself (bot/engine/store.py, facts.py) holds rows and knows none of th
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -31,7 +32,7 @@ from bot.engine.schema import (
 )
 from bot.engine.schema import actions as actions_table
 from bot.engine.store import Store
-from bot.engine.units import unit_rows, units_of
+from bot.engine.units import DIGESTS, group_rows
 from bot.plan.invites import Held
 from bot.plan.state import (
     Decision,
@@ -56,9 +57,10 @@ def state(store: Store, groups: Collection[str] | None = None, *,
     whose id was changed is recognised by its members: bot/plan/guard.py)."""
     scoped = groups is not None
     ids = sorted(set(groups or ()) - {ACTIONS})
+    asked = {"ids": ids} if scoped else {}
 
-    def of(table: sa.Table, q: Any) -> Any:  # the rows of the groups asked for
-        return q.where(table.c.group_id.in_(ids)) if scoped else q
+    def rows(table: sa.Table, *order: str) -> Any:  # of the groups asked for
+        return conn.execute(_select(table, scoped, *order), asked)
 
     with store.engine.connect() as conn:
         keys: dict[str, str] = {}
@@ -66,13 +68,9 @@ def state(store: Store, groups: Collection[str] | None = None, *,
         delivered: set[tuple[str, str, int]] = set()
         held: dict[tuple[str, str], dict[str, Held]] = {}
         first: dict[tuple[str, str, str, int], datetime] = {}
-        q = sa.select(
-            ledger.c.key, ledger.c.state, ledger.c.group_id, ledger.c.meeting_id,
-            ledger.c.rule_id, ledger.c.revision, ledger.c.sequence, ledger.c.kind,
-            ledger.c.recipient, ledger.c.recipient_name, ledger.c.created_at)
-        if scoped:
-            q = q.where(unit_rows([*units_of(ids), *({ACTIONS} & set(groups or ()))]))
-        for key, state, g, m, r, rev, seq, kind, email, name, planned_at in conn.execute(q):
+        q = _keys(scoped, ACTIONS in (groups or ()))
+        for key, state, g, m, r, rev, seq, kind, email, name, planned_at in conn.execute(
+                q, asked):
             keys[key] = state
             recorded.add((g, m, r))
             if seq is None:
@@ -88,26 +86,22 @@ def state(store: Store, groups: Collection[str] | None = None, *,
                                        partial=kind == "occurrence_cancellation")
         revisions: dict[tuple[str, str], tuple[Revision, ...]] = {}
         created: dict[tuple[str, str, int], datetime] = {}
-        for row in conn.execute(of(invite_revisions, sa.select(invite_revisions)).order_by(
-                invite_revisions.c.rev)):
+        for row in rows(invite_revisions, "rev"):
             revisions[(row.group_id, row.meeting_id)] = (
                 *revisions.get((row.group_id, row.meeting_id), ()),
                 Revision(row.rev, row.digest, json.loads(row.fields)))
             created[(row.group_id, row.meeting_id, row.rev)] = row.created_at
         submitted = {(r.group_id, r.meeting_id, r.rule_id, r.organisation): r.status
-                     for r in conn.execute(of(submissions, sa.select(submissions)))}
+                     for r in rows(submissions)}
         answers: dict[tuple[str, str, str], dict[str, tuple[str, str, str]]] = {}
-        for r in conn.execute(of(rsvps, sa.select(rsvps))):
+        for r in rows(rsvps):
             answers.setdefault((r.group_id, r.unit, r.rid), {})[r.email] = (
                 r.partstat, r.comment, r.for_start or "")
         bounced: dict[str, set[str]] = {}
-        for r in conn.execute(sa.select(bounces.c.email, bounces.c.row).where(
-                bounces.c.permanent.is_(True), bounces.c.row.is_not(None))):
+        for r in conn.execute(_BOUNCED):
             bounced.setdefault(r.email, set()).add(r.row)
         undelivered: dict[str, list[Undelivered]] = {}
-        for r in conn.execute(of(ledger, sa.select(ledger).where(
-                ledger.c.state.in_(("failed", "parked")), ledger.c.kind != "notice"))
-                .order_by(ledger.c.updated_at, ledger.c.key)):
+        for r in conn.execute(_undelivered(scoped), asked):
             undelivered.setdefault(r.group_id, []).append(Undelivered(
                 r.key, r.recipient, r.subject, r.state, r.last_error or "", r.updated_at,
                 r.notified_at is not None))
@@ -115,9 +109,6 @@ def state(store: Store, groups: Collection[str] | None = None, *,
             ledger.c.key, ledger.c.recipient).where(ledger.c.group_id == g))
             if k.split("/", 2)[1:2] != ["-"])  # its meetings' messages, as the keys say
             for g in others} if scoped else None
-
-        def rows(table: sa.Table, *order: Any) -> list[Any]:
-            return list(conn.execute(of(table, sa.select(table)).order_by(*order)))
 
         logged = list(actions_of) if actions_of is not None else [
             action(r) for r in conn.execute(sa.select(actions_table).order_by(
@@ -131,24 +122,58 @@ def state(store: Store, groups: Collection[str] | None = None, *,
             quarantined=tuple(Quarantined(
                 r.id, r.group_id, r.meeting_id, r.organisation, r.sender, r.name,
                 r.path is not None, r.reason, r.at, r.notified_at is not None)
-                for r in rows(quarantine, quarantine.c.id)),
+                for r in rows(quarantine, "id")),
             roster_changed={(r.group_id, r.email): r.changed_at for r in rows(roster)},
             config_problems=_config_problems(store),
             replies=tuple(OwedReply(r.id, r.group_id, r.email, r.name, r.subject, r.body,
                                     r.in_reply_to or "", r.at, r.about or "")
-                          for r in rows(replies, replies.c.id)),
+                          for r in rows(replies, "id")),
             actions=tuple(logged),
             nudges=tuple(Nudge(r.id, r.group_id, r.meeting_id, r.text, r.window_start,
-                               r.window_end, r.source) for r in rows(nudges, nudges.c.id)),
+                               r.window_end, r.source) for r in rows(nudges, "id")),
             proposals=tuple((r.group_id, r.meeting_id, r.email, r.item)
-                            for r in rows(proposals, proposals.c.id)),
-            mailed_minutes=tuple(mailed(r) for r in rows(mailed_minutes, mailed_minutes.c.id)),
-            questions=tuple(question(r) for r in rows(questions, questions.c.minutes_id,
-                                                        questions.c.n)),
+                            for r in rows(proposals, "id")),
+            mailed_minutes=tuple(mailed(r) for r in rows(mailed_minutes, "id")),
+            questions=tuple(question(r) for r in rows(questions, "minutes_id", "n")),
             decisions=tuple(Decision(r.group_id, r.meeting_id, r.subject, r.decision,
                                      r.version, r.who, r.at)
-                            for r in rows(decisions, decisions.c.id)),
+                            for r in rows(decisions, "id")),
             other_recipients=recipients)
+
+
+# The statements of a snapshot, built once (building them was most of a small snapshot's
+# time); the groups it is of are the expanding parameter ``ids``.
+_IDS: Any = sa.bindparam("ids", expanding=True)
+_BOUNCED = sa.select(bounces.c.email, bounces.c.row).where(
+    bounces.c.permanent.is_(True), bounces.c.row.is_not(None))
+
+
+@functools.cache
+def _select(table: sa.Table, scoped: bool, *order: str) -> Any:
+    q = sa.select(table).order_by(*(table.c[name] for name in order))
+    return q.where(table.c.group_id.in_(_IDS)) if scoped else q
+
+
+@functools.cache
+def _keys(scoped: bool, digests: bool) -> Any:
+    """The ledger rows' keys and what a plan reads of them: of the groups (and with
+    ``digests``, the owners' digests)."""
+    q = sa.select(
+        ledger.c.key, ledger.c.state, ledger.c.group_id, ledger.c.meeting_id,
+        ledger.c.rule_id, ledger.c.revision, ledger.c.sequence, ledger.c.kind,
+        ledger.c.recipient, ledger.c.recipient_name, ledger.c.created_at)
+    if not scoped:
+        return q
+    return q.where(sa.or_(group_rows(_IDS), DIGESTS) if digests else group_rows(_IDS))
+
+
+@functools.cache
+def _undelivered(scoped: bool) -> Any:
+    q = sa.select(ledger).where(ledger.c.state.in_(("failed", "parked")),
+                                ledger.c.kind != "notice")
+    if scoped:
+        q = q.where(ledger.c.group_id.in_(_IDS))
+    return q.order_by(ledger.c.updated_at, ledger.c.key)
 
 
 def mailed(row: Any) -> MailedMinutes:

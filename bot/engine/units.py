@@ -66,7 +66,6 @@ def unit_rows(units: Iterable[str]) -> Any:
     digests, which a row carries as their first owner's group), a group's weekly part's,
     and with :data:`ACTIONS` among them, the owners' digests (keyed ``-/…``) — each found by
     the group's index (or the key's)."""
-    digests = sa.and_(ledger.c.key >= f"{ACTIONS}/", ledger.c.key < f"{ACTIONS}0")
     week = sa.and_(ledger.c.meeting_id == "-", ledger.c.rule_id.in_(planner.WEEKLY))
     asked = set(units)
     groups = {u for u in asked if u != ACTIONS and group_of(u) == u}
@@ -75,11 +74,19 @@ def unit_rows(units: Iterable[str]) -> Any:
     for ids, only in ((groups & weeks, None), (groups - weeks, sa.not_(week)),
                       (weeks - groups, week)):
         if ids:
-            found.append(sa.and_(ledger.c.group_id.in_(sorted(ids)), sa.not_(digests),
-                                 *(() if only is None else (only,))))
+            found.append(sa.and_(group_rows(sorted(ids)), *(() if only is None else (only,))))
     if ACTIONS in asked:
-        found.append(digests)
+        found.append(DIGESTS)
     return sa.or_(*found) if found else sa.false()
+
+
+DIGESTS = sa.and_(ledger.c.key >= f"{ACTIONS}/", ledger.c.key < f"{ACTIONS}0")  # their rows
+
+
+def group_rows(ids: Any) -> Any:
+    """The ledger rows of the groups ``ids`` (a list, or an expanding parameter): both
+    their units', less the owners' digests."""
+    return sa.and_(ledger.c.group_id.in_(ids), sa.not_(DIGESTS))
 
 
 def unit_of(key: str) -> str:

@@ -5,6 +5,7 @@ the joining instructions for a member who joined since the minutes before."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -57,8 +58,9 @@ def minutes_messages(group: Group, state: State, now: datetime,
             "admin": person(group.admin), "meeting": meeting_context(group, meeting, state),
             "file": path.name}
         subjects: dict[bool, str] = {}  # by new_member, unless it names the recipient
+        newcomer = _newcomers(group, meeting, received, invited)
         for m in group.attendees:
-            new = _newcomer(group, meeting, m.email, received, invited)
+            new = newcomer(m.email)
             ctx = dict(shared, recipient=recipient(group, m, state), new_member=new)
             if personal or new not in subjects:
                 subjects[new] = render(group, "minutes", "subject", ctx)
@@ -118,24 +120,30 @@ def _first_invited(group: Group, state: State) -> tuple[datetime, dict[str, date
     return min(joined.values()), joined
 
 
-def _newcomer(group: Group, meeting: Meeting, email: str, received: dict[str, set[str]],
-              invited: tuple[datetime, dict[str, datetime]] | None) -> bool:
-    """Whether a member gets the joining instructions with these minutes: they were sent no
-    earlier minutes though others were; or, before clerk circulated any, they were first
-    invited after the meeting before (and after go-live)."""
+def _newcomers(group: Group, meeting: Meeting, received: dict[str, set[str]],
+               invited: tuple[datetime, dict[str, datetime]] | None) -> Callable[[str], bool]:
+    """Whether a member (by address) gets the joining instructions with these minutes: they
+    were sent no earlier minutes though others were; or, before clerk circulated any, they
+    were first invited after the meeting before (and after go-live). Worked out once per
+    meeting."""
     order = [m.id for m in group.meetings]
     earlier = set(order[:order.index(meeting.id)])
-    if received.get(email, set()) & earlier or meeting.id in received.get(email, set()):
-        return False
-    if any(got & earlier for other, got in received.items() if other != email):
-        return True
+    had_earlier = {email for email, got in received.items() if got & earlier}
     before = [m for m in group.meetings if m.start < meeting.start and not m.cancelled]
     since = before[-1].start if before else meeting.start
-    if invited is None:
-        return False
-    start, first = invited
-    joined = first.get(email)
-    return joined is not None and joined > max(since, start + timedelta(hours=1))
+
+    def newcomer(email: str) -> bool:
+        if email in had_earlier or meeting.id in received.get(email, ()):
+            return False
+        if had_earlier:  # others were sent earlier minutes
+            return True
+        if invited is None:
+            return False
+        start, first = invited
+        joined = first.get(email)
+        return joined is not None and joined > max(since, start + timedelta(hours=1))
+
+    return newcomer
 
 
 APPROVAL = "approval_request"
