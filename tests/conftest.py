@@ -87,9 +87,10 @@ def count_plans(monkeypatch: pytest.MonkeyPatch, part: str = "group_plan") -> li
     planned: list[str] = []
     real = getattr(planner, part)
 
-    def counting(config: Any, group: Any, state: Any, at: datetime, chased: Any) -> Any:
+    def counting(config: Any, group: Any, state: Any, at: datetime, chased: Any,
+                 *more: Any) -> Any:
         planned.append(group.id)
-        return real(config, group, state, at, chased)
+        return real(config, group, state, at, chased, *more)
 
     monkeypatch.setattr(planner, part, counting)
     return planned

@@ -137,6 +137,7 @@ class Planning:
             todo |= {u for u, p in units.planned.items() if u != ACTIONS
                      and views.get(group_of(u), ()) != p.view}
             todo.add(ACTIONS)
+        todo |= {weekly(u) for u in todo if u in config.by_id}  # it reads what its group holds
         return todo, gone, chased
 
     def _action_log(self) -> list[Action]:
@@ -163,22 +164,33 @@ class Planning:
             units.recheck = True  # the groups planned before may read it otherwise now
         state = snapshot.state(self.store, dict.fromkeys(map(group_of, batch)),
                                others=units.others or (), actions_of=chased.log)
-        parts = {u: self._part(u, state, now, chased) for u in batch}
+        parts: dict[str, GroupPlan] = {}
+        for u in batch:  # a group before its weekly part, which reads what the guard held
+            parts[u] = self._part(u, state, now, chased, parts)
         counts, clean, own = self.record_units(parts, state.keys, now, seen)
         views = chased.views(notices.chased_until(now))
         for u, part in parts.items():
             group = config.by_id.get(group_of(u))
             units.done(u, part, Planned(group.fingerprint if group else "",
                                         own if group_of(u) in clean else seen,
-                                        part.valid_until, views.get(group_of(u), ())), now)
+                                        part.valid_until, views.get(group_of(u), ()),
+                                        part.held), now)
         return counts, chased
 
-    def _part(self, unit: str, state: State, now: datetime,
-              chased: actions.Chased) -> GroupPlan:
+    def _part(self, unit: str, state: State, now: datetime, chased: actions.Chased,
+              planned: Mapping[str, GroupPlan]) -> GroupPlan:
+        """``unit``'s plan; a weekly part's with what the guard holds of its group as
+        ``planned`` (the units planned before it from the same snapshot) has it, or as its
+        group was last planned."""
         if unit == ACTIONS:
             return planner.digests_plan(self.config, state, now, chased)
-        part = planner.weekly_plan if unit.endswith(WEEKLY) else planner.group_plan
-        return part(self.config, self.config.by_id[group_of(unit)], state, now, chased)
+        group = self.config.by_id[group_of(unit)]
+        if not unit.endswith(WEEKLY):
+            return planner.group_plan(self.config, group, state, now, chased)
+        own = planned.get(group.id)
+        held = own.held if own is not None else \
+            p.held if (p := self._units.planned.get(group.id)) is not None else ()
+        return planner.weekly_plan(self.config, group, state, now, chased, held)
 
     def record_units(self, parts: Mapping[str, GroupPlan], existing: Mapping[str, str],
                      now: datetime, seen: int) -> tuple[Counts, set[str], int]:
@@ -268,7 +280,7 @@ class Planning:
         chased = actions.Chased(self.config.groups, log_)
         state = snapshot.state(self.store, [group_of(unit)], others=self._units.others or (),
                                actions_of=log_)
-        part = self._part(unit, state, at, chased)
+        part = self._part(unit, state, at, chased, {})
         self._units.remember(unit, part)
         return part
 

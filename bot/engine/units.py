@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from bot.domain.model import Action, Desired
 from bot.engine.schema import ACTIONS, ledger
 from bot.plan import planner
+from bot.plan.guard import Trip
 from bot.plan.planner import GroupPlan
 
 KEEP = 4  # the units planned again for sending whose messages are kept
@@ -41,6 +42,7 @@ class Planned:
     seen: int  # the facts version its snapshot was taken at (or its own revisions made)
     valid_until: datetime | None
     view: tuple[object, ...] = ()  # what it read of the owners' schedule
+    held: tuple[Trip, ...] = ()  # what the guard held of it (its weekly part holds alike)
 
 
 WEEKLY = "/weekly"  # a group's weekly part is the unit of its id and this

@@ -63,6 +63,18 @@ def guard(config: Config, state: State, messages: Sequence[Desired],
     return out, trips
 
 
+def held_alike(trips: Sequence[Trip], messages: Sequence[Desired]) -> list[Desired]:
+    """``messages`` (a group's weekly part, planned on its own) with those to someone its
+    group's ``trips`` hold held alike, for the same reason: a stranger saved as the chair is
+    not sent the group's actions either."""
+    why: dict[str, str] = {}
+    for t in trips:
+        for key in t.keys:  # <group>/<meeting>/<rule>/<email>/…
+            why.setdefault(key.split("/")[3], t.why)
+    return [replace(m, initial="held", reason=f"{HELD}: {why[m.recipient.email]}; {m.reason}")
+            if m.recipient.email in why else m for m in messages]
+
+
 def _trip(group: Group, ids: Collection[str], state: State, new: Sequence[Desired]) -> Trip | None:
     renamed = _renamed(group, ids, state)
     if renamed:

@@ -12,6 +12,7 @@ instant passes or when config or state change, and otherwise only claims due row
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,7 +37,7 @@ from bot.plan.context import (
     recipient,
     shared_context,
 )
-from bot.plan.guard import Trip, guard
+from bot.plan.guard import Trip, guard, held_alike
 from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
 from bot.plan.minutes import minutes_messages
 from bot.plan.notices import (
@@ -121,8 +122,10 @@ class GroupPlan:
 def plan(config: Config, state: State, now: datetime) -> Plan:
     """The whole install's plan: every group's, then the owners' digests."""
     chased = actions.Chased(config.groups, state.actions)
-    parts = [part(config, group, state, now, chased) for group in config.groups
-             for part in (group_plan, weekly_plan)]
+    parts = []
+    for group in config.groups:
+        parts.append(group_plan(config, group, state, now, chased))
+        parts.append(weekly_plan(config, group, state, now, chased, parts[-1].held))
     parts.append(digests_plan(config, state, now, chased))
     valid = [p.valid_until for p in parts if p.valid_until is not None]
     return Plan(tuple(m for p in parts for m in p.messages),
@@ -158,7 +161,6 @@ def group_plan(config: Config, group: Group, state: State, now: datetime,
         messages.append(_undelivered_notice(group, untold))
     messages += _nudge_notes(group, state, now, horizon)
     messages += minutes_messages(group, state, now, horizon)
-    messages += summaries(group, state, chased, now, horizon)
     messages += config_notice(config, group, state)
     messages += owed_replies(group, state, now, chased)
     messages = previews(config, state, messages, now, horizon)
@@ -166,15 +168,16 @@ def group_plan(config: Config, group: Group, state: State, now: datetime,
 
 
 def weekly_plan(config: Config, group: Group, state: State, now: datetime,
-                chased: actions.Chased) -> GroupPlan:
+                chased: actions.Chased, trips: Sequence[Trip] = ()) -> GroupPlan:
     """The group's weekly part: the chair's and the admin's action summaries and the admin's
     weekly digest (their rules: :data:`WEEKLY`). A unit of its own, so that the week turning
-    plans these again, not the group's meetings. To the chair and the admin alone: not
-    held by the blast-radius guard, which keeps members from mail they should not get."""
+    plans these again, not the group's meetings. What the blast-radius guard holds of the
+    group's own part (``trips``: a stranger saved as its chair, say) it holds here alike."""
     horizon: list[datetime] = []
     messages = summaries(group, state, chased, now, horizon)
     messages += admin_digests((group,), state, now, horizon, chased)
-    return _finish(config, state, now, messages, [], horizon, guarded=False)
+    return _finish(config, state, now, held_alike(trips, messages), [], horizon,
+                   guarded=False)
 
 
 def digests_plan(config: Config, state: State, now: datetime,

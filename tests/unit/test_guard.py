@@ -192,3 +192,34 @@ def test_a_config_broken_for_longer_than_the_settle_window_is_reported_once(
         told += [m for m in transport.sent if "/-/config/" in str(m["X-Clerk-Key"])
                  and m not in told]
     assert len(told) == 2 and "packs" in told[1].get_body(("plain",)).get_content()
+
+
+def test_a_stranger_saved_as_the_chair_is_not_sent_the_groups_actions(
+        running: Callable[[datetime], list[str]], group_dir: Path, store: Store,
+        clerk: Callable[..., Result]):
+    """The chair's weekly summary of the overdue actions is planned apart from the meetings
+    (its own unit): what the guard holds of the group — the wrong sheet's people, its chair
+    among them — it holds there alike, until the admin approves."""
+    store.add_action({"group_id": "qa-leads", "meeting_id": "", "topic": "T",
+                      "text": "Send the budget", "owners": ("sophie.barton@hampshire-iow.example",),
+                      "due": T0.date()}, "test", "test", T0)
+    lines = roster_lines(group_dir)
+    stranger = "Pat Stranger,pat@elsewhere.example,Elsewhere,chair\n"
+    others = [f"Person {n},person{n}@elsewhere.example,Elsewhere,member\n" for n in range(10)]
+    keep(group_dir, [*lines[:1], stranger, *lines[2:], *others])  # 11 newcomers of 21
+    sent: list[str] = []
+    at = T0
+    while not (held := [r for r in store.rows() if r.rule_id == "overdue"
+                        and r.state == "held"]):
+        at += timedelta(hours=6)
+        assert at < T0 + timedelta(days=15), "no summary was planned"
+        sent += running(at)
+    assert [r.recipient for r in held] == ["pat@elsewhere.example"]
+    assert held[0].reason.startswith("held by the guard: ")
+    due = held[0].send_at
+    sent += running(due + timedelta(minutes=5))  # its time comes: it stays held
+    assert not [k for k in sent if "pat@elsewhere.example" in k]
+    approved = clerk("--now", (due + timedelta(minutes=10)).isoformat(), "approve",
+                     "--guard", "qa-leads")
+    assert approved.exit_code == 0
+    assert held[0].key in running(due + timedelta(minutes=15))

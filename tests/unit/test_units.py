@@ -189,6 +189,7 @@ def test_the_week_turning_plans_the_weekly_part_alone(
     ex.tick(now)
     assert (counted, weekly) == (["qa-leads"], ["qa-leads"])
     alone = 0  # ticks that sent a summary without planning the group's meetings
+    meetings = 0  # plans of the group's meetings (only time passes: as their times come)
     while now < datetime(2027, 2, 28, tzinfo=UTC):
         nxt = ex.next_instant(now)
         assert nxt is not None
@@ -196,12 +197,34 @@ def test_the_week_turning_plans_the_weekly_part_alone(
         counted.clear()
         weekly.clear()
         sent = ex.tick(now).sent
+        meetings += len(counted)
         if any("/-/overdue/" in k for k in sent) and not counted:
             alone += 1
         assert from_scratch(config_dir, store, now) == (0, 0, 0)
     summaries = [r for r in store.rows(group="qa-leads") if r.rule_id == "overdue"]
     assert len([r for r in summaries if r.state == "sent"]) >= 6  # the last, planned
-    assert alone >= 5
+    assert alone >= 5 and meetings <= 3
+
+
+def test_each_part_makes_the_messages_of_its_own_unit(config_dir: Path, store: Store):
+    """A group's plan and its weekly part's share no message: each message is of the unit
+    that plans it (or the other would withdraw it), and the whole plan names each key once."""
+    from bot.engine import snapshot
+    from bot.engine.units import unit_of, weekly
+    from bot.plan import actions, planner
+
+    config = config_mod.load(config_dir)
+    now = datetime(2027, 1, 17, 6, tzinfo=UTC)  # a summary planned for tomorrow
+    action(store, "qa-leads", JOANNE, date(2027, 1, 8), now - timedelta(days=14))
+    state = snapshot.state(store)
+    chased = actions.Chased(config.groups, state.actions)
+    [group] = config.groups
+    own = planner.group_plan(config, group, state, now, chased).messages
+    week = planner.weekly_plan(config, group, state, now, chased).messages
+    assert week and {unit_of(d.key) for d in own} == {"qa-leads"}
+    assert {unit_of(d.key) for d in week} == {weekly("qa-leads")}
+    keys = [d.key for d in planner.plan(config, state, now).messages]
+    assert len(keys) == len(set(keys))
 
 
 def test_each_unit_reads_its_own_rows(config_dir: Path, store: Store):
