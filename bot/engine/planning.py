@@ -46,6 +46,15 @@ def _row_values(d: Desired, now: datetime, state: str) -> dict[str, Any]:
     }
 
 
+def _view(unit: str, chased: actions.Chased, views: Mapping[str, tuple[object, ...]],
+          now: datetime) -> tuple[object, ...]:
+    """What ``unit`` reads of the owners' schedule: a group's view of it, or the owners'
+    digests themselves (an edit to a group none of them lists leaves them as they were)."""
+    if unit == ACTIONS:
+        return tuple(chased.until(notices.chased_until(now)).digests)
+    return views.get(group_of(unit), ())
+
+
 class Planning:
     """Needs the executor's config and store."""
 
@@ -131,12 +140,11 @@ class Planning:
         chased = None
         if schedule_changed or units.recheck:
             units.recheck = False
-            # which groups read a different schedule now
+            # which units read a different schedule now
             chased = actions.Chased(config.groups, self._action_log())
             views = chased.views(notices.chased_until(now))
-            todo |= {u for u, p in units.planned.items() if u != ACTIONS
-                     and views.get(group_of(u), ()) != p.view}
-            todo.add(ACTIONS)
+            todo |= {u for u, p in units.planned.items()
+                     if _view(u, chased, views, now) != p.view}
         todo |= {weekly(u) for u in todo if u in config.by_id}  # it reads what its group holds
         return todo, gone, chased
 
@@ -173,7 +181,7 @@ class Planning:
             group = config.by_id.get(group_of(u))
             units.done(u, part, Planned(group.fingerprint if group else "",
                                         own if group_of(u) in clean else seen,
-                                        part.valid_until, views.get(group_of(u), ()),
+                                        part.valid_until, _view(u, chased, views, now),
                                         part.held), now)
         return counts, chased
 

@@ -41,18 +41,26 @@ def action(store: Store, group: str, owner: str, due: date, now: datetime) -> in
 
 
 def test_what_the_worker_records_after_each_change_is_a_plan_from_scratch(
-        config_dir: Path, store: Store, counted: list[str]):
+        config_dir: Path, store: Store, counted: list[str], monkeypatch: pytest.MonkeyPatch):
+    from bot.plan import planner
+
     for g in ("second", "third"):
         second_group(config_dir, g)
     ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
     worker = Worker(ex, config_dir)
     now = BEFORE
+    digests: list[datetime] = []  # the worker planned the owners' digests (at)
+    real = planner.digests_plan
+    monkeypatch.setattr(planner, "digests_plan",
+                        lambda *a: digests.append(a[2]) or real(*a))
 
     def tick(at: datetime) -> list[str]:
         counted.clear()
+        digests.clear()
         worker.tick(at)
-        planned = sorted(set(counted))
+        planned, ours = sorted(set(counted)), list(digests)
         assert from_scratch(config_dir, store, at) == (0, 0, 0)
+        digests[:] = ours
         return planned
 
     assert tick(now) == ["qa-leads", "second", "third"]
@@ -60,10 +68,16 @@ def test_what_the_worker_records_after_each_change_is_a_plan_from_scratch(
     edit(config_dir / "second" / "group.toml", 'location = "Online (Microsoft Teams)"',
          'location = "Room 4, County Hall"')
     assert tick(now) == ["second"]
+    assert digests == []  # no digest lists an action of it
     # one owner's actions in two groups: a digest lists both, so a new action in one group
     # may change when the other's chasing stops — that group is planned again if so
     action(store, "qa-leads", JOANNE, date(2027, 1, 20), now)
     assert tick(now) == ["qa-leads"]
+    assert digests
+    edit(config_dir / "example" / "group.toml", 'name = "South Downs QA Leads Network"',
+         'name = "South Downs QA Leads"')
+    assert tick(now) == ["qa-leads"]
+    assert digests  # the group is in the digests of its actions' owners
     action(store, "third", JOANNE, date(2027, 1, 25), now)
     assert "third" in tick(now)
     remove_member(config_dir / "second", JOANNE)  # she owns nothing there
