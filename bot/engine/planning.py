@@ -48,10 +48,10 @@ def _row_values(d: Desired, now: datetime, state: str) -> dict[str, Any]:
 
 def _view(unit: str, chased: actions.Chased, views: Mapping[str, tuple[object, ...]],
           now: datetime) -> tuple[object, ...]:
-    """What ``unit`` reads of the owners' schedule: a group's view of it, or the owners'
-    digests themselves (an edit to a group none of them lists leaves them as they were)."""
+    """What ``unit`` reads of the owners' schedule: a group's view of it, or a key of the
+    owners' digests (an edit to a group none of them lists leaves it as it was)."""
     if unit == ACTIONS:
-        return tuple(chased.until(notices.chased_until(now)).digests)
+        return chased.digests_key(notices.chased_until(now))
     return views.get(group_of(unit), ())
 
 

@@ -42,7 +42,7 @@ class Planned:
     seen: int  # the facts version its snapshot was taken at (or its own revisions made)
     valid_until: datetime | None
     view: tuple[object, ...] = ()  # what it read of the owners' schedule
-    held: tuple[Trip, ...] = ()  # what the guard held of it (its weekly part holds alike)
+    held: tuple[Trip, ...] = ()  # what the guard held of it (its weekly part withholds it)
 
 
 WEEKLY = "/weekly"  # a group's weekly part is the unit of its id and this

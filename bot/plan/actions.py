@@ -189,6 +189,7 @@ class Chased:
         self.groups, self.log = groups, log
         self._made: dict[date, Schedule] = {}
         self._views: dict[date, dict[str, tuple[tuple[int, str, tuple[str, ...]], ...]]] = {}
+        self._keys: dict[date, tuple[int, int]] = {}
         self._fixed = fixed  # (templates' examples: this one, whatever the day)
 
     def until(self, day: date) -> Schedule:
@@ -197,6 +198,21 @@ class Chased:
         if day not in self._made:
             self._made[day] = schedule(self.groups, self.log, day)
         return self._made[day]
+
+    def digests_key(self, day: date) -> tuple[int, int]:
+        """A key of the owners' digests up to ``day`` that changes whenever one of them
+        would — their owners, days, times, and each listed action with its group's files
+        (``Group.fingerprint``) and its number — kept instead of the digests themselves
+        (which hold their groups): an edit to a group none of them lists leaves it as it
+        was."""
+        if day not in self._keys:
+            found = tuple(
+                (d.owner, d.day, d.send_at, d.latest,
+                 tuple((x.group.id, x.group.fingerprint or object(), x.action, x.number)
+                       for x in d.listed))
+                for d in self.until(day).digests)
+            self._keys[day] = (len(found), hash(found))
+        return self._keys[day]
 
     def views(self, day: date) -> dict[str, tuple[tuple[int, str, tuple[str, ...]], ...]]:
         """What each group's plan reads of the schedule up to ``day`` (a schedule to an

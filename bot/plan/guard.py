@@ -39,6 +39,7 @@ class Trip:
     group: str
     why: str  # in plain words, for the admin
     keys: tuple[str, ...]  # the messages it holds
+    people: frozenset[str] = frozenset()  # the addresses of their recipients
 
 
 def guard(config: Config, state: State, messages: Sequence[Desired],
@@ -63,16 +64,15 @@ def guard(config: Config, state: State, messages: Sequence[Desired],
     return out, trips
 
 
-def held_alike(trips: Sequence[Trip], messages: Sequence[Desired]) -> list[Desired]:
-    """``messages`` (a group's weekly part, planned on its own) with those to someone its
-    group's ``trips`` hold held alike, for the same reason: a stranger saved as the chair is
-    not sent the group's actions either."""
-    why: dict[str, str] = {}
-    for t in trips:
-        for key in t.keys:  # <group>/<meeting>/<rule>/<email>/…
-            why.setdefault(key.split("/")[3], t.why)
-    return [replace(m, initial="held", reason=f"{HELD}: {why[m.recipient.email]}; {m.reason}")
-            if m.recipient.email in why else m for m in messages]
+def withheld(group: Group, trips: Sequence[Trip],
+             messages: Sequence[Desired]) -> list[Desired]:
+    """``messages`` (a group's weekly part, planned on its own) less those to someone its
+    group's ``trips`` hold — a stranger saved as the chair is not sent the group's actions —
+    until the admin approves or puts the roster right, when they are planned again. Left
+    out rather than held: a held row would stay held once the roster is right. Her own mail
+    is never withheld (it tells her what is held)."""
+    people = {e for t in trips for e in t.people} - {group.admin.email}
+    return [m for m in messages if m.recipient.email not in people]
 
 
 def _trip(group: Group, ids: Collection[str], state: State, new: Sequence[Desired]) -> Trip | None:
@@ -81,15 +81,17 @@ def _trip(group: Group, ids: Collection[str], state: State, new: Sequence[Desire
         return Trip(group.id, f"the group's id changed from {renamed!r} to {group.id!r}: "
                               f"all {len(new)} of its messages would go again, every "
                               "invitation as a new calendar entry — change the id back in "
-                              "group.toml, unless this is a new group", tuple(m.key for m in new))
+                              "group.toml, unless this is a new group", tuple(m.key for m in new),
+                    frozenset(m.recipient.email for m in new))
     removed = {m.recipient.email: m.recipient.name for m in new
                if m.kind == "cancellation" and m.context.get("change") == GONE}
     newcomers = {m.recipient.email: m.recipient.name for m in new if _newcomer(m, state)}
     before = len(group.attendees) - len(newcomers) + len(removed)
     if not before or (len(removed) + len(newcomers)) <= group.guard * before:
         return None
-    keys = tuple(m.key for m in new if m.recipient.email in removed | newcomers.keys())
-    return Trip(group.id, _words(removed, newcomers, before), keys)
+    people = frozenset(removed.keys() | newcomers.keys())
+    keys = tuple(m.key for m in new if m.recipient.email in people)
+    return Trip(group.id, _words(removed, newcomers, before), keys, people)
 
 
 def _newcomer(m: Desired, state: State) -> bool:

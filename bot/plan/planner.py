@@ -37,7 +37,7 @@ from bot.plan.context import (
     recipient,
     shared_context,
 )
-from bot.plan.guard import Trip, guard, held_alike
+from bot.plan.guard import Trip, guard, withheld
 from bot.plan.invites import CANCEL, REQUEST, InviteSpec, NewRevision
 from bot.plan.minutes import minutes_messages
 from bot.plan.notices import (
@@ -171,12 +171,13 @@ def weekly_plan(config: Config, group: Group, state: State, now: datetime,
                 chased: actions.Chased, trips: Sequence[Trip] = ()) -> GroupPlan:
     """The group's weekly part: the chair's and the admin's action summaries and the admin's
     weekly digest (their rules: :data:`WEEKLY`). A unit of its own, so that the week turning
-    plans these again, not the group's meetings. What the blast-radius guard holds of the
-    group's own part (``trips``: a stranger saved as its chair, say) it holds here alike."""
+    plans these again, not the group's meetings. To the people the blast-radius guard holds
+    the group's own part for (``trips``: a stranger saved as its chair, say), nothing goes
+    (:func:`bot.plan.guard.withheld`)."""
     horizon: list[datetime] = []
     messages = summaries(group, state, chased, now, horizon)
     messages += admin_digests((group,), state, now, horizon, chased)
-    return _finish(config, state, now, held_alike(trips, messages), [], horizon,
+    return _finish(config, state, now, withheld(group, trips, messages), [], horizon,
                    guarded=False)
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import stat
+import sys
 import traceback
 from collections.abc import Callable, Collection
 from datetime import datetime
@@ -26,6 +29,7 @@ from bot.domain.errors import Problem
 from bot.domain.model import Group
 from bot.transports.files import private_folder
 
+log = logging.getLogger("clerk")
 PARTS = ("subject", "txt", "html")
 T = TypeVar("T")
 
@@ -122,9 +126,10 @@ class _ShippedCache(jinja2.FileSystemBytecodeCache):
 @lru_cache(maxsize=1)
 def _bytecode_cache() -> _ShippedCache | None:
     """The compiled shipped templates, kept across processes in
-    ``$XDG_CACHE_HOME/clerk/templates/<version>-<options>/`` (default ``~/.cache/clerk/…``),
-    a folder private to clerk's user: compiling them is most of the time a command takes to
-    load a config. ``CLERK_TEMPLATE_CACHE=0`` turns it off."""
+    ``$XDG_CACHE_HOME/clerk/templates/<version>-<how>/`` (default ``~/.cache/clerk/…``; how:
+    the compile options, jinja's version and Python's), a folder private to clerk's user:
+    compiling them is most of the time a command takes to load a config.
+    ``CLERK_TEMPLATE_CACHE=0`` turns it off."""
     if os.environ.get("CLERK_TEMPLATE_CACHE") == "0":
         return None
     base = os.environ.get("XDG_CACHE_HOME", "")
@@ -134,12 +139,21 @@ def _bytecode_cache() -> _ShippedCache | None:
             return None
     from bot import __version__
 
-    options = repr((sorted(_OPTIONS.items()), _ESCAPED, jinja2.StrictUndefined.__name__))
+    made = repr((sorted(_OPTIONS.items()), _ESCAPED, jinja2.StrictUndefined.__name__,
+                 jinja2.__version__, sys.implementation.cache_tag))
     folder = Path(base) / "clerk" / "templates" / (
-        f"{__version__}-{hashlib.sha256(options.encode()).hexdigest()[:12]}")
+        f"{__version__}-{hashlib.sha256(made.encode()).hexdigest()[:12]}")
     try:
         private_folder(folder)
+        found = os.lstat(folder)
     except OSError:
+        return None
+    # code is loaded from it: only from a real folder of this user that no one else can write
+    # (jinja's own default cache checks the same), never one planted or left open
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() \
+            or found.st_mode & 0o022:
+        log.warning("not using %s for compiled templates: it is not a folder of clerk's "
+                    "user that only it can write", folder)
         return None
     return _ShippedCache(str(folder), str(default_folder()) + os.sep)
 

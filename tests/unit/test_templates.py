@@ -180,3 +180,25 @@ def test_a_cache_that_cannot_be_used_is_no_cache(
         templates._bytecode_cache.cache_clear()
         assert templates._bytecode_cache() is None
     assert _invitation(config_dir) == first
+
+
+@pytest.mark.parametrize("planted", ["open to others", "a link"])
+def test_a_cache_folder_others_could_write_is_not_used(
+        config_dir: Path, cache_home: Path, planted: str, caplog: pytest.LogCaptureFixture):
+    """Its files are run as code: a folder others may write to, or a link to somewhere else,
+    is no cache (and a warning says why), and the templates still render."""
+    from bot.render import templates
+
+    first = _invitation(config_dir)
+    [folder] = (cache_home / "clerk" / "templates").iterdir()
+    if planted == "open to others":
+        folder.chmod(0o777)
+    else:
+        elsewhere = cache_home / "elsewhere"
+        folder.rename(elsewhere)
+        folder.symlink_to(elsewhere, target_is_directory=True)
+    templates.clear_cache()
+    templates._bytecode_cache.cache_clear()
+    assert templates._bytecode_cache() is None
+    assert "not using" in caplog.text
+    assert _invitation(config_dir) == first
