@@ -12,11 +12,14 @@ click (``bot.cli.main``) at once; a miss also stores what click printed if it ex
 The cache lives in ``$XDG_CACHE_HOME/clerk/help/`` (default ``~/.cache/clerk/help/``), one file
 per question (words, width, environment, install), replaced when what it was made from changes.
 ``CLERK_HELP_CACHE=0`` turns it off. It never fails a command: whatever goes wrong with it,
-click answers. Only ``os`` and ``sys`` are imported here (see ``python -X importtime``).
+click answers. Only ``os`` and ``sys`` are imported here, and ``bot`` itself (see
+``python -X importtime``).
 """
 
 import os
 import sys
+
+from bot import cache_folder
 
 # no `from __future__ import annotations` and no typing: each is an import at start-up
 TYPE_CHECKING = False
@@ -66,7 +69,7 @@ def _lookup(args: list[str]) -> tuple[str, bytes] | None:
     out = sys.stdout
     if not isinstance(out, io.TextIOWrapper):  # no stdout, or someone else's
         return None
-    folder = _cache_dir()
+    folder = cache_folder("help")
     here = os.path.dirname(os.path.abspath(__file__))
     click_init = _find_click()
     if folder is None or click_init is None:
@@ -101,16 +104,6 @@ def _config_passes() -> bool:
     if os.path.isfile(folder):
         return False
     return not os.path.exists(folder) or os.access(folder, os.R_OK)
-
-
-def _cache_dir() -> str | None:
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):  # unset, empty or relative: the XDG default
-        home = os.path.expanduser("~")
-        if not os.path.isabs(home):
-            return None
-        base = os.path.join(home, ".cache")
-    return os.path.join(base, "clerk", "help")
 
 
 def _find_click() -> str | None:

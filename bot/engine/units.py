@@ -63,6 +63,9 @@ def units_of(groups: Iterable[str]) -> list[str]:
     return [u for g in groups for u in (g, weekly(g))]
 
 
+DIGESTS = sa.and_(ledger.c.key >= f"{ACTIONS}/", ledger.c.key < f"{ACTIONS}0")  # their rows
+
+
 def unit_rows(units: Iterable[str]) -> Any:
     """The ledger rows of ``units``: a group's (less its weekly part's, and less the owners'
     digests, which a row carries as their first owner's group), a group's weekly part's,
@@ -80,9 +83,6 @@ def unit_rows(units: Iterable[str]) -> Any:
     if ACTIONS in asked:
         found.append(DIGESTS)
     return sa.or_(*found) if found else sa.false()
-
-
-DIGESTS = sa.and_(ledger.c.key >= f"{ACTIONS}/", ledger.c.key < f"{ACTIONS}0")  # their rows
 
 
 def group_rows(ids: Any) -> Any:

@@ -132,16 +132,14 @@ def _bytecode_cache() -> _ShippedCache | None:
     ``CLERK_TEMPLATE_CACHE=0`` turns it off."""
     if os.environ.get("CLERK_TEMPLATE_CACHE") == "0":
         return None
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):  # unset, empty or relative: the XDG default
-        base = os.path.join(os.path.expanduser("~"), ".cache")
-        if not os.path.isabs(base):
-            return None
-    from bot import __version__
+    from bot import __version__, cache_folder
 
+    base = cache_folder("templates")
+    if base is None:
+        return None
     made = repr((sorted(_OPTIONS.items()), _ESCAPED, jinja2.StrictUndefined.__name__,
                  jinja2.__version__, sys.implementation.cache_tag))
-    folder = Path(base) / "clerk" / "templates" / (
+    folder = Path(base) / (
         f"{__version__}-{hashlib.sha256(made.encode()).hexdigest()[:12]}")
     try:
         private_folder(folder)
