@@ -87,9 +87,17 @@ class LedgerReads(Part):
 
 
     def history(self, key: str) -> list[Any]:
+        """The row's history, oldest first (``at``, ``state``, ``detail``): the row as it was
+        first recorded, then each change of its state (its events). A row recorded before
+        migration 0017 has no first state: its first event is where its history begins."""
+        first = sa.select(ledger.c.created_at.label("at"), ledger.c.first_state.label("state"),
+                          sa.func.coalesce(ledger.c.first_reason, ledger.c.reason).label(
+                              "detail"), sa.literal(0).label("n")).where(
+            ledger.c.key == key, ledger.c.first_state.is_not(None))
+        later = sa.select(events.c.at, events.c.state, events.c.detail,
+                          events.c.id.label("n")).where(events.c.key == key)
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(events).where(events.c.key == key)
-                                     .order_by(events.c.id)))
+            return list(conn.execute(sa.union_all(first, later).order_by("n")))
 
 
     def counts(self, group: str | None = None) -> dict[str, int]:

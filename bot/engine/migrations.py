@@ -139,6 +139,16 @@ def _fact_changes(conn: Connection) -> None:
     s.fact_changes.create(conn, checkfirst=True)
 
 
+def _first_state(conn: Connection) -> None:
+    """A row's history begins with the row itself (its first state and reason), not with an
+    event of its own: recording a plan writes one row a message, not two."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
+    if "first_state" not in columns:
+        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN first_state VARCHAR(20)"))
+    if "first_reason" not in columns:
+        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN first_reason TEXT"))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -156,6 +166,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0014_leases", _leases),
     ("0015_assigned", _assigned),
     ("0016_fact_changes", _fact_changes),
+    ("0017_first_state", _first_state),
 ]
 
 

@@ -39,7 +39,8 @@ def _row_values(d: Desired, now: datetime, state: str) -> dict[str, Any]:
     return {
         "key": d.key, "group_id": d.group, "meeting_id": d.meeting, "rule_id": d.rule,
         "kind": d.kind, "recipient": d.recipient.email, "recipient_name": d.recipient.name,
-        "revision": d.revision, "sequence": d.sequence, "state": state, "send_at": d.send_at,
+        "revision": d.revision, "sequence": d.sequence, "state": state, "first_state": state,
+        "send_at": d.send_at,
         "latest_at": d.latest,
         "subject": d.subject, "reason": d.reason, "attempts": 0, "created_at": now,
         "updated_at": now,

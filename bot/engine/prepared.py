@@ -5,6 +5,7 @@ sending at the speed bench/smtp_throughput.py asks for. Used by bot/engine/store
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.engine.schema import events, ledger
+
+# a statement compiled: its SQL, whether its parameters are positional, each parameter (its
+# name in the SQL, its key, its value when fixed, its conversion), a function picking the
+# given ones' values out of a row, and the fixed ones' values in their places (None: none)
+_Compiled = tuple[str, bool, list[tuple[str, str, Any, Any]], Any, list[Any] | None]
 
 
 class Prepared:
@@ -24,41 +30,53 @@ class Prepared:
 
     def __init__(self, statement: Any, keys: Sequence[str] | None = None) -> None:
         self.statement, self.keys = statement, keys
-        self._compiled: dict[Any, tuple[str, bool, list[tuple[str, str, Any, Any]]]] = {}
+        self._compiled: dict[Any, _Compiled] = {}
 
     def __call__(self, conn: Connection, params: dict[str, Any]) -> int:
         sql, given = self._given(conn, [params])
         return int(conn.exec_driver_sql(sql, given[0]).rowcount)
 
-    def many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """The statement for each of ``rows``, in one ``executemany``."""
-        if rows:
-            sql, given = self._given(conn, rows)
-            conn.exec_driver_sql(sql, given)
+    def many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """The statement for each of ``rows``, in one ``executemany``; the rows it changed
+        (the drivers sum each statement's)."""
+        if not rows:
+            return 0
+        sql, given = self._given(conn, rows)
+        return int(conn.exec_driver_sql(sql, given, execution_options=_COUNTED).rowcount)
 
     def _given(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
         dialect = conn.dialect
         kind = type(dialect), dialect.paramstyle
         compiled = self._compiled.get(kind) or self._compile(kind, dialect)
-        sql, positional, binds = compiled
+        sql, positional, binds, get, template = compiled
+        # each row's values in the statement's order: those given picked out in C (one
+        # itemgetter), in the places the fixed ones leave them
+        if template is None:
+            out = [list(get(params)) for params in rows]
+        else:
+            places = [n for n, (_, _, fixed, _) in enumerate(binds) if fixed is _GIVEN]
+            out = []
+            for params in rows:
+                values = list(template)
+                for n, value in zip(places, get(params), strict=True):
+                    values[n] = value
+                out.append(values)
         # rows share instants: each value of a column converted once
-        converted: list[tuple[int, Any, dict[Any, Any]]] = [
-            (n, convert, {}) for n, (_, _, _, convert) in enumerate(binds) if convert]
+        for n, (_, _, _, convert) in enumerate(binds):
+            if convert:
+                done: dict[Any, Any] = {}
+                for values in out:
+                    value = values[n]
+                    found = done.get(value, _GIVEN)
+                    if found is _GIVEN:
+                        found = done[value] = convert(value)
+                    values[n] = found
+        if positional:
+            return sql, [tuple(values) for values in out]
         names = [name for name, _, _, _ in binds]
-        out: list[Any] = []
-        for params in rows:
-            values = [params[key] if fixed is _GIVEN else fixed for _, key, fixed, _ in binds]
-            for n, convert, done in converted:
-                value = values[n]
-                found = done.get(value, _GIVEN)
-                if found is _GIVEN:
-                    found = done[value] = convert(value)
-                values[n] = found
-            out.append(tuple(values) if positional else dict(zip(names, values, strict=True)))
-        return sql, out
+        return sql, [dict(zip(names, values, strict=True)) for values in out]
 
-    def _compile(self, kind: Any,
-                 dialect: Any) -> tuple[str, bool, list[tuple[str, str, Any, Any]]]:
+    def _compile(self, kind: Any, dialect: Any) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
         if (compiled.post_compile_params or compiled.literal_execute_params
                 or compiled.insert_prefetch or compiled.update_prefetch):
@@ -75,11 +93,18 @@ class Prepared:
             fixed = _GIVEN if bind.required else bind.effective_value
             binds.append((name, bind.key, fixed,
                           bind.type.dialect_impl(dialect).bind_processor(dialect)))
-        self._compiled[kind] = done = compiled.string, bool(compiled.positional), binds
+        given = [key for _, key, fixed, _ in binds if fixed is _GIVEN]
+        pick = operator.itemgetter(*given) if given else None
+        get = (lambda params: ()) if pick is None else \
+            (lambda params: (pick(params),)) if len(given) == 1 else pick
+        template = None if len(given) == len(binds) else [fixed for _, _, fixed, _ in binds]
+        self._compiled[kind] = done = (compiled.string, bool(compiled.positional), binds, get,
+                                       template)
         return done
 
 
 _GIVEN = object()  # a parameter given at each call
+_COUNTED = {"preserve_rowcount": True}  # the rowcount of an executemany kept for the caller
 
 # the statements of sending one message, built once with bind parameters
 ADD_EVENT = Prepared(events.insert().inline(),  # inline: no RETURNING of the new id

@@ -224,26 +224,20 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
             return set(conn.execute(sa.select(ledger.c.group_id).distinct()).scalars())
 
     def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert ledger rows, all made at one instant (``created_at``); a key already there
-        (another worker's) is left as it is, and so is its history. Returns how many were
-        inserted."""
+        """Insert ledger rows; a key already there (another worker's) is left as it is.
+        Each row's history begins with the row itself (:meth:`history`): its ``first_state``
+        is the state it is inserted in. Returns how many were inserted."""
         if not rows:
             return 0
-        prepared.insert_rows(conn.dialect.name, tuple(sorted(rows[0]))).many(conn, rows)
-        # each row inserted here starts its history; another worker's has its own already
-        return int(conn.execute(events.insert().from_select(
-            ["key", "at", "state", "detail"],
-            sa.select(ledger.c.key, ledger.c.created_at, ledger.c.state, ledger.c.reason).where(
-                ledger.c.key.in_([r["key"] for r in rows]),
-                ledger.c.created_at == rows[0]["created_at"],
-                ~sa.exists().where(events.c.key == ledger.c.key)),
-        ).execution_options(preserve_rowcount=True)).rowcount)
+        return prepared.insert_rows(conn.dialect.name, tuple(sorted(rows[0]))).many(conn, rows)
 
     def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
                    expect: Sequence[str] = (), **values: Any) -> bool:
         """Change the row ``key`` (and record a change of state in its history); with
         ``expect``, only while its state is one of those — another worker may have moved it
         since it was read. Whether it was changed."""
+        if "reason" in values:  # the reason it was first planned for stays in its history
+            values["first_reason"] = sa.func.coalesce(ledger.c.first_reason, ledger.c.reason)
         if any(isinstance(v, sa.ClauseElement) for v in values.values()):
             q = ledger.update().where(ledger.c.key == key)
             if expect:

@@ -141,6 +141,42 @@ def test_edits_before_sending_change_the_plan_not_the_sent(
     assert Counter(r.state for r in rows.values())["sent"] == MEMBERS
 
 
+def test_a_row_s_history_begins_with_the_row_as_first_planned(
+        make_executor: Callable[[], Executor], group_dir: Path, store: Store):
+    """Recording a plan writes one row a message, not a row and its first event: the row's
+    history begins with the row itself — its first state and the reason it was planned for,
+    kept though the plan changes the reason later — then each change of state."""
+    import sqlalchemy as sa
+
+    from bot.engine.store import events, ledger
+
+    ex = make_executor()
+    ex.tick(GO_LIVE - timedelta(days=1))
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 0
+    pack = next(r for r in store.rows() if "/2027-q1/pack/" in r.key)
+    assert "-7d" in pack.reason
+    [first] = store.history(pack.key)
+    assert (first.at, first.state, first.detail) == (pack.created_at, "planned", pack.reason)
+    edit(group_dir / "group.toml", 'send = "-7d"', 'send = "-6d"')
+    make_executor().tick(GO_LIVE)
+    changed = store.row(pack.key)
+    assert "-6d" in changed.reason and changed.send_at == pack.send_at + timedelta(days=1)
+    assert [(h.state, h.detail) for h in store.history(pack.key)] == [("planned", pack.reason)]
+    make_executor().tick(changed.send_at)
+    assert [(h.state, h.at) for h in store.history(pack.key)] == [
+        ("planned", pack.created_at), ("sending", changed.send_at), ("sent", changed.send_at)]
+    # a row recorded before its first state was kept (migration 0017): its first event
+    # is where its history begins
+    with store.atomic() as conn:
+        conn.execute(ledger.update().where(ledger.c.key == pack.key).values(first_state=None))
+        conn.execute(events.insert().values(key=pack.key, at=pack.created_at, state="planned",
+                                            detail="as recorded then"))
+    assert [(h.state, h.detail) for h in store.history(pack.key)][-1] == (
+        "planned", "as recorded then")
+    assert [h.state for h in store.history(pack.key)] == ["sending", "sent", "planned"]
+
+
 def test_a_member_added_gets_the_invites_alone(
         make_executor: Callable[[], Executor], group_dir: Path, store: Store):
     ex = make_executor()
@@ -264,12 +300,12 @@ def test_migrations_are_named_recorded_and_bring_an_old_store_up(tmp_path: Path)
                              "0005_nudges", "0006_claims", "0007_calendar_items",
                              "0008_trust", "0009_roster", "0010_quarantine",
                              "0011_replies", "0012_desk", "0013_once", "0014_leases",
-                             "0015_assigned", "0016_fact_changes"]
+                             "0015_assigned", "0016_fact_changes", "0017_first_state"]
     with old.engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
         names = list(conn.execute(sa.text("SELECT name FROM migrations ORDER BY name"))
                      .scalars())
-    assert {"first_failed_at", "notified_at"} <= columns
+    assert {"first_failed_at", "notified_at", "first_state", "first_reason"} <= columns
     assert names == [name for name, _ in MIGRATIONS]
     assert old.migrate() == []
     old.dispose()
