@@ -247,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
+        import bot
+
+        bot.tune_collector()  # as the clerk command does at start (bot/cli/main.py)
         base = Path(args.dir)
         found = child_simulate(base) if args.child == "simulate" else child_install(
             base, args.ticks, args.profile)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+import bot
 from bot.cli.common import (
     KIND,
     Ctx,
@@ -70,6 +71,7 @@ def cli(ctx: click.Context, folder: str, state: str | None, now: str | None,
     # what clerk writes (the state, the outbox, papers, the quarantine) is its user's alone;
     # bot/engine/store.py and bot/transports/files.py also give those modes explicitly
     os.umask(0o077)
+    bot.tune_collector()
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
     ctx.obj = Ctx(folder, state, now)

@@ -237,7 +237,7 @@ def invitation_specs(group: Group, meeting: Meeting, *, held: Mapping[str, Held]
                      first_planned: Mapping[tuple[str, str, str, int], datetime],
                      now: datetime,
                      roster_changed: Mapping[tuple[str, str], datetime] | None = None,
-                     ) -> list[InviteSpec]:
+                     suffix: str = "") -> list[InviteSpec]:
     """The REQUESTs and CANCELs each person should get for ``meeting`` now.
 
     ``held`` maps a person's email to the last invite message they were sent for it;
@@ -245,7 +245,8 @@ def invitation_specs(group: Group, meeting: Meeting, *, held: Mapping[str, Held]
     planned, so a settle window counts from then; ``roster_changed`` maps (group, email) to
     when that roster row last appeared, changed or went: a newcomer added once the others
     were invited (a new member, or a changed address) and a removal wait for the settle
-    window from their own last edit, so a typo fixed within it costs no mail.
+    window from their own last edit, so a typo fixed within it costs no mail. Each
+    REQUEST's reason ends with ``suffix`` (the rule that sends it, say).
     """
     specs: list[InviteSpec] = []
     rev, rev_made, change = current.rev, current.made, current.change
@@ -268,14 +269,14 @@ def invitation_specs(group: Group, meeting: Meeting, *, held: Mapping[str, Held]
                 joined = edited.get((group.id, p.email), now)
                 at = max(send_at, joined + settle) if invited is not None and \
                     joined > invited else send_at
-                specs.append(InviteSpec(p, REQUEST, rev, rev, at,
-                                        f"invitation rev {rev}" if rev else "invitation",
-                                        "", first=True))
+                specs.append(InviteSpec(p, REQUEST, rev, rev, at, (
+                    f"invitation rev {rev}" if rev else "invitation") + suffix, "", first=True))
             elif last.method == REQUEST and last.revision == rev:  # as it was sent
                 scope, rids = ("occurrences", current.scope[1]) if last.partial and \
                     current.scope else ("", ())
                 specs.append(InviteSpec(p, CANCEL if scope else REQUEST, last.sequence, rev,
-                                        update_at, _why(rev, change), change, scope, rids))
+                                        update_at, _why(rev, change) + ("" if scope else suffix),
+                                        change, scope, rids))
             else:
                 seq = max(rev, last.sequence + 1)
                 again = last.method == CANCEL
@@ -285,7 +286,8 @@ def invitation_specs(group: Group, meeting: Meeting, *, held: Mapping[str, Held]
                 scope, rids = current.scope if current.scope and not again \
                     and last.revision == rev - 1 else ("", ())
                 method = CANCEL if scope == "occurrences" else REQUEST
-                specs.append(InviteSpec(p, method, seq, rev, at, reason,
+                specs.append(InviteSpec(p, method, seq, rev, at,
+                                        reason + (suffix if method == REQUEST else ""),
                                         "" if again else change, scope, rids, first=again))
     members = {p.email for p in group.attendees}
     for email, last in sorted(held.items()):

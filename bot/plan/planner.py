@@ -343,11 +343,10 @@ def _invitations(group: Group, meeting: Meeting, rule: Rule, state: State, now: 
         current = invites.Current(history[-1].rev if history else 0, now, "")
     if series is not None and series.cancelled:
         meeting = replace(meeting, cancelled=True)
-    specs = invites.invitation_specs(
+    return invites.invitation_specs(
         group, meeting, held=held, current=current, send_at=send_at, settle=group.settle,
-        first_planned=state.first_planned, now=now, roster_changed=state.roster_changed)
-    suffix = f" (rule {rule.id} {rule.send.text})"
-    return [replace(s, reason=s.reason + suffix) if s.method == REQUEST else s for s in specs]
+        first_planned=state.first_planned, now=now, roster_changed=state.roster_changed,
+        suffix=f" (rule {rule.id} {rule.send.text})")
 
 def _reason(group: Group, rule: Rule) -> str:
     if rule.kind == "chaser":
