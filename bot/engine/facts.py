@@ -14,7 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bot.engine.conflicts import insert, insert_new, upsert
+from bot.engine import prepared
+from bot.engine.conflicts import insert_new, upsert
 from bot.engine.schema import (
     ACTIONS,
     DELIVERED,
@@ -259,12 +260,13 @@ class Facts(Part):
                 before = changed
                 seen = {r.email: r.row for r in conn.execute(
                     sa.select(roster.c.email, roster.c.row).where(roster.c.group_id == group))}
-                new = [{"group_id": group, "email": email, "row": row, "changed_at": now}
-                       for email, row in rows.items() if email not in seen]
-                if new:  # at once (another worker may note them at the same time)
-                    changed += len(conn.execute(insert(conn, roster).on_conflict_do_nothing(
-                        index_elements=["group_id", "email"]).returning(roster.c.email),
-                        new).all())
+                new = [(group, email, row, now) for email, row in rows.items()
+                       if email not in seen]
+                # at once (another worker may note them at the same time): a first start
+                # notes every group's whole roster
+                changed += prepared.insert_rows(
+                    conn.dialect.name, ("group_id", "email", "row", "changed_at"), roster,
+                    ("group_id", "email")).many(conn, new, by_position=True)
                 for email, row in rows.items():
                     if email not in seen:
                         continue

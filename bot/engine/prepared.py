@@ -1,6 +1,9 @@
-"""The statements of sending one message (the claim, the `sent` update, their events), prepared:
+"""The statements of sending one message (the claim, the `sent` update, their events) and of
+recording a plan (its ledger rows, invitation revisions, the rosters noted), prepared:
 compiled once per kind of database and run with ``exec_driver_sql`` — the ledger's part of
-sending at the speed bench/smtp_throughput.py asks for. Used by bot/engine/store.py alone."""
+sending at the speed bench/smtp_throughput.py asks for, and a first plan of thousands of
+groups in the time bench/plan_scale.py asks for. Used by the store (bot/engine/store.py and
+its mixins) alone."""
 
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ from sqlalchemy.engine import Connection
 from bot.engine.schema import events, ledger
 
 # a statement compiled: its SQL, whether its parameters are positional, each parameter (its
-# name in the SQL, its key, its value when fixed, its conversion), a function picking the
-# given ones' values out of a row, and the fixed ones' values in their places (None: none)
-_Compiled = tuple[str, bool, list[tuple[str, str, Any, Any]], Any, list[Any] | None]
+# name in the SQL, its key, its value when fixed, its conversion), the functions picking the
+# given ones' values out of a row (a dict; a sequence in the order of ``keys``: None without
+# them), and the fixed ones' values in their places (None: none)
+_Compiled = tuple[str, bool, list[tuple[str, str, Any, Any]], tuple[Any, Any],
+                  list[Any] | None]
 
 
 class Prepared:
@@ -26,7 +31,9 @@ class Prepared:
     column's type as SQLAlchemy converts it, without the compile-cache lookup and parameter
     processing of each ``execute`` (most of the cost of writing a message's rows; see
     bench/smtp_throughput.py). ``keys``: the columns an INSERT writes. Returns the row
-    count."""
+    count. A row is a dict of the parameters, or (``by_position``) a sequence of the values
+    of ``keys`` in their order: a plan's thousands of ledger rows are not each made a
+    dict."""
 
     def __init__(self, statement: Any, keys: Sequence[str] | None = None) -> None:
         self.statement, self.keys = statement, keys
@@ -36,19 +43,21 @@ class Prepared:
         sql, given = self._given(conn, [params])
         return int(conn.exec_driver_sql(sql, given[0]).rowcount)
 
-    def many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    def many(self, conn: Connection, rows: Sequence[Any], by_position: bool = False) -> int:
         """The statement for each of ``rows``, in one ``executemany``; the rows it changed
         (the drivers sum each statement's)."""
         if not rows:
             return 0
-        sql, given = self._given(conn, rows)
+        sql, given = self._given(conn, rows, by_position)
         return int(conn.exec_driver_sql(sql, given, execution_options=_COUNTED).rowcount)
 
-    def _given(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
+    def _given(self, conn: Connection, rows: Sequence[Any],
+               by_position: bool = False) -> tuple[str, list[Any]]:
         dialect = conn.dialect
         kind = type(dialect), dialect.paramstyle
         compiled = self._compiled.get(kind) or self._compile(kind, dialect)
-        sql, positional, binds, get, template = compiled
+        sql, positional, binds, getters, template = compiled
+        get = getters[by_position]
         # each row's values in the statement's order: those given picked out in C (one
         # itemgetter), in the places the fixed ones leave them
         if template is None:
@@ -94,16 +103,25 @@ class Prepared:
             binds.append((name, bind.key, fixed,
                           bind.type.dialect_impl(dialect).bind_processor(dialect)))
         given = [key for _, key, fixed, _ in binds if fixed is _GIVEN]
-        pick = operator.itemgetter(*given) if given else None
-        get = (lambda params: ()) if pick is None else \
-            (lambda params: (pick(params),)) if len(given) == 1 else pick
+        by_position = [list(self.keys).index(key) for key in given] if self.keys else None
         template = None if len(given) == len(binds) else [fixed for _, _, fixed, _ in binds]
-        self._compiled[kind] = done = (compiled.string, bool(compiled.positional), binds, get,
-                                       template)
+        self._compiled[kind] = done = (compiled.string, bool(compiled.positional), binds,
+                                       (_picker(given), _picker(by_position)), template)
         return done
 
 
 _GIVEN = object()  # a parameter given at each call
+
+
+def _picker(items: Sequence[Any] | None) -> Any:
+    """A function of a row giving the tuple of its ``items`` (keys, or indexes), in C."""
+    if items is None:
+        return None
+    if not items:
+        return lambda row: ()
+    pick = operator.itemgetter(*items)
+    return (lambda row: (pick(row),)) if len(items) == 1 else pick
+
 _COUNTED = {"preserve_rowcount": True}  # the rowcount of an executemany kept for the caller
 
 # the statements of sending one message, built once with bind parameters
@@ -118,13 +136,15 @@ CLAIM = Prepared(ledger.update().where(
     lease_until=sa.bindparam("b_until")))
 
 
-@functools.lru_cache(maxsize=8)
-def insert_rows(dialect: str, columns: tuple[str, ...]) -> Prepared:
-    """INSERT INTO ledger ``columns`` unless its key is there (another worker's row)."""
+@functools.lru_cache(maxsize=16)
+def insert_rows(dialect: str, columns: tuple[str, ...], table: sa.Table = ledger,
+                keys: tuple[str, ...] = ("key",)) -> Prepared:
+    """INSERT INTO ``table`` ``columns`` unless a row with the same unique ``keys`` is there
+    (another worker's; by default, a ledger row's key)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    stmt = (postgresql.insert(ledger) if dialect == "postgresql" else sqlite.insert(ledger)
-            ).on_conflict_do_nothing(index_elements=["key"])
+    stmt = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+            ).on_conflict_do_nothing(index_elements=list(keys))
     return Prepared(stmt, keys=columns)
 
 

@@ -179,21 +179,28 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
                 fact_changes.c.unit, fact_changes.c.version).where(
                 fact_changes.c.version > since))}
 
-    def record_revision(self, conn: Connection, group: str, meeting: str, rev: int,
-                        digest: str, fields: dict[str, Any], replaces: bool, restart: bool,
-                        now: datetime) -> None:
-        values: dict[str, Any] = {"digest": digest, "fields": json.dumps(fields, sort_keys=True)}
-        where = sa.and_(invite_revisions.c.group_id == group,
-                        invite_revisions.c.meeting_id == meeting,
-                        invite_revisions.c.rev == rev)
-        if replaces:
-            if restart:  # an update edited again: its settle window starts over
+    def record_revisions(self, conn: Connection, revisions: Sequence[Sequence[Any]],
+                         now: datetime) -> None:
+        """Record invitation revisions, each ``(group, meeting, rev, digest, fields, replaces,
+        restart)``: a new one inserted (unless another worker recorded it at the same
+        moment), or the one it ``replaces`` changed (``restart``: an update edited again,
+        whose settle window starts over)."""
+        new = []
+        for group, meeting, rev, digest, fields, replaces, restart in revisions:
+            values: dict[str, Any] = {"digest": digest,
+                                      "fields": json.dumps(fields, sort_keys=True)}
+            if not replaces:
+                new.append({"group_id": group, "meeting_id": meeting, "rev": rev,
+                            "created_at": now, **values})
+                continue
+            if restart:
                 values["created_at"] = now
-            conn.execute(invite_revisions.update().where(where).values(**values))
-        else:  # another worker may record the same revision at the same moment
-            insert_new(conn, invite_revisions, {"group_id": group, "meeting_id": meeting,
-                                                "rev": rev, "created_at": now, **values},
-                       ["group_id", "meeting_id", "rev"])
+            conn.execute(invite_revisions.update().where(
+                invite_revisions.c.group_id == group, invite_revisions.c.meeting_id == meeting,
+                invite_revisions.c.rev == rev).values(**values))
+        if new:  # one statement for a batch of groups' new revisions
+            prepared.insert_rows(conn.dialect.name, tuple(sorted(new[0])), invite_revisions,
+                                 ("group_id", "meeting_id", "rev")).many(conn, new)
 
     # --- the ledger --------------------------------------------------------------------
 
@@ -223,13 +230,14 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(ledger.c.group_id).distinct()).scalars())
 
-    def insert_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert ledger rows; a key already there (another worker's) is left as it is.
-        Each row's history begins with the row itself (:meth:`history`): its ``first_state``
-        is the state it is inserted in. Returns how many were inserted."""
-        if not rows:
-            return 0
-        return prepared.insert_rows(conn.dialect.name, tuple(sorted(rows[0]))).many(conn, rows)
+    def insert_rows(self, conn: Connection, columns: tuple[str, ...],
+                    rows: Sequence[Sequence[Any]]) -> int:
+        """Insert ledger rows, each the values of ``columns`` in their order; a key already
+        there (another worker's) is left as it is. Each row's history begins with the row
+        itself (:meth:`history`): its ``first_state`` is the state it is inserted in.
+        Returns how many were inserted."""
+        return prepared.insert_rows(conn.dialect.name, columns).many(conn, rows,
+                                                                       by_position=True)
 
     def update_row(self, conn: Connection, key: str, now: datetime, detail: str = "",
                    expect: Sequence[str] = (), **values: Any) -> bool:

@@ -28,11 +28,15 @@ def member(m: Member) -> dict[str, str]:
 
 def recipient(group: Group, p: Person, state: State) -> dict[str, str]:
     """Who a rule's message goes to, as its templates see them: one dict per person,
-    shared by all their messages of the snapshot."""
-    if isinstance(p, Member):
-        return state.shared(group, ("recipient", p), lambda: member(p))
-    return state.shared(group, ("recipient", p), lambda: dict(person(p), organisation="",
-                                                              role=""))
+    shared by all their messages of the snapshot — found by the person's identity (the
+    group's people live as long as it; each is kept with its dict, so an id is not
+    reused meanwhile), not by hashing every field of them for each message."""
+    people: dict[int, tuple[Person, dict[str, str]]] = state.shared(group, "recipients", dict)
+    found = people.get(id(p))
+    if found is None or found[0] is not p:
+        found = people[id(p)] = (p, member(p) if isinstance(p, Member) else dict(
+            person(p), organisation="", role=""))
+    return found[1]
 
 BUCKETS = {"ACCEPTED": "accepted", "TENTATIVE": "tentative", "DECLINED": "declined"}
 

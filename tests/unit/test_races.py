@@ -85,11 +85,12 @@ def test_the_secret_made_twice_at_once_is_one_secret(store: Store):
 def test_one_revision_recorded_by_two_workers_at_once(store: Store):
     def record(s: Store) -> None:
         with s.atomic() as conn:
-            s.record_revision(conn, "g", "m", 1, "d" * 64, {"start": "x"}, replaces=False,
-                              restart=False, now=NOW)
+            s.record_revisions(conn, [("g", "m", 1, "d" * 64, {"start": "x"}, False, False),
+                                      ("g", "m2", 1, "e" * 64, {"start": "y"}, False, False)],
+                               NOW)
 
     race(store, record, record)
-    assert count(store, invite_revisions) == 1
+    assert count(store, invite_revisions) == 2
 
 
 def test_the_facts_version_bumped_by_two_workers_at_once_counts_both(store: Store):
