@@ -58,6 +58,9 @@ class Prepared:
         compiled = self._compiled.get(kind) or self._compile(kind, dialect)
         sql, positional, binds, getters, template = compiled
         get = getters[by_position]
+        if get is None:
+            raise ValueError(f"cannot take rows by position for {sql!r}: its keys do not "
+                             "name every parameter")
         # each row's values in the statement's order: those given picked out in C (one
         # itemgetter), in the places the fixed ones leave them
         if template is None:
@@ -103,7 +106,9 @@ class Prepared:
             binds.append((name, bind.key, fixed,
                           bind.type.dialect_impl(dialect).bind_processor(dialect)))
         given = [key for _, key, fixed, _ in binds if fixed is _GIVEN]
-        by_position = [list(self.keys).index(key) for key in given] if self.keys else None
+        keys = list(self.keys or ())
+        by_position = [keys.index(key) for key in given] \
+            if all(key in keys for key in given) else None  # rows as dicts alone
         template = None if len(given) == len(binds) else [fixed for _, _, fixed, _ in binds]
         self._compiled[kind] = done = (compiled.string, bool(compiled.positional), binds,
                                        (_picker(given), _picker(by_position)), template)
@@ -158,4 +163,13 @@ def update_of(columns: tuple[str, ...], expected: int = 0) -> Prepared:
                                          for n in range(expected)]))
     return Prepared(ledger.update().where(*where).values(
         updated_at=sa.bindparam("b_updated_at"),
-        **{c: sa.bindparam(f"b_{c}") for c in columns}))
+        **{c: sa.bindparam(f"b_{c}") for c in columns}, **first_reason(columns)))
+
+
+def first_reason(columns: Any) -> dict[str, Any]:
+    """With ``reason`` among the ``columns`` an UPDATE of a ledger row sets: the reason it
+    was first planned for kept in its history (``first_reason``, while NULL, takes the
+    reason the row had until then)."""
+    if "reason" not in columns:
+        return {}
+    return {"first_reason": sa.func.coalesce(ledger.c.first_reason, ledger.c.reason)}

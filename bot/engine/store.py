@@ -244,13 +244,12 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
         """Change the row ``key`` (and record a change of state in its history); with
         ``expect``, only while its state is one of those — another worker may have moved it
         since it was read. Whether it was changed."""
-        if "reason" in values:  # the reason it was first planned for stays in its history
-            values["first_reason"] = sa.func.coalesce(ledger.c.first_reason, ledger.c.reason)
         if any(isinstance(v, sa.ClauseElement) for v in values.values()):
             q = ledger.update().where(ledger.c.key == key)
             if expect:
                 q = q.where(ledger.c.state.in_(list(expect)))
-            changed = conn.execute(q.values(updated_at=now, **values)).rowcount
+            changed = conn.execute(q.values(updated_at=now, **values,
+                                            **prepared.first_reason(values))).rowcount
         else:  # one statement per set of columns, built once: sending is mostly this
             changed = prepared.update_of(tuple(sorted(values)), len(expect))(conn, {
                 "b_key": key, "b_updated_at": now, **{f"b_{k}": v for k, v in values.items()},
