@@ -28,7 +28,8 @@ def tune_collector() -> None:
     reference counts alone; at the default each batch's promoted them to the oldest
     generation, whose full collections then walked the whole config (2,000 groups: 15 of
     the first plan's 82 s; bench/plan_scale.py). Cycles still go, a little later: the
-    worker collects the young generations at the end of each tick (bot/engine/worker.py)."""
+    worker collects the young generations at the end of each tick, and keeps the config it
+    loaded at start out of the collector's way (bot/engine/worker.py)."""
     import gc  # here: the launcher imports this module and must import nothing else
 
     gc.set_threshold(COLLECT_AFTER, 10, 10)
