@@ -234,7 +234,7 @@ class Planning:
         """Bring the recorded rows of ``units`` to ``wanted``, each change only while the row
         is as read (another worker may be sending it): (updated, withdrawn)."""
         updated = withdrawn = 0
-        for rows in self.store.active_rows(conn, unit_rows(units), self.batch * 10):
+        for rows in self.store.active_rows(conn, unit_rows(units), self.batch * 2):
             for row in rows:
                 key = row.key
                 d = wanted.get(key)
