@@ -15,7 +15,11 @@ from sqlalchemy.engine import Connection
 
 def insert(conn: Connection, table: sa.Table) -> Any:
     """The dialect's INSERT of ``table``, which knows ``on_conflict_do_…``."""
-    name = conn.dialect.name
+    return dialect_insert(conn.dialect.name, table)
+
+
+def dialect_insert(name: str, table: sa.Table) -> Any:
+    """:func:`insert` for the dialect ``name`` (each imported when first used)."""
     if name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 

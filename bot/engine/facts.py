@@ -32,6 +32,9 @@ from bot.engine.schema import (
     submissions,
 )
 
+# a value of the meta table, by its name (the facts version is one): built once
+META_VALUE = sa.select(meta.c.value).where(meta.c.name == sa.bindparam("name"))
+
 
 class Part:
     """What a part of the store (a mixin of :class:`bot.engine.store.Store`) needs of it: its
@@ -70,7 +73,7 @@ class Facts(Part):
 
     def meta_value(self, name: str) -> str | None:
         with self.engine.connect() as conn:
-            value = conn.execute(sa.select(meta.c.value).where(meta.c.name == name)).scalar()
+            value = conn.execute(META_VALUE, {"name": name}).scalar()
         return None if value is None else str(value)
 
     def set_meta(self, name: str, value: str) -> None:

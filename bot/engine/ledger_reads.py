@@ -27,7 +27,7 @@ class LedgerReads(Part):
         with self.engine.connect() as conn:
             for i in range(0, len(keys), 500):
                 found.update((r.key, r) for r in conn.execute(
-                    sa.select(ledger).where(ledger.c.key.in_(keys[i:i + 500]))))
+                    _ROWS_OF, {"keys": keys[i:i + 500]}))
         return found
 
 
@@ -107,3 +107,5 @@ class LedgerReads(Part):
         with self.engine.connect() as conn:
             return {state: n for state, n in conn.execute(q)}
 
+
+_ROWS_OF = sa.select(ledger).where(ledger.c.key.in_(sa.bindparam("keys", expanding=True)))

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.engine.conflicts import dialect_insert
 from bot.engine.schema import events, ledger
 
 # a statement compiled: its SQL, whether its parameters are positional, each parameter (its
@@ -146,10 +147,7 @@ def insert_rows(dialect: str, columns: tuple[str, ...], table: sa.Table = ledger
                 keys: tuple[str, ...] = ("key",)) -> Prepared:
     """INSERT INTO ``table`` ``columns`` unless a row with the same unique ``keys`` is there
     (another worker's; by default, a ledger row's key)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    stmt = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-            ).on_conflict_do_nothing(index_elements=list(keys))
+    stmt = dialect_insert(dialect, table).on_conflict_do_nothing(index_elements=list(keys))
     return Prepared(stmt, keys=columns)
 
 

@@ -84,9 +84,10 @@ ledger = sa.Table(
     sa.Column("claimed_at", UTCDateTime, nullable=True),
     sa.Column("lease_until", UTCDateTime, nullable=True),
     # 0017_first_state: the row's history begins with the row itself — its first state, at
-    # created_at, for the reason it was planned (first_reason: the reason then, once the plan
-    # changed it; NULL while it is ``reason``); its later changes are its events. NULL on a
-    # row recorded before 0017, whose first event says so.
+    # created_at, for the reason it was planned (first_reason: the reason then, set by the
+    # first update that writes ``reason``, changed or not; NULL before, while the first reason
+    # is ``reason``); its later changes are its events. NULL on a row recorded before 0017,
+    # whose first event says so.
     sa.Column("first_state", sa.String(20), nullable=True),
     sa.Column("first_reason", sa.Text, nullable=True),
     sa.Index("ix_ledger_state_send", "state", "send_at"),

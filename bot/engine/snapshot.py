@@ -161,7 +161,9 @@ def _keys(scoped: bool, digests: bool) -> Any:
     q = sa.select(
         ledger.c.key, ledger.c.state, ledger.c.group_id, ledger.c.meeting_id,
         ledger.c.rule_id, ledger.c.revision, ledger.c.sequence, ledger.c.kind,
-        ledger.c.recipient, ledger.c.recipient_name, ledger.c.created_at)
+        ledger.c.recipient, ledger.c.recipient_name,
+        # when an invitation's revision was first planned (its time read only for those)
+        sa.case((ledger.c.sequence.is_not(None), ledger.c.created_at)))
     if not scoped:
         return q
     return q.where(sa.or_(group_rows(_IDS), DIGESTS) if digests else group_rows(_IDS))

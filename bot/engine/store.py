@@ -22,7 +22,7 @@ from bot.engine import claims, connect, prepared
 from bot.engine.action_facts import ActionFacts
 from bot.engine.conflicts import insert_new, upsert
 from bot.engine.desk_facts import DeskFacts
-from bot.engine.facts import Facts
+from bot.engine.facts import META_VALUE, Facts
 from bot.engine.ledger_reads import LedgerReads
 from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in bot/engine/schema.py)
     ACTIONS,
@@ -146,7 +146,7 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
 
     def facts_version(self) -> int:
         with self.engine.connect() as conn:
-            value = conn.execute(sa.select(meta.c.value).where(meta.c.name == "facts")).scalar()
+            value = conn.execute(META_VALUE, {"name": "facts"}).scalar()
         return int(value or 0)
 
     def bump_facts(self, conn: Connection, *units: str,
@@ -158,8 +158,7 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
         it (the version goes up first: other writers wait for this one from then on)."""
         upsert(conn, meta, {"name": "facts", "value": "1"}, ["name"],
                {"value": sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.Text)})
-        version = int(conn.execute(sa.select(meta.c.value).where(meta.c.name == "facts"))
-                      .scalar_one())
+        version = int(conn.execute(META_VALUE, {"name": "facts"}).scalar_one())
         named = sorted(set(units) or {EVERY})
         clean: set[str] = set()
         if since is not None:
@@ -175,9 +174,7 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
     def facts_changed(self, since: int) -> dict[str, int]:
         """The units whose facts changed after version ``since``, and at which version."""
         with self.engine.connect() as conn:
-            return {u: v for u, v in conn.execute(sa.select(
-                fact_changes.c.unit, fact_changes.c.version).where(
-                fact_changes.c.version > since))}
+            return {u: v for u, v in conn.execute(_FACTS_CHANGED, {"since": since})}
 
     def record_revisions(self, conn: Connection, revisions: Sequence[Sequence[Any]],
                          now: datetime) -> None:
@@ -214,16 +211,13 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
                 ledger.c.latest_at, ledger.c.subject, ledger.c.reason, ledger.c.recipient_name]
         # the state through a function, so that the rows are found by their group's index
         # (or, for the digests, the key's) rather than through the state's
-        where = [sa.func.coalesce(ledger.c.state, "").in_(ACTIVE + REVIVABLE),
-                 rows]
+        q = sa.select(*cols).where(
+            sa.func.coalesce(ledger.c.state, "").in_(ACTIVE + REVIVABLE), rows,
+            ledger.c.key > sa.bindparam("last")).order_by(ledger.c.key).limit(batch)
         last = ""
-        while True:
-            rows = list(conn.execute(sa.select(*cols).where(
-                *where, ledger.c.key > last).order_by(ledger.c.key).limit(batch)))
-            if not rows:
-                return
-            yield rows
-            last = rows[-1].key
+        while page := list(conn.execute(q, {"last": last})):
+            yield page
+            last = page[-1].key
 
     def group_ids(self) -> set[str]:
         """The groups that have rows in the ledger."""
@@ -262,12 +256,7 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
     def due_keys(self, now: datetime, limit: int = 1000) -> list[Any]:
         """Rows whose send time has come, oldest first (an index range scan)."""
         with self.engine.connect() as conn:
-            q = sa.select(ledger.c.key, ledger.c.state, ledger.c.latest_at,
-                          ledger.c.next_attempt_at, ledger.c.attempts, ledger.c.last_error,
-                          ledger.c.group_id, ledger.c.message_id).where(
-                ledger.c.state.in_(("planned", "retry")), ledger.c.send_at <= now,
-            ).order_by(ledger.c.send_at, ledger.c.key).limit(limit)
-            return [r for r in conn.execute(q)
+            return [r for r in conn.execute(_DUE, {"now": now, "limit": limit})
                     if r.state != "retry" or r.next_attempt_at is None
                     or r.next_attempt_at <= now]
 
@@ -276,18 +265,8 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
         (``ahead``: its send time, or its retry time), whether a row is already due but
         waiting (``waiting``: a send window shut, say) and the earliest latest time of any
         row still to go (``latest``). For stepping simulated time (bot/engine/simulate.py)."""
-        at = sa.case((ledger.c.state == "retry",
-                      sa.func.coalesce(ledger.c.next_attempt_at, ledger.c.send_at)),
-                     else_=ledger.c.send_at)
-        q = sa.select(
-            ledger.c.group_id,
-            sa.func.min(sa.case((at > now, at))).label("ahead"),
-            sa.func.max(sa.case((at <= now, 1), else_=0)).label("waiting"),
-            sa.func.min(sa.case((ledger.c.latest_at >= now, ledger.c.latest_at))).label(
-                "latest"),
-        ).where(ledger.c.state.in_(("planned", "retry"))).group_by(ledger.c.group_id)
         with self.engine.connect() as conn:
-            return list(conn.execute(q))
+            return list(conn.execute(_PENDING, {"now": now}))
 
     def claim(self, key: str, now: datetime, message_id: str, transport: str,
               conn: Connection | None = None) -> bool:
@@ -370,7 +349,7 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
         may be sending right now is not in doubt. Before settling one, :meth:`take_over`."""
         wall = datetime.now(UTC)
         with self.engine.connect() as conn:
-            rows = list(conn.execute(sa.select(ledger).where(ledger.c.state == "sending")))
+            rows = list(conn.execute(_SENDING))
         return [r for r in rows if not claims.at_work(
             r.claimed_by, r.lease_until or (r.claimed_at and r.claimed_at + self.lease), wall,
             self.claimant)]
@@ -390,3 +369,25 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# The statements of the worker's every tick, built once (building one costs more than running
+# it on a small store); their values are bound parameters.
+_FACTS_CHANGED = sa.select(fact_changes.c.unit, fact_changes.c.version).where(
+    fact_changes.c.version > sa.bindparam("since"))
+_NOW: Any = sa.bindparam("now", type_=ledger.c.send_at.type)
+_DUE = sa.select(
+    ledger.c.key, ledger.c.state, ledger.c.latest_at, ledger.c.next_attempt_at,
+    ledger.c.attempts, ledger.c.last_error, ledger.c.group_id, ledger.c.message_id).where(
+    ledger.c.state.in_(("planned", "retry")), ledger.c.send_at <= _NOW,
+).order_by(ledger.c.send_at, ledger.c.key).limit(sa.bindparam("limit", type_=sa.Integer))
+_AT = sa.case((ledger.c.state == "retry",
+               sa.func.coalesce(ledger.c.next_attempt_at, ledger.c.send_at)),
+              else_=ledger.c.send_at)
+_PENDING = sa.select(
+    ledger.c.group_id,
+    sa.func.min(sa.case((_AT > _NOW, _AT))).label("ahead"),
+    sa.func.max(sa.case((_AT <= _NOW, 1), else_=0)).label("waiting"),
+    sa.func.min(sa.case((ledger.c.latest_at >= _NOW, ledger.c.latest_at))).label("latest"),
+).where(ledger.c.state.in_(("planned", "retry"))).group_by(ledger.c.group_id)
+_SENDING = sa.select(ledger).where(ledger.c.state == "sending")

@@ -96,7 +96,8 @@ class Worker:
         finally:
             # what the tick left in reference cycles (a traceback, a dropped connection)
             # goes now, not after the next 50,000 allocations (bot.tune_collector): the
-            # young generations alone, a few milliseconds at most
+            # young generations (on Python 3.14, whose collector is incremental, the young
+            # and one increment of the old), a few milliseconds at most
             gc.collect(1)
 
     def run(self) -> None:

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import PurePosixPath
-from typing import TypedDict
+from typing import Any, TypedDict, cast
 
 from docx import Document as new_document
 from docx.document import Document
 from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.opc.packuri import PackURI
+from docx.opc.pkgwriter import PackageWriter
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import RGBColor
@@ -90,7 +92,13 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 def agenda_docx(agenda: Agenda) -> bytes:
     """The agenda as a .docx: headings in Word's heading styles (a navigable outline),
-    the action tracker and the returns register as tables."""
+    the action tracker and the returns register as tables; the same bytes whenever it is
+    built (every member of the package at ZIP_TIME)."""
+    return _zip(_members(document_of(agenda)))
+
+
+def document_of(agenda: Agenda) -> Document:
+    """The agenda as a python-docx document (:func:`agenda_docx`)."""
     doc = new_document()
     _styled(doc, _text(agenda.group_name), "Title")
     _styled(doc, _text(agenda.title), "Subtitle")
@@ -109,9 +117,7 @@ def agenda_docx(agenda: Agenda) -> bytes:
     _styled(doc, "Papers", "Heading 1")
     _bullets(doc, agenda.papers, empty="No papers.")
     _properties(doc, agenda)
-    out = io.BytesIO()
-    doc.save(out)
-    return _restamp(out.getvalue())
+    return doc
 
 
 def when(start: datetime, end: datetime, zone: str) -> str:
@@ -194,15 +200,17 @@ def _table(doc: Document, header: Sequence[str], rows: Sequence[Sequence[str]],
     if not rows:
         doc.add_paragraph(empty)
         return
-    table = doc.add_table(rows=1, cols=len(header))
+    # every row made at once (python-docx adding rows one by one sets each cell's width
+    # anew: most of an agenda's cost), then each cell's text as one run
+    table = doc.add_table(rows=1 + len(rows), cols=len(header))
     table._tbl.tblStyle_val = _style_id("Table Grid")
     for cell, name in zip(table.rows[0].cells, header, strict=True):
         cell.paragraphs[0].add_run(name).bold = True
     repeat = OxmlElement("w:tblHeader")  # the header row repeats on each page
     table.rows[0]._tr.get_or_add_trPr().append(repeat)
-    for row in rows:
-        for cell, value in zip(table.add_row().cells, row, strict=True):
-            cell.text = _text(value)
+    for tr, row in zip(table._tbl.tr_lst[1:], rows, strict=True):
+        for tc, value in zip(tr.tc_lst, row, strict=True):
+            tc.p_lst[0].add_r().text = _text(value)
 
 
 def _styled(doc: Document, text: str, style: str) -> None:
@@ -250,10 +258,24 @@ def _text(value: str) -> str:
     return _NOT_XML.sub("", value)
 
 
-def _restamp(docx: bytes) -> bytes:
-    """The same package with every member at ZIP_TIME, in its original order."""
-    with zipfile.ZipFile(io.BytesIO(docx)) as z:
-        return _zip((info.filename, z.read(info)) for info in z.infolist())
+def _members(doc: Document) -> list[tuple[str, bytes]]:
+    """The document's package as ``Document.save`` writes it, member by member — by
+    python-docx's own writer's steps, so that the members are zipped once, each at
+    ZIP_TIME (its ``save`` stamps them with the time of day)."""
+    package = doc.part.package
+    members: list[tuple[str, bytes]] = []
+
+    class Collect:  # what the writer's steps ask of a zip file
+        def write(self, uri: PackURI, blob: bytes) -> None:
+            members.append((uri.membername, blob))
+
+    parts, writer = package.parts, cast(Any, Collect())
+    for part in parts:
+        part.before_marshal()
+    PackageWriter._write_content_types_stream(writer, parts)
+    PackageWriter._write_pkg_rels(writer, package.rels)
+    PackageWriter._write_parts(writer, parts)
+    return members
 
 
 def _zip(members: Iterable[tuple[str, bytes]]) -> bytes:

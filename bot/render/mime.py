@@ -13,6 +13,7 @@ message is 7-bit clean and passes any relay.
 from __future__ import annotations
 
 import binascii
+import functools
 from collections.abc import Sequence
 from email.utils import encode_rfc2231, formataddr
 from typing import Any
@@ -117,10 +118,12 @@ def text_part(text: str, subtype: str, params: Sequence[str] = ()) -> bytes:
 
 
 def _base64(data: bytes) -> bytes:
-    return CRLF.join(binascii.b2a_base64(data[i:i + 57], newline=False)
-                     for i in range(0, len(data), 57)) + CRLF
+    """Base64 in lines of 76 characters (RFC 2045 6.8), each ending in CRLF."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    return CRLF.join(encoded[i:i + 76] for i in range(0, len(encoded), 76)) + CRLF
 
 
+@functools.lru_cache(maxsize=16)  # a meeting's pack: the same agenda to every member
 def file_part(data: bytes, mime: str, filename: str) -> bytes:
     """An attachment: base64, named in Content-Disposition."""
     return (b"Content-Type: " + mime.encode("ascii") + CRLF

@@ -20,6 +20,7 @@ from bot.render.agenda import (
     ReturnRow,
     agenda_docx,
     bundle_papers,
+    document_of,
     mime_type,
     returns_register_html,
     returns_register_text,
@@ -183,6 +184,19 @@ def test_renders_are_byte_identical_whatever_the_clock(monkeypatch: pytest.Monke
     props = _open(first).core_properties
     assert props.created == props.modified == props.last_printed == AGENDA.start
     assert props.author == "clerk"
+
+
+def test_the_package_holds_what_python_docx_would_save() -> None:
+    # the members are written by python-docx's own writer's steps (bot/render/agenda.py
+    # _members): the same names, order and contents as Document.save, the time aside
+    saved = io.BytesIO()
+    document_of(AGENDA).save(saved)
+    with zipfile.ZipFile(saved) as z:
+        expected = [(i.filename, z.read(i)) for i in z.infolist()]
+    with zipfile.ZipFile(io.BytesIO(agenda_docx(AGENDA))) as z:
+        assert [(i.filename, z.read(i)) for i in z.infolist()] == expected
+        assert {(i.compress_type, i.date_time) for i in z.infolist()} == {
+            (zipfile.ZIP_DEFLATED, ZIP_TIME)}
 
 
 def test_the_minutes_importer_reads_the_tracker_back(tmp_path: Path) -> None:
