@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -58,6 +59,18 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str | None:
     when = config.getoption("--clock")
     return f"clock moved to {when} (time-machine)" if when else None
+
+
+@pytest.fixture(autouse=True)
+def collector_as_found() -> Iterator[None]:
+    """Python's garbage collector as each test found it: a Worker freezes what the process
+    holds when it starts (gc.freeze), and every clerk command sets the collector's thresholds
+    (bot.tune_collector) — in a test, one test's objects would be kept from the collector for
+    the rest of the run."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
 @pytest.fixture
@@ -210,10 +223,13 @@ CLI_NOW = datetime(2026, 12, 1, 10, tzinfo=UTC)
 
 
 @pytest.fixture
-def clerk(config_dir: Path, tmp_path: Path) -> Callable[..., Result]:
-    """Invoke the CLI in-process with the scratch config and state, at :data:`CLI_NOW`."""
+def clerk(config_dir: Path, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Invoke the CLI in-process with the scratch config and state, at :data:`CLI_NOW`, in
+    the test's folder (what the defaults put in the working folder, the outbox, goes there)."""
     from bot.cli.main import cli
 
+    monkeypatch.chdir(tmp_path)
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:

@@ -439,17 +439,12 @@ def test_what_a_tick_leaves_in_reference_cycles_goes_at_its_end(
         left.append(weakref.ref(held))
         return real_tick(now)
 
-    saved = gc.get_threshold()
-    bot.tune_collector()
-    gc.unfreeze()
-    try:
-        monkeypatch.setattr(ex, "tick", tick_leaving_a_cycle)
-        worker = Worker(ex, config_dir)
-        # the config loaded at start is out of the collector's way: a full collection walks
-        # what the worker made since, not every group
-        assert gc.get_freeze_count() > 0
-        worker.tick(GO_LIVE)
-        assert worker.ticks == 1 and left and left[0]() is None
-    finally:
-        gc.set_threshold(*saved)
-        gc.unfreeze()
+    bot.tune_collector()  # both undone after the test (tests/conftest.py)
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(ex, "tick", tick_leaving_a_cycle)
+    worker = Worker(ex, config_dir)
+    # the config loaded at start is out of the collector's way: a full collection walks
+    # what the worker made since, not every group
+    assert gc.get_freeze_count() > 0
+    worker.tick(GO_LIVE)
+    assert worker.ticks == 1 and left and left[0]() is None
