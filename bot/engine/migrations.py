@@ -149,6 +149,19 @@ def _first_state(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN first_reason TEXT"))
 
 
+def _key_order(conn: Connection) -> None:
+    """Ledger keys ordered by code point on PostgreSQL too (its collation "C"), as on
+    SQLite: a unit's rows are read as the range of keys under its group's (a database's
+    default collation may sort ``/`` and ``0`` otherwise, or ignore punctuation)."""
+    if conn.dialect.name != "postgresql":
+        return
+    found = conn.execute(sa.text(
+        "SELECT collation_name FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = 'ledger' AND column_name = 'key'")).scalar()
+    if found != "C":
+        conn.execute(sa.text('ALTER TABLE ledger ALTER COLUMN key TYPE VARCHAR(500) COLLATE "C"'))
+
+
 MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0001_initial", _initial),
     ("0002_delivery_failures", _delivery_failures),
@@ -167,6 +180,7 @@ MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
     ("0015_assigned", _assigned),
     ("0016_fact_changes", _fact_changes),
     ("0017_first_state", _first_state),
+    ("0018_key_order", _key_order),
 ]
 
 

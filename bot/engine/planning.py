@@ -22,7 +22,7 @@ from bot.engine.units import (
     Units,
     group_of,
     unit_of,
-    unit_rows,
+    unit_ranges,
     units_of,
     weekly,
 )
@@ -234,7 +234,7 @@ class Planning:
         """Bring the recorded rows of ``units`` to ``wanted``, each change only while the row
         is as read (another worker may be sending it): (updated, withdrawn)."""
         updated = withdrawn = 0
-        for rows in self.store.active_rows(conn, unit_rows(units), self.batch * 2):
+        for rows in self.store.active_rows(conn, unit_ranges(units), self.batch * 2):
             for row in rows:
                 key = row.key
                 d = wanted.get(key)

@@ -54,7 +54,10 @@ fact_changes = sa.Table(
 ledger = sa.Table(
     "ledger", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("key", sa.String(500), nullable=False, unique=True),
+    # keys ordered by code point, as SQLite's are (their ranges: key_range): on PostgreSQL,
+    # whose default collation may order them otherwise, "C" (0018_key_order)
+    sa.Column("key", sa.String(500).with_variant(sa.String(500, collation="C"), "postgresql"),
+              nullable=False, unique=True),
     sa.Column("group_id", sa.String(100), nullable=False),
     sa.Column("meeting_id", sa.String(100), nullable=False),
     sa.Column("rule_id", sa.String(100), nullable=False),
@@ -315,3 +318,11 @@ calendar_items = sa.Table(  # meetings a server owns (transports exchange, graph
 ACTIVE = ("planned", "held", "retry", "withdrawn")  # rows the planner may still change
 REVIVABLE = ("skipped_late",)  # ... and these, when an edit makes them timely again
 DELIVERED = ("sending", "sent")
+
+
+def key_range(prefix: str, after: Any = None) -> Any:
+    """The ledger keys under ``prefix`` (which ends in ``/``: the next character, ``0``,
+    bounds it), or those of them after ``after``. By code point, as the key's collation
+    orders them (SQLite's BINARY; on PostgreSQL, "C": migration 0018_key_order)."""
+    return sa.and_(ledger.c.key > (prefix if after is None else after),
+                   ledger.c.key < prefix[:-1] + "0")

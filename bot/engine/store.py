@@ -38,6 +38,7 @@ from bot.engine.schema import (  # noqa: F401  (re-exported: the tables live in 
     fact_changes,
     inbox,
     invite_revisions,
+    key_range,
     ledger,
     meta,
     metadata,
@@ -201,23 +202,27 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
 
     # --- the ledger --------------------------------------------------------------------
 
-    def active_rows(self, conn: Connection, rows: Any,
+    def active_rows(self, conn: Connection, ranges: Sequence[tuple[str, Any]],
                     batch: int = 10_000) -> Iterator[list[Any]]:
-        """The ledger ``rows`` (a condition: a few units' rows, bot/engine/units.py) a plan
-        may still change (not sent, or revivable), ``batch`` at a time in the order of their
-        keys: the units' rows are never all in memory at once, and the caller may update the
-        rows of one batch before the next is read."""
+        """The ledger rows of ``ranges`` (a few units' key ranges and the condition that
+        picks their rows there: bot/engine/units.py ``unit_ranges``) a plan may still change
+        (not sent, or revivable), ``batch`` at a time in the order of their keys, each page
+        read from where the last ended by the key's index: the units' rows are never all in
+        memory at once, each is read once, and the caller may update the rows of one batch
+        before the next is read."""
         cols = [ledger.c.id, ledger.c.key, ledger.c.state, ledger.c.send_at,
                 ledger.c.latest_at, ledger.c.subject, ledger.c.reason, ledger.c.recipient_name]
-        # the state through a function, so that the rows are found by their group's index
-        # (or, for the digests, the key's) rather than through the state's
-        q = sa.select(*cols).where(
-            sa.func.coalesce(ledger.c.state, "").in_(ACTIVE + REVIVABLE), rows,
-            ledger.c.key > sa.bindparam("last")).order_by(ledger.c.key).limit(batch)
-        last = ""
-        while page := list(conn.execute(q, {"last": last})):
-            yield page
-            last = page[-1].key
+        for prefix, only in ranges:
+            # the state through a function, so that the rows are found by the key's index
+            # rather than through the state's
+            q = sa.select(*cols).where(
+                sa.func.coalesce(ledger.c.state, "").in_(ACTIVE + REVIVABLE),
+                key_range(prefix, sa.bindparam("last")), *(() if only is None else (only,)),
+            ).order_by(ledger.c.key).limit(batch)
+            last = prefix
+            while page := list(conn.execute(q, {"last": last})):
+                yield page
+                last = page[-1].key
 
     def group_ids(self) -> set[str]:
         """The groups that have rows in the ledger."""

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.domain.model import Action, Desired
-from bot.engine.schema import ACTIONS, ledger
+from bot.engine.schema import ACTIONS, key_range, ledger
 from bot.plan import planner
 from bot.plan.guard import Trip
 from bot.plan.planner import GroupPlan
@@ -63,26 +63,35 @@ def units_of(groups: Iterable[str]) -> list[str]:
     return [u for g in groups for u in (g, weekly(g))]
 
 
-DIGESTS = sa.and_(ledger.c.key >= f"{ACTIONS}/", ledger.c.key < f"{ACTIONS}0")  # their rows
+DIGESTS = key_range(f"{ACTIONS}/")  # their rows
 
 
 def unit_rows(units: Iterable[str]) -> Any:
     """The ledger rows of ``units``: a group's (less its weekly part's, and less the owners'
     digests, which a row carries as their first owner's group), a group's weekly part's,
-    and with :data:`ACTIONS` among them, the owners' digests (keyed ``-/…``) — each found by
-    the group's index (or the key's)."""
-    week = sa.and_(ledger.c.meeting_id == "-", ledger.c.rule_id.in_(planner.WEEKLY))
+    and with :data:`ACTIONS` among them, the owners' digests (keyed ``-/…``)."""
+    found = [sa.and_(key_range(prefix), *(() if only is None else (only,)))
+             for prefix, only in unit_ranges(units)]
+    return sa.or_(*found) if found else sa.false()
+
+
+_WEEK = sa.and_(ledger.c.meeting_id == "-", ledger.c.rule_id.in_(planner.WEEKLY))
+
+
+def unit_ranges(units: Iterable[str]) -> list[tuple[str, Any]]:
+    """The ledger rows of ``units`` by the keys they lie under, in the keys' order: each
+    group's ``<group>/`` (a unit is its keys', :func:`unit_of`) with what picks the weekly
+    part's rows, or the others', when only one of its units is asked; the owners' digests'
+    ``-/``. A range is read by the key's index, a row once (bot/engine/store.py)."""
     asked = set(units)
     groups = {u for u in asked if u != ACTIONS and group_of(u) == u}
     weeks = {group_of(u) for u in asked if group_of(u) != u}
-    found = []
-    for ids, only in ((groups & weeks, None), (groups - weeks, sa.not_(week)),
-                      (weeks - groups, week)):
-        if ids:
-            found.append(sa.and_(group_rows(sorted(ids)), *(() if only is None else (only,))))
+    found: list[tuple[str, Any]] = [
+        (f"{g}/", None if g in groups and g in weeks else _WEEK if g in weeks
+         else sa.not_(_WEEK)) for g in groups | weeks]
     if ACTIONS in asked:
-        found.append(DIGESTS)
-    return sa.or_(*found) if found else sa.false()
+        found.append((f"{ACTIONS}/", None))
+    return sorted(found, key=lambda r: r[0])
 
 
 def group_rows(ids: Any) -> Any:

@@ -282,6 +282,40 @@ def test_invitation_is_an_imip_request(make_executor: Callable[[], Executor]):
     assert msg["Message-ID"].startswith("<clerk.")
 
 
+def test_ledger_keys_are_ordered_by_code_point_on_postgresql_too(store: Store):
+    """A unit's rows are read as the range of keys under its group's: on PostgreSQL the
+    key's collation is "C", whatever the database's — a store made before 0018 with its
+    default collation (ICU's, say) is brought to it."""
+    import sqlalchemy as sa
+
+    from bot.engine.migrations import MIGRATIONS, pending
+
+    def collation() -> str | None:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT collation_name FROM information_schema.columns WHERE table_schema "
+                "= current_schema() AND table_name = 'ledger' AND column_name = 'key'"
+            )).scalar()
+
+    if store.engine.dialect.name != "postgresql":
+        assert [name for name, _ in MIGRATIONS][-1] == "0018_key_order"
+        return  # SQLite compares text by code point (BINARY)
+    assert collation() == "C"  # a new store's
+    with store.atomic() as conn:  # as a store made before 0018 on an ICU database
+        conn.execute(sa.text('ALTER TABLE ledger ALTER COLUMN key TYPE VARCHAR(500) '
+                             'COLLATE "en-US-x-icu"'))
+        conn.execute(sa.text("DELETE FROM migrations WHERE name = '0018_key_order'"))
+    assert collation() == "en-US-x-icu"
+    with store.engine.connect() as conn:
+        assert pending(conn) == ["0018_key_order"]
+    assert store.migrate() == ["0018_key_order"]
+    assert collation() == "C"
+    with store.engine.connect() as conn:  # the unique index is kept
+        assert "ledger" in conn.execute(sa.text(
+            "SELECT tablename FROM pg_indexes WHERE indexdef LIKE 'CREATE UNIQUE INDEX%%' "
+            "AND indexdef LIKE '%%(key)%%'")).scalars().all()
+
+
 def test_migrations_are_named_recorded_and_bring_an_old_store_up(tmp_path: Path):
     import sqlalchemy as sa
 
@@ -300,7 +334,8 @@ def test_migrations_are_named_recorded_and_bring_an_old_store_up(tmp_path: Path)
                              "0005_nudges", "0006_claims", "0007_calendar_items",
                              "0008_trust", "0009_roster", "0010_quarantine",
                              "0011_replies", "0012_desk", "0013_once", "0014_leases",
-                             "0015_assigned", "0016_fact_changes", "0017_first_state"]
+                             "0015_assigned", "0016_fact_changes", "0017_first_state",
+                             "0018_key_order"]
     with old.engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
         names = list(conn.execute(sa.text("SELECT name FROM migrations ORDER BY name"))

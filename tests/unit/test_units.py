@@ -287,3 +287,49 @@ def test_a_group_sent_from_lately_is_kept_whole_as_it_is_planned_again(
         now = max(ex.next_instant(now) or now, now + timedelta(minutes=5))
     assert store.counts().get("sent", 0) > 100
     assert to_send == 1
+
+
+def test_a_unit_s_rows_are_read_a_range_of_keys_at_a_time_each_once(store: Store):
+    """The re-plan's diff reads the rows of a few units page by page, each page from where
+    the last ended, along the key's index: every row a plan may still change once, in key
+    order — and none of another group whose id the unit's begins with, or sorts between."""
+    import sqlalchemy as sa
+
+    from bot.engine.schema import ledger
+    from bot.engine.units import unit_of, unit_ranges, unit_rows, weekly
+
+    at = datetime(2027, 1, 4, 9, tzinfo=UTC)
+    rows = []
+    for group in ("a", "a-b", "a.b", "ab", "a0", "b", "-"):
+        for meeting, rule in (("m1", "invite"), ("m2", "pack"), ("-", "overdue"),
+                              ("-", "admin-digest")):
+            for n, state in enumerate(("planned", "sent", "held", "withdrawn", "retry")):
+                rows.append({
+                    "key": f"{group}/{meeting}/{rule}/p{n}@x.example", "state": state,
+                    "group_id": "b" if group == "-" else group, "meeting_id": meeting,
+                    "rule_id": rule, "kind": "notice", "recipient": f"p{n}@x.example",
+                    "send_at": at, "latest_at": at, "created_at": at, "updated_at": at})
+    with store.atomic() as conn:
+        conn.execute(ledger.insert(), rows)
+    statements: list[tuple[str, Any]] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda c, cur, sql, params, *_: statements.append((sql, params)))
+    units = ["a", weekly("a-b"), "a.b", weekly("a.b"), "-"]
+    with store.atomic() as conn:
+        pages = [[r.key for r in page]
+                 for page in store.active_rows(conn, unit_ranges(units), batch=2)]
+        chosen = set(conn.execute(sa.select(ledger.c.key).where(unit_rows(units))).scalars())
+    expected = sorted(r["key"] for r in rows if unit_of(r["key"]) in units
+                      and r["state"] != "sent")
+    keys = [k for page in pages for k in page]
+    assert keys == expected and len(set(keys)) == len(keys) and all(
+        0 < len(p) <= 2 for p in pages)
+    assert len(keys) == 2 * 4 + 2 * 4 + 4 * 4 + 4 * 4  # a, a-b's weekly part, a.b, digests
+    assert chosen == {r["key"] for r in rows if unit_of(r["key"]) in units}
+    if store.engine.dialect.name == "sqlite":
+        # each page along the key's unique index, already in its order: no sort, no scan
+        sql, params = next(s for s in statements if "FROM ledger" in s[0])
+        with store.engine.connect() as conn:
+            plan = " ".join(r[3] for r in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {sql}", params))
+        assert "sqlite_autoindex_ledger_1" in plan and "TEMP B-TREE" not in plan, plan
