@@ -236,7 +236,7 @@ def load_roster(path: Path, problems: list[Problem]) -> list[Member]:
         values = {h: cell.strip() for h, cell in zip(header, row, strict=True)}
         bad = False
         email = values["email"].lower()
-        if not _EMAIL.match(email):
+        if not _EMAIL.fullmatch(email):
             problems.append(Problem(str(path), f"{values['email']!r} is not an email address",
                                     line=n, key="email"))
             bad = True

@@ -34,14 +34,14 @@ def _str(v: Any) -> str:
 
 def _id(v: Any) -> str:
     v = _str(v)
-    if not _ID.match(v):
+    if not _ID.fullmatch(v):
         raise ValueError(f"{v!r} is not an id: use lower-case letters, digits, '-', '_' or '.'")
     return v
 
 
 def _email(v: Any) -> str:
     v = _str(v).strip()
-    if not _EMAIL.match(v):
+    if not _EMAIL.fullmatch(v):
         raise ValueError(f"{v!r} is not an email address")
     return v.lower()
 

@@ -81,14 +81,16 @@ _WEEK = sa.and_(ledger.c.meeting_id == "-", ledger.c.rule_id.in_(planner.WEEKLY)
 def unit_ranges(units: Iterable[str]) -> list[tuple[str, Any]]:
     """The ledger rows of ``units`` by the keys they lie under, in the keys' order: each
     group's ``<group>/`` (a unit is its keys', :func:`unit_of`) with what picks the weekly
-    part's rows, or the others', when only one of its units is asked; the owners' digests'
-    ``-/``. A range is read by the key's index, a row once (bot/engine/store.py)."""
+    part's rows (under ``<group>/-/``), or the others', when only one of its units is
+    asked; the owners' digests' ``-/``. A range is read by the key's index, a row once
+    (bot/engine/store.py)."""
     asked = set(units)
     groups = {u for u in asked if u != ACTIONS and group_of(u) == u}
     weeks = {group_of(u) for u in asked if group_of(u) != u}
     found: list[tuple[str, Any]] = [
-        (f"{g}/", None if g in groups and g in weeks else _WEEK if g in weeks
-         else sa.not_(_WEEK)) for g in groups | weeks]
+        (f"{g}/", None) if g in weeks else (f"{g}/", sa.not_(_WEEK)) for g in groups]
+    # a weekly part alone: the few keys under its notices' (``<group>/-/``), not its group's
+    found += [(f"{g}/-/", _WEEK) for g in weeks - groups]
     if ACTIONS in asked:
         found.append((f"{ACTIONS}/", None))
     return sorted(found, key=lambda r: r[0])

@@ -123,14 +123,23 @@ def _base64(data: bytes) -> bytes:
     return CRLF.join(encoded[i:i + 76] for i in range(0, len(encoded), 76)) + CRLF
 
 
-@functools.lru_cache(maxsize=16)  # a meeting's pack: the same agenda to every member
+@functools.lru_cache(maxsize=16)
+def _base64_kept(data: bytes) -> bytes:
+    return _base64(data)
+
+
+KEEP_ENCODED = 256 << 10  # an attachment this size or smaller is encoded once for a pack
+
+
 def file_part(data: bytes, mime: str, filename: str) -> bytes:
-    """An attachment: base64, named in Content-Disposition."""
+    """An attachment: base64, named in Content-Disposition. A meeting's pack goes to every
+    member with the same agenda and papers: the last 16 of :data:`KEEP_ENCODED` bytes or
+    fewer are kept, with their encoding (10 MB at most)."""
     return (b"Content-Type: " + mime.encode("ascii") + CRLF
             + b"Content-Transfer-Encoding: base64\r\n"
             # a long name goes to RFC 2231 continuations (by the email package, as before)
             + header("Content-Disposition", f"attachment; {param('filename', filename)}")
-            + CRLF + _base64(data))
+            + CRLF + (_base64_kept if len(data) <= KEEP_ENCODED else _base64)(data))
 
 
 def multipart(subtype: str, parts: Sequence[bytes], seed: str) -> bytes:

@@ -292,3 +292,13 @@ def test_a_second_invitation_rule_is_refused(clerk: Clerk, group_dir: Path) -> N
     code, text = check(clerk)
     assert code == 2, text
     assert "rule[5].kind: a second invitation rule" in text and f"group.toml:{n}" in text
+
+
+def test_an_id_with_a_line_break_is_refused(clerk: Clerk, group_dir: Path) -> None:
+    # a group's id begins every key of its mail (its ledger rows are the range of keys under
+    # "<id>/"): an id is the whole value, never one line of it
+    toml = group_dir / "group.toml"
+    edit(toml, 'id = "qa-leads"', 'id = "qa-leads\\n"')
+    code, text = check(clerk)
+    assert code == 2, text
+    assert f"group.toml:{line_of(toml, 'id = ')}:" in text and "is not an id" in text

@@ -742,3 +742,25 @@ def test_recipients_are_to_then_cc():
                 to=(("A", "a@x.example"),), cc=(("B", "b@x.example"), ("", "c@x.example")),
                 html="", text="", attachments=(), data=b"")
     assert mail.recipients == ["a@x.example", "b@x.example", "c@x.example"]
+
+
+@pytest.mark.parametrize("size", [0, 1, 57, 58, 4096, mime.KEEP_ENCODED,
+                                  mime.KEEP_ENCODED + 1])
+def test_an_attachment_is_base64_in_lines_of_76_kept_encoded_only_when_small(size: int):
+    import base64
+    import os
+
+    mime._base64_kept.cache_clear()
+    data = os.urandom(size)
+    part = mime.file_part(data, "application/pdf", "paper.pdf")
+    again = mime.file_part(data, "application/pdf", "paper.pdf")
+    assert again == part
+    head, _, body = part.partition(b"\r\n\r\n")
+    assert b"Content-Transfer-Encoding: base64" in head and body.endswith(b"\r\n")
+    lines = body.split(b"\r\n")[:-1]
+    assert all(len(line) <= 76 for line in lines) and all(len(line) == 76 for line in lines[:-1])
+    assert base64.b64decode(b"".join(lines)) == data
+    # a pack's small attachments are encoded once for all its recipients; a large one is
+    # never kept (a few of them would be tens of megabytes)
+    kept = mime._base64_kept.cache_info()
+    assert (kept.hits, kept.currsize) == ((1, 1) if size <= mime.KEEP_ENCODED else (0, 0))

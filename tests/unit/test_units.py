@@ -260,6 +260,10 @@ def test_each_unit_reads_its_own_rows(config_dir: Path, store: Store):
         with store.engine.connect() as conn:
             return set(conn.execute(sa.select(ledger.c.key).where(unit_rows(units))).scalars())
 
+    with store.engine.connect() as conn:  # what a unit's rows are read by: their keys
+        for key, group in conn.execute(sa.select(ledger.c.key, ledger.c.group_id)):
+            assert key.startswith(f"{group}/") or key.startswith("-/-/"), key
+
     group, week, both = keys(["qa-leads"]), keys([weekly("qa-leads")]), keys(
         units_of(["qa-leads"]))
     digests = keys(["-"])
@@ -326,6 +330,9 @@ def test_a_unit_s_rows_are_read_a_range_of_keys_at_a_time_each_once(store: Store
         0 < len(p) <= 2 for p in pages)
     assert len(keys) == 2 * 4 + 2 * 4 + 4 * 4 + 4 * 4  # a, a-b's weekly part, a.b, digests
     assert chosen == {r["key"] for r in rows if unit_of(r["key"]) in units}
+    # a weekly part alone is read from its notices' keys, not from all its group's
+    reads = [str(params) for sql, params in statements if "FROM ledger" in sql]
+    assert any("'a-b/-/'" in p for p in reads) and not any("'a-b/'" in p for p in reads)
     if store.engine.dialect.name == "sqlite":
         # each page along the key's unique index, already in its order: no sort, no scan
         sql, params = next(s for s in statements if "FROM ledger" in s[0])
