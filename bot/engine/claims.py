@@ -27,12 +27,17 @@ def _read(path: str) -> str:
         return ""
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the process's name (none when unknown): its
+    state first (field 3 of proc(5))."""
+    return _read(f"/proc/{pid}/stat").rpartition(")")[2].split()  # the name may hold blanks
+
+
 def started(pid: int) -> str:
     """When process ``pid`` started, in clock ticks since boot ("" when unknown: it does not
     run, or there is no ``/proc``)."""
-    stat = _read(f"/proc/{pid}/stat")
-    fields = stat.rpartition(")")[2].split()  # its name, in brackets, may hold blanks
-    return fields[19] if len(fields) > 19 else ""  # field 22 of proc(5), the 3rd here
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""  # field 22 of proc(5)
 
 
 def _pid_namespace() -> str:
@@ -93,9 +98,11 @@ def _runs(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's
-        return True
-    return True
+    except PermissionError:  # another user's: it is there
+        pass
+    # a process killed and not yet reaped by its parent (a zombie) is there, doing nothing
+    state = _stat(pid)
+    return not state or state[0] not in ("Z", "X")
 
 
 _me: Claimant | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -118,6 +119,27 @@ def test_a_row_a_live_worker_is_sending_stays_its_own(
     sleeper.kill()
     sleeper.wait()
     assert ex.tick(T0 + timedelta(minutes=2)).recovered == 1
+
+
+def test_a_worker_killed_and_not_yet_reaped_is_gone(
+        config_dir: Path, store: Store, sleeper: subprocess.Popen[bytes]):
+    # SIGKILL, and its parent has not waited for it: a zombie, still in the process table
+    # with its PID and start time, that will never finish the row it was sending
+    ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
+    ex.tick(T0)
+    claimant = replace(Claimant.of(sleeper.pid), nonce="killed")
+    left_in_sending(store, claimant)
+    sleeper.kill()
+    for _ in range(500):
+        if Path(f"/proc/{sleeper.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("the killed process did not become a zombie")
+    assert Claimant.of(sleeper.pid).started == claimant.started  # the same process, a zombie
+    assert claimant.gone(str(me())) is True
+    assert ex.tick(T0 + timedelta(minutes=1)).recovered == 1  # at once, not after its lease
+    assert store.row(KEY).state == "sent"
 
 
 def test_a_row_claimed_on_another_host_waits_for_its_lease(config_dir: Path, store: Store):
