@@ -14,6 +14,15 @@ from sqlalchemy.engine import Connection
 from bot.engine import schema as s
 
 
+def _add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    """Add to ``table`` those of ``columns`` (name → SQL type) it lacks: a store made by an
+    older clerk lacks them, a new one was made with them (0001_initial)."""
+    there = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    for name, kind in columns.items():
+        if name not in there:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+
+
 def _initial(conn: Connection) -> None:
     # a new store gets today's tables; later migrations then find nothing to add
     for table in (s.meta, s.ledger, s.events, s.invite_revisions, s.submissions, s.rsvps,
@@ -25,10 +34,7 @@ def _initial(conn: Connection) -> None:
 def _delivery_failures(conn: Connection) -> None:
     """When a row first failed (it is parked after ``park_after``) and when the admin was
     told about it."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
-    for name in ("first_failed_at", "notified_at"):
-        if name not in columns:
-            conn.execute(sa.text(f"ALTER TABLE ledger ADD COLUMN {name} TIMESTAMP"))
+    _add_columns(conn, "ledger", {"first_failed_at": "TIMESTAMP", "notified_at": "TIMESTAMP"})
 
 
 def _listening(conn: Connection) -> None:
@@ -55,11 +61,7 @@ def _nudges(conn: Connection) -> None:
 def _claims(conn: Connection) -> None:
     """Who claimed a row in ``sending``, and when by the wall clock: a row another live
     process is sending is not in doubt."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
-    if "claimed_by" not in columns:
-        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN claimed_by VARCHAR(200)"))
-    if "claimed_at" not in columns:
-        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN claimed_at TIMESTAMP"))
+    _add_columns(conn, "ledger", {"claimed_by": "VARCHAR(200)", "claimed_at": "TIMESTAMP"})
 
 
 def _calendar_items(conn: Connection) -> None:
@@ -71,12 +73,9 @@ def _trust(conn: Connection) -> None:
     """Listening you can trust: the start an RSVP answered (a moved meeting's earlier answers
     are stale), the roster row a bounce was for (not mailed again until it changes), and
     an index to find a message read before (a second delivery is not applied twice)."""
-    inspect = sa.inspect(conn)
-    for table, column, kind in (("rsvps", "for_start", "VARCHAR(40)"),
-                                ("bounces", "row", "VARCHAR(64)")):
-        if column not in {c["name"] for c in inspect.get_columns(table)}:
-            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
-    if "ix_inbox_message_id" not in {i["name"] for i in inspect.get_indexes("inbox")}:
+    _add_columns(conn, "rsvps", {"for_start": "VARCHAR(40)"})
+    _add_columns(conn, "bounces", {"row": "VARCHAR(64)"})
+    if "ix_inbox_message_id" not in {i["name"] for i in sa.inspect(conn).get_indexes("inbox")}:
         conn.execute(sa.text("CREATE INDEX ix_inbox_message_id ON inbox (message_id)"))
 
 
@@ -103,35 +102,27 @@ def _desk(conn: Connection) -> None:
     her, her decisions on packs and minutes, and what each answer clerk owes is about."""
     for table in (s.mailed_minutes, s.questions, s.decisions):
         table.create(conn, checkfirst=True)
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("replies")}
-    if "about" not in columns:
-        conn.execute(sa.text("ALTER TABLE replies ADD COLUMN about VARCHAR(100) NOT NULL "
-                             "DEFAULT ''"))
+    _add_columns(conn, "replies", {"about": "VARCHAR(100) NOT NULL DEFAULT ''"})
 
 
 def _once(conn: Connection) -> None:
     """Answers owed and attachments kept back are recorded once each, though two workers
     read the same message at once: a digest of what each is, unique."""
-    inspect = sa.inspect(conn)
     for table in ("replies", "quarantine"):
-        if "digest" not in {c["name"] for c in inspect.get_columns(table)}:
-            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN digest VARCHAR(64)"))
-        if f"ux_{table}_digest" not in {i["name"] for i in inspect.get_indexes(table)}:
+        _add_columns(conn, table, {"digest": "VARCHAR(64)"})
+        if f"ux_{table}_digest" not in {i["name"] for i in sa.inspect(conn).get_indexes(table)}:
             conn.execute(sa.text(f"CREATE UNIQUE INDEX ux_{table}_digest ON {table} (digest)"))
 
 
 def _leases(conn: Connection) -> None:
     """A claim's lease: until when the worker that claimed a row may keep it in ``sending``
     before another host takes it as in doubt (one on the claimant's host can tell sooner)."""
-    if "lease_until" not in {c["name"] for c in sa.inspect(conn).get_columns("ledger")}:
-        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN lease_until TIMESTAMP"))
+    _add_columns(conn, "ledger", {"lease_until": "TIMESTAMP"})
 
 
 def _assigned(conn: Connection) -> None:
     """When an action's owners were last changed (the new owner's chasing starts then)."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("actions")}
-    if "assigned_at" not in columns:
-        conn.execute(sa.text("ALTER TABLE actions ADD COLUMN assigned_at TIMESTAMP"))
+    _add_columns(conn, "actions", {"assigned_at": "TIMESTAMP"})
 
 
 def _fact_changes(conn: Connection) -> None:
@@ -142,11 +133,7 @@ def _fact_changes(conn: Connection) -> None:
 def _first_state(conn: Connection) -> None:
     """A row's history begins with the row itself (its first state and reason), not with an
     event of its own: recording a plan writes one row a message, not two."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("ledger")}
-    if "first_state" not in columns:
-        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN first_state VARCHAR(20)"))
-    if "first_reason" not in columns:
-        conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN first_reason TEXT"))
+    _add_columns(conn, "ledger", {"first_state": "VARCHAR(20)", "first_reason": "TEXT"})
 
 
 def _key_order(conn: Connection) -> None:

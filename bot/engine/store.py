@@ -146,9 +146,7 @@ class Store(Facts, DeskFacts, ActionFacts, LedgerReads):
     # --- facts the planner reads -------------------------------------------------------
 
     def facts_version(self) -> int:
-        with self.engine.connect() as conn:
-            value = conn.execute(META_VALUE, {"name": "facts"}).scalar()
-        return int(value or 0)
+        return int(self.meta_value("facts") or 0)
 
     def bump_facts(self, conn: Connection, *units: str,
                    since: int | None = None) -> tuple[int, set[str]]:

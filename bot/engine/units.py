@@ -66,24 +66,17 @@ def units_of(groups: Iterable[str]) -> list[str]:
 DIGESTS = key_range(f"{ACTIONS}/")  # their rows
 
 
-def unit_rows(units: Iterable[str]) -> Any:
-    """The ledger rows of ``units``: a group's (less its weekly part's, and less the owners'
-    digests, which a row carries as their first owner's group), a group's weekly part's,
-    and with :data:`ACTIONS` among them, the owners' digests (keyed ``-/…``)."""
-    found = [sa.and_(key_range(prefix), *(() if only is None else (only,)))
-             for prefix, only in unit_ranges(units)]
-    return sa.or_(*found) if found else sa.false()
-
-
 _WEEK = sa.and_(ledger.c.meeting_id == "-", ledger.c.rule_id.in_(planner.WEEKLY))
 
 
 def unit_ranges(units: Iterable[str]) -> list[tuple[str, Any]]:
-    """The ledger rows of ``units`` by the keys they lie under, in the keys' order: each
-    group's ``<group>/`` (a unit is its keys', :func:`unit_of`) with what picks the weekly
-    part's rows (under ``<group>/-/``), or the others', when only one of its units is
-    asked; the owners' digests' ``-/``. A range is read by the key's index, a row once
-    (bot/engine/store.py)."""
+    """The ledger rows of ``units`` — a group's (less its weekly part's, and less the
+    owners' digests, which a row carries as their first owner's group), a group's weekly
+    part's, and with :data:`ACTIONS` among them, the owners' digests (keyed ``-/…``) — by
+    the keys they lie under, in the keys' order: each group's ``<group>/`` (a unit is its
+    keys', :func:`unit_of`) with what picks the weekly part's rows (under ``<group>/-/``),
+    or the others', when only one of its units is asked; the owners' digests' ``-/``. A
+    range is read by the key's index, a row once (bot/engine/store.py)."""
     asked = set(units)
     groups = {u for u in asked if u != ACTIONS and group_of(u) == u}
     weeks = {group_of(u) for u in asked if group_of(u) != u}

@@ -247,7 +247,7 @@ def test_each_unit_reads_its_own_rows(config_dir: Path, store: Store):
     import sqlalchemy as sa
 
     from bot.engine.schema import ledger
-    from bot.engine.units import unit_of, unit_rows, units_of, weekly
+    from bot.engine.units import unit_of, units_of, weekly
 
     ex = Executor(config_mod.load(config_dir), store, MemoryTransport())
     now = datetime(2027, 1, 6, 10, tzinfo=UTC)
@@ -300,7 +300,7 @@ def test_a_unit_s_rows_are_read_a_range_of_keys_at_a_time_each_once(store: Store
     import sqlalchemy as sa
 
     from bot.engine.schema import ledger
-    from bot.engine.units import unit_of, unit_ranges, unit_rows, weekly
+    from bot.engine.units import unit_of, unit_ranges, weekly
 
     at = datetime(2027, 1, 4, 9, tzinfo=UTC)
     rows = []
@@ -340,3 +340,16 @@ def test_a_unit_s_rows_are_read_a_range_of_keys_at_a_time_each_once(store: Store
             plan = " ".join(r[3] for r in conn.exec_driver_sql(
                 f"EXPLAIN QUERY PLAN {sql}", params))
         assert "sqlite_autoindex_ledger_1" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def unit_rows(units: list[str]) -> Any:
+    """All the ledger rows of ``units`` (sent ones too), as the ranges of their keys the
+    diff reads them by."""
+    import sqlalchemy as sa
+
+    from bot.engine.schema import key_range
+    from bot.engine.units import unit_ranges
+
+    found = [sa.and_(key_range(prefix), *(() if only is None else (only,)))
+             for prefix, only in unit_ranges(units)]
+    return sa.or_(*found) if found else sa.false()
